@@ -1,0 +1,3 @@
+from galgen.cli import main
+
+main()

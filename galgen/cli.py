@@ -1,0 +1,186 @@
+"""The galgen command line: one short function per command (parse, call, print, exit code).
+
+Heavy modules (torch, astropy, galsim) are imported inside the commands so that
+``galgen --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from galgen import __version__
+from galgen.errors import GalgenError, NotImplementedYet
+
+app = typer.Typer(
+    name="galgen",
+    help="Realistic galaxy images from a denoising diffusion model, straight from and into FITS files.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def command_line() -> str:
+    """The command as the user typed it, for provenance headers."""
+    return shlex.join(["galgen", *sys.argv[1:]])
+
+
+def reported(fn):
+    """Turn library errors into one line on stderr and the error's exit code.
+
+    Unexpected exceptions are reported the same way with exit code 1; set GALGEN_DEBUG=1
+    to see the traceback instead.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from galgen.console import stderr
+
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except GalgenError as exc:
+            if os.environ.get("GALGEN_DEBUG"):
+                raise
+            stderr.print(f"galgen {fn.__name__}: error: {exc}", markup=False, highlight=False)
+            raise typer.Exit(exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence for users
+            if os.environ.get("GALGEN_DEBUG"):
+                raise
+            message = str(exc).splitlines()[0] if str(exc) else ""
+            stderr.print(
+                f"galgen {fn.__name__}: internal error: {type(exc).__name__}: {message}"
+                " (set GALGEN_DEBUG=1 for the traceback)",
+                markup=False,
+                highlight=False,
+            )
+            raise typer.Exit(1)
+
+    return wrapper
+
+
+def _version_callback(value: bool):
+    if value:
+        typer.echo(f"galgen {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version_callback, is_eager=True, help="Print the version and exit."
+    ),
+):
+    """Realistic galaxy images from a denoising diffusion model (Smith et al. 2022)."""
+
+
+def _not_built(name: str):
+    raise NotImplementedYet(f"'galgen {name}' is not implemented yet")
+
+
+@app.command()
+@reported
+def prep():
+    """Real cutouts (FITS) -> normalised training set.
+
+    Example: galgen prep cutouts/ -o data/train
+    """
+    _not_built("prep")
+
+
+@app.command()
+@reported
+def train():
+    """Train the diffusion model -> safetensors weights.
+
+    Example: galgen train data/train -o model.safetensors --preset tiny --steps 20000
+    """
+    _not_built("train")
+
+
+@app.command()
+@reported
+def sample():
+    """Mock galaxies as FITS cubes with WCS, physical units and provenance.
+
+    Example: galgen sample -n 1000 -o mocks/
+    """
+    _not_built("sample")
+
+
+@app.command()
+@reported
+def inpaint():
+    """Fill occluded pixels (satellite trails) by guided diffusion.
+
+    Example: galgen inpaint image.fits --mask trail.fits -o fixed.fits
+    """
+    _not_built("inpaint")
+
+
+@app.command()
+@reported
+def desify():
+    """Domain transfer: make any image look like a survey observation.
+
+    Example: galgen desify cartoon.png -o desified/ --strength 0.6
+    """
+    _not_built("desify")
+
+
+@app.command()
+@reported
+def sgd():
+    """Population distance between real and mock galaxies (Synthetic Galaxy Distance).
+
+    Example: galgen sgd real/ mocks/ --json
+    """
+    _not_built("sgd")
+
+
+@app.command()
+@reported
+def calibrate():
+    """Per-band flux calibration of a model's mocks against real data.
+
+    Example: galgen calibrate real/ mocks/ --write-to model.safetensors
+    """
+    _not_built("calibrate")
+
+
+@app.command()
+@reported
+def simulate():
+    """Ground-truth DESI-like galaxies from GalSim, with a truth catalogue.
+
+    Example: galgen simulate -n 1000 -o sims/ --seed 1
+    """
+    _not_built("simulate")
+
+
+@app.command()
+@reported
+def info():
+    """Print the provenance of a FITS file or a weights file.
+
+    Example: galgen info mocks/mock_000000.fits
+    """
+    _not_built("info")
+
+
+def main():
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

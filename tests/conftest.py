@@ -1,0 +1,46 @@
+"""Shared test helpers: where the real data lies, and the FITS standard's own validator."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+DECALS = SHARED_DATA / "decals-grz"
+
+
+def fitsverify(path) -> tuple[int, int, str]:
+    """Run Debian's ``fitsverify`` on one file: (warnings, errors, full report).
+
+    Skips the calling test when the tool is missing, unless GALGEN_REQUIRE_FITSVERIFY=1
+    (set by .ci/run), where a missing validator is a failure.
+    """
+    exe = shutil.which("fitsverify")
+    if exe is None:
+        if os.environ.get("GALGEN_REQUIRE_FITSVERIFY"):
+            pytest.fail("fitsverify is not installed (apt-get install fitsverify)")
+        pytest.skip("fitsverify is not installed (apt-get install fitsverify)")
+    report = subprocess.run([exe, str(path)], capture_output=True, text=True).stdout
+    match = re.search(r"\*\*\*\*\s+Verification found (\d+) warning\(s\) and (\d+) error\(s\)", report)
+    if match is None:
+        raise AssertionError(f"unexpected fitsverify report:\n{report}")
+    return int(match.group(1)), int(match.group(2)), report
+
+
+def assert_fitsverify_clean(path) -> None:
+    warnings, errors, report = fitsverify(path)
+    assert (warnings, errors) == (0, 0), report
+
+
+@pytest.fixture
+def decals_dir() -> Path:
+    """The real DECaLS cutouts in ../shared/data; skips cleanly where they are absent."""
+    if not DECALS.is_dir():
+        pytest.skip(f"real data not present ({DECALS})")
+    return DECALS
