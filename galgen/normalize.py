@@ -1,0 +1,176 @@
+"""The invertible per-band flux transform, and the statistics that choose its range.
+
+Smith et al. 2022 (section 3.1, eq. 13) clip each image to ``[0, A]`` and map that range
+linearly onto ``[-1, 1]``; ``A`` is the boundary of a two-cluster k-means over every galaxy's
+99.9th-percentile flux. galgen does the same per band, and by default keeps the negative half
+of the sky noise (lower limit ``-5 x`` the robust sky RMS) instead of clipping it at 0.
+The parameters travel with the dataset and then inside the model's weights file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from galgen.errors import InputError
+
+# 1 / Phi^-1(3/4): turns a median absolute deviation into the standard deviation of a Gaussian
+MAD_TO_SIGMA = 1.482602218505602
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """Linear per-band map of flux ``[lower, upper]`` onto ``[-1, 1]``, clipped outside.
+
+    Parameters
+    ----------
+    bands : str
+        One letter per plane, in plane order (e.g. ``"grz"``).
+    lower, upper : tuple of float
+        Per-band truncation fluxes, in the data's flux unit (nanomaggies for DESI), ``lower < upper``.
+    """
+
+    bands: str
+    lower: tuple[float, ...]
+    upper: tuple[float, ...]
+
+    def __post_init__(self):
+        lower = tuple(float(v) for v in self.lower)
+        upper = tuple(float(v) for v in self.upper)
+        object.__setattr__(self, "lower", lower)
+        object.__setattr__(self, "upper", upper)
+        if not (len(self.bands) == len(lower) == len(upper)) or not self.bands:
+            raise InputError(
+                f"normaliser needs one lower and one upper value per band: bands {self.bands!r}, "
+                f"{len(lower)} lower, {len(upper)} upper"
+            )
+        for band, lo, hi in zip(self.bands, lower, upper):
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise InputError(f"normaliser band {band}: lower {lo:g} must be finite and below upper {hi:g}")
+
+    def forward(self, flux: np.ndarray) -> np.ndarray:
+        """Flux -> ``[-1, 1]``: ``x = 2 (clip(f, lo, A) - lo) / (A - lo) - 1``, per band.
+
+        Parameters
+        ----------
+        flux : ndarray, shape (..., C, H, W)
+            Flux in the normaliser's unit; the band axis is third from the end.
+
+        Returns
+        -------
+        ndarray
+            Same shape, float32 (float64 if the input is float64). With ``lo = 0`` this is
+            exactly the paper's eq. 13, ``2 max(0, min(f, A)) / A - 1``. NaN stays NaN.
+        """
+        flux = self._check(flux)
+        lo, hi = self._limits(flux.dtype)
+        return 2 * (np.clip(flux, lo, hi) - lo) / (hi - lo) - 1
+
+    def inverse(self, x: np.ndarray) -> np.ndarray:
+        """``[-1, 1]`` -> flux: ``f = lo + (x + 1) (A - lo) / 2``, per band (exact inside the range).
+
+        Values outside ``[-1, 1]`` are extrapolated linearly, not clipped, so that a model's
+        overshoot stays visible.
+        """
+        x = self._check(x)
+        lo, hi = self._limits(x.dtype)
+        return lo + (x + 1) * (hi - lo) / 2
+
+    def to_dict(self) -> dict:
+        """JSON-safe form, for dataset.json and weights metadata."""
+        return {"bands": self.bands, "lower": list(self.lower), "upper": list(self.upper)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Normalizer":
+        """Inverse of :meth:`to_dict`; raises InputError on a malformed dict."""
+        try:
+            return cls(bands=str(d["bands"]), lower=tuple(d["lower"]), upper=tuple(d["upper"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed normaliser {d!r} ({exc})") from None
+
+    def _check(self, array) -> np.ndarray:
+        array = np.asarray(array)
+        if array.dtype != np.float64:
+            array = array.astype(np.float32, copy=False)
+        if array.ndim < 3 or array.shape[-3] != len(self.bands):
+            raise InputError(
+                f"normaliser for bands {self.bands!r} needs (..., {len(self.bands)}, H, W), got shape {array.shape}"
+            )
+        return array
+
+    def _limits(self, dtype) -> tuple[np.ndarray, np.ndarray]:
+        # shaped (C, 1, 1) so that they broadcast over (..., C, H, W)
+        lo = np.asarray(self.lower, dtype=dtype)[:, None, None]
+        hi = np.asarray(self.upper, dtype=dtype)[:, None, None]
+        return lo, hi
+
+
+def kmeans_boundary(values: np.ndarray) -> float:
+    """Boundary of the exact two-cluster k-means of 1-D values (Lloyd 1982; Smith et al. 2022 sec. 3.1).
+
+    In one dimension the optimal two clusters are a split of the sorted values, so every
+    split point is scanned and the one with the largest between-cluster sum of squares,
+    ``n1 n2 / n (m1 - m2)^2`` (equivalently the smallest within-cluster sum), is kept:
+    exact, with no starting point to choose, O(n log n). The boundary is the midpoint of
+    the two centroids, ``(m1 + m2) / 2``.
+
+    Parameters
+    ----------
+    values : array_like
+        1-D values (here: each galaxy's 99.9th-percentile flux in one band). NaNs are ignored.
+
+    Returns
+    -------
+    float
+        The boundary, in the values' unit. With a single distinct value there is only one
+        cluster and that value is returned.
+    """
+    x = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        raise InputError("k-means needs at least one finite value")
+    if x[0] == x[-1]:
+        return float(x[0])
+    n = x.size
+    n_low = np.arange(1, n)  # size of the low cluster for a split after position n_low - 1
+    low_sum = np.cumsum(x)[:-1]
+    mean_low = low_sum / n_low
+    mean_high = (x.sum() - low_sum) / (n - n_low)
+    # a split between equal values is never better than one between distinct values
+    score = n_low * (n - n_low) * (mean_high - mean_low) ** 2
+    score[x[:-1] == x[1:]] = -1.0
+    best = int(np.argmax(score))
+    return float((mean_low[best] + mean_high[best]) / 2)
+
+
+def robust_sigma(values: np.ndarray) -> float:
+    """Standard deviation from the median absolute deviation: ``1.4826 median(|x - median(x)|)``.
+
+    Robust to the galaxies and stars that reach into a stamp's border: up to half the
+    pixels may be sources before the estimate breaks. For Gaussian noise it estimates sigma.
+
+    Parameters
+    ----------
+    values : array_like
+        Sky pixels (flux units). NaNs are ignored.
+
+    Returns
+    -------
+    float
+        Sigma in the same unit; NaN if no finite value is given.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return float("nan")
+    return float(MAD_TO_SIGMA * np.median(np.abs(x - np.median(x))))
+
+
+def border_pixels(image: np.ndarray, *, width: int) -> np.ndarray:
+    """The pixels within ``width`` of the edge of a 2-D image, as a 1-D array (the sky of a centred stamp)."""
+    h, w = image.shape
+    width = max(1, min(width, h // 2, w // 2))
+    inner = np.zeros((h, w), dtype=bool)
+    inner[width : h - width, width : w - width] = True
+    return image[~inner]
