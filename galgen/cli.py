@@ -89,12 +89,36 @@ def _not_built(name: str):
 
 @app.command()
 @reported
-def prep():
-    """Real cutouts (FITS) -> normalised training set.
+def prep(
+    inputs: List[str] = typer.Argument(..., help="FITS cutouts: files, directories, globs or @list.txt."),
+    output: Path = typer.Option(..., "--output", "-o", help="Dataset directory to create."),
+    size: int = typer.Option(64, "--size", min=1, help="Centre-crop side in pixels."),
+    bands: str = typer.Option("grz", "--bands", help="Bands to keep, in this order."),
+    upper: Optional[str] = typer.Option(
+        None, "--upper", help="Upper truncation: A for every band or g=5,r=5,z=6 [default: k-means]."
+    ),
+    lower: str = typer.Option("auto", "--lower", help="Lower truncation: auto (-5 sky RMS), 0 (paper) or a value."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes reading the files."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset directory."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
+):
+    """Real cutouts (FITS) -> normalised training set (images.npy + dataset.json).
 
-    Example: galgen prep cutouts/ -o data/train
+    Example: galgen prep cutouts/ -o data/train --size 64 --bands grz --lower 0
     """
-    _not_built("prep")
+    from galgen.inputs import expand_inputs
+    from galgen.prep import PrepConfig, parse_band_values, prep_dataset, report_result
+
+    config = PrepConfig(
+        size=size,
+        bands=bands,
+        upper=None if upper is None else parse_band_values(upper, bands=bands, option="--upper"),
+        lower=None if lower == "auto" else parse_band_values(lower, bands=bands, option="--lower"),
+        workers=workers,
+    )
+    paths = expand_inputs(inputs)
+    result = prep_dataset(paths, output, config=config, command=command_line(), overwrite=overwrite, show_progress=True)
+    report_result(result, as_json=json_out)
 
 
 @app.command()

@@ -1,0 +1,134 @@
+"""The on-disk training set: a directory holding images.npy and dataset.json.
+
+``images.npy`` is a plain NumPy array, float32, shape ``(N, C, H, W)``, values in ``[-1, 1]``,
+so that training memory-maps it (``np.load(..., mmap_mode="r")``) however large it is.
+``dataset.json`` says what the numbers mean: bands, size, pixel scale, unit, the normaliser
+that maps them back to flux, where every row came from, and what was skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from galgen.errors import InputError
+from galgen.normalize import Normalizer
+
+IMAGES_NAME = "images.npy"
+META_NAME = "dataset.json"
+FORMAT_NAME = "galgen-dataset"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Dataset:
+    """A training set opened for reading: images stay on disk, memory-mapped."""
+
+    images: np.ndarray  # memmap, float32, (N, C, H, W), values in [-1, 1]
+    meta: dict  # the parsed dataset.json
+    normalizer: Normalizer  # maps images back to flux: normalizer.inverse(images[i])
+    path: Path | None = None
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    @property
+    def bands(self) -> str:
+        return self.normalizer.bands
+
+    @property
+    def size(self) -> int:
+        return int(self.images.shape[-1])
+
+
+def open_dataset(path) -> Dataset:
+    """Open a dataset directory written by ``galgen prep``; InputError if it is missing or corrupt."""
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError("no such dataset directory (make one with 'galgen prep')", path=path)
+    meta = read_meta(path)
+    try:
+        images = np.load(path / IMAGES_NAME, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError(f"dataset has no {IMAGES_NAME}", path=path) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"corrupt {IMAGES_NAME} ({exc})", path=path) from None
+    normalizer = Normalizer.from_dict(meta.get("normalizer", {}))
+    expected = (meta.get("count"), len(normalizer.bands), meta.get("size"), meta.get("size"))
+    if images.dtype != np.float32 or images.shape != expected:
+        raise InputError(
+            f"{IMAGES_NAME} holds {images.dtype} {images.shape}, dataset.json promises float32 {expected}",
+            path=path,
+        )
+    return Dataset(images=images, meta=meta, normalizer=normalizer, path=path)
+
+
+def read_meta(path) -> dict:
+    """The parsed dataset.json of a dataset directory (InputError if absent, unreadable or foreign)."""
+    meta_path = Path(path) / META_NAME
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"not a dataset: no {META_NAME}", path=path) from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"corrupt {META_NAME} ({exc})", path=path) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise InputError(f"{META_NAME} is not a galgen dataset description", path=path)
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise InputError(
+            f"dataset format version {meta['format_version']} is newer than this galgen understands", path=path
+        )
+    return meta
+
+
+def create_images(directory, shape: tuple[int, int, int, int]) -> np.ndarray:
+    """Pre-allocate images.npy in ``directory`` as a writable float32 memmap of ``shape``."""
+    return np.lib.format.open_memmap(Path(directory) / IMAGES_NAME, mode="w+", dtype=np.float32, shape=shape)
+
+
+def write_meta(directory, meta: dict) -> Path:
+    """Write dataset.json (adding the format name and version); plain JSON types only, NaN refused."""
+    target = Path(directory) / META_NAME
+    full = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **meta}
+    target.write_text(json.dumps(full, indent=1, allow_nan=False) + "\n")
+    return target
+
+
+@contextmanager
+def dataset_directory(path, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory beside ``path``; it becomes ``path`` only if the block succeeds.
+
+    Nothing half-written is ever visible under the final name: on any error the temporary
+    directory is removed. An existing ``path`` is an InputError unless ``overwrite``.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError("output already exists (choose another name or pass --overwrite)", path=path)
+    if path.exists() and not path.is_dir():
+        raise InputError("output exists and is not a directory", path=path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError("output's parent directory does not exist", path=path)
+    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=parent))
+    try:
+        yield work
+        if path.exists():
+            # move the old one aside first so that a failed rename leaves it untouched
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=parent))
+            os.replace(path, old / "dataset")
+            os.replace(work, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(work, path)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+

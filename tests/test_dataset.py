@@ -1,0 +1,76 @@
+import json
+
+import numpy as np
+import pytest
+
+from galgen.dataset import create_images, dataset_directory, open_dataset, write_meta
+from galgen.errors import InputError
+from galgen.normalize import Normalizer
+
+NORM = Normalizer(bands="gr", lower=(-0.05, -0.1), upper=(5.0, 6.0))
+
+
+def _write_dataset(directory, count=3, size=8):
+    directory.mkdir()
+    images = create_images(directory, (count, 2, size, size))
+    images[:] = np.linspace(-1, 1, images.size, dtype=np.float32).reshape(images.shape)
+    images.flush()
+    del images
+    write_meta(directory, {"bands": "gr", "size": size, "count": count, "normalizer": NORM.to_dict()})
+    return directory
+
+
+def test_round_trip_opens_as_memmap_with_normalizer(tmp_path):
+    ds = open_dataset(_write_dataset(tmp_path / "ds"))
+    assert isinstance(ds.images, np.memmap) and ds.images.dtype == np.float32
+    assert ds.images.shape == (3, 2, 8, 8) and len(ds) == 3 and ds.size == 8 and ds.bands == "gr"
+    assert ds.normalizer == NORM
+    assert ds.images[0, 0, 0, 0] == -1 and ds.images[-1, -1, -1, -1] == 1
+    assert ds.meta["format"] == "galgen-dataset"
+
+
+def test_missing_and_corrupt_datasets_are_input_errors(tmp_path):
+    with pytest.raises(InputError, match="no such dataset"):
+        open_dataset(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no dataset.json"):
+        open_dataset(tmp_path / "empty")
+    bad = _write_dataset(tmp_path / "bad")
+    (bad / "dataset.json").write_text("{not json")
+    with pytest.raises(InputError, match="corrupt dataset.json"):
+        open_dataset(bad)
+    (bad / "dataset.json").write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(InputError, match="not a galgen dataset"):
+        open_dataset(bad)
+
+
+def test_images_that_disagree_with_the_metadata_are_refused(tmp_path):
+    ds = _write_dataset(tmp_path / "ds")
+    write_meta(ds, {"bands": "gr", "size": 8, "count": 4, "normalizer": NORM.to_dict()})
+    with pytest.raises(InputError, match="promises"):
+        open_dataset(ds)
+    (ds / "images.npy").write_bytes(b"\x93NUMPY garbage")
+    with pytest.raises(InputError, match="corrupt images.npy"):
+        open_dataset(ds)
+    (ds / "images.npy").unlink()
+    with pytest.raises(InputError, match="no images.npy"):
+        open_dataset(ds)
+
+
+def test_dataset_directory_is_all_or_nothing(tmp_path):
+    target = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        with dataset_directory(target) as work:
+            (work / "partial").write_text("x")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    with dataset_directory(target) as work:
+        (work / "first").write_text("1")
+    assert (target / "first").exists()
+    with pytest.raises(InputError, match="already exists"):
+        with dataset_directory(target):
+            pass
+    with dataset_directory(target, overwrite=True) as work:
+        (work / "second").write_text("2")
+    assert sorted(p.name for p in target.iterdir()) == ["second"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
