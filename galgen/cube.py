@@ -1,0 +1,621 @@
+"""FITS in and out: the only module that reads or writes FITS files.
+
+A galaxy is a `Cube`: float32 flux shaped (band, y, x) in native byte order, the band
+names, the celestial WCS of the x/y axes, a unit, and a mask of bad pixels. Files are
+read with astropy (one code path for plain, gzip and tile-compressed files) and every
+failure becomes an `InputError` naming the file. Writes are atomic and pass
+``fitsverify`` with no warnings: CHECKSUM/DATASUM, a band axis 3 described in the WCS,
+long strings through the CONTINUE convention.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyUserWarning
+from astropy.wcs import WCS, FITSFixedWarning
+
+from galgen import __version__
+from galgen.errors import InputError
+from galgen.provenance import provenance_from_header, provenance_to_header
+
+DEFAULT_UNIT = "nanomaggy"
+# Spellings of the Legacy Survey flux unit seen in the wild, all meaning 1e-9 maggy.
+_NANOMAGGY_SPELLINGS = {"nanomaggy", "nanomaggies", "nmgy", "nanomaggys"}
+# Extensions that carry a bad-pixel mask or flag map (non-zero = bad).
+_MASK_EXTNAMES = ("MASK", "FLAGS", "BADPIX", "DQ", "BITMASK")
+# Cards that describe the layout of the input and must not be copied onto an output.
+_STRUCTURAL = re.compile(
+    r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|XTENSION|EXTNAME|EXTVER|CHECKSUM|DATASUM"
+    r"|BSCALE|BZERO|BLANK|BUNIT|BANDS|BAND\d+|Z\w+|TFIELDS|TTYPE\d+|TFORM\d+|TUNIT\d+|TDIM\d+)$"
+)
+# World-coordinate cards; the output's are written afresh from `Cube.wcs`.
+_WCS_KEY = re.compile(
+    r"^(WCSAXES|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|PS\d_\d+"
+    r"|CNAME\d|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJDREF\w*|DATEREF|A_\w+|B_\w+|AP_\w+|BP_\w+"
+    r"|IMAGEW|IMAGEH)$"
+)
+
+
+@dataclass
+class Cube:
+    """A multi-band image: float32 flux ``(band, y, x)`` with its bands, WCS and mask."""
+
+    data: np.ndarray  # float32, native byte order, shape (band, y, x), flux in `unit`
+    bands: str  # one letter per plane, e.g. "grz"
+    wcs: WCS | None = None  # celestial 2-D WCS of axes x, y
+    unit: str = DEFAULT_UNIT
+    mask: np.ndarray | None = None  # bool (band, y, x), True = bad or missing pixel
+    header: fits.Header = field(default_factory=fits.Header)  # the input's other cards, for reference
+    path: str | None = None
+
+    def __post_init__(self):
+        data = np.asarray(self.data)
+        if data.ndim == 2:
+            data = data[np.newaxis]
+        if data.ndim != 3:
+            raise ValueError(f"cube data must be (band, y, x), got shape {data.shape}")
+        self.data = data.astype(np.float32, copy=False)
+        if len(self.bands) != self.data.shape[0]:
+            raise ValueError(f"{self.data.shape[0]} planes but bands {self.bands!r}")
+        if self.mask is not None:
+            mask = np.asarray(self.mask, dtype=bool)
+            self.mask = np.broadcast_to(mask, self.data.shape).copy() if mask.shape != self.data.shape else mask
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.shape)
+
+    @property
+    def pixel_scale(self) -> float | None:
+        """Pixel scale in arcsec/pixel (geometric mean of the two axes), or None without a WCS."""
+        if self.wcs is None:
+            return None
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        scales = proj_plane_pixel_scales(self.wcs)  # degrees per pixel along x and y
+        return float(np.sqrt(scales[0] * scales[1]) * 3600.0)
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_cube(path, *, hdu: int | str | None = None, bands: str | None = None,
+              zero_is_missing: bool | None = None) -> Cube:
+    """Read a ``(band, y, x)`` cube (or a 2-D one-band image) from a FITS file.
+
+    ``hdu`` picks the HDU by index or EXTNAME; by default the first HDU holding an image
+    (HDU 1 of a tile-compressed ``.fits.fz``). Band names come from the header (``BANDS``,
+    then ``BAND0..``/``FILTER1..`` per plane, then ``FILTER``); ``bands`` either names the
+    planes of a file that does not, or selects and orders planes of one that does.
+    NaN/inf pixels, BLANK values of integer images and non-zero pixels of a MASK/FLAGS
+    extension become ``Cube.mask``. ``zero_is_missing``: the Legacy Survey cutout service
+    fills pixels without coverage with exactly 0.0; by default such pixels are masked in
+    files that galgen did not write (galgen writes its masks explicitly).
+    """
+    path = Path(path)
+    with _open_fits(path) as hdul:
+        index = _pick_image_hdu(hdul, hdu, path)
+        image = hdul[index]
+        raw = _load_data(image, path)
+        header = image.header
+        data, mask = _as_float_cube(raw, header, path)
+        mask |= _mask_extension(hdul, index, data.shape, path)
+        if zero_is_missing is None:
+            zero_is_missing = "GALGEN" not in header and "GALGEN" not in hdul[0].header
+        if zero_is_missing:
+            mask |= data == 0.0
+        file_bands = _header_bands(header, data.shape[0])
+        wcs = _celestial_wcs(header, path)
+        unit = _unit(header)
+        kept = _reference_cards(header)
+    data, mask, names = _select_bands(data, mask, file_bands, bands, path)
+    return Cube(data=data, bands=names, wcs=wcs, unit=unit, mask=mask if mask.any() else None,
+                header=kept, path=str(path))
+
+
+def read_band_files(paths: Sequence, *, bands: str | None = None, method: str = "interp") -> Cube:
+    """Read one 2-D image per band and align them on the grid of the first file.
+
+    Files whose WCS differs from the first one's are resampled with ``reproject``
+    (``method`` "interp": bilinear, or "exact": flux-conserving overlap). Values are
+    per-pixel fluxes, so a resampled plane is multiplied by the ratio of pixel areas
+    (reference / input). Pixels with no input coverage are NaN and masked.
+    ``bands`` gives one letter per file when the headers do not name them.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError("no band files given")
+    if bands is not None and len(bands) != len(paths):
+        raise InputError(f"{len(paths)} band files but bands={bands!r}")
+    planes = [read_cube(p, bands=None if bands is None else bands[i]) for i, p in enumerate(paths)]
+    for plane, p in zip(planes, paths):
+        if plane.shape[0] != 1:
+            raise InputError(f"expected a 2-D single-band image, got {plane.shape[0]} planes", path=p)
+    names = "".join(plane.bands for plane in planes)
+    if len(set(names)) != len(names):
+        raise InputError(f"band names repeat across the files: {names!r}")
+    ref = planes[0]
+    units = {c.unit for c in planes}
+    if len(units) > 1:
+        raise InputError(f"band files disagree on the flux unit: {sorted(units)}")
+    data = np.empty((len(planes), *ref.shape[1:]), dtype=np.float32)
+    mask = np.zeros(data.shape, dtype=bool)
+    for i, (plane, p) in enumerate(zip(planes, paths)):
+        data[i], mask[i] = _align_plane(plane, ref, method=method, path=p)
+    return Cube(data=data, bands=names, wcs=ref.wcs, unit=ref.unit, mask=mask if mask.any() else None,
+                header=ref.header, path=str(paths[0]))
+
+
+def read_provenance(path) -> dict:
+    """The galgen provenance recorded in a FITS file's primary header (empty dict if none)."""
+    path = Path(path)
+    with _open_fits(path) as hdul:
+        return provenance_from_header(hdul[0].header)
+
+
+@contextmanager
+def _open_fits(path: Path):
+    """Open a FITS file, turning astropy's warnings about damaged files into InputError."""
+    if not path.exists():
+        raise InputError("no such file", path=path)
+    if path.is_dir():
+        raise InputError("is a directory, not a FITS file", path=path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)  # "File may have been truncated" and kin
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+        except AstropyUserWarning as exc:
+            raise InputError(f"damaged FITS file ({_first_line(exc)})", path=path) from None
+        except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError) as exc:
+            raise InputError(f"not a readable FITS file ({_first_line(exc)})", path=path) from None
+        try:
+            yield hdul
+        finally:
+            hdul.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _pick_image_hdu(hdul: fits.HDUList, hdu: int | str | None, path: Path) -> int:
+    if hdu is not None:
+        try:
+            index = hdul.index_of(hdu) if isinstance(hdu, str) else int(hdu)
+            chosen = hdul[index]
+        except (KeyError, IndexError):
+            raise InputError(f"no HDU {hdu!r} (the file has {len(hdul)})", path=path) from None
+        if not _is_image(chosen):
+            raise InputError(f"HDU {hdu!r} is a {type(chosen).__name__}, not an image", path=path)
+        if not chosen.header.get("NAXIS", 0):
+            raise InputError(f"HDU {hdu!r} holds no data", path=path)
+        return index
+    for index, candidate in enumerate(hdul):
+        if _is_image(candidate) and candidate.header.get("NAXIS", 0) > 0:
+            return index
+    kinds = ", ".join(type(h).__name__ for h in hdul)
+    raise InputError(f"no image data in the file (HDUs: {kinds})", path=path)
+
+
+def _is_image(hdu) -> bool:
+    return isinstance(hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU))
+
+
+def _load_data(image, path: Path) -> np.ndarray:
+    """Read the pixels now (not lazily) so that truncated files fail here, not later."""
+    _check_complete(image, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)
+        try:
+            data = image.data
+        except AstropyUserWarning as exc:
+            raise InputError(f"damaged FITS data ({_first_line(exc)})", path=path) from None
+        except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError, RuntimeError) as exc:
+            raise InputError(f"cannot read the image data ({_first_line(exc)})", path=path) from None
+    if data is None or data.size == 0:
+        raise InputError("image HDU holds no data", path=path)
+    return data
+
+
+def _check_complete(image, path: Path) -> None:
+    """Compare the data size the header promises with the bytes the file holds."""
+    info = image.fileinfo()
+    if isinstance(image, fits.CompImageHDU) or info is None or info["file"].compression:
+        return  # compressed data is checked by the decompressor itself
+    head = image.header
+    npix = int(np.prod([head.get(f"NAXIS{i}", 0) for i in range(1, head.get("NAXIS", 0) + 1)]))
+    nbytes = abs(head["BITPIX"]) // 8 * head.get("GCOUNT", 1) * (head.get("PCOUNT", 0) + npix)
+    expected_end = info["datLoc"] + nbytes  # the 2880-byte padding after the data is not required here
+    actual = path.stat().st_size
+    if actual < expected_end:
+        raise InputError(
+            f"truncated FITS file: the header promises {expected_end} bytes, the file has {actual}", path=path
+        )
+
+
+def _as_float_cube(raw: np.ndarray, header, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Native float32 ``(band, y, x)`` and its mask of non-finite / BLANK pixels."""
+    if raw.ndim == 2:
+        raw = raw[np.newaxis]
+    elif raw.ndim == 3:
+        pass
+    elif raw.ndim > 3 and all(n == 1 for n in raw.shape[:-3]):
+        raw = raw.reshape(raw.shape[-3:])  # degenerate leading axes (e.g. radio-style STOKES=1)
+    else:
+        raise InputError(f"expected a 2-D image or a 3-D (band, y, x) cube, got shape {raw.shape}", path=path)
+    blank = None
+    if raw.dtype.kind in "iu" and "BLANK" in header:
+        blank = raw == header["BLANK"]
+    data = raw.astype(np.float32)  # native byte order, always a fresh array
+    mask = ~np.isfinite(data)
+    if blank is not None:
+        mask |= blank
+    return data, mask
+
+
+def _mask_extension(hdul: fits.HDUList, index: int, shape, path: Path) -> np.ndarray:
+    """Bad pixels from a MASK/FLAGS/DQ extension (non-zero = bad); all False without one."""
+    mask = np.zeros(shape, dtype=bool)
+    for i, hdu in enumerate(hdul):
+        if i == index or not _is_image(hdu) or hdu.name.upper() not in _MASK_EXTNAMES:
+            continue
+        flags = _load_data(hdu, path)
+        try:
+            mask |= np.broadcast_to(flags != 0, shape)
+        except ValueError:
+            raise InputError(
+                f"{hdu.name} extension has shape {flags.shape}, the image {tuple(shape)}", path=path
+            ) from None
+    return mask
+
+
+def _header_bands(header, nplanes: int) -> str | None:
+    """Band letters named by the header, or None when it names none."""
+    if header.get("BANDS"):
+        return str(header["BANDS"]).strip()
+    for base in (0, 1):  # DECaLS writes BAND0.., other archives FILTER1..
+        for prefix in ("BAND", "FILTER"):
+            keys = [f"{prefix}{base + i}" for i in range(nplanes)]
+            if all(k in header for k in keys):
+                names = [_band_letter(header[k]) for k in keys]
+                if all(names):
+                    return "".join(names)
+    if nplanes == 1:
+        for key in ("FILTER", "BAND"):
+            letter = _band_letter(header.get(key))
+            if letter:
+                return letter
+    return None
+
+
+def _band_letter(value) -> str | None:
+    """'r', 'DECam r DECam SDSS c0002', 'r.0000', 'z_DECam' -> the one-letter band name."""
+    if not isinstance(value, str):
+        return None
+    for token in re.split(r"[\s._\-/]+", value.strip()):
+        if len(token) == 1 and token.isalpha():
+            return token
+    return None
+
+
+def _select_bands(data, mask, file_bands: str | None, wanted: str | None, path: Path):
+    if file_bands is not None and len(file_bands) != data.shape[0]:
+        raise InputError(
+            f"header names bands {file_bands!r} but the image has {data.shape[0]} planes", path=path
+        )
+    if wanted is None:
+        if file_bands is None:
+            raise InputError(
+                f"the header does not name the {data.shape[0]} bands (no BANDS, BANDn or FILTERn); "
+                "give them (e.g. bands='grz')",
+                path=path,
+            )
+        return data, mask, file_bands
+    if file_bands is None:
+        if len(wanted) != data.shape[0]:
+            raise InputError(f"bands {wanted!r} given for an image with {data.shape[0]} planes", path=path)
+        return data, mask, wanted
+    missing = [b for b in wanted if b not in file_bands]
+    if missing:
+        raise InputError(f"bands {wanted!r} asked for but the file holds {file_bands!r}", path=path)
+    if wanted == file_bands:
+        return data, mask, wanted
+    order = [file_bands.index(b) for b in wanted]
+    return data[order], mask[order], wanted
+
+
+def _celestial_wcs(header, path: Path) -> WCS | None:
+    if "CTYPE1" not in header and "CTYPE2" not in header:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FITSFixedWarning)
+        try:
+            wcs = WCS(header, naxis=2)
+        except Exception as exc:  # astropy raises several unrelated types for bad WCS cards
+            raise InputError(f"invalid WCS ({_first_line(exc)})", path=path) from None
+    return wcs if wcs.has_celestial else None
+
+
+def _unit(header) -> str:
+    unit = str(header.get("BUNIT", "") or "").strip()
+    if not unit or unit.lower() in _NANOMAGGY_SPELLINGS:
+        return DEFAULT_UNIT  # Legacy Survey cutouts carry no BUNIT; their unit is the nanomaggy
+    return unit
+
+
+def _reference_cards(header) -> fits.Header:
+    """The input's descriptive cards: everything but layout, WCS and galgen's own keywords."""
+    kept = fits.Header()
+    for card in header.cards:
+        key = card.keyword
+        if _STRUCTURAL.match(key) or _WCS_KEY.match(key) or key.startswith("GG") or key == "GALGEN":
+            continue
+        if key in ("COMMENT", "") and "FITS (Flexible Image Transport System)" in str(card.value):
+            continue
+        if key == "COMMENT" and "2001A&A...376..359H" in str(card.value):
+            continue
+        kept.append(card, bottom=True)
+    return kept
+
+
+def _align_plane(plane: Cube, ref: Cube, *, method: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One band file's pixels on the reference grid: (flux, mask)."""
+    data = plane.data[0]
+    mask = plane.mask[0] if plane.mask is not None else np.zeros(data.shape, dtype=bool)
+    if _same_grid(plane, ref):
+        return data, mask
+    if plane.wcs is None or ref.wcs is None:
+        raise InputError(
+            f"cannot align: shape {plane.shape[1:]} vs {ref.shape[1:]} and no WCS to resample with", path=path
+        )
+    from reproject import reproject_exact, reproject_interp
+
+    source = np.where(mask, np.nan, data)
+    if method == "interp":
+        out, footprint = reproject_interp((source, plane.wcs), ref.wcs, shape_out=ref.shape[1:], order="bilinear")
+    elif method == "exact":
+        out, footprint = reproject_exact((source, plane.wcs), ref.wcs, shape_out=ref.shape[1:])
+    else:
+        raise InputError(f"unknown resampling method {method!r} (interp or exact)")
+    area_ratio = (ref.pixel_scale / plane.pixel_scale) ** 2  # flux per pixel scales with pixel area
+    out = (out * area_ratio).astype(np.float32)
+    bad = ~np.isfinite(out) | (footprint == 0)
+    return out, bad
+
+
+def _same_grid(plane: Cube, ref: Cube) -> bool:
+    if plane.shape[1:] != ref.shape[1:]:
+        return False
+    if plane.wcs is None or ref.wcs is None:
+        return plane.wcs is None and ref.wcs is None
+    ny, nx = ref.shape[1:]
+    corners = np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1]], dtype=float)
+    a = plane.wcs.all_pix2world(corners, 0)
+    b = ref.wcs.all_pix2world(corners, 0)
+    return bool(np.allclose(a, b, rtol=0, atol=1e-10))
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+@contextmanager
+def atomic_output(path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success, remove it on error.
+
+    The temporary name ends with the final name, so suffix-driven writers (``.fits.gz``)
+    behave the same. A missing directory is an InputError.
+    """
+    path = Path(path)
+    directory = path.parent
+    if not directory.is_dir():
+        raise InputError("output directory does not exist", path=directory)
+    tmp = directory / f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def make_wcs(shape_yx: tuple[int, int], *, pixel_scale: float, ra: float = 180.0, dec: float = 0.0) -> WCS:
+    """A gnomonic (TAN) WCS centred on (ra, dec) degrees, north up, east left, ``pixel_scale`` arcsec/pixel."""
+    ny, nx = shape_yx
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]  # FITS pixels are 1-based: the image centre
+    wcs.wcs.crval = [ra, dec]
+    wcs.wcs.cdelt = [-pixel_scale / 3600.0, pixel_scale / 3600.0]
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.radesys = "ICRS"
+    wcs.wcs.set()
+    return wcs
+
+
+def write_cube(cube: Cube, path, *, provenance: dict | None = None, history: Sequence[str] = (),
+               extra_hdus: Sequence[tuple[str, np.ndarray]] = ()) -> Path:
+    """Write ``cube`` as a FITS cube, atomically; returns the path.
+
+    Primary HDU: float32 ``(band, y, x)``, the celestial WCS on axes 1-2 and a band axis 3,
+    BUNIT, BANDS and BAND0.., the input's descriptive cards, galgen provenance keywords and
+    HISTORY. Extra image HDUs follow (bool arrays as uint8); the cube's mask is written as a
+    MASK extension when it flags any pixel and none is given. CHECKSUM/DATASUM on every HDU.
+    """
+    path = Path(path)
+    header = _cube_header(cube, provenance=provenance, history=history)
+    hdus = [fits.PrimaryHDU(data=np.ascontiguousarray(cube.data, dtype=np.float32), header=header)]
+    names = {name.upper() for name, _ in extra_hdus}
+    extras = list(extra_hdus)
+    if cube.mask is not None and cube.mask.any() and "MASK" not in names:
+        extras.append(("MASK", cube.mask))
+    for name, array in extras:
+        hdus.append(_extra_hdu(name, array, cube))
+    return _write_hdus(fits.HDUList(hdus), path)
+
+
+def write_table(columns: Mapping[str, np.ndarray], path, *, units: Mapping[str, str] | None = None,
+                provenance: dict | None = None) -> Path:
+    """Write columns as a FITS binary table (extension 'TABLE'), atomically; returns the path.
+
+    Numbers, booleans and strings are supported; a 2-D column is stored as a vector per row.
+    Provenance goes in the primary header.
+    """
+    path = Path(path)
+    units = dict(units or {})
+    unknown = set(units) - set(columns)
+    if unknown:
+        raise ValueError(f"units given for unknown columns: {sorted(unknown)}")
+    lengths = {len(np.asarray(v)) for v in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"columns have different lengths: {sorted(lengths)}")
+    cols = [_fits_column(name, np.asarray(values), units.get(name)) for name, values in columns.items()]
+    primary = fits.PrimaryHDU(header=_provenance_header(provenance, ()))
+    table = fits.BinTableHDU.from_columns(cols, name="TABLE")
+    return _write_hdus(fits.HDUList([primary, table]), path)
+
+
+def read_table(path) -> dict[str, np.ndarray]:
+    """Columns of the first binary table in a FITS file, as native-endian numpy arrays (strings as str)."""
+    path = Path(path)
+    with _open_fits(path) as hdul:
+        tables = [h for h in hdul if isinstance(h, fits.BinTableHDU)]
+        if not tables:
+            raise InputError("no binary table in the file", path=path)
+        table = tables[0]
+        _check_complete(table, path)
+        try:
+            records = table.data
+        except (OSError, ValueError, TypeError, EOFError) as exc:
+            raise InputError(f"cannot read the table ({_first_line(exc)})", path=path) from None
+        out = {}
+        for name in table.columns.names:
+            values = np.asarray(records[name])
+            if values.dtype.kind == "S":
+                values = np.char.decode(values, "ascii").astype(str)
+            elif values.dtype.byteorder not in ("=", "|"):
+                values = values.astype(values.dtype.newbyteorder("="))
+            out[name] = values
+    return out
+
+
+def _cube_header(cube: Cube, *, provenance: dict | None, history: Sequence[str]) -> fits.Header:
+    header = fits.Header()
+    header["EXTEND"] = (True, "FITS dataset may contain extensions")
+    header.extend(_cube_wcs_header(cube))
+    header["BUNIT"] = (cube.unit, _unit_comment(cube.unit))
+    header["BANDS"] = (cube.bands, "band of each plane along axis 3, in order")
+    for i, band in enumerate(cube.bands):
+        header[f"BAND{i}"] = (band, f"band of plane {i} (axis 3 pixel {i + 1})")
+    for card in cube.header.cards:
+        if card.keyword not in header or card.keyword in ("HISTORY", "COMMENT"):
+            header.append(card, bottom=True)
+    header.extend(_provenance_header(provenance, history), end=True)
+    if "GALGEN" not in header:  # marks galgen's own files even without provenance (see read_cube)
+        header.set("GALGEN", __version__, "galgen version that wrote this file", before="BUNIT")
+    return header
+
+
+def _cube_wcs_header(cube: Cube) -> fits.Header:
+    """Celestial WCS on axes 1-2 plus a linear band axis 3 (pixel k+1 = plane k)."""
+    header = fits.Header()
+    if cube.wcs is None:
+        return header
+    celestial = cube.wcs.to_header(relax=False)
+    header["WCSAXES"] = (3, "celestial axes 1-2, band axis 3")
+    for card in celestial.cards:
+        if card.keyword in ("WCSAXES", "DATE-OBS", "MJD-OBS"):
+            continue
+        header.append(card, bottom=True)
+    header["CTYPE3"] = ("BAND", "axis 3 is the band (filter): see BANDS")
+    header["CRPIX3"] = (1.0, "pixel 1 of axis 3 ...")
+    header["CRVAL3"] = (0.0, "... is plane 0, i.e. the first letter of BANDS")
+    header["CDELT3"] = (1.0, "one plane per band")
+    header["CNAME3"] = ("band", "pixel k+1 holds band BANDS[k]")
+    return header
+
+
+def _unit_comment(unit: str) -> str:
+    if unit == DEFAULT_UNIT:
+        return "mag = 22.5 - 2.5 log10(flux)"
+    return "flux unit"
+
+
+def _provenance_header(provenance: dict | None, history: Sequence[str]) -> fits.Header:
+    header = fits.Header()
+    if provenance is not None:
+        provenance_to_header(provenance, header)
+    for line in history:
+        header.add_history(str(line))
+    return header
+
+
+def _extra_hdu(name: str, array: np.ndarray, cube: Cube) -> fits.ImageHDU:
+    array = np.asarray(array)
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    elif array.dtype.kind == "f":
+        array = array.astype(np.float32)
+    elif array.dtype.kind in "iu" and array.dtype.byteorder not in ("=", "|"):
+        array = array.astype(array.dtype.newbyteorder("="))
+    hdu = fits.ImageHDU(data=np.ascontiguousarray(array), name=name.upper())
+    if array.shape == cube.data.shape:
+        hdu.header.extend(_cube_wcs_header(cube))
+        hdu.header["BANDS"] = (cube.bands, "band of each plane along axis 3, in order")
+    if name.upper() == "MASK":
+        hdu.header["COMMENT"] = "non-zero = bad or missing pixel of the primary image"
+    elif array.dtype.kind == "f":
+        hdu.header["BUNIT"] = (cube.unit, "same unit as the primary image")
+    return hdu
+
+
+_FITS_FORMATS = {"b": "L", "u1": "B", "i1": "I", "i2": "I", "u2": "J", "i4": "J", "u4": "K", "i8": "K",
+                 "f4": "E", "f8": "D"}
+
+
+def _fits_column(name: str, values: np.ndarray, unit: str | None) -> fits.Column:
+    if values.dtype.kind in "US":
+        strings = values.astype(str)
+        width = max(1, max((len(s) for s in strings.ravel()), default=1))
+        encoded = np.char.encode(strings, "ascii") if strings.size else strings.astype("S1")
+        return fits.Column(name=name, format=f"{width}A", array=encoded, unit=unit)
+    code = "b" if values.dtype.kind == "b" else f"{values.dtype.kind}{values.dtype.itemsize}"
+    if code not in _FITS_FORMATS:
+        raise ValueError(f"column {name!r}: dtype {values.dtype} has no FITS table format")
+    fmt = _FITS_FORMATS[code]
+    if code in ("i1", "u2", "u4"):  # widen to the next signed type FITS stores natively
+        values = values.astype({"i1": np.int16, "u2": np.int32, "u4": np.int64}[code])
+    repeat = int(np.prod(values.shape[1:])) if values.ndim > 1 else 1
+    dim = None
+    if values.ndim > 2:
+        dim = "(" + ",".join(str(n) for n in reversed(values.shape[1:])) + ")"
+    return fits.Column(name=name, format=f"{repeat}{fmt}" if repeat != 1 else fmt, array=values,
+                       unit=unit, dim=dim)
+
+
+def _write_hdus(hdul: fits.HDUList, path: Path) -> Path:
+    for hdu in hdul:
+        _declare_long_strings(hdu.header)
+    with atomic_output(path) as tmp:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # long strings -> CONTINUE
+            hdul.writeto(tmp, checksum=True, output_verify="exception")
+    return path
+
+
+def _declare_long_strings(header: fits.Header) -> None:
+    """Announce the CONTINUE convention (LONGSTRN) when a string value needs it, as fitsverify asks."""
+    if any(isinstance(card.value, str) and len(card.value) > 68 for card in header.cards):
+        header.set("LONGSTRN", "OGIP 1.0", "CONTINUE cards carry string values over 68 chars",
+                   after="EXTEND" if "EXTEND" in header else None)

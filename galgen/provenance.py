@@ -1,0 +1,179 @@
+"""Provenance: what made an output file, recorded so that it can be made again.
+
+`make_provenance` gathers the facts (galgen version, UTC time, command line, sha256 of
+every input file, and run fields such as seed, sampler, NFE, model hash);
+`provenance_to_header` writes them as 8-character FITS keywords plus a HISTORY line, and
+`provenance_from_header` reads them back into the same dict. The keywords are listed in
+docs/fits-format.md. This module never opens FITS files itself (that is cube.py's job);
+it only fills and reads an astropy Header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Sequence
+
+from galgen import __version__
+
+# field -> (FITS keyword, comment, stored as JSON). A field not listed here gets "GG" plus the
+# first six letters of its name, and is recorded in GGEXTRA so that it reads back by name.
+FIELDS: dict[str, tuple[str, str, bool]] = {
+    "version": ("GALGEN", "galgen version that wrote this file", False),
+    "date": ("GGDATE", "UTC time the file was made", False),
+    "command": ("GGCMD", "command line that made this file", False),
+    "model": ("GGMODELF", "model weights file", False),
+    "model_sha256": ("GGMODEL", "sha256 of the model weights file", False),
+    "seed": ("GGSEED", "random seed of the run", False),
+    "index": ("GGINDEX", "image index within the run (noise seeded by seed, index)", False),
+    "sampler": ("GGSAMPLR", "reverse-diffusion sampler", False),
+    "nfe": ("GGNFE", "network evaluations per image", False),
+    "steps": ("GGSTEPS", "sampler steps", False),
+    "eta": ("GGETA", "DDIM eta (0 = deterministic)", False),
+    "schedule": ("GGSCHED", "noise schedule", False),
+    "strength": ("GGSTRENG", "SDEdit strength (fraction of T noised)", False),
+    "resample": ("GGRESAMP", "RePaint resampling count r", False),
+    "jump": ("GGJUMP", "RePaint jump length j", False),
+    "draws": ("GGDRAWS", "number of inpainting draws averaged", False),
+    "device": ("GGDEVICE", "device the network ran on", False),
+    "normaliser": ("GGNORM", "normaliser parameters (JSON)", True),
+    "calibration": ("GGCALIB", "flux calibration factors applied (JSON)", True),
+}
+_INPUT_COUNT = "GGNIN"
+_MAX_LISTED_INPUTS = 999  # GGIN999 / GGSHA999 fill the 8-character keyword limit
+_RESERVED = {keyword for keyword, _, _ in FIELDS.values()} | {"GGNIN", "GGINSHA", "GGEXTRA"}
+_EXTRA = "GGEXTRA"  # JSON map of the keywords of fields outside FIELDS, so they read back
+
+
+def make_provenance(*, command: str, inputs: Sequence = (), **fields) -> dict:
+    """The provenance of an output: version, UTC time, command, input checksums and run fields.
+
+    ``inputs`` are file paths; each is recorded as ``{"path", "sha256"}``. Fields that are
+    None are left out. Field names must be identifiers (they become header keywords).
+    """
+    for name in fields:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+            raise ValueError(f"provenance field names are lower-case identifiers, got {name!r}")
+    provenance = {
+        "version": __version__,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+        "command": str(command),
+        "inputs": [{"path": str(p), "sha256": file_sha256(p)} for p in inputs],
+    }
+    provenance.update({k: _plain(v) for k, v in fields.items() if v is not None})
+    return provenance
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks (memory stays flat)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def provenance_to_header(provenance: dict, header) -> None:
+    """Write a provenance dict into ``header`` (an astropy Header) as GG* keywords + HISTORY."""
+    if provenance.get("date"):
+        set_card(header, "DATE", provenance["date"], "UTC time this file was written")
+    extra: dict[str, list] = {}  # keyword -> [field name, JSON-encoded] for fields outside FIELDS
+    used: dict[str, str] = {}
+    for name, value in provenance.items():
+        if name == "inputs" or value is None:
+            continue
+        keyword, comment, as_json = _keyword_for(name, value, taken=used)
+        used[keyword] = name
+        if name not in FIELDS:
+            extra[keyword] = [name, as_json]
+        set_card(header, keyword, _card_value(value, as_json), comment)
+    if extra:
+        set_card(header, _EXTRA, json.dumps(extra, separators=(",", ":")), "keyword -> [field, JSON?]")
+    if "inputs" in provenance:
+        _inputs_to_header(provenance["inputs"], header)
+    if provenance.get("command"):
+        header.add_history(
+            f"{provenance.get('date', '')} galgen {provenance.get('version', '')}: {provenance['command']}"
+        )
+
+
+def provenance_from_header(header) -> dict:
+    """Read back the dict `provenance_to_header` wrote (empty if the header has none)."""
+    fields = {keyword: (name, as_json) for name, (keyword, _, as_json) in FIELDS.items()}
+    if _EXTRA in header:
+        fields.update({k: (name, as_json) for k, (name, as_json) in json.loads(header[_EXTRA]).items()})
+    provenance: dict = {}
+    for keyword, (name, as_json) in fields.items():
+        if keyword in header:
+            value = header[keyword]
+            provenance[name] = json.loads(value) if as_json else value
+    if _INPUT_COUNT in header:
+        provenance["inputs"] = _inputs_from_header(header)
+    return provenance
+
+
+def set_card(header, keyword: str, value, comment: str = "") -> None:
+    """Set a card, dropping the comment where it would not fit on the card (no truncation warning)."""
+    from astropy.io.fits import Card
+
+    if not (isinstance(value, str) and len(value) > 68):  # long strings put the comment on CONTINUE
+        room = 80 - len(str(Card(keyword, value)).rstrip()) - 3
+        comment = comment if len(comment) <= room else ""
+    header[keyword] = (value, comment)
+
+
+def _keyword_for(name: str, value, *, taken) -> tuple[str, str, bool]:
+    """Keyword, comment and JSON flag of a field; unlisted fields get GG + their name, hashed on collision."""
+    if name in FIELDS:
+        return FIELDS[name]
+    letters = re.sub(r"[^A-Z0-9]", "", name.upper())
+    for keyword in ("GG" + letters[:6], "GG" + letters[:4] + hashlib.sha1(name.encode()).hexdigest()[:2].upper()):
+        if keyword not in taken and keyword not in _RESERVED and not re.fullmatch(r"GG(IN|SHA)\d+", keyword):
+            as_json = isinstance(value, (dict, list, tuple))
+            return keyword, f"galgen field {name}", as_json
+    raise ValueError(f"provenance field {name!r} has no free header keyword (rename it)")
+
+
+def _card_value(value, as_json: bool):
+    if as_json:
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # FITS cards cannot hold NaN or infinity
+    return value
+
+
+def _plain(value):
+    """numpy scalars -> Python scalars, paths -> str, tuples -> lists (JSON- and FITS-safe)."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)) and getattr(value, "ndim", 1) == 0:
+        return value.item()
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return value
+
+
+def _inputs_to_header(inputs: list[dict], header) -> None:
+    set_card(header, _INPUT_COUNT, len(inputs), "number of input files")
+    if len(inputs) > _MAX_LISTED_INPUTS:
+        digest = hashlib.sha256("".join(sorted(i["sha256"] for i in inputs)).encode()).hexdigest()
+        set_card(header, "GGINSHA", digest, "sha256 over the sorted input sha256 list")
+        return
+    for n, item in enumerate(inputs, start=1):
+        set_card(header, f"GGIN{n}", str(item["path"]), f"input file {n}")
+        set_card(header, f"GGSHA{n}", item["sha256"], f"sha256 of input file {n}")
+
+
+def _inputs_from_header(header) -> list[dict]:
+    count = int(header[_INPUT_COUNT])
+    if count > _MAX_LISTED_INPUTS:
+        return [{"count": count, "sha256_of_sha256s": header.get("GGINSHA")}]
+    return [{"path": header.get(f"GGIN{n}"), "sha256": header.get(f"GGSHA{n}")} for n in range(1, count + 1)]
