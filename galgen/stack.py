@@ -1,0 +1,184 @@
+"""Load a population of galaxies for the metrics: one flux array ``(N, C, H, W)`` from many inputs.
+
+A population is either FITS cubes (files, directories, globs, ``@list.txt``; read through
+galgen.cube) or a prepared DATASET directory (``images.npy`` + ``dataset.json``), mapped back
+from ``[-1, 1]`` to flux with the dataset's own normaliser. Stamps of different sizes are
+centre-cropped to the smallest, so the target pixel ``(W // 2, H // 2)`` stays the target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from galgen.errors import InputError
+
+DATASET_MANIFEST = "dataset.json"
+CHUNK_STAMPS = 1024
+
+
+@dataclass
+class Population:
+    """Galaxies stacked for measurement."""
+
+    flux: np.ndarray  # float32 (N, C, H, W), native byte order, NaN = missing pixel
+    bands: str  # one letter per plane
+    pixel_scale: float | None  # arcsec/pixel, None when no input had a celestial WCS
+    unit: str  # flux unit, e.g. "nanomaggy"
+    paths: list[Path]  # the files read (or the dataset directory)
+    notes: list[str] = field(default_factory=list)  # what was done to make the stack (crops, masks)
+
+    def __len__(self) -> int:
+        return self.flux.shape[0]
+
+
+def is_dataset(path) -> bool:
+    """True for a prepared dataset directory (it holds ``dataset.json``)."""
+    return Path(path).is_dir() and (Path(path) / DATASET_MANIFEST).is_file()
+
+
+def load_population(items: Sequence, *, label: str = "images", show_progress: bool = False) -> Population:
+    """Read every galaxy named by ``items`` into one float32 stack.
+
+    ``items`` is what the user typed: FITS files, directories, globs, ``@list.txt`` files, or a
+    single dataset directory. Masked pixels become NaN. Raises InputError naming the file
+    that cannot be read, or whose bands or unit disagree with the first file's.
+    """
+    items = [items] if isinstance(items, (str, Path)) else list(items)
+    if len(items) == 1 and is_dataset(items[0]):
+        return _load_dataset(Path(items[0]), label=label, show_progress=show_progress)
+    from galgen.inputs import expand_inputs
+
+    return _load_cubes(expand_inputs(items), label=label, show_progress=show_progress)
+
+
+def centre_crop(data: np.ndarray, shape_yx) -> np.ndarray:
+    """The central ``shape_yx`` of ``(..., H, W)`` data, keeping pixel ``(W // 2, H // 2)`` central."""
+    height, width = data.shape[-2:]
+    top = height // 2 - shape_yx[0] // 2
+    left = width // 2 - shape_yx[1] // 2
+    return data[..., top : top + shape_yx[0], left : left + shape_yx[1]]
+
+
+def _progress(show: bool, total: int, description: str):
+    from contextlib import nullcontext
+
+    if not show:
+        return nullcontext(lambda n=1, **fields: None)
+    from galgen.console import progress
+
+    return progress(total, description)
+
+
+def _read_one(path: Path):
+    from galgen.cube import read_cube
+
+    try:
+        cube = read_cube(path)
+    except InputError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        raise InputError(f"cannot read as a FITS cube ({exc})", path=path) from None
+    data = np.asarray(cube.data, dtype=np.float32)
+    if data.ndim == 2:
+        data = data[None]
+    if cube.mask is not None and np.any(cube.mask):
+        data = np.where(cube.mask, np.float32(np.nan), data)
+    return cube, data
+
+
+def _load_cubes(paths: list[Path], *, label: str, show_progress: bool) -> Population:
+    first = None
+    stamps: list[np.ndarray] = []
+    shape = None
+    cropped = False
+    scales = set()
+    with _progress(show_progress, len(paths), f"reading {label}") as advance:
+        for path in paths:
+            cube, data = _read_one(path)
+            if first is None:
+                first = cube
+            elif (cube.bands, cube.unit) != (first.bands, first.unit):
+                raise InputError(
+                    f"bands/unit {cube.bands!r}/{cube.unit!r} differ from {first.path or paths[0]}'s "
+                    f"{first.bands!r}/{first.unit!r}",
+                    path=path,
+                )
+            if cube.pixel_scale is not None:
+                scales.add(round(float(cube.pixel_scale), 4))
+            smallest = data.shape[-2:] if shape is None else (min(shape[0], data.shape[-2]), min(shape[1], data.shape[-1]))
+            cropped |= shape is not None and tuple(data.shape[-2:]) != tuple(shape)
+            if shape is not None and smallest != shape:
+                # crop what is held so far when a smaller stamp turns up: memory stays near the final size
+                stamps = [np.ascontiguousarray(centre_crop(s, smallest)) for s in stamps]
+            shape = smallest
+            stamps.append(np.ascontiguousarray(centre_crop(data, shape)))
+            advance(1)
+    notes = []
+    if cropped:
+        notes.append(f"{label}: stamps of different sizes centre-cropped to {shape[1]}x{shape[0]} px")
+    flux = np.empty((len(stamps), stamps[0].shape[0], *shape), dtype=np.float32)
+    for i in range(len(stamps)):
+        flux[i] = stamps[i]
+        stamps[i] = None  # free as we go
+    if len(scales) > 1:
+        notes.append(f"{label}: pixel scales differ ({', '.join(map(str, sorted(scales)))}); used the first")
+    masked = int(np.isnan(flux).any(axis=(1, 2, 3)).sum())
+    if masked:
+        notes.append(f"{label}: {masked} images have masked or NaN pixels (ignored by the metrics)")
+    return Population(
+        flux=flux,
+        bands=first.bands,
+        pixel_scale=None if first.pixel_scale is None else float(first.pixel_scale),
+        unit=first.unit,
+        paths=list(paths),
+        notes=notes,
+    )
+
+
+def _load_dataset(path: Path, *, label: str, show_progress: bool) -> Population:
+    from galgen.dataset import open_dataset
+
+    dataset = open_dataset(path)
+    images = dataset.images
+    flux = np.empty(images.shape, dtype=np.float32)
+    with _progress(show_progress, images.shape[0], f"reading {label}") as advance:
+        for start in range(0, images.shape[0], CHUNK_STAMPS):
+            stop = min(start + CHUNK_STAMPS, images.shape[0])
+            flux[start:stop] = dataset.normalizer.inverse(np.asarray(images[start:stop], dtype=np.float32))
+            advance(stop - start)
+    meta = dataset.meta
+    scale = meta.get("pixel_scale")
+    return Population(
+        flux=flux,
+        bands=str(meta.get("bands") or dataset.normalizer.bands),
+        pixel_scale=None if scale is None else float(scale),
+        unit=str(meta.get("unit", "nanomaggy")),
+        paths=[path],
+        notes=[f"{label}: prepared dataset, flux outside the normaliser's range was clipped at prep time"],
+    )
+
+
+def load_pair(real_items, mock_items, *, show_progress: bool = False) -> tuple[Population, Population]:
+    """Load a real and a mock population that can be compared pixel for pixel.
+
+    Both must share bands and unit (InputError otherwise); when their stamp sizes differ, both
+    are centre-cropped to the common size, with a note.
+    """
+    real = load_population(real_items, label="real", show_progress=show_progress)
+    mock = load_population(mock_items, label="mock", show_progress=show_progress)
+    if real.bands != mock.bands:
+        raise InputError(f"mock bands {mock.bands!r} differ from the real bands {real.bands!r}", path=mock.paths[0])
+    if real.unit != mock.unit:
+        raise InputError(f"mock unit {mock.unit!r} differs from the real unit {real.unit!r}", path=mock.paths[0])
+    shape = tuple(min(a, b) for a, b in zip(real.flux.shape[-2:], mock.flux.shape[-2:]))
+    for population in (real, mock):
+        if population.flux.shape[-2:] != shape:
+            population.flux = np.ascontiguousarray(centre_crop(population.flux, shape))
+            population.notes.append(f"{population.paths[0]}: centre-cropped to {shape[1]}x{shape[0]} px to match")
+    if real.pixel_scale and mock.pixel_scale and abs(real.pixel_scale / mock.pixel_scale - 1) > 0.01:
+        real.notes.append(f"pixel scales differ: real {real.pixel_scale:.4g}, mock {mock.pixel_scale:.4g} arcsec/px")
+    return real, mock
