@@ -1,0 +1,103 @@
+"""Exact k-nearest neighbours in pixel space between query images and a large reference set.
+
+The reference set (N, D) may be a memory map far bigger than RAM (100k x 3 x 64 x 64 float32
+is 5 GB): it is read in chunks of rows. For each chunk, squared distances
+|q|^2 - 2 q.r + |r|^2 come from one float32 matrix product on data centred on the queries'
+mean (centring keeps the norms small, so cancellation stays far below the gaps between
+neighbours); the best ``k + margin`` rows per query are then re-scored exactly in float64 as
+sum((q - r)^2), and merged into a running top-k. No Python loop over images.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+DEFAULT_CHUNK_ROWS = 2048
+RESCORE_MARGIN = 8          # extra float32 candidates re-scored exactly per chunk
+RESCORE_BLOCK = 2 ** 24     # float64 elements per exact re-scoring block (128 MB)
+
+
+def as_rows(images) -> np.ndarray:
+    """View a stack (N, ...) as rows (N, D) without copying (memmaps stay memmaps)."""
+    images = np.asarray(images) if not isinstance(images, np.ndarray) else images
+    return images.reshape(images.shape[0], -1)
+
+
+def nearest_neighbours(queries, reference, *, k: int = 1, chunk_rows: int = DEFAULT_CHUNK_ROWS,
+                       progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    r"""The k reference images nearest to each query, in Euclidean pixel distance.
+
+    Parameters
+    ----------
+    queries : array_like, shape (M, ...)
+        Query images, flattened to D values each; held in memory (as float32).
+    reference : array_like, shape (N, ...)
+        Reference images with the same D; may be a ``np.memmap``, read ``chunk_rows`` at a time.
+    k : int
+        Neighbours per query; must not exceed N.
+    chunk_rows : int
+        Reference rows per chunk (memory ~ chunk_rows x D x 4 bytes plus M x chunk_rows x 4).
+    progress : callable(n) or None
+        Called with the number of reference rows done after each chunk.
+
+    Returns
+    -------
+    indices : ndarray, int64, shape (M, k)
+        Row numbers in ``reference``, nearest first (ties: lower index first).
+    distances : ndarray, float64, shape (M, k)
+        :math:`d = \sqrt{\sum_j (q_j - r_j)^2}` in the units of the pixel values, computed
+        exactly in float64 for every returned pair.
+    """
+    q = np.ascontiguousarray(as_rows(queries), dtype=np.float32)
+    ref = as_rows(reference)
+    n, m = ref.shape[0], q.shape[0]
+    if ref.shape[1] != q.shape[1]:
+        raise ValueError(f"queries have {q.shape[1]} values per image, the reference {ref.shape[1]}")
+    if not 1 <= k <= n:
+        raise ValueError(f"k must lie in 1..{n} (the reference size), got {k}")
+    centre = q.mean(axis=0, dtype=np.float64).astype(np.float32)
+    qc = q - centre
+    q_norm = np.einsum("ij,ij->i", qc, qc)
+    best_d2 = np.full((m, k), np.inf)
+    best_i = np.zeros((m, k), dtype=np.int64)
+    for start in range(0, n, chunk_rows):
+        chunk = np.asarray(ref[start:start + chunk_rows], dtype=np.float32)
+        cand = _screen(qc, q_norm, chunk - centre, k + RESCORE_MARGIN)
+        exact = _exact_d2(q, chunk, cand)
+        best_d2, best_i = _merge(best_d2, best_i, exact, cand + start, k)
+        if progress is not None:
+            progress(len(chunk))
+    return best_i, np.sqrt(best_d2)
+
+
+def _screen(qc, q_norm, rc, keep):
+    """Column indices (M, keep') of the ``keep`` smallest float32 squared distances per query."""
+    approx = rc @ qc.T                          # (rows, M): one BLAS call for the whole chunk
+    approx *= -2.0
+    approx += np.einsum("ij,ij->i", rc, rc)[:, None]
+    approx += q_norm[None, :]
+    keep = min(keep, rc.shape[0])
+    if keep == rc.shape[0]:
+        return np.broadcast_to(np.arange(keep), (qc.shape[0], keep))
+    return np.argpartition(approx, keep - 1, axis=0)[:keep].T
+
+
+def _exact_d2(q, chunk, cand):
+    """Exact float64 squared distances between each query and its candidate rows, (M, keep)."""
+    m, keep = cand.shape
+    out = np.empty((m, keep))
+    step = max(1, RESCORE_BLOCK // (keep * q.shape[1]))
+    for lo in range(0, m, step):   # a loop over blocks of queries, only to bound memory
+        diff = chunk[cand[lo:lo + step]].astype(np.float64) - q[lo:lo + step, None, :].astype(np.float64)
+        out[lo:lo + step] = np.einsum("mkd,mkd->mk", diff, diff)
+    return out
+
+
+def _merge(best_d2, best_i, new_d2, new_i, k):
+    """Keep the k smallest of the running best and this chunk's candidates, sorted, ties by index."""
+    d2 = np.concatenate([best_d2, new_d2], axis=1)
+    idx = np.concatenate([best_i, new_i], axis=1)
+    order = np.lexsort((idx, d2), axis=1)[:, :k]
+    return np.take_along_axis(d2, order, axis=1), np.take_along_axis(idx, order, axis=1)
