@@ -1,0 +1,151 @@
+"""Frechet Inception Distance (Heusel et al. 2017) between two galaxy populations.
+
+grz flux cubes are rendered to 8-bit RGB with a fixed Lupton et al. (2004) asinh stretch
+(z -> red, r -> green, g -> blue; ``astropy.visualization.make_lupton_rgb`` with
+``minimum=0, stretch=0.5 nanomaggy, Q=8`` unless told otherwise), passed through an
+Inception-v3 network given as a local TorchScript file, and the Frechet distance between
+Gaussians fitted to the 2048-d pool features is reported. Weights are never downloaded:
+without a file the result says that FID was skipped.
+
+The network follows the TorchScript convention of the StyleGAN/clean-fid
+``inception-2015-12-05.pt`` file: input float NCHW RGB in [0, 255] at 299 x 299 and, when its
+forward takes ``return_features``, it is called with ``return_features=True``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from galgen.errors import InputError
+from galgen.metrics.frechet import RunningMoments, frechet_distance
+
+SKIPPED = "FID skipped: no Inception weights given"
+INCEPTION_SIZE = 299
+
+
+@dataclass(frozen=True)
+class RgbStretch:
+    """How grz flux becomes RGB: Lupton et al. (2004) asinh, parameters in flux units."""
+
+    minimum: float = 0.0   # flux mapped to black (nanomaggy)
+    stretch: float = 0.5   # linear range of the asinh (nanomaggy)
+    q: float = 8.0         # asinh softening parameter
+
+    def describe(self) -> str:
+        return f"Lupton asinh RGB (z,r,g -> R,G,B), minimum={self.minimum}, stretch={self.stretch}, Q={self.q}"
+
+
+@dataclass
+class FidResult:
+    """The FID (None when skipped), what was compared, and one line saying so."""
+
+    value: float | None
+    message: str
+    n_real: int = 0
+    n_mock: int = 0
+    stretch: str = field(default_factory=lambda: RgbStretch().describe())
+
+    def to_dict(self) -> dict:
+        return {"fid": self.value, "message": self.message, "n_real": self.n_real,
+                "n_mock": self.n_mock, "rgb": self.stretch}
+
+
+def render_rgb(flux: np.ndarray, *, stretch: RgbStretch = RgbStretch()) -> np.ndarray:
+    """Render (N, 3, H, W) flux, bands in wavelength order (e.g. g, r, z), to uint8 (N, H, W, 3).
+
+    The reddest band drives red and the bluest blue, as in Legacy Survey colour images.
+    NaN pixels are drawn black.
+    """
+    from astropy.visualization import make_lupton_rgb
+
+    flux = np.asarray(flux)
+    if flux.ndim != 4 or flux.shape[1] != 3:
+        raise InputError(f"FID needs three-band images (N, 3, H, W), got shape {flux.shape}")
+    out = np.empty((flux.shape[0], flux.shape[2], flux.shape[3], 3), dtype=np.uint8)
+    for i, cube in enumerate(np.nan_to_num(flux.astype(np.float32), nan=stretch.minimum)):
+        with np.errstate(divide="ignore", invalid="ignore"):  # black pixels: astropy divides 0 by 0, then masks
+            out[i] = make_lupton_rgb(cube[2], cube[1], cube[0], minimum=stretch.minimum,
+                                     stretch=stretch.stretch, Q=stretch.q)
+    return out
+
+
+def load_inception(path, *, device: str = "cpu"):
+    """Load a TorchScript Inception network from a local file (torch.jit.load only, never pickle)."""
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("Inception weights file not found", path=path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the format the file ships in
+            net = torch.jit.load(str(path), map_location=device)
+    except Exception as exc:  # noqa: BLE001 - any load failure means the file is not TorchScript
+        raise InputError(f"not a TorchScript network ({type(exc).__name__})", path=path) from None
+    return net.eval()
+
+
+def inception_features(rgb: np.ndarray, net, *, device: str = "cpu") -> np.ndarray:
+    """Pool features (N, D) of uint8 RGB images (N, H, W, 3), resized bilinearly to 299 x 299."""
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).to(device).permute(0, 3, 1, 2).float()
+    x = F.interpolate(x, size=(INCEPTION_SIZE, INCEPTION_SIZE), mode="bilinear", align_corners=False)
+    wants_flag = any(arg.name == "return_features" for arg in net.forward.schema.arguments)
+    with torch.inference_mode():
+        feats = net(x, return_features=True) if wants_flag else net(x)
+    return feats.reshape(feats.shape[0], -1).double().cpu().numpy()
+
+
+def population_moments(flux, net, *, stretch: RgbStretch, batch_size: int, device: str,
+                       progress: Callable[[int], None] | None = None) -> RunningMoments:
+    """Feature mean and covariance of a (possibly memory-mapped) stack, batch by batch."""
+    moments = RunningMoments()
+    for start in range(0, len(flux), batch_size):
+        batch = np.asarray(flux[start:start + batch_size])
+        moments.add(inception_features(render_rgb(batch, stretch=stretch), net, device=device))
+        if progress is not None:
+            progress(len(batch))
+    return moments
+
+
+def fid(real: np.ndarray, mock: np.ndarray, *, weights=None, stretch: RgbStretch = RgbStretch(),
+        batch_size: int = 50, device: str = "cpu",
+        progress: Callable[[int], None] | None = None) -> FidResult:
+    """FID between two flux stacks (N, 3, H, W) in nanomaggies; skipped when ``weights`` is None.
+
+    Parameters
+    ----------
+    real, mock : array_like, shape (N, 3, H, W)
+        Flux cubes, bands in wavelength order; memmaps are read batch by batch.
+    weights : path or None
+        Local TorchScript Inception-v3 file. None gives ``FidResult(None, SKIPPED)``.
+    stretch : RgbStretch
+        The flux -> RGB rendering, stated in the result.
+    progress : callable(n) or None
+        Called after each batch with the number of images done.
+
+    Returns
+    -------
+    FidResult
+        ``value`` = squared Frechet distance of the two feature Gaussians (dimensionless).
+    """
+    if weights is None:
+        return FidResult(None, SKIPPED, len(real), len(mock), stretch.describe())
+    for name, stack in (("real", real), ("mock", mock)):
+        if len(stack) < 2:
+            raise InputError(f"FID needs at least two {name} images, got {len(stack)}")
+    net = load_inception(weights, device=device)
+    args = dict(stretch=stretch, batch_size=batch_size, device=device, progress=progress)
+    mu_r, cov_r = population_moments(real, net, **args).statistics()
+    mu_m, cov_m = population_moments(mock, net, **args).statistics()
+    value = frechet_distance(mu_r, cov_r, mu_m, cov_m)
+    return FidResult(value, f"FID = {value:.4g} ({len(mock)} mocks vs {len(real)} real; "
+                     f"{stretch.describe()})", len(real), len(mock), stretch.describe())
