@@ -193,12 +193,46 @@ def simulate():
 
 @app.command()
 @reported
-def info():
-    """Print the provenance of a FITS file or a weights file.
+def info(
+    paths: List[Path] = typer.Argument(..., help="FITS cubes or tables, or .safetensors weights files."),
+    json_out: bool = typer.Option(False, "--json", help='Print one JSON object: {"files": [...]}.'),
+):
+    """Print what a FITS file or a weights file holds and the provenance that made it.
 
-    Example: galgen info mocks/mock_000000.fits
+    FITS: bands, shape, unit, pixel scale, WCS centre, masked pixels and every galgen
+    provenance keyword (docs/fits-format.md). Weights: galgen's metadata.
+
+    Example: galgen info mocks/mock_000000.fits model.safetensors --json
     """
-    _not_built("info")
+    import json
+
+    from galgen.console import print_json, stdout
+    from galgen.cube import describe
+
+    summaries = []
+    for path in paths:
+        if path.name.endswith(".safetensors"):
+            from galgen.engine.weights import file_sha256, read_metadata
+
+            metadata = read_metadata(path)  # checks the file before it is hashed
+            summaries.append({"path": str(path), "kind": "weights", "sha256": file_sha256(path), "metadata": metadata})
+        else:
+            summaries.append(describe(path))
+    if json_out:
+        print_json({"files": summaries})
+        return
+
+    def flat(prefix, value):  # nested dicts -> "a.b: value" lines; lists stay one JSON line
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                yield from flat(f"{prefix}.{key}" if prefix else str(key), item)
+        else:
+            yield prefix, value if isinstance(value, str) else json.dumps(value, default=str)
+
+    for summary in summaries:
+        stdout.print(summary.pop("path"), style="bold", markup=False, highlight=False)
+        for key, value in flat("", summary):
+            stdout.print(f"  {key}: {value}", markup=False, highlight=False)
 
 
 def main():

@@ -105,15 +105,8 @@ def read_cube(path, *, hdu: int | str | None = None, bands: str | None = None,
     path = Path(path)
     with _open_fits(path) as hdul:
         index = _pick_image_hdu(hdul, hdu, path)
-        image = hdul[index]
-        raw = _load_data(image, path)
-        header = image.header
-        data, mask = _as_float_cube(raw, header, path)
-        mask |= _mask_extension(hdul, index, data.shape, path)
-        if zero_is_missing is None:
-            zero_is_missing = "GALGEN" not in header and "GALGEN" not in hdul[0].header
-        if zero_is_missing:
-            mask |= data == 0.0
+        data, mask = _read_pixels(hdul, index, path, zero_is_missing=zero_is_missing)
+        header = hdul[index].header
         file_bands = _header_bands(header, data.shape[0])
         wcs = _celestial_wcs(header, path)
         unit = _unit(header)
@@ -163,6 +156,48 @@ def read_provenance(path) -> dict:
         return provenance_from_header(hdul[0].header)
 
 
+def describe(path) -> dict:
+    """What a FITS file holds, for ``galgen info``: layout, bands, unit, grid, provenance.
+
+    Images: shape, bands, unit, pixel scale (arcsec), sky position of the image centre
+    (degrees), masked pixel count. Tables: row count and column units. Both: the HDU
+    list, galgen provenance and HISTORY lines. A damaged file raises InputError.
+    """
+    path = Path(path)
+    with _open_fits(path) as hdul:
+        primary = hdul[0].header
+        tail = {
+            "hdus": [{"name": h.name, "type": type(h).__name__, "shape": list(getattr(h, "shape", ()) or ())}
+                     for h in hdul],
+            "provenance": provenance_from_header(primary),
+            "history": [str(line) for line in primary.get("HISTORY", [])],
+        }
+        images = [i for i, h in enumerate(hdul) if _is_image(h) and h.header.get("NAXIS", 0) > 0]
+        if images:
+            return {"path": str(path), **_describe_image(hdul, images[0], path), **tail}
+        tables = [h for h in hdul if isinstance(h, fits.BinTableHDU)]
+        if not tables:
+            raise InputError("neither an image nor a binary table in the file", path=path)
+        _check_complete(tables[0], path)
+        columns = {c.name: c.unit or "" for c in tables[0].columns}
+        return {"path": str(path), "kind": "table", "rows": int(tables[0].header["NAXIS2"]), "columns": columns,
+                **tail}
+
+
+def _describe_image(hdul: fits.HDUList, index: int, path: Path) -> dict:
+    image = hdul[index]
+    data, mask = _read_pixels(hdul, index, path, zero_is_missing=None)
+    cube = Cube(data=data, bands=_header_bands(image.header, data.shape[0]) or "?" * data.shape[0],
+                wcs=_celestial_wcs(image.header, path), unit=_unit(image.header), mask=mask)
+    centre = None
+    if cube.wcs is not None:
+        ny, nx = data.shape[1:]
+        ra, dec = cube.wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
+        centre = {"ra": float(ra), "dec": float(dec)}
+    return {"kind": "image", "hdu": index, "shape": list(cube.shape), "bands": cube.bands, "unit": cube.unit,
+            "pixel_scale": cube.pixel_scale, "centre": centre, "masked_pixels": int(mask.sum())}
+
+
 @contextmanager
 def _open_fits(path: Path):
     """Open a FITS file, turning astropy's warnings about damaged files into InputError."""
@@ -176,7 +211,7 @@ def _open_fits(path: Path):
         try:
             hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
         except AstropyUserWarning as exc:
-            raise InputError(f"damaged FITS file ({_first_line(exc)})", path=path) from None
+            raise InputError(f"truncated or damaged FITS file ({_first_line(exc)})", path=path) from None
         except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError) as exc:
             raise InputError(f"not a readable FITS file ({_first_line(exc)})", path=path) from None
         try:
@@ -243,6 +278,18 @@ def _check_complete(image, path: Path) -> None:
         raise InputError(
             f"truncated FITS file: the header promises {expected_end} bytes, the file has {actual}", path=path
         )
+
+
+def _read_pixels(hdul: fits.HDUList, index: int, path: Path, *, zero_is_missing: bool | None):
+    """Native float32 ``(band, y, x)`` pixels of one HDU and their mask of bad pixels."""
+    image = hdul[index]
+    data, mask = _as_float_cube(_load_data(image, path), image.header, path)
+    mask |= _mask_extension(hdul, index, data.shape, path)
+    if zero_is_missing is None:
+        zero_is_missing = "GALGEN" not in image.header and "GALGEN" not in hdul[0].header
+    if zero_is_missing:
+        mask |= data == 0.0
+    return data, mask
 
 
 def _as_float_cube(raw: np.ndarray, header, path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -339,10 +386,12 @@ def _select_bands(data, mask, file_bands: str | None, wanted: str | None, path: 
 def _celestial_wcs(header, path: Path) -> WCS | None:
     if "CTYPE1" not in header and "CTYPE2" not in header:
         return None
+    # Only the WCS cards are handed to wcslib: parsing the whole header doubles the cost.
+    cards = fits.Header([c for c in header.cards if _WCS_KEY.match(c.keyword) or c.keyword.startswith("NAXIS")])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
-            wcs = WCS(header, naxis=2)
+            wcs = WCS(cards, naxis=2)
         except Exception as exc:  # astropy raises several unrelated types for bad WCS cards
             raise InputError(f"invalid WCS ({_first_line(exc)})", path=path) from None
     return wcs if wcs.has_celestial else None
@@ -456,6 +505,7 @@ def write_cube(cube: Cube, path, *, provenance: dict | None = None, history: Seq
     path = Path(path)
     header = _cube_header(cube, provenance=provenance, history=history)
     hdus = [fits.PrimaryHDU(data=np.ascontiguousarray(cube.data, dtype=np.float32), header=header)]
+    hdus[0].header.set("EXTEND", True, "FITS dataset may contain extensions", after=f"NAXIS{cube.data.ndim}")
     names = {name.upper() for name, _ in extra_hdus}
     extras = list(extra_hdus)
     if cube.mask is not None and cube.mask.any() and "MASK" not in names:
@@ -512,7 +562,6 @@ def read_table(path) -> dict[str, np.ndarray]:
 
 def _cube_header(cube: Cube, *, provenance: dict | None, history: Sequence[str]) -> fits.Header:
     header = fits.Header()
-    header["EXTEND"] = (True, "FITS dataset may contain extensions")
     header.extend(_cube_wcs_header(cube))
     header["BUNIT"] = (cube.unit, _unit_comment(cube.unit))
     header["BANDS"] = (cube.bands, "band of each plane along axis 3, in order")
@@ -535,8 +584,8 @@ def _cube_wcs_header(cube: Cube) -> fits.Header:
     celestial = cube.wcs.to_header(relax=False)
     header["WCSAXES"] = (3, "celestial axes 1-2, band axis 3")
     for card in celestial.cards:
-        if card.keyword in ("WCSAXES", "DATE-OBS", "MJD-OBS"):
-            continue
+        if card.keyword in ("WCSAXES", "DATE-OBS", "MJD-OBS") or (card.keyword == "MJDREF" and card.value == 0):
+            continue  # time cards say nothing about a celestial grid
         header.append(card, bottom=True)
     header["CTYPE3"] = ("BAND", "axis 3 is the band (filter): see BANDS")
     header["CRPIX3"] = (1.0, "pixel 1 of axis 3 ...")
@@ -616,6 +665,8 @@ def _write_hdus(hdul: fits.HDUList, path: Path) -> Path:
 
 def _declare_long_strings(header: fits.Header) -> None:
     """Announce the CONTINUE convention (LONGSTRN) when a string value needs it, as fitsverify asks."""
-    if any(isinstance(card.value, str) and len(card.value) > 68 for card in header.cards):
-        header.set("LONGSTRN", "OGIP 1.0", "CONTINUE cards carry string values over 68 chars",
+    long_values = [c for c in header.cards if c.keyword not in ("HISTORY", "COMMENT", "")
+                   and isinstance(c.value, str) and len(c.value) > 68]
+    if long_values:
+        header.set("LONGSTRN", "OGIP 1.0", "long strings continue on CONTINUE cards",
                    after="EXTEND" if "EXTEND" in header else None)

@@ -29,7 +29,7 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
     "model": ("GGMODELF", "model weights file", False),
     "model_sha256": ("GGMODEL", "sha256 of the model weights file", False),
     "seed": ("GGSEED", "random seed of the run", False),
-    "index": ("GGINDEX", "image index within the run (noise seeded by seed, index)", False),
+    "index": ("GGINDEX", "image index in the run (noise from seed, index)", False),
     "sampler": ("GGSAMPLR", "reverse-diffusion sampler", False),
     "nfe": ("GGNFE", "network evaluations per image", False),
     "steps": ("GGSTEPS", "sampler steps", False),

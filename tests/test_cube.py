@@ -22,6 +22,7 @@ from galgen.cube import (
     write_cube,
     write_table,
 )
+from galgen import __version__
 from galgen.errors import InputError
 from galgen.provenance import make_provenance
 
@@ -52,6 +53,40 @@ def test_write_then_read_gives_the_same_cube(tmp_path):
     corners = np.array([[0.0, 0.0], [15.0, 15.0], [3.5, 11.25]])
     np.testing.assert_allclose(back.wcs.all_pix2world(corners, 0), cube.wcs.all_pix2world(corners, 0),
                                rtol=0, atol=1e-12)
+
+
+def test_golden_header(tmp_path):
+    """Every card of a written cube, in order (CHECKSUM/DATASUM aside; the time is fixed here)."""
+    cube = Cube(data=np.zeros((3, 8, 8), np.float32), bands="grz",
+                wcs=make_wcs((8, 8), pixel_scale=0.262, ra=150.1, dec=2.2))
+    cube.header["SURVEY"] = "DECaLS"  # a descriptive card of the input travels along
+    provenance = {"version": __version__, "date": "2026-01-01T00:00:00",
+                  "command": "galgen sample -n 1 --seed 3 -o out/",
+                  "inputs": [{"path": "model.safetensors", "sha256": "cd" * 32}],
+                  "model_sha256": "ab" * 32, "seed": 3, "index": 0, "sampler": "ddim", "nfe": 20}
+    path = write_cube(cube, tmp_path / "g.fits", provenance=provenance, history=["sampled with ddim"])
+    with fits.open(path, checksum=True) as hdul:  # checksum=True: astropy verifies CHECKSUM/DATASUM
+        cards = [(c.keyword, c.value) for c in hdul[0].header.cards if c.keyword not in ("CHECKSUM", "DATASUM")]
+    scale = 0.262 / 3600
+    expected = [
+        ("SIMPLE", True), ("BITPIX", -32), ("NAXIS", 3), ("NAXIS1", 8), ("NAXIS2", 8), ("NAXIS3", 3),
+        ("EXTEND", True), ("WCSAXES", 3), ("CRPIX1", 4.5), ("CRPIX2", 4.5),
+        ("CDELT1", -scale), ("CDELT2", scale), ("CUNIT1", "deg"), ("CUNIT2", "deg"),
+        ("CTYPE1", "RA---TAN"), ("CTYPE2", "DEC--TAN"), ("CRVAL1", 150.1), ("CRVAL2", 2.2),
+        ("LONPOLE", 180.0), ("LATPOLE", 2.2), ("RADESYS", "ICRS"),
+        ("CTYPE3", "BAND"), ("CRPIX3", 1.0), ("CRVAL3", 0.0), ("CDELT3", 1.0), ("CNAME3", "band"),
+        ("BUNIT", "nanomaggy"), ("BANDS", "grz"), ("BAND0", "g"), ("BAND1", "r"), ("BAND2", "z"),
+        ("SURVEY", "DECaLS"),
+        ("DATE", "2026-01-01T00:00:00"), ("GALGEN", __version__), ("GGDATE", "2026-01-01T00:00:00"),
+        ("GGCMD", "galgen sample -n 1 --seed 3 -o out/"), ("GGMODEL", "ab" * 32), ("GGSEED", 3),
+        ("GGINDEX", 0), ("GGSAMPLR", "ddim"), ("GGNFE", 20),
+        ("GGNIN", 1), ("GGIN1", "model.safetensors"), ("GGSHA1", "cd" * 32),
+        ("HISTORY", f"2026-01-01T00:00:00 galgen {__version__}: galgen sample -n 1 --seed 3 -o out/"),
+        ("HISTORY", "sampled with ddim"),
+    ]
+    assert [k for k, _ in cards] == [k for k, _ in expected]
+    for (key, value), (_, want) in zip(cards, expected):
+        assert value == (pytest.approx(want, rel=1e-12) if isinstance(want, float) else want), key
 
 
 def test_make_wcs_is_centred_tan():
