@@ -56,3 +56,36 @@ def timestep_sigmas(sigma_table: torch.Tensor, steps: int) -> torch.Tensor:
         raise ValueError(f"steps must be in 1..{total}, got {steps}")
     index = torch.round(torch.arange(total, 0, -total / steps, dtype=torch.float64)).long() - 1
     return torch.cat([sigma_table[index], sigma_table.new_zeros(1)])
+
+
+# Half log-SNR below which the noisy end of a table is dropped for few-step solvers. The linear
+# schedule already starts at lambda_T = -log(157) = -5.06; the cosine schedule runs on to
+# sigma ~ 1e4 (lambda ~ -9) where its betas are capped at 0.999 and a multistep solver's first
+# step spans a huge h. Clipping at -5.1 (the value DPM-Solver's authors used for guided-diffusion's
+# cosine models) starts both schedules at the same noise level, where x is already 99.99 % noise.
+LAMBDA_MIN = -5.1
+
+
+def clip_log_snr(sigma_table: torch.Tensor, lambda_min: float = LAMBDA_MIN) -> torch.Tensor:
+    """The ascending table without its noisy end, where lambda = -log(sigma) < lambda_min (Lu et al. 2022)."""
+    kept = sigma_table[sigma_table <= math.exp(-lambda_min)]
+    if len(kept) == 0:
+        raise ValueError(f"every sigma in the table lies beyond lambda_min = {lambda_min}")
+    return kept
+
+
+def karras_sigmas(sigma_min: float, sigma_max: float, steps: int, *, rho: float = 7.0) -> torch.Tensor:
+    """Karras et al. 2022 eq. 5: ``steps`` sigmas from sigma_max to sigma_min, even in sigma^(1/rho), then 0.
+
+    rho = 7 spends the steps near sigma_min, where image detail is decided; the sigmas fall between
+    the table's entries, which the denoiser handles by interpolating t in log-sigma.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if steps == 1:
+        return torch.tensor([sigma_max, 0.0], dtype=torch.float64)
+    ramp = torch.linspace(0, 1, steps, dtype=torch.float64)
+    lo, hi = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    sigmas = (hi + ramp * (lo - hi)) ** rho
+    sigmas[0], sigmas[-1] = sigma_max, sigma_min  # exact ends, whatever the rounding of the powers
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
