@@ -35,7 +35,7 @@ _NANOMAGGY_SPELLINGS = {"nanomaggy", "nanomaggies", "nmgy", "nanomaggys"}
 _MASK_EXTNAMES = ("MASK", "FLAGS", "BADPIX", "DQ", "BITMASK")
 # Cards that describe the layout of the input and must not be copied onto an output.
 _STRUCTURAL = re.compile(
-    r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|XTENSION|EXTNAME|EXTVER|CHECKSUM|DATASUM"
+    r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|XTENSION|EXTNAME|EXTVER|CHECKSUM|DATASUM|DATE|LONGSTRN"
     r"|BSCALE|BZERO|BLANK|BUNIT|BANDS|BAND\d+|Z\w+|TFIELDS|TTYPE\d+|TFORM\d+|TUNIT\d+|TDIM\d+)$"
 )
 # World-coordinate cards; the output's are written afresh from `Cube.wcs`.
@@ -331,7 +331,7 @@ def _mask_extension(hdul: fits.HDUList, index: int, shape, path: Path) -> np.nda
 def _header_bands(header, nplanes: int) -> str | None:
     """Band letters named by the header, or None when it names none."""
     if header.get("BANDS"):
-        return str(header["BANDS"]).strip()
+        return re.sub(r"[\s,;/]", "", str(header["BANDS"]))  # 'grz', 'g,r,z' and 'g r z' alike
     for base in (0, 1):  # DECaLS writes BAND0.., other archives FILTER1..
         for prefix in ("BAND", "FILTER"):
             keys = [f"{prefix}{base + i}" for i in range(nplanes)]

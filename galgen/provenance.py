@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from galgen import __version__
+from galgen.errors import InputError
 
 # field -> (FITS keyword, comment, stored as JSON). A field not listed here gets "GG" plus the
 # first six letters of its name, and is recorded in GGEXTRA so that it reads back by name.
@@ -40,6 +41,8 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
     "jump": ("GGJUMP", "RePaint jump length j", False),
     "draws": ("GGDRAWS", "number of inpainting draws averaged", False),
     "device": ("GGDEVICE", "device the network ran on", False),
+    "simulator": ("GGSIMUL", "simulator that drew the image", False),
+    "count": ("GGCOUNT", "number of objects in the run", False),
     "normaliser": ("GGNORM", "normaliser parameters (JSON)", True),
     "calibration": ("GGCALIB", "flux calibration factors applied (JSON)", True),
 }
@@ -55,6 +58,8 @@ def make_provenance(*, command: str, inputs: Sequence = (), **fields) -> dict:
     ``inputs`` are file paths; each is recorded as ``{"path", "sha256"}``. Fields that are
     None are left out. Field names must be identifiers (they become header keywords).
     """
+    from galgen.engine.weights import file_sha256  # the one sha256 of a file that headers cite (no torch)
+
     for name in fields:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise ValueError(f"provenance field names are lower-case identifiers, got {name!r}")
@@ -62,19 +67,17 @@ def make_provenance(*, command: str, inputs: Sequence = (), **fields) -> dict:
         "version": __version__,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
         "command": str(command),
-        "inputs": [{"path": str(p), "sha256": file_sha256(p)} for p in inputs],
+        "inputs": [{"path": str(p), "sha256": _checksum(p, file_sha256)} for p in inputs],
     }
     provenance.update({k: _plain(v) for k, v in fields.items() if v is not None})
     return provenance
 
 
-def file_sha256(path) -> str:
-    """Hex sha256 of a file's bytes, read in 1 MiB chunks (memory stays flat)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _checksum(path, file_sha256) -> str:
+    try:
+        return file_sha256(path)
+    except OSError as exc:
+        raise InputError(f"cannot read input file to checksum it ({exc.strerror or exc})", path=path) from None
 
 
 def provenance_to_header(provenance: dict, header) -> None:

@@ -25,6 +25,13 @@ def test_make_provenance_records_version_time_command_and_input_checksums(tmp_pa
     assert len(prov["date"]) == 19 and prov["date"][10] == "T"
 
 
+def test_missing_input_is_an_input_error(tmp_path):
+    from galgen.errors import InputError
+
+    with pytest.raises(InputError, match="gone.fits"):
+        make_provenance(command="galgen x", inputs=[tmp_path / "gone.fits"])
+
+
 def test_provenance_round_trips_through_a_header(tmp_path):
     inputs = []
     for i in range(3):
@@ -66,3 +73,13 @@ def test_many_inputs_are_summarised_by_one_digest():
     back = provenance_from_header(header)
     assert back["inputs"][0]["count"] == 1500 and len(back["inputs"][0]["sha256_of_sha256s"]) == 64
     assert len(header) < 20
+
+
+def test_every_keyword_is_documented():
+    from pathlib import Path
+
+    from galgen.provenance import FIELDS
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "fits-format.md").read_text()
+    for field, (keyword, _, _) in FIELDS.items():
+        assert f"| `{keyword}` | `{field}` |" in doc
