@@ -1,0 +1,166 @@
+"""Inpainting by guided diffusion with RePaint resampling (Lugmayr et al. 2022), composed from the samplers.
+
+At every reverse step the known pixels are replaced by a fresh forward-process draw of the original
+at the new noise level, ``x_known = x0 + sigma * n`` (VE form; N(sqrt(abar) x0, (1 - abar) I) in VP
+form), so only the masked pixels come from the model. RePaint's resampling harmonises the boundary:
+after descending ``jump`` steps, the state is sent back up those ``jump`` steps with fresh forward
+noise and descended again, ``resample`` times in all. At the end the known pixels are pasted back
+bit for bit. Pure torch.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator, Optional
+
+import torch
+
+from galgen.engine.samplers import Callback, Denoiser, Noise, sigma_list, standard_normal, as_working, get_sampler, nfe
+
+
+def repaint_moves(steps: int, *, jump: int = 1, resample: int = 1) -> list[tuple[int, int]]:
+    """The RePaint walk over step indices 0..steps as moves ``(start, end)``.
+
+    ``start < end`` descends with the sampler over sigmas[start..end]; ``start > end`` jumps back up
+    with fresh forward noise. Resampling happens after every block of ``jump`` steps that ends at
+    a nonzero sigma (index < steps); a walk without resampling is the single move ``(0, steps)``.
+    """
+    if jump < 1 or resample < 1:
+        raise ValueError(f"jump and resample must be >= 1, got {jump} and {resample}")
+    moves: list[tuple[int, int]] = []
+    descent_from = 0
+    for block_start in range(0, steps, jump):
+        block_end = min(block_start + jump, steps)
+        if resample == 1 or block_end == steps:
+            continue
+        # descend to the block's end, then go back up and down again resample - 1 times
+        moves.append((descent_from, block_end))
+        for _ in range(resample - 1):
+            moves += [(block_end, block_start), (block_start, block_end)]
+        descent_from = block_end
+    moves.append((descent_from, steps))
+    return moves
+
+
+def repaint_nfe(sampler: str, steps: int, *, jump: int = 1, resample: int = 1) -> int:
+    """Denoiser evaluations of one inpainting run (what provenance and progress bars need)."""
+    return sum(
+        nfe(sampler, end - start, ends_at_zero=end == steps)
+        for start, end in repaint_moves(steps, jump=jump, resample=resample)
+        if start < end
+    )
+
+
+def inpaint(
+    denoiser: Denoiser,
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    sigmas,
+    *,
+    sampler: str = "ddpm",
+    jump: int = 1,
+    resample: int = 1,
+    noise: Optional[Noise] = None,
+    callback: Optional[Callback] = None,
+    **options,
+) -> torch.Tensor:
+    """Fill the pixels where ``mask`` is True, guided diffusion with RePaint resampling (Lugmayr et al. 2022).
+
+    ``image`` (B, C, H, W) is in the model's [-1, 1] space; its masked pixels may hold anything, NaN
+    included. ``mask`` is boolean and broadcasts against it. ``sigmas`` is a decreasing list ending
+    in 0, e.g. samplers.select_sigmas(table, sampler, steps). Multistep samplers restart their
+    history at every resampling jump. ``callback(i, x, sigma, denoised)`` numbers steps across the
+    whole walk. The result equals ``image`` outside the mask, bit for bit.
+    """
+    noise = noise or standard_normal
+    image = as_working(image)
+    mask = mask.to(device=image.device, dtype=torch.bool)
+    known = torch.where(mask, torch.zeros((), dtype=image.dtype, device=image.device), image)
+    values = sigma_list(sigmas)
+    steps = len(values) - 1
+    run = get_sampler(sampler).run
+
+    def project(x: torch.Tensor, sigma: float) -> torch.Tensor:
+        guide = known if sigma == 0 else known + sigma * noise(x).to(x.dtype)
+        return torch.where(mask, x, guide)
+
+    counter = _StepCounter(callback)
+    x = known + values[0] * noise(known).to(image.dtype)
+    for start, end in repaint_moves(steps, jump=jump, resample=resample):
+        if start < end:
+            x = run(denoiser, x, values[start : end + 1], noise=noise, callback=counter, project=project, **options)
+        else:
+            # forward process from sigma_start up to sigma_end: independent increments add in variance
+            x = x + math.sqrt(values[end] ** 2 - values[start] ** 2) * noise(x).to(x.dtype)
+    return torch.where(mask, x, image)
+
+
+class _StepCounter:
+    """Renumbers the per-segment callbacks into one running step count."""
+
+    def __init__(self, callback: Optional[Callback]):
+        self.callback, self.count = callback, 0
+
+    def __call__(self, i, x, sigma, denoised):
+        if self.callback is not None:
+            self.callback(self.count, x, sigma, denoised)
+        self.count += 1
+
+
+class RunningMoments:
+    """Per-pixel mean and standard deviation over draws, fed in batches (Welford/Chan's parallel update).
+
+    Memory stays that of one image whatever the number of draws.
+    """
+
+    def __init__(self):
+        self.count, self.mean, self._m2 = 0, None, None
+
+    def update(self, draws: torch.Tensor) -> None:
+        """Add a batch of draws (N, ...) in float64."""
+        draws = draws.to(torch.float64)
+        n = draws.shape[0]
+        batch_mean = draws.mean(dim=0)
+        batch_m2 = ((draws - batch_mean) ** 2).sum(dim=0)
+        if self.count == 0:
+            self.count, self.mean, self._m2 = n, batch_mean, batch_m2
+            return
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean = self.mean + delta * (n / total)
+        self._m2 = self._m2 + batch_m2 + delta**2 * (self.count * n / total)
+        self.count = total
+
+    @property
+    def std(self) -> torch.Tensor:
+        """Sample standard deviation (ddof = 1; zero for a single draw)."""
+        if self.count < 2:
+            return torch.zeros_like(self.mean)
+        return (self._m2 / (self.count - 1)).sqrt()
+
+
+def inpaint_draws(
+    denoiser: Denoiser,
+    image: torch.Tensor,
+    mask: torch.Tensor,
+    sigmas,
+    *,
+    draws: int,
+    batch: int,
+    noise_for: Callable[[list[int]], Noise],
+    transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+    **inpaint_options,
+) -> Iterator[tuple[list[int], torch.Tensor]]:
+    """Inpaint one image (C, H, W) ``draws`` times, ``batch`` draws at a time; yields (draw indices, results).
+
+    ``noise_for(indices)`` gives the noise callable of a batch (runtime.ImageNoise(seed, indices)), so
+    draw k is the same whatever the batch size. ``transform`` (e.g. back to flux) is applied to each
+    batch before it is yielded; feed the batches to RunningMoments for the uncertainty map.
+    """
+    if draws < 1 or batch < 1:
+        raise ValueError(f"draws and batch must be >= 1, got {draws} and {batch}")
+    for first in range(0, draws, batch):
+        indices = list(range(first, min(first + batch, draws)))
+        images = image.unsqueeze(0).expand(len(indices), *image.shape)
+        result = inpaint(denoiser, images, mask, sigmas, noise=noise_for(indices), **inpaint_options)
+        yield indices, result if transform is None else transform(result)
