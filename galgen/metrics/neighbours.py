@@ -1,11 +1,14 @@
 """Exact k-nearest neighbours in pixel space between query images and a large reference set.
 
 The reference set (N, D) may be a memory map far bigger than RAM (100k x 3 x 64 x 64 float32
-is 5 GB): it is read in chunks of rows. For each chunk, squared distances
+is 5 GB): it is read once, in chunks of rows. For each chunk, squared distances
 |q|^2 - 2 q.r + |r|^2 come from one float32 matrix product on data centred on the queries'
 mean (centring keeps the norms small, so cancellation stays far below the gaps between
-neighbours); the best ``k + margin`` rows per query are then re-scored exactly in float64 as
-sum((q - r)^2), and merged into a running top-k. No Python loop over images.
+neighbours), and a running top-(k + margin) per query is kept. At the end those candidates
+are re-scored exactly in float64 as sum((q - r)^2) and the best k returned, so every returned
+distance is exact, and the ranking is exact unless float32 rounding (relative ~1e-6 of the
+centred norms) exceeds the gap between the k-th and the (k + margin)-th neighbour.
+No Python loop over images.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 DEFAULT_CHUNK_ROWS = 2048
-RESCORE_MARGIN = 8          # extra float32 candidates re-scored exactly per chunk
+RESCORE_MARGIN = 8          # extra float32 candidates per query re-scored exactly at the end
 RESCORE_BLOCK = 2 ** 24     # float64 elements per exact re-scoring block (128 MB)
 
 
@@ -60,44 +63,52 @@ def nearest_neighbours(queries, reference, *, k: int = 1, chunk_rows: int = DEFA
     centre = q.mean(axis=0, dtype=np.float64).astype(np.float32)
     qc = q - centre
     q_norm = np.einsum("ij,ij->i", qc, qc)
-    best_d2 = np.full((m, k), np.inf)
-    best_i = np.zeros((m, k), dtype=np.int64)
+    keep = min(n, k + RESCORE_MARGIN)
+    cand_d2 = np.full((m, keep), np.inf, dtype=np.float32)
+    cand_i = np.zeros((m, keep), dtype=np.int64)
     for start in range(0, n, chunk_rows):
-        chunk = np.asarray(ref[start:start + chunk_rows], dtype=np.float32)
-        cand = _screen(qc, q_norm, chunk - centre, k + RESCORE_MARGIN)
-        exact = _exact_d2(q, chunk, cand)
-        best_d2, best_i = _merge(best_d2, best_i, exact, cand + start, k)
+        rc = np.subtract(ref[start:start + chunk_rows], centre, dtype=np.float32)  # one pass, centred
+        approx_d2, cols = _screen(qc, q_norm, rc, keep)
+        cand_d2, cand_i = _merge(cand_d2, cand_i, approx_d2, cols + start, keep)
         if progress is not None:
-            progress(len(chunk))
+            progress(len(rc))
+    exact = _exact_d2(q, ref, cand_i)
+    best_d2, best_i = _smallest(exact, cand_i, k)
     return best_i, np.sqrt(best_d2)
 
 
 def _screen(qc, q_norm, rc, keep):
-    """Column indices (M, keep') of the ``keep`` smallest float32 squared distances per query."""
+    """float32 squared distances and chunk row numbers (M, keep') of each query's ``keep`` nearest."""
     approx = rc @ qc.T                          # (rows, M): one BLAS call for the whole chunk
     approx *= -2.0
     approx += np.einsum("ij,ij->i", rc, rc)[:, None]
     approx += q_norm[None, :]
-    keep = min(keep, rc.shape[0])
-    if keep == rc.shape[0]:
-        return np.broadcast_to(np.arange(keep), (qc.shape[0], keep))
-    return np.argpartition(approx, keep - 1, axis=0)[:keep].T
+    approx = approx.T
+    if keep >= approx.shape[1]:
+        cols = np.broadcast_to(np.arange(approx.shape[1]), approx.shape)
+    else:
+        cols = np.argpartition(approx, keep - 1, axis=1)[:, :keep]
+    return np.take_along_axis(approx, cols, axis=1), cols
 
 
-def _exact_d2(q, chunk, cand):
-    """Exact float64 squared distances between each query and its candidate rows, (M, keep)."""
+def _exact_d2(q, ref, cand):
+    """Exact float64 squared distances between each query and its candidate reference rows, (M, keep)."""
     m, keep = cand.shape
     out = np.empty((m, keep))
     step = max(1, RESCORE_BLOCK // (keep * q.shape[1]))
     for lo in range(0, m, step):   # a loop over blocks of queries, only to bound memory
-        diff = chunk[cand[lo:lo + step]].astype(np.float64) - q[lo:lo + step, None, :].astype(np.float64)
+        rows = np.asarray(ref[cand[lo:lo + step].ravel()], dtype=np.float64).reshape(-1, keep, q.shape[1])
+        diff = rows - q[lo:lo + step, None, :].astype(np.float64)
         out[lo:lo + step] = np.einsum("mkd,mkd->mk", diff, diff)
     return out
 
 
 def _merge(best_d2, best_i, new_d2, new_i, k):
-    """Keep the k smallest of the running best and this chunk's candidates, sorted, ties by index."""
-    d2 = np.concatenate([best_d2, new_d2], axis=1)
-    idx = np.concatenate([best_i, new_i], axis=1)
+    """Keep the k smallest of the running best and this chunk's candidates."""
+    return _smallest(np.concatenate([best_d2, new_d2], axis=1), np.concatenate([best_i, new_i], axis=1), k)
+
+
+def _smallest(d2, idx, k):
+    """The k smallest squared distances per row with their indices, sorted, ties by lower index."""
     order = np.lexsort((idx, d2), axis=1)[:, :k]
     return np.take_along_axis(d2, order, axis=1), np.take_along_axis(idx, order, axis=1)
