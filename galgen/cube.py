@@ -33,15 +33,17 @@ DEFAULT_UNIT = "nanomaggy"
 _NANOMAGGY_SPELLINGS = {"nanomaggy", "nanomaggies", "nmgy", "nanomaggys"}
 # Extensions that carry a bad-pixel mask or flag map (non-zero = bad).
 _MASK_EXTNAMES = ("MASK", "FLAGS", "BADPIX", "DQ", "BITMASK")
-# Cards that describe the layout of the input and must not be copied onto an output.
+# Cards that describe the layout of the input (tile compression included) and must not be copied onto an output.
 _STRUCTURAL = re.compile(
     r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|XTENSION|EXTNAME|EXTVER|CHECKSUM|DATASUM|DATE|LONGSTRN"
-    r"|BSCALE|BZERO|BLANK|BUNIT|BANDS|BAND\d+|Z\w+|TFIELDS|TTYPE\d+|TFORM\d+|TUNIT\d+|TDIM\d+)$"
+    r"|BSCALE|BZERO|BLANK|BUNIT|BANDS|BAND\d+|FILTER\d*|TFIELDS|TTYPE\d+|TFORM\d+|TUNIT\d+|TDIM\d+"
+    r"|Z(IMAGE|BITPIX|NAXIS\d*|TILE\d+|CMPTYPE|NAME\d+|VAL\d+|QUANTIZ|DITHER0|SIMPLE|TENSION|EXTEND|BLOCKED"
+    r"|PCOUNT|GCOUNT|HECKSUM|DATASUM|BLANK|SCALE|ZERO|MASKCMP))$"
 )
 # World-coordinate cards; the output's are written afresh from `Cube.wcs`.
 _WCS_KEY = re.compile(
     r"^(WCSAXES|CTYPE\d|CRVAL\d|CRPIX\d|CDELT\d|CUNIT\d|CROTA\d|CD\d_\d|PC\d_\d|PV\d_\d+|PS\d_\d+"
-    r"|CNAME\d|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJDREF\w*|DATEREF|A_\w+|B_\w+|AP_\w+|BP_\w+"
+    r"|CNAME\d|LONPOLE|LATPOLE|RADESYS|RADECSYS|EQUINOX|EPOCH|MJDREF\w*|DATEREF|(A|B|AP|BP)_(ORDER|DMAX|\d+_\d+)"
     r"|IMAGEW|IMAGEH)$"
 )
 
@@ -207,17 +209,16 @@ def _open_fits(path: Path):
         raise InputError("is a directory, not a FITS file", path=path)
     with warnings.catch_warnings():
         warnings.simplefilter("error", AstropyUserWarning)  # "File may have been truncated" and kin
-        warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
         except AstropyUserWarning as exc:
             raise InputError(f"truncated or damaged FITS file ({_first_line(exc)})", path=path) from None
         except (OSError, ValueError, EOFError, TypeError, IndexError, KeyError) as exc:
             raise InputError(f"not a readable FITS file ({_first_line(exc)})", path=path) from None
-        try:
-            yield hdul
-        finally:
-            hdul.close()
+    try:
+        yield hdul
+    finally:
+        hdul.close()
 
 
 def _first_line(exc: BaseException) -> str:

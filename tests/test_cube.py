@@ -203,6 +203,7 @@ def test_bands_from_per_plane_keywords_and_selection(tmp_path):
     assert read_cube(path).bands == "grz"
     picked = read_cube(path, bands="zg")
     assert picked.bands == "zg" and picked.data[:, 0, 0].tolist() == [3.0, 1.0]
+    assert "FILTER1" not in picked.header  # per-plane names are rewritten as BANDS/BANDn, never carried stale
 
 
 def test_band_names_that_disagree_are_an_input_error(tmp_path):
@@ -238,6 +239,25 @@ def test_unusable_files_are_one_line_input_errors(tmp_path, make, message):
     with pytest.raises(InputError, match=message) as info:
         read_cube(path, bands="grz")
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_cube_without_wcs_and_empty_table_are_fitsverify_clean(tmp_path):
+    bare = Cube(data=np.ones((2, 5, 7), np.float32), bands="gr", unit="counts")
+    path = write_cube(bare, tmp_path / "bare.fits")
+    assert_fitsverify_clean(path)
+    back = read_cube(path)
+    assert back.wcs is None and back.pixel_scale is None and back.unit == "counts" and back.shape == (2, 5, 7)
+    empty = write_table({"mag": np.array([], np.float64), "name": np.array([], str)}, tmp_path / "empty.fits")
+    assert_fitsverify_clean(empty)
+    assert {k: len(v) for k, v in read_table(empty).items()} == {"mag": 0, "name": 0}
+
+
+def test_asking_for_a_table_hdu_as_an_image_is_an_input_error(tmp_path):
+    path = write_table({"a": np.arange(3)}, tmp_path / "t.fits")
+    with pytest.raises(InputError, match="HDU 1 is a BinTableHDU, not an image"):
+        read_cube(path, hdu=1)
+    with pytest.raises(InputError, match="no binary table"):
+        read_table(write_cube(small_cube(), tmp_path / "c.fits"))
 
 
 def test_missing_file_and_wrong_hdu(tmp_path):
@@ -381,7 +401,9 @@ def test_real_cutout_wcs_survives_write_and_read(decals_dir, tmp_path):
     pixels = np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1], [211.5, 211.5], [17.25, 300.5]])
     for name in ("example_a.fits", "example_bad_pix.fits"):
         cube = read_cube(decals_dir / name)
-        back = read_cube(write_cube(cube, tmp_path / name))
+        written = write_cube(cube, tmp_path / name)
+        assert_fitsverify_clean(written)  # the cutout's CD matrix is written as PC + CDELT
+        back = read_cube(written)
         np.testing.assert_allclose(back.wcs.all_pix2world(pixels, 0), cube.wcs.all_pix2world(pixels, 0),
                                    rtol=0, atol=1e-9)
         with fits.open(decals_dir / name) as original, warnings.catch_warnings():
