@@ -47,12 +47,23 @@ def load_population(items: Sequence, *, label: str = "images", show_progress: bo
     single dataset directory. Masked pixels become NaN. Raises InputError naming the file
     that cannot be read, or whose bands or unit disagree with the first file's.
     """
+    return _load_resolved(resolve_inputs(items), label=label, show_progress=show_progress)
+
+
+def resolve_inputs(items: Sequence) -> Path | list[Path]:
+    """A dataset directory, or the list of FITS files ``items`` name (InputError if any matches nothing)."""
     items = [items] if isinstance(items, (str, Path)) else list(items)
     if len(items) == 1 and is_dataset(items[0]):
-        return _load_dataset(Path(items[0]), label=label, show_progress=show_progress)
+        return Path(items[0])
     from galgen.inputs import expand_inputs
 
-    return _load_cubes(expand_inputs(items), label=label, show_progress=show_progress)
+    return expand_inputs(items)
+
+
+def _load_resolved(source: Path | list[Path], *, label: str, show_progress: bool) -> Population:
+    if isinstance(source, Path):
+        return _load_dataset(source, label=label, show_progress=show_progress)
+    return _load_cubes(source, label=label, show_progress=show_progress)
 
 
 def centre_crop(data: np.ndarray, shape_yx) -> np.ndarray:
@@ -168,8 +179,9 @@ def load_pair(real_items, mock_items, *, show_progress: bool = False) -> tuple[P
     Both must share bands and unit (InputError otherwise); when their stamp sizes differ, both
     are centre-cropped to the common size, with a note.
     """
-    real = load_population(real_items, label="real", show_progress=show_progress)
-    mock = load_population(mock_items, label="mock", show_progress=show_progress)
+    real_source, mock_source = resolve_inputs(real_items), resolve_inputs(mock_items)  # fail before reading
+    real = _load_resolved(real_source, label="real", show_progress=show_progress)
+    mock = _load_resolved(mock_source, label="mock", show_progress=show_progress)
     if real.bands != mock.bands:
         raise InputError(f"mock bands {mock.bands!r} differ from the real bands {real.bands!r}", path=mock.paths[0])
     if real.unit != mock.unit:

@@ -62,9 +62,20 @@ def test_bootstrap_is_seeded_and_brackets_the_distance():
     assert single[0] == pytest.approx(wasserstein_distance(u_star, v_star), abs=1e-12)
 
 
-def test_split_half_baseline_is_small_for_one_distribution():
+def test_split_half_baseline_is_small_for_one_distribution_and_rescaled_to_the_comparison():
     u = np.random.default_rng(1).normal(size=4000)
-    assert 0 < pop.split_half_wasserstein1(u, seed=0) < 0.1
+    raw = pop.split_half_wasserstein1(u, seed=0)
+    assert 0 < raw < 0.1
+    # two halves of 2000 vs a 4000 x 4000 comparison: sqrt((2 / 4000) / (4 / 4000)) = 1 / sqrt(2)
+    assert pop.split_half_wasserstein1(u, seed=0, compared_with=4000) == pytest.approx(raw / np.sqrt(2))
+
+
+def test_bootstrap_interval_removes_the_bootstrap_bias():
+    draws = 0.5 + np.linspace(-0.1, 0.1, 1001)  # mean 0.5 for an estimate of 0.3: bias 0.2
+    low, high = pop.bootstrap_interval(draws, 0.3, confidence=0.9)
+    assert low == pytest.approx(0.3 - 0.09) and high == pytest.approx(0.3 + 0.09)
+    assert pop.bootstrap_interval(draws, 0.0)[0] == 0.0  # floored at zero
+    assert pop.bootstrap_interval([], 0.3) is None
 
 
 @pytest.mark.parametrize("mode", ["default", "reference"])

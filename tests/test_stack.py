@@ -75,15 +75,13 @@ def test_masked_pixels_become_nan(tmp_path):
 
 
 def test_prepared_dataset_is_mapped_back_to_flux(tmp_path):
-    from galgen.dataset import create_images, write_meta
+    from galgen.dataset import write_meta
     from galgen.normalize import Normalizer
 
     normalizer = Normalizer(bands="grz", lower=(-0.1, -0.2, -0.3), upper=(5.0, 6.0, 7.0))
     flux = np.random.default_rng(3).uniform(-0.1, 5.0, size=(5, 3, 16, 16)).astype(np.float32)
     (tmp_path / "ds").mkdir()
-    images = create_images(tmp_path / "ds", (5, 3, 16, 16))
-    images[:] = normalizer.forward(flux)
-    images.flush()
+    np.save(tmp_path / "ds" / "images.npy", normalizer.forward(flux).astype(np.float32))  # the DATASET layout
     write_meta(tmp_path / "ds", {"bands": "grz", "size": 16, "count": 5, "pixel_scale": 0.262, "unit": "nanomaggy",
                                  "normalizer": normalizer.to_dict()})
     population = load_population([tmp_path / "ds"])

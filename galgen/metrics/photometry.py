@@ -14,6 +14,8 @@ Never imports torch.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 ZERO_POINT_NANOMAGGY = 22.5
@@ -91,9 +93,18 @@ def circle_pixel_overlap(shape_yx, radius: float, *, center=None) -> np.ndarray:
 
 
 def aperture_weights(shape_yx, radii, *, center=None) -> np.ndarray:
-    """Exact-overlap weights of several concentric apertures as a ``(H * W, R)`` float64 matrix."""
-    radii = np.atleast_1d(np.asarray(radii, dtype=np.float64))
-    return np.stack([circle_pixel_overlap(shape_yx, r, center=center).ravel() for r in radii], axis=1)
+    """Exact-overlap weights of several concentric apertures as a read-only ``(H * W, R)`` float64 matrix."""
+    radii = tuple(float(r) for r in np.atleast_1d(radii))
+    center = None if center is None else (float(center[0]), float(center[1]))
+    return _cached_weights(tuple(int(n) for n in shape_yx[-2:]), radii, center)
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_weights(shape_yx, radii, center) -> np.ndarray:
+    # a stack is measured chunk by chunk with the same apertures: build each matrix once
+    weights = np.stack([circle_pixel_overlap(shape_yx, r, center=center).ravel() for r in radii], axis=1)
+    weights.flags.writeable = False
+    return weights
 
 
 # ----------------------------------------------------------------------------- sums and background
@@ -129,7 +140,10 @@ def aperture_sums(images, radii, *, center=None) -> np.ndarray:
     flat = images.reshape(-1, height * width)
     out = np.empty((flat.shape[0], weights.shape[1]), dtype=np.float64)
     for rows in _chunks(flat.shape[0], CHUNK_STAMPS * 4):
-        block = np.nan_to_num(flat[rows].astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        block = np.asarray(flat[rows], dtype=np.float64)
+        finite = np.isfinite(block)
+        if not finite.all():
+            block = np.where(finite, block, 0.0)
         out[rows] = block @ weights
     return out.reshape(*lead, weights.shape[1])
 
@@ -208,11 +222,11 @@ def border_background(images, *, width: int | None = None, sigma: float = 3.0, m
     The frame is sorted once; every clipping pass keeps a contiguous run of the sorted values,
     so each pass costs only a count, and means and variances come from cumulative sums.
     """
-    values = np.sort(border_pixels(images, width=width).astype(np.float64), axis=-1)
+    values = np.sort(border_pixels(images, width=width), axis=-1)  # in the input's precision: float32 sorts fast
     finite = np.isfinite(values)
     lo = np.zeros(values.shape[:-1], dtype=np.int64)
     hi = finite.sum(axis=-1)
-    filled = np.where(finite, values, 0.0)
+    filled = (values if hi.min() == values.shape[-1] else np.where(finite, values, 0.0)).astype(np.float64)
     csum = np.concatenate([np.zeros((*values.shape[:-1], 1)), np.cumsum(filled, axis=-1)], axis=-1)
     csq = np.concatenate([np.zeros((*values.shape[:-1], 1)), np.cumsum(filled * filled, axis=-1)], axis=-1)
 
@@ -223,15 +237,13 @@ def border_background(images, *, width: int | None = None, sigma: float = 3.0, m
         std = np.sqrt(np.maximum(mean_sq - mean * mean, 0.0))
         mid_lo = np.take_along_axis(values, np.clip(lo + (hi - lo - 1) // 2, 0, None)[..., None], -1)[..., 0]
         mid_hi = np.take_along_axis(values, np.clip(lo + (hi - lo) // 2, 0, values.shape[-1] - 1)[..., None], -1)[..., 0]
-        return 0.5 * (mid_lo + mid_hi), std
+        return 0.5 * (mid_lo.astype(np.float64) + mid_hi), std
 
     for _ in range(maxiters):
         median, std = run_stats(lo, hi)
-        inside_low = np.where(finite, values < (median - sigma * std)[..., None], False)
-        inside_high = np.where(finite, values <= (median + sigma * std)[..., None], False)
-        # clipped values stay clipped, as in astropy's sigma_clip
-        new_lo = np.maximum(inside_low.sum(axis=-1), lo)
-        new_hi = np.minimum(inside_high.sum(axis=-1), hi)
+        # NaN compares False, so the counts are of finite values; clipped values stay clipped (astropy)
+        new_lo = np.maximum(np.count_nonzero(values < (median - sigma * std)[..., None], axis=-1), lo)
+        new_hi = np.minimum(np.count_nonzero(values <= (median + sigma * std)[..., None], axis=-1), hi)
         if np.array_equal(new_lo, lo) and np.array_equal(new_hi, hi):
             break
         lo, hi = new_lo, new_hi

@@ -151,18 +151,51 @@ def bootstrap_wasserstein1(u, v, *, draws: int = 1000, seed: int | np.random.Gen
     return out
 
 
-def split_half_wasserstein1(u, *, seed: int | np.random.Generator = 0) -> float:
+def split_half_wasserstein1(u, *, seed: int | np.random.Generator = 0, compared_with: int | None = None) -> float:
     """Noise floor of W1: the distance between two random halves of one sample.
 
-    Both halves hold ``n / 2`` galaxies, so this floor is a little higher (by about
-    ``sqrt(2)``) than the sampling noise of a comparison of two full-size sets.
+    Parameters
+    ----------
+    u : array_like
+        The real sample of one property; non-finite values are dropped.
+    seed : int or numpy.random.Generator
+        Seeds the split.
+    compared_with : int, optional
+        Size ``m`` of the sample ``u`` will be compared with. Between two samples drawn from one
+        distribution, W1 shrinks like ``sqrt(1/n_1 + 1/n_2)``; two halves of ``n`` values sit at
+        ``sqrt(4/n)``, so the split-half value is rescaled by ``sqrt((1/n + 1/m) / (4/n))`` to be
+        the floor of the real (``n``) vs mock (``m``) comparison. Default: no rescaling.
+
+    Returns
+    -------
+    float
+        W1 between the halves (rescaled when asked), in the unit of ``u``; NaN below 2 values.
     """
     u = _finite(u)
     if u.size < 2:
         return float("nan")
     shuffled = np.random.default_rng(seed).permutation(u)
     half = u.size // 2
-    return wasserstein1(shuffled[:half], shuffled[half : 2 * half])
+    distance = wasserstein1(shuffled[:half], shuffled[half : 2 * half])
+    if compared_with:
+        distance *= np.sqrt((1.0 / u.size + 1.0 / compared_with) / (2.0 / half))
+    return float(distance)
+
+
+def bootstrap_interval(draws, estimate: float, *, confidence: float = 0.95) -> tuple[float, float] | None:
+    """Bias-corrected percentile interval of a distance from its bootstrap draws.
+
+    W1 between resamples is biased upwards (resampling adds noise, and noise only adds
+    distance), so plain percentiles can miss the estimate altogether when two populations
+    nearly agree. The interval is the central ``confidence`` percentile range of the draws
+    shifted down by the bootstrap bias ``mean(draws) - estimate``, floored at 0. None without draws.
+    """
+    draws = np.asarray(draws, dtype=np.float64)
+    if draws.size == 0 or not np.all(np.isfinite(draws)) or not np.isfinite(estimate):
+        return None
+    tail = 50.0 * (1.0 - confidence)
+    low, high = np.percentile(draws, [tail, 100.0 - tail]) - (draws.mean() - estimate)
+    return float(max(low, 0.0)), float(max(high, 0.0))
 
 
 # ----------------------------------------------------------------------------- property recipes
@@ -253,9 +286,9 @@ def default_properties(flux, *, bands: str, pixel_scale: float, config: SGDConfi
     size_plane = _band_index(bands, config.size_band)
     mags, sizes = np.empty((count, len(bands))), np.empty(count)
     for rows in phot._chunks(count):
-        block = np.asarray(flux[rows], dtype=np.float64)
+        block = np.asarray(flux[rows])
         level, _ = phot.border_background(block)
-        block = np.where(np.isfinite(block), block, level[..., None, None])
+        block = np.where(np.isfinite(block), block, level[..., None, None])  # float64 from here
         fluxes = phot.aperture_sums(block, [radius])[..., 0] - level * area
         mags[rows] = phot.magnitudes(fluxes, zero_point=config.zero_point)
         cog = phot.curve_of_growth(block[:, size_plane], radii, background=level[:, size_plane])
@@ -338,14 +371,15 @@ class SGDResult:
             "properties": rows,
             "notes": list(self.notes),
         }
-        return _json_safe(summary)
+        return json_safe(summary)
 
 
-def _json_safe(value):
+def json_safe(value):
+    """``value`` with NaN and infinities as None and numpy scalars as Python ones (for strict JSON)."""
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, (float, np.floating)):
         return float(value) if np.isfinite(value) else None
     if isinstance(value, np.integer):
@@ -358,6 +392,19 @@ def _json_safe(value):
 def _shuffle_truncate(table: dict[str, np.ndarray], size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     order = rng.permutation(len(next(iter(table.values()))))[:size]
     return {name: values[order] for name, values in table.items()}
+
+
+def _compare_one(name, real, mock, *, unit, draws, mode, confidence, rng) -> tuple[PropertyDistance, np.ndarray]:
+    """One property's row, and its bootstrap draws (empty in reference mode)."""
+    n_real, n_mock = int(np.isfinite(real).sum()), int(np.isfinite(mock).sum())
+    w1 = wasserstein1(real, mock)
+    baseline = split_half_wasserstein1(real, seed=rng, compared_with=n_mock) if mode == "default" else None
+    samples = bootstrap_wasserstein1(real, mock, draws=draws, seed=rng) if draws else np.empty(0)
+    row = PropertyDistance(
+        name=name, unit=unit, w1=w1, ci=bootstrap_interval(samples, w1, confidence=confidence) if draws else None,
+        baseline=baseline, cohens_d=cohens_d(real, mock), n_real=n_real, n_mock=n_mock,
+    )
+    return row, samples
 
 
 def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray], *, units: dict[str, str], config: SGDConfig = SGDConfig()) -> SGDResult:
@@ -377,10 +424,11 @@ def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray],
     SGDResult
         ``SGD = sum_i W1(real_i, mock_i)`` over the properties (paper eq. 15). Reference mode
         first shuffles both sets and truncates them to the smaller size (seeded) and gives no
-        interval or baseline. Default mode keeps every galaxy; each W1 gets a percentile
-        bootstrap interval (both sets resampled, ``config.bootstrap`` draws) and the W1 between
-        two random halves of the real set; the SGD's interval sums the per-property draws
-        (properties resampled independently).
+        interval or baseline. Default mode keeps every galaxy; each W1 gets a bias-corrected
+        bootstrap interval (:func:`bootstrap_interval`; both sets resampled, ``config.bootstrap``
+        draws) and a noise floor, the W1 between two random halves of the real set rescaled to
+        the comparison's sample sizes (:func:`split_half_wasserstein1`); the SGD's interval sums
+        the per-property draws (properties resampled independently) and its floor the floors.
     """
     rng = np.random.default_rng(config.seed)
     n_real, n_mock = len(next(iter(real.values()))), len(next(iter(mock.values())))
@@ -389,43 +437,23 @@ def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray],
         size = min(n_real, n_mock)
         real, mock = _shuffle_truncate(real, size, rng), _shuffle_truncate(mock, size, rng)
         notes.append(f"reference mode: both sets shuffled and truncated to {size} galaxies (seed {config.seed})")
-    use_bootstrap = config.mode == "default" and config.bootstrap > 0
-    tail = 50.0 * (1.0 - config.confidence)
-    rows, draws_total = [], np.zeros(config.bootstrap if use_bootstrap else 0)
+    draws = config.bootstrap if config.mode == "default" else 0
+    rows, draws_total = [], np.zeros(draws)
     for name in real:
-        ci, baseline = None, None
-        if config.mode == "default":
-            baseline = split_half_wasserstein1(real[name], seed=rng)
-        if use_bootstrap:
-            draws = bootstrap_wasserstein1(real[name], mock[name], draws=config.bootstrap, seed=rng)
-            if draws.size:
-                ci = (float(np.percentile(draws, tail)), float(np.percentile(draws, 100 - tail)))
-                draws_total += draws
-            else:
-                draws_total += np.nan
-        rows.append(
-            PropertyDistance(
-                name=name,
-                unit=units.get(name, ""),
-                w1=wasserstein1(real[name], mock[name]),
-                ci=ci,
-                baseline=baseline,
-                cohens_d=cohens_d(real[name], mock[name]),
-                n_real=int(np.isfinite(real[name]).sum()),
-                n_mock=int(np.isfinite(mock[name]).sum()),
-            )
-        )
-        dropped = (len(real[name]) - rows[-1].n_real, len(mock[name]) - rows[-1].n_mock)
+        row, row_draws = _compare_one(name, real[name], mock[name], unit=units.get(name, ""), draws=draws,
+                                      mode=config.mode, confidence=config.confidence, rng=rng)
+        rows.append(row)
+        draws_total += row_draws if row_draws.size == draws else np.nan
+        dropped = (len(real[name]) - row.n_real, len(mock[name]) - row.n_mock)
         if any(dropped):
             notes.append(f"{name}: {dropped[0]} real and {dropped[1]} mock galaxies not measurable, left out")
-    sgd_ci = None
-    if use_bootstrap and np.all(np.isfinite(draws_total)):
-        sgd_ci = (float(np.percentile(draws_total, tail)), float(np.percentile(draws_total, 100 - tail)))
+    total = float(sum(r.w1 for r in rows))
+    sgd_ci = bootstrap_interval(draws_total, total, confidence=config.confidence)
     baseline_sgd = float(sum(r.baseline for r in rows)) if config.mode == "default" else None
     return SGDResult(
         mode=config.mode,
         properties=rows,
-        sgd=float(sum(r.w1 for r in rows)),
+        sgd=total,
         sgd_ci=sgd_ci,
         baseline_sgd=baseline_sgd,
         n_real=n_real,
