@@ -26,7 +26,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from galgen import __version__
 from galgen.errors import InputError
-from galgen.provenance import provenance_from_header, provenance_to_header
+from galgen.provenance import add_history, provenance_from_header, provenance_to_header
 
 DEFAULT_UNIT = "nanomaggy"
 # Spellings of the Legacy Survey flux unit seen in the wild, all meaning 1e-9 maggy.
@@ -607,7 +607,7 @@ def _provenance_header(provenance: dict | None, history: Sequence[str]) -> fits.
     if provenance is not None:
         provenance_to_header(provenance, header)
     for line in history:
-        header.add_history(str(line))
+        add_history(header, line)
     return header
 
 

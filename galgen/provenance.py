@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import re
+import textwrap
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Sequence
@@ -99,24 +100,39 @@ def provenance_to_header(provenance: dict, header) -> None:
     if "inputs" in provenance:
         _inputs_to_header(provenance["inputs"], header)
     if provenance.get("command"):
-        header.add_history(
-            f"{provenance.get('date', '')} galgen {provenance.get('version', '')}: {provenance['command']}"
-        )
+        add_history(header, f"{provenance.get('date', '')} galgen {provenance.get('version', '')}: "
+                            f"{provenance['command']}")
+
+
+def add_history(header, text: str) -> None:
+    """HISTORY cards for one line of text, wrapped at spaces (72 characters fit a card)."""
+    lines = textwrap.wrap(str(text), 72, subsequent_indent="  ", break_on_hyphens=False) or [""]
+    for line in lines:
+        header.add_history(line)
 
 
 def provenance_from_header(header) -> dict:
     """Read back the dict `provenance_to_header` wrote (empty if the header has none)."""
     fields = {keyword: (name, as_json) for name, (keyword, _, as_json) in FIELDS.items()}
-    if _EXTRA in header:
-        fields.update({k: (name, as_json) for k, (name, as_json) in json.loads(header[_EXTRA]).items()})
+    extra = _json_or_none(header.get(_EXTRA))
+    if isinstance(extra, dict):
+        fields.update({k: (v[0], bool(v[1])) for k, v in extra.items() if isinstance(v, list) and len(v) == 2})
     provenance: dict = {}
     for keyword, (name, as_json) in fields.items():
         if keyword in header:
             value = header[keyword]
-            provenance[name] = json.loads(value) if as_json else value
+            decoded = _json_or_none(value) if as_json else None
+            provenance[name] = value if decoded is None else decoded  # a damaged JSON card stays text
     if _INPUT_COUNT in header:
         provenance["inputs"] = _inputs_from_header(header)
     return provenance
+
+
+def _json_or_none(text):
+    try:
+        return json.loads(text) if isinstance(text, str) else None
+    except json.JSONDecodeError:
+        return None
 
 
 def set_card(header, keyword: str, value, comment: str = "") -> None:

@@ -93,6 +93,8 @@ def test_info_subprocess_exit_codes(mock_cube, tmp_path):
     assert failed.returncode == 2 and failed.stdout == ""
     assert "broken.fits" in failed.stderr and "Traceback" not in failed.stderr
     assert len(failed.stderr.strip().splitlines()) == 1
-    missing = subprocess.run([sys.executable, "-m", "galgen", "info", str(tmp_path / "nope.fits")],
-                             capture_output=True, text=True)
-    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_info_on_a_missing_file_exits_2(tmp_path):
+    result = runner.invoke(app, ["info", str(tmp_path / "nope.fits")])
+    assert result.exit_code == 2 and "nope.fits: no such file" in result.stderr

@@ -83,3 +83,8 @@ def test_every_keyword_is_documented():
     doc = (Path(__file__).resolve().parents[1] / "docs" / "fits-format.md").read_text()
     for field, (keyword, _, _) in FIELDS.items():
         assert f"| `{keyword}` | `{field}` |" in doc
+
+
+def test_a_damaged_json_card_reads_back_as_text():
+    header = fits.Header([("GGNORM", "{not json"), ("GGEXTRA", "also not json"), ("GGSEED", 4)])
+    assert provenance_from_header(header) == {"normaliser": "{not json", "seed": 4}
