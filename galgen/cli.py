@@ -280,8 +280,8 @@ def info(
 ):
     """Print what a FITS file or a weights file holds and the provenance that made it.
 
-    FITS: bands, shape, unit, pixel scale, WCS centre, masked pixels and every galgen
-    provenance keyword (docs/fits-format.md). Weights: galgen's metadata.
+    FITS: bands, shape, unit, pixel scale, WCS centre, masked pixels, galgen provenance.
+    Weights: galgen's metadata. Keywords are explained in docs/fits-format.md.
 
     Example: galgen info mocks/mock_000000.fits model.safetensors --json
     """
