@@ -655,6 +655,8 @@ def _fits_column(name: str, values: np.ndarray, unit: str | None) -> fits.Column
 
 
 def _write_hdus(hdul: fits.HDUList, path: Path) -> Path:
+    if not path.name.lower().endswith((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")):
+        raise InputError("galgen writes .fits or .fits.gz files (tile compression: run fpack on them)", path=path)
     for hdu in hdul:
         _declare_long_strings(hdu.header)
     with atomic_output(path) as tmp:

@@ -324,6 +324,13 @@ def test_failed_write_keeps_the_previous_file(tmp_path):
     assert target.read_bytes() == before and sorted(tmp_path.iterdir()) == [target]
 
 
+def test_writing_an_unsupported_suffix_is_an_input_error(tmp_path):
+    for name in ("c.fits.fz", "c.png"):
+        with pytest.raises(InputError, match="writes .fits or .fits.gz"):
+            write_cube(small_cube(), tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_write_into_missing_directory_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="output directory does not exist"):
         write_cube(small_cube(), tmp_path / "nope" / "c.fits")
