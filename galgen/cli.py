@@ -264,12 +264,41 @@ def _print_rows(title: str, header, rows, *, notes=()) -> None:
 
 @app.command()
 @reported
-def simulate():
+def simulate(
+    n: int = typer.Option(..., "-n", "--count", min=1, help="Number of galaxies to draw."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for sim_NNNNNN.fits and truth.fits."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Run seed: galaxy i depends on (seed, i) only."),
+    start: int = typer.Option(0, "--start", min=0, help="First galaxy index (to shard or extend a run)."),
+    size: int = typer.Option(64, "--size", min=16, help="Stamp side in pixels."),
+    pixel_scale: float = typer.Option(0.262, "--pixel-scale", min=0.01, help="arcsec per pixel."),
+    workers: str = typer.Option("auto", "--workers", "-j", help="Processes: 'auto' (all cores) or a number."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
+):
     """Ground-truth DESI-like galaxies from GalSim, with a truth catalogue.
+
+    Bulge + disk + star-forming knots, Moffat PSF, DR9-like sky noise, in nanomaggies (needs GalSim:
+    pip install 'galgen[sim]').
 
     Example: galgen simulate -n 1000 -o sims/ --seed 1
     """
-    _not_built("simulate")
+    from galgen.console import print_json, progress, stdout
+    from galgen.simulate import resolve_workers
+    from galgen.simulate import simulate as run_simulation
+
+    resolve_workers(workers)  # a bad value fails before the progress bar shows
+    with progress(n, "simulate") as advance:
+        summary = run_simulation(
+            n, output, seed=seed, start=start, size=size, pixel_scale=pixel_scale, workers=workers,
+            command=command_line(), on_galaxy=advance,
+        )  # fmt: skip
+    if json_out:
+        print_json(summary)
+        return
+    stdout.print(
+        f"{summary['count']} galaxies ({summary['first'].name} .. {summary['last'].name}) and truth.fits in "
+        f"{summary['out_dir']}: {summary['galaxies_per_s']} galaxies/s on {summary['workers']} worker(s)",
+        markup=False, highlight=False,
+    )  # fmt: skip
 
 
 @app.command()
