@@ -20,7 +20,9 @@ from galgen.metrics.morphology import (
     compare_morphology,
     measure_galaxy,
     measure_stack,
+    morphology_units,
     power_spectrum,
+    usable_values,
 )
 
 YY, XX = np.mgrid[:64, :64]
@@ -155,6 +157,16 @@ def test_wasserstein_per_statistic_is_the_shift_between_populations():
     wild = np.concatenate([np.full(10, 99.0), x[10:], [np.nan]])
     cleaned = compare_morphology({"gini": x[10:], "flag": np.zeros(490, np.int16)}, {"gini": wild, "flag": flags})
     assert cleaned["gini"] == {"wasserstein": 0.0, "n_a": 490, "n_b": 490}
+
+
+def test_usable_values_feed_the_population_comparison():
+    from galgen.metrics.population import wasserstein1
+
+    table = {"gini": np.array([0.1, 0.2, 0.9]), "flag": np.array([0, 1, 2], np.int16)}
+    values = usable_values(table)
+    assert list(values) == ["gini"] and np.isnan(values["gini"][2]) and values["gini"][:2].tolist() == [0.1, 0.2]
+    assert wasserstein1(values["gini"], [0.1, 0.2]) == 0.0  # the SGD code drops the NaN
+    assert set(morphology_units()) == set(MorphologyConfig().columns()) - {"flag"}
 
 
 def test_real_decals_cutout_is_measured(decals_dir):

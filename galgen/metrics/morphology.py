@@ -56,6 +56,13 @@ def power_column(wavelength: float) -> str:
     return f"log10_power_{wavelength:g}px"
 
 
+def morphology_units(config: MorphologyConfig = MorphologyConfig(), *, flux_unit: str = "nanomaggy") -> dict[str, str]:
+    """Unit of every statistic column (for tables and ``population.compare_properties``)."""
+    units = {name: "" for name in STATMORPH_NAMES}
+    units.update({power_column(w): f"log10({flux_unit}^2)" for w in config.power_wavelengths})
+    return units
+
+
 def border_background(image: np.ndarray, *, border: int) -> tuple[float, float]:
     """Sigma-clipped (3 sigma) median and standard deviation of the stamp's border pixels, flux units."""
     from astropy.stats import sigma_clipped_stats
@@ -249,6 +256,18 @@ def measure_stack(images, *, bands: str = "grz", config: MorphologyConfig = Morp
     return table
 
 
+def usable_values(table: Mapping[str, np.ndarray], *, max_flag: int = FLAG_SUSPECT) -> dict[str, np.ndarray]:
+    """The statistic columns of a :func:`measure_stack` table with galaxies flagged above ``max_flag`` set to NaN.
+
+    The result has no ``flag`` column, so it can go straight into
+    ``galgen.metrics.population.compare_properties`` (which drops NaN) for bootstrap
+    intervals and real-vs-real baselines.
+    """
+    bad = np.asarray(table["flag"]) > max_flag
+    return {name: np.where(bad, np.nan, np.asarray(values, np.float64))
+            for name, values in table.items() if name != "flag"}
+
+
 def compare_morphology(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], *,
                        max_flag: int = FLAG_SUSPECT) -> dict[str, dict]:
     r"""Wasserstein-1 distance per statistic between two populations measured by :func:`measure_stack`.
@@ -260,12 +279,10 @@ def compare_morphology(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray],
     -------
     dict of statistic -> {"wasserstein": float (NaN if a side is empty), "n_a": int, "n_b": int}
     """
+    a, b = usable_values(a, max_flag=max_flag), usable_values(b, max_flag=max_flag)
     out = {}
-    for name in a:
-        if name == "flag" or name not in b:
-            continue
-        u = np.asarray(a[name])[(np.asarray(a["flag"]) <= max_flag) & np.isfinite(a[name])]
-        v = np.asarray(b[name])[(np.asarray(b["flag"]) <= max_flag) & np.isfinite(b[name])]
+    for name in (name for name in a if name in b):
+        u, v = a[name][np.isfinite(a[name])], b[name][np.isfinite(b[name])]
         w = float(stats.wasserstein_distance(u, v)) if u.size and v.size else float("nan")
         out[name] = {"wasserstein": w, "n_a": int(u.size), "n_b": int(v.size)}
     return out
