@@ -87,6 +87,26 @@ def test_deterministic_samplers_land_on_the_ode_solution_from_the_model_table(sa
     assert fine < (0.03 if sampler == "ddim" else 0.01)  # ddim is first order
 
 
+def spread_ratio(sampler, sigmas, s):
+    """Output spread of a deterministic sampler on N(0, s^2) data over the data's own (the exact ODE's)."""
+    model = Gaussian(0.0, s)
+    x = torch.tensor([0.0, 1.0], dtype=torch.float64).view(2, 1, 1, 1) * sigmas[0]
+    out, exact = S.run_sampler(sampler, model, x, sigmas), model.ode(x, sigmas[0].item(), 0.0)
+    return ((out[1] - out[0]) / (exact[1] - exact[0])).item()
+
+
+@pytest.mark.parametrize("sampler", ["dpmpp_2m", "heun"])
+def test_default_spacing_keeps_the_spread_of_every_scale(sampler):
+    steps = S.SAMPLERS[sampler].default_steps
+    for table in (LINEAR, COSINE):
+        # galaxy light down to the sky noise (in [-1, 1] units); the last step, D at sigma_min = 0.01,
+        # takes 5 % off the finest of these scales whatever the solver
+        for scale in (0.5, 0.1, 0.03):
+            assert spread_ratio(sampler, S.select_sigmas(table, sampler, steps), scale) == pytest.approx(1, abs=0.1)
+    # evenly spaced timesteps leave the fine scales to a few huge steps and flatten them
+    assert spread_ratio(sampler, S.select_sigmas(LINEAR, sampler, steps, spacing="trailing"), 0.03) < 0.5
+
+
 def ddpm_moments(model, sigmas, *, eta=1.0):
     """Exact mean and variance after the DDIM(eta) recursion on Gaussian data, started from N(0, sigma_0^2)."""
     values = sigmas.tolist()
@@ -183,8 +203,12 @@ def test_select_sigmas_full_table_clipping_and_strength():
         assert -math.log(first) >= LAMBDA_MIN and -math.log(first) < LAMBDA_MIN + 0.1
         # the linear schedule never reaches lambda_min: clipping is a no-op there
         assert S.select_sigmas(LINEAR, sampler, 20)[0] == LINEAR[-1]
-    karras = S.select_sigmas(LINEAR, "dpmpp_2m", 10)
-    assert len(karras) == 11 and karras[-2] == LINEAR[0] and torch.all(karras[1:] < karras[:-1])
+    for spacing in ("logsnr", "karras"):
+        spaced = S.select_sigmas(LINEAR, "dpmpp_2m", 10, spacing=spacing)
+        assert len(spaced) == 11 and spaced[-2] == LINEAR[0] and spaced[0] == LINEAR[-1]
+        assert torch.all(spaced[1:] < spaced[:-1])
+    steps = S.select_sigmas(LINEAR, "heun", 10).log()[:-1].diff()
+    torch.testing.assert_close(steps, steps[:1].expand(9))  # logsnr: even steps in log(sigma)
     # SDEdit: the paper's t = 600 of 1000
     assert S.select_sigmas(LINEAR, "ddpm", 1000, strength=0.6)[0] == LINEAR[599]
     assert len(S.select_sigmas(LINEAR, "ddpm", 1000, strength=0.6)) == 601

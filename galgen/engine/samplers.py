@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import torch
 
-from galgen.engine.schedules import clip_log_snr, karras_sigmas, timestep_sigmas
+from galgen.engine.schedules import clip_log_snr, karras_sigmas, log_snr_sigmas, timestep_sigmas
 from galgen.errors import InputError
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -190,18 +190,18 @@ class SamplerSpec:
     stochastic: bool  # draws fresh noise at every step
     default_steps: int  # steps used when the user gives none
     clip_log_snr: bool  # drop the schedule's noisy end beyond schedules.LAMBDA_MIN
-    spacing: str  # default sigma spacing: "trailing" (discrete timesteps) or "karras" (rho = 7)
+    spacing: str  # default sigma spacing, one of SPACINGS (see select_sigmas)
     calls_per_step: int  # denoiser evaluations per step (Heun: 2, but 1 for the last step to 0)
     summary: str  # one line for --help
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
     "ddpm": SamplerSpec(sample_ddpm, True, 1000, False, "trailing", 1, "ancestral DDPM, the paper's (Ho et al. 2020)"),
-    "ddim": SamplerSpec(sample_ddim, False, 50, True, "trailing", 1, "DDIM, deterministic at eta=0 (Song et al. 2021)"),
-    "dpmpp_2m": SamplerSpec(sample_dpmpp_2m, False, 25, True, "karras", 1, "DPM-Solver++(2M) (Lu et al. 2022)"),
-    "heun": SamplerSpec(sample_heun, False, 18, True, "karras", 2, "Heun, 2nd-order ODE (Karras et al. 2022)"),
+    "ddim": SamplerSpec(sample_ddim, False, 50, True, "logsnr", 1, "DDIM, deterministic at eta=0 (Song et al. 2021)"),
+    "dpmpp_2m": SamplerSpec(sample_dpmpp_2m, False, 25, True, "logsnr", 1, "DPM-Solver++(2M) (Lu et al. 2022)"),
+    "heun": SamplerSpec(sample_heun, False, 18, True, "logsnr", 2, "Heun, 2nd-order ODE (Karras et al. 2022)"),
 }
-SPACINGS = ("trailing", "karras")
+SPACINGS = ("trailing", "logsnr", "karras")
 
 
 def get_sampler(name: str) -> SamplerSpec:
@@ -229,9 +229,11 @@ def select_sigmas(
     ``sigma_table`` is the model's ascending table of T discrete sigmas. ``strength`` < 1 keeps only
     timesteps below strength x T (SDEdit: the paper's t = 600 of 1000 is strength 0.6); strength 0
     gives ``[0]``, a list of no steps. Few-step samplers drop the table's noisy end beyond
-    schedules.LAMBDA_MIN (a no-op for the linear schedule). ``spacing`` (default: the sampler's own)
-    is "trailing", evenly spaced discrete timesteps, noisiest first, ``steps`` capped by the
-    timesteps that remain; or "karras", rho = 7 between the smallest and the largest kept sigma.
+    schedules.LAMBDA_MIN (a no-op for the linear schedule). ``spacing`` (default: the sampler's own):
+    "trailing", evenly spaced discrete timesteps, noisiest first, ``steps`` capped by the timesteps
+    that remain (ddpm's); "logsnr", even in log(sigma) between the smallest and the largest kept
+    sigma (the few-step default: trailing spacing starves the fine scales, see docs/samplers.md);
+    "karras", rho = 7 over the same range.
     """
     spec = get_sampler(sampler)
     spacing = spacing or spec.spacing
@@ -248,9 +250,10 @@ def select_sigmas(
     table = sigma_table[:kept]
     if spec.clip_log_snr:
         table = clip_log_snr(table)
-    if spacing == "karras" and len(table) > 1:
-        return karras_sigmas(float(table[0]), float(table[-1]), steps).to(sigma_table.dtype)
-    return timestep_sigmas(table, min(steps, len(table)))
+    if spacing == "trailing" or len(table) == 1:
+        return timestep_sigmas(table, min(steps, len(table)))
+    spaced = log_snr_sigmas if spacing == "logsnr" else karras_sigmas
+    return spaced(float(table[0]), float(table[-1]), steps).to(sigma_table.dtype)
 
 
 def run_sampler(

@@ -89,3 +89,18 @@ def karras_sigmas(sigma_min: float, sigma_max: float, steps: int, *, rho: float 
     sigmas = (hi + ramp * (lo - hi)) ** rho
     sigmas[0], sigmas[-1] = sigma_max, sigma_min  # exact ends, whatever the rounding of the powers
     return torch.cat([sigmas, sigmas.new_zeros(1)])
+
+
+def log_snr_sigmas(sigma_min: float, sigma_max: float, steps: int) -> torch.Tensor:
+    """``steps`` sigmas from sigma_max to sigma_min, even in lambda = -log(sigma), then 0 (Lu et al. 2022).
+
+    DPM-Solver's "logSNR" spacing, recommended for low-resolution pixel-space models: every scale
+    of the image, down to the sky noise, gets its share of the steps.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if steps == 1:
+        return torch.tensor([sigma_max, 0.0], dtype=torch.float64)
+    sigmas = torch.linspace(math.log(sigma_max), math.log(sigma_min), steps, dtype=torch.float64).exp()
+    sigmas[0], sigmas[-1] = sigma_max, sigma_min  # exact ends, whatever the rounding of exp(log)
+    return torch.cat([sigmas, sigmas.new_zeros(1)])
