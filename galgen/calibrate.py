@@ -111,13 +111,16 @@ def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig()) -> n
     """
     count, planes = flux.shape[:2]
     medians = np.empty((count, planes))
-    for rows in phot._chunks(count):
+
+    def measure(rows):
         block = np.asarray(flux[rows], dtype=np.float64)
         if not config.paper:
             level, rms = phot.border_background(block)
             galaxy = block - level[..., None, None] > config.threshold * rms[..., None, None]
             block = np.where(galaxy, block, np.nan)
-        medians[rows] = phot._nanmedian_last(block.reshape(*block.shape[:2], -1))
+        medians[rows] = phot.nanmedian_last(block.reshape(*block.shape[:2], -1))
+
+    phot.for_each_chunk(count, measure)
     return medians
 
 

@@ -14,6 +14,8 @@ Never imports torch.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -106,17 +108,16 @@ def cohens_d(u, v) -> float:
     return float(abs(u.mean() - v.mean()) * np.sqrt(2.0 / spread))
 
 
-def _sorted_resamples(sorted_values: np.ndarray, draws: int, rng: np.random.Generator) -> np.ndarray:
-    """``draws`` bootstrap resamples of a sorted sample, each already sorted: shape (draws, n).
+def _sorted_resample_index(n: int, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``draws`` bootstrap resamples of a sorted sample of size ``n``, each row sorted.
 
-    Sorting resampled indices sorts the resample (the sample is sorted), and small integers
-    sort by radix.
+    A resample of a sorted sample is sorted when its indices are; small integers sort by radix,
+    and gathering indices before values moves half the bytes.
     """
-    n = sorted_values.size
     dtype = np.uint16 if n <= np.iinfo(np.uint16).max else np.int64
     index = rng.integers(0, n, size=(draws, n), dtype=dtype)
     index.sort(axis=1, kind="stable")
-    return sorted_values[index]
+    return index
 
 
 def bootstrap_wasserstein1(u, v, *, draws: int = 1000, seed: int | np.random.Generator = 0, batch: int = 100) -> np.ndarray:
@@ -143,11 +144,15 @@ def bootstrap_wasserstein1(u, v, *, draws: int = 1000, seed: int | np.random.Gen
     if u.size == 0 or v.size == 0 or draws <= 0:
         return np.empty(0)
     iu, iv, dp = _quantile_grid(u.size, v.size)
+    same_size = u.size == v.size  # then the grid is every rank once, weight 1 / n
     out = np.empty(draws)
     for start in range(0, draws, batch):
         count = min(batch, draws - start)
-        u_star, v_star = _sorted_resamples(u, count, rng), _sorted_resamples(v, count, rng)
-        out[start : start + count] = np.abs(u_star[:, iu] - v_star[:, iv]) @ dp
+        u_index, v_index = _sorted_resample_index(u.size, count, rng), _sorted_resample_index(v.size, count, rng)
+        if same_size:
+            out[start : start + count] = np.abs(u[u_index] - v[v_index]).mean(axis=1)
+        else:
+            out[start : start + count] = np.abs(u[u_index[:, iu]] - v[v_index[:, iv]]) @ dp
     return out
 
 
@@ -246,11 +251,14 @@ def reference_properties(flux, *, bands: str, config: SGDConfig = SGDConfig()) -
     disk = phot.pixel_disk(flux.shape, 6.0)
     mags, sizes = np.empty((count, len(bands))), np.empty(count)
     g = _band_index(bands, "g")
-    for rows in phot._chunks(count):
+
+    def measure(rows):
         block = np.asarray(flux[rows], dtype=np.float64)
         background = phot.corner_background(block)
         mags[rows] = phot.magnitudes(block[..., disk].sum(axis=-1) - background * disk.sum(), zero_point=config.zero_point)
         sizes[rows] = phot.reference_size_proxy(block[:, g], pixel_scale=config.reference_pixel_scale)
+
+    phot.for_each_chunk(count, measure)
     return _with_colours(mags, sizes, bands)
 
 
@@ -285,14 +293,18 @@ def default_properties(flux, *, bands: str, pixel_scale: float, config: SGDConfi
     radii = phot.growth_radii((height, width))
     size_plane = _band_index(bands, config.size_band)
     mags, sizes = np.empty((count, len(bands))), np.empty(count)
-    for rows in phot._chunks(count):
+
+    def measure(rows):
         block = np.asarray(flux[rows])
         level, _ = phot.border_background(block)
-        block = np.where(np.isfinite(block), block, level[..., None, None])  # float64 from here
+        if not np.isfinite(block).all():
+            block = np.where(np.isfinite(block), block, level[..., None, None])
         fluxes = phot.aperture_sums(block, [radius])[..., 0] - level * area
         mags[rows] = phot.magnitudes(fluxes, zero_point=config.zero_point)
         cog = phot.curve_of_growth(block[:, size_plane], radii, background=level[:, size_plane])
         sizes[rows] = phot.half_light_radius(cog, radii) * pixel_scale
+
+    phot.for_each_chunk(count, measure)
     return _with_colours(mags, sizes, bands)
 
 
@@ -438,10 +450,18 @@ def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray],
         real, mock = _shuffle_truncate(real, size, rng), _shuffle_truncate(mock, size, rng)
         notes.append(f"reference mode: both sets shuffled and truncated to {size} galaxies (seed {config.seed})")
     draws = config.bootstrap if config.mode == "default" else 0
+    names = list(real)
+    # one generator per property: the same numbers whatever the thread scheduling
+    streams = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(len(names))]
+
+    def one(k):
+        return _compare_one(names[k], real[names[k]], mock[names[k]], unit=units.get(names[k], ""), draws=draws,
+                            mode=config.mode, confidence=config.confidence, rng=streams[k])
+
+    with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1, 8)) as pool:
+        compared = list(pool.map(one, range(len(names))))
     rows, draws_total = [], np.zeros(draws)
-    for name in real:
-        row, row_draws = _compare_one(name, real[name], mock[name], unit=units.get(name, ""), draws=draws,
-                                      mode=config.mode, confidence=config.confidence, rng=rng)
+    for (row, row_draws), name in zip(compared, names):
         rows.append(row)
         draws_total += row_draws if row_draws.size == draws else np.nan
         dropped = (len(real[name]) - row.n_real, len(mock[name]) - row.n_mock)
