@@ -92,14 +92,16 @@ def test_all_flux_in_one_pixel_is_flagged_not_trusted():
     assert measure_galaxy(point)["flag"] >= FLAG_BAD
 
 
-def test_pipeline_agrees_with_direct_statmorph_call_per_galaxy():
+def test_pipeline_agrees_with_direct_statmorph_call_per_galaxy(tmp_path):
     statmorph = pytest.importorskip("statmorph")
     from astropy.stats import sigma_clipped_stats
     from photutils.segmentation import detect_sources
     from scipy import ndimage
 
     stack = galsim_stack(3)
-    table = measure_stack(stack, workers=2, chunk_size=2)
+    path = tmp_path / "stack.npy"
+    np.save(path, stack)
+    table = measure_stack(np.load(path, mmap_mode="r"), workers=2, chunk_size=2)  # memmap, 2 chunks
     for i, image in enumerate(stack[:, 1].astype(np.float64)):
         edge = np.ones(image.shape, bool)
         edge[8:-8, 8:-8] = False
@@ -133,7 +135,9 @@ def test_power_spectrum_peaks_at_a_planted_wavelength():
 def test_failed_stamps_become_nan_with_a_flag():
     stack = np.stack([np.full((3, 64, 64), np.nan),
                       np.random.default_rng(5).normal(0, 1, (3, 64, 64))]).astype(np.float32)
-    table = measure_stack(stack)
+    seen = []
+    table = measure_stack(stack, chunk_size=1, progress=seen.append)
+    assert seen == [1, 1]
     assert table["flag"].tolist() == [FLAG_NO_SOURCE, FLAG_NO_SOURCE]
     assert np.isnan(table["gini"]).all() and table["flag"].dtype == np.int16
 

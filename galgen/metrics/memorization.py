@@ -64,7 +64,7 @@ def memorisation_report(mocks, train, held_out, *, chunk_rows: int = DEFAULT_CHU
     held_out : array_like, shape (R, C, H, W)
         Real images the model never saw, same space. Needs R >= 20 for the percentiles.
     progress : callable(n) or None
-        Called with reference rows done (the training set is scanned twice).
+        Called with training rows done (the training set is read once).
 
     Returns
     -------
@@ -76,9 +76,10 @@ def memorisation_report(mocks, train, held_out, *, chunk_rows: int = DEFAULT_CHU
     """
     if len(held_out) < 20:
         raise ValueError(f"need at least 20 held-out real images for the percentiles, got {len(held_out)}")
-    d_mock, _ = nearest_training_distance(mocks, train, chunk_rows=chunk_rows, progress=progress)
-    d_real, _ = nearest_training_distance(held_out, train, chunk_rows=chunk_rows, progress=progress)
-    return summarise_distances(d_mock, d_real, n_train=len(train))
+    # one pass over the (possibly huge) training set for both query sets
+    queries = np.concatenate([np.asarray(mocks, np.float32), np.asarray(held_out, np.float32)])
+    distances, _ = nearest_training_distance(queries, train, chunk_rows=chunk_rows, progress=progress)
+    return summarise_distances(distances[:len(mocks)], distances[len(mocks):], n_train=len(train))
 
 
 def summarise_distances(d_mock: np.ndarray, d_real: np.ndarray, *, n_train: int) -> MemorisationReport:
