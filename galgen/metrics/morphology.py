@@ -107,7 +107,7 @@ def power_spectrum(image: np.ndarray, *, wavelengths=(2.0, 4.0, 8.0, 16.0)) -> n
 
     .. math::
 
-        P(k) = \left\langle \frac{|\hat{I}(\mathbf{k})|^2}{N_y N_x} \right\rangle_{|\mathbf{k}| \in [k - \delta/2, k + \delta/2)},
+        P(k) = \left\langle |\hat{I}(\mathbf{k})|^2 / (N_y N_x) \right\rangle_{\left||\mathbf{k}| - k\right| < \delta/2},
         \qquad k = 1/\lambda, \quad \delta = 1/\min(N_y, N_x)
 
     with :math:`\hat{I}` the discrete Fourier transform. White noise of standard deviation
