@@ -234,7 +234,10 @@ def measure_stack(images, *, bands: str = "grz", config: MorphologyConfig = Morp
             progress(len(rows))
 
     starts = range(0, n, chunk_size)
-    chunk = lambda s: np.array(images[s:s + chunk_size, plane], dtype=np.float32)  # noqa: E731
+
+    def chunk(start):  # one band of a few galaxies, copied out of a memmap
+        return np.array(images[start:start + chunk_size, plane], dtype=np.float32)
+
     if workers <= 1:
         for s in starts:
             store(s, _measure_chunk(chunk(s), config))
