@@ -246,7 +246,7 @@ def _deposit_points(plane: np.ndarray, xy: np.ndarray, flux: float) -> None:
     np.add.at(plane, (row[inside], col[inside]), flux)
 
 
-def sersic_enclosed_fraction(radius, *, n: float, hlr: float, q: float = 1.0, nodes: int = 256) -> np.ndarray:
+def sersic_enclosed_fraction(radius, *, n: float, hlr: float, q: float = 1.0, nodes: int = 128) -> np.ndarray:
     """Fraction of a sheared Sersic profile's light inside a circle of ``radius`` about its centre.
 
     Parameters
@@ -257,6 +257,8 @@ def sersic_enclosed_fraction(radius, *, n: float, hlr: float, q: float = 1.0, no
         Sersic index and half-light radius ``sqrt(a b)`` (GalSim's area-preserving shear).
     q : float
         Axis ratio b/a.
+    nodes : int
+        Quadrature nodes over half a turn (error < 1e-9 for q >= 0.2 with 128).
 
     Notes
     -----
@@ -264,53 +266,62 @@ def sersic_enclosed_fraction(radius, *, n: float, hlr: float, q: float = 1.0, no
     ``R`` (P the regularised lower incomplete gamma function, ``P(2n, b_n) = 1/2``). Shearing
     maps the point at polar ``(rho, phi)`` (phi from the major axis) to the round profile at
     radius ``rho s(phi)`` with ``s**2 = q cos**2 phi + sin**2 phi / q``, so the circular
-    aperture holds ``(1 / 2 pi) * integral_0^2pi L(R s(phi)) / s(phi)**2 dphi``, evaluated
-    with the trapezoid rule (spectrally accurate for this periodic integrand).
+    aperture holds ``(1 / 2 pi) * integral_0^2pi L(R s(phi)) / s(phi)**2 dphi``. The
+    integrand has period pi; the trapezoid rule over one period is spectrally accurate.
     """
     from scipy.special import gammainc, gammaincinv
 
-    phi = np.linspace(0.0, 2 * np.pi, nodes, endpoint=False)
+    phi = np.linspace(0.0, np.pi, nodes, endpoint=False)
     s2 = q * np.cos(phi) ** 2 + np.sin(phi) ** 2 / q
     b_n = gammaincinv(2 * n, 0.5)
     r = np.asarray(radius, float)[..., None] * np.sqrt(s2) / hlr
     return np.mean(gammainc(2 * n, b_n * r ** (1 / n)) / s2, axis=-1)
 
 
-def half_light_radius(params: GalaxyParams, band: int) -> float:
-    """Circular half-light radius (arcsec) of the galaxy before PSF in one band (0 g, 1 r, 2 z).
+def half_light_radii(params: GalaxyParams) -> np.ndarray:
+    """Circular half-light radius (arcsec) of the galaxy before PSF, per band g, r, z.
 
     Solves ``E(R) = F / 2`` for the light ``E`` inside a circle about the galaxy's centre:
     ``E`` is the bulge's and the disk's exact enclosed flux (``sersic_enclosed_fraction``)
     plus the flux of the knots whose positions fall inside ``R``. This is what a curve of
-    growth measures on a noise-free, PSF-free image.
+    growth measures on a noise-free, PSF-free, finely sampled image. A tabulated ``E``
+    brackets the root, which ``brentq`` then refines to 1e-6 arcsec.
     """
     from scipy.optimize import brentq
 
     _, _, _, offsets = _components(params)
-    fluxes = params.fluxes()[:, band]
-    knot_radii = np.hypot(*offsets.T)
+    fluxes = params.fluxes()  # (component, band)
+    knot_radii = np.sort(np.hypot(*offsets.T))
 
-    def excess(radius):
-        smooth = fluxes[0] * sersic_enclosed_fraction(radius, n=params.bulge_n, hlr=params.bulge_hlr, q=params.bulge_q)
-        smooth += fluxes[1] * sersic_enclosed_fraction(radius, n=1.0, hlr=params.disk_hlr, q=params.disk_q)
-        knots = fluxes[2] * np.count_nonzero(knot_radii <= radius) / max(len(knot_radii), 1)
-        return smooth + knots - 0.5 * fluxes.sum()
+    def enclosed(radius):  # (..., component): fraction of each component's light inside radius
+        knots = np.searchsorted(knot_radii, radius, side="right") / max(len(knot_radii), 1)
+        bulge = sersic_enclosed_fraction(radius, n=params.bulge_n, hlr=params.bulge_hlr, q=params.bulge_q)
+        disk = sersic_enclosed_fraction(radius, n=1.0, hlr=params.disk_hlr, q=params.disk_q)
+        return np.stack([bulge, disk, knots], axis=-1)
 
-    upper = 10 * max(params.bulge_hlr / math.sqrt(params.bulge_q), params.disk_hlr / math.sqrt(params.disk_q))
-    upper = max(upper, 1.01 * knot_radii.max(initial=0.0))
-    return float(brentq(excess, 0.0, upper, xtol=1e-6))
+    longest = max(params.bulge_hlr / math.sqrt(params.bulge_q), params.disk_hlr / math.sqrt(params.disk_q))
+    grid = np.concatenate([[0.0], np.geomspace(1e-2 * longest, 10 * longest, 48)])
+    grid[-1] = max(grid[-1], 1.01 * knot_radii.max(initial=0.0))
+    table = enclosed(grid) @ fluxes  # (radius, band)
+    radii = np.empty(len(BANDS))
+    for b in range(len(BANDS)):
+        half = 0.5 * fluxes[:, b].sum()
+        i = int(np.searchsorted(table[:, b], half))
+        radii[b] = brentq(lambda r: enclosed(r) @ fluxes[:, b] - half, grid[i - 1], grid[i], xtol=1e-6)
+    return radii
 
 
 def truth_row(params: GalaxyParams, noise_free: np.ndarray, *, size: int, sky_sigma=SKY_SIGMA) -> dict:
     """One row of the truth catalogue (column meanings and units: ``TRUTH_UNITS``)."""
     fluxes = params.fluxes().sum(axis=0)
     x0, y0 = centre(params, size)
+    r50 = half_light_radii(params)
     row = {"index": params.index, "seed": params.seed}
     for b, band in enumerate(BANDS):
         row[f"flux_{band}"] = fluxes[b]
         row[f"mag_{band}"] = ZERO_POINT - 2.5 * math.log10(fluxes[b])
         row[f"flux_stamp_{band}"] = float(noise_free[b].sum(dtype=np.float64))
-        row[f"r50_{band}"] = half_light_radius(params, b)
+        row[f"r50_{band}"] = float(r50[b])
         row[f"psf_fwhm_{band}"] = params.psf_fwhm[b]
         row[f"sky_sigma_{band}"] = float(sky_sigma[b])
     row.update(
@@ -409,6 +420,9 @@ def simulate(
     by a pool of ``workers`` processes; memory stays flat whatever ``n``); the truth
     catalogue, one row per galaxy in index order, is written last. ``on_galaxy()`` is called
     once per finished galaxy (a progress bar). Returns a summary dict.
+
+    Workers are started with ``spawn`` (safe beside threads), so a script calling this with
+    ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
     """
     galsim = _galsim()  # fail before creating anything when GalSim is missing
     for name, value, low in (("n", n, 1), ("seed", seed, 0), ("start", start, 0), ("size", size, 16)):
@@ -425,16 +439,19 @@ def simulate(
     task = _WriteGalaxy(str(out), int(seed), int(size), float(pixel_scale), command)
     indices = range(start, start + n)
     began = time.perf_counter()
-    rows = []
+    columns: dict[str, np.ndarray] = {}  # the catalogue as arrays: 8 bytes per value, flat per galaxy
     with _pool(workers) as pool:
         results = pool.imap(task, indices, chunksize=max(1, min(16, n // (4 * workers)))) if pool else map(task, indices)
-        for row in results:
-            rows.append(row)
+        for row_number, row in enumerate(results):
+            for name, value in row.items():
+                if name not in columns:
+                    columns[name] = np.empty(n, dtype=np.asarray(value).dtype)
+                columns[name][row_number] = value
             if on_galaxy is not None:
                 on_galaxy()
     seconds = time.perf_counter() - began
 
-    truth_path = _write_truth(rows, out / "truth.fits", seed=seed, start=start, size=size,
+    truth_path = _write_truth(columns, out / "truth.fits", seed=seed, start=start, size=size,
                               pixel_scale=pixel_scale, command=command, simulator=f"galsim {galsim.__version__}")  # fmt: skip
     return {
         "out_dir": str(out),
@@ -473,10 +490,10 @@ class _pool:
             self.pool.join()
 
 
-def _write_truth(rows: list[dict], path: Path, *, command: str, **fields) -> Path:
+def _write_truth(columns: dict[str, np.ndarray], path: Path, *, command: str, **fields) -> Path:
     from galgen.cube import write_table
     from galgen.provenance import make_provenance
 
-    columns = {name: np.array([row[name] for row in rows]) for name in rows[0]}
-    provenance = make_provenance(command=command, count=len(rows), psf_beta=PSF_BETA, **fields)
+    count = len(columns["index"])
+    provenance = make_provenance(command=command, count=count, psf_beta=PSF_BETA, **fields)
     return write_table(columns, path, units=TRUTH_UNITS, provenance=provenance)

@@ -157,7 +157,7 @@ def test_exponential_disk_half_light_radius_curve_of_growth_matches_catalogue():
     clean = sim.render(disk, psf=False)
     truth = sim.truth_row(disk, clean, size=SIZE)
     round_disk = replace(disk, disk_q=1.0)
-    assert sim.half_light_radius(round_disk, 1) == pytest.approx(1.2, rel=1e-5)
+    assert sim.half_light_radii(round_disk) == pytest.approx(1.2, rel=1e-5)
     assert truth["r50_r"] > 1.2  # an elongated disk needs a wider circle for half its light
     measured = _curve_of_growth_r50(clean[1], truth["x_center"], truth["y_center"], truth["flux_r"])
     assert measured == pytest.approx(truth["r50_r"], rel=0.03)
@@ -205,7 +205,7 @@ def test_population_looks_like_desi_bright_galaxies():
     g_r, r_z = mags[:, 0] - mags[:, 1], mags[:, 1] - mags[:, 2]
     assert 0.5 < np.median(g_r) < 0.85 and np.percentile(g_r, 5) > 0.3 and np.percentile(g_r, 95) < 1.05
     assert 0.35 < np.median(r_z) < 0.7 and np.percentile(r_z, 5) > 0.2 and np.percentile(r_z, 95) < 0.85
-    r50 = np.array([sim.half_light_radius(p, 1) for p in population[:100]])
+    r50 = np.array([sim.half_light_radii(p)[1] for p in population[:100]])
     assert 0.6 < np.median(r50) < 1.6 and np.percentile(r50, 95) < 3.0
     assert all(2.0 <= p.bulge_n <= 4.0 for p in population)
     fwhm = np.array([p.psf_fwhm for p in population])
