@@ -8,19 +8,11 @@ import torch
 from galgen.engine import samplers as S
 from galgen.engine.inpaint import RunningMoments, inpaint, inpaint_draws, repaint_moves, repaint_nfe
 from galgen.engine.schedules import alphas_cumprod, sigmas_from_alphas_cumprod
-from test_samplers import Gaussian, RowNoise
+from test_samplers import Gaussian, RowNoise, one_thread  # noqa: F401 - one_thread is an autouse fixture
 
 LINEAR = sigmas_from_alphas_cumprod(alphas_cumprod("linear", 1000))
 SIZE = 5
 TRAIL = [11, 12, 13]  # three pixels across the centre of a 5 x 5 image
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class CorrelatedGaussian:

@@ -196,10 +196,18 @@ class SamplerSpec:
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
-    "ddpm": SamplerSpec(sample_ddpm, True, 1000, False, "trailing", 1, "ancestral DDPM, the paper's (Ho et al. 2020)"),
-    "ddim": SamplerSpec(sample_ddim, False, 50, True, "logsnr", 1, "DDIM, deterministic at eta=0 (Song et al. 2021)"),
-    "dpmpp_2m": SamplerSpec(sample_dpmpp_2m, False, 25, True, "logsnr", 1, "DPM-Solver++(2M) (Lu et al. 2022)"),
-    "heun": SamplerSpec(sample_heun, False, 18, True, "logsnr", 2, "Heun, 2nd-order ODE (Karras et al. 2022)"),
+    "ddpm": SamplerSpec(
+        sample_ddpm, stochastic=True, default_steps=1000, clip_log_snr=False, spacing="trailing",
+        calls_per_step=1, summary="ancestral DDPM, the paper's sampler (Ho et al. 2020)"),
+    "ddim": SamplerSpec(
+        sample_ddim, stochastic=False, default_steps=50, clip_log_snr=True, spacing="logsnr",
+        calls_per_step=1, summary="DDIM, deterministic at eta=0 (Song et al. 2021)"),
+    "dpmpp_2m": SamplerSpec(
+        sample_dpmpp_2m, stochastic=False, default_steps=25, clip_log_snr=True, spacing="logsnr",
+        calls_per_step=1, summary="DPM-Solver++(2M), second order (Lu et al. 2022)"),
+    "heun": SamplerSpec(
+        sample_heun, stochastic=False, default_steps=18, clip_log_snr=True, spacing="logsnr",
+        calls_per_step=2, summary="Heun, second-order ODE solver (Karras et al. 2022)"),
 }
 SPACINGS = ("trailing", "logsnr", "karras")
 

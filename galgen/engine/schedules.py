@@ -60,7 +60,7 @@ def timestep_sigmas(sigma_table: torch.Tensor, steps: int) -> torch.Tensor:
 
 # Half log-SNR below which the noisy end of a table is dropped for few-step solvers. The linear
 # schedule already starts at lambda_T = -log(157) = -5.06; the cosine schedule runs on to
-# sigma ~ 1e4 (lambda ~ -9) where its betas are capped at 0.999 and a multistep solver's first
+# sigma ~ 2e4 (lambda ~ -9.9) where its betas are capped at 0.999 and a multistep solver's first
 # step spans a huge h. Clipping at -5.1 (the value DPM-Solver's authors used for guided-diffusion's
 # cosine models) starts both schedules at the same noise level, where x is already 99.99 % noise.
 LAMBDA_MIN = -5.1
