@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from galgen.engine import samplers as S
-from galgen.engine.inpaint import RunningMoments, inpaint, inpaint_draws, repaint_moves, repaint_nfe
+from galgen.engine.inpaint import RunningMoments, inpaint, inpaint_draws, repaint_moves, repaint_nfe, repaint_steps
+from galgen.errors import InputError
 from galgen.engine.schedules import alphas_cumprod, sigmas_from_alphas_cumprod
 from test_samplers import Gaussian, RowNoise, one_thread  # noqa: F401 - one_thread is an autouse fixture
 
@@ -117,7 +118,10 @@ def test_repaint_walk_and_its_denoiser_calls():
         inpaint(model, image, mask, sigmas, sampler=sampler, jump=jump, resample=resample,
                 callback=lambda i, x, sigma, denoised: counted.append(i))
         assert model.calls == repaint_nfe(sampler, steps, jump=jump, resample=resample)
-        assert counted == list(range(steps + (resample - 1) * jump * 3))
+        assert counted == list(range(repaint_steps(steps, jump=jump, resample=resample)))
+    assert repaint_steps(steps, jump=jump, resample=resample) == steps + (resample - 1) * jump * 3
+    with pytest.raises(InputError):
+        repaint_moves(10, jump=0)
 
 
 def test_running_moments_match_the_whole_set():

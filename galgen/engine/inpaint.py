@@ -15,7 +15,8 @@ from typing import Callable, Iterator, Optional
 
 import torch
 
-from galgen.engine.samplers import Callback, Denoiser, Noise, sigma_list, standard_normal, as_working, get_sampler, nfe
+from galgen.engine.samplers import Callback, Denoiser, Noise, as_working, get_sampler, nfe, sigma_list, standard_normal
+from galgen.errors import InputError
 
 
 def repaint_moves(steps: int, *, jump: int = 1, resample: int = 1) -> list[tuple[int, int]]:
@@ -26,7 +27,7 @@ def repaint_moves(steps: int, *, jump: int = 1, resample: int = 1) -> list[tuple
     a nonzero sigma (index < steps); a walk without resampling is the single move ``(0, steps)``.
     """
     if jump < 1 or resample < 1:
-        raise ValueError(f"jump and resample must be >= 1, got {jump} and {resample}")
+        raise InputError(f"jump and resample must be >= 1, got {jump} and {resample}")
     moves: list[tuple[int, int]] = []
     descent_from = 0
     for block_start in range(0, steps, jump):
@@ -40,6 +41,11 @@ def repaint_moves(steps: int, *, jump: int = 1, resample: int = 1) -> list[tuple
         descent_from = block_end
     moves.append((descent_from, steps))
     return moves
+
+
+def repaint_steps(steps: int, *, jump: int = 1, resample: int = 1) -> int:
+    """Sampler steps of one inpainting run: the callback count, the total of a progress bar."""
+    return sum(end - start for start, end in repaint_moves(steps, jump=jump, resample=resample) if start < end)
 
 
 def repaint_nfe(sampler: str, steps: int, *, jump: int = 1, resample: int = 1) -> int:
@@ -68,7 +74,8 @@ def inpaint(
 
     ``image`` (B, C, H, W) is in the model's [-1, 1] space; its masked pixels may hold anything, NaN
     included. ``mask`` is boolean and broadcasts against it. ``sigmas`` is a decreasing list ending
-    in 0, e.g. samplers.select_sigmas(table, sampler, steps). Multistep samplers restart their
+    in 0, e.g. samplers.select_sigmas(table, sampler, steps); the masked pixels start as pure noise
+    at sigmas[0], so start at the top of the table (strength 1). Multistep samplers restart their
     history at every resampling jump. ``callback(i, x, sigma, denoised)`` numbers steps across the
     whole walk. The result equals ``image`` outside the mask, bit for bit.
     """
@@ -158,7 +165,7 @@ def inpaint_draws(
     batch before it is yielded; feed the batches to RunningMoments for the uncertainty map.
     """
     if draws < 1 or batch < 1:
-        raise ValueError(f"draws and batch must be >= 1, got {draws} and {batch}")
+        raise InputError(f"draws and batch must be >= 1, got {draws} and {batch}")
     for first in range(0, draws, batch):
         indices = list(range(first, min(first + batch, draws)))
         images = image.unsqueeze(0).expand(len(indices), *image.shape)
