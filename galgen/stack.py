@@ -26,10 +26,11 @@ class Population:
 
     flux: np.ndarray  # float32 (N, C, H, W), native byte order, NaN = missing pixel
     bands: str  # one letter per plane
-    pixel_scale: float | None  # arcsec/pixel, None when no input had a celestial WCS
+    pixel_scale: float | None  # arcsec/pixel of the first image with a celestial WCS, None if none had one
     unit: str  # flux unit, e.g. "nanomaggy"
     paths: list[Path]  # the files read (or the dataset directory)
     notes: list[str] = field(default_factory=list)  # what was done to make the stack (crops, masks)
+    pixel_scales: np.ndarray | None = None  # float64 (N,) arcsec/pixel per image, NaN where unknown
 
     def __len__(self) -> int:
         return self.flux.shape[0]
@@ -106,7 +107,7 @@ def _load_cubes(paths: list[Path], *, label: str, show_progress: bool) -> Popula
     stamps: list[np.ndarray] = []
     shape = None
     cropped = False
-    scales = set()
+    scales: list[float] = []
     with _progress(show_progress, len(paths), f"reading {label}") as advance:
         for path in paths:
             cube, data = _read_one(path)
@@ -118,8 +119,7 @@ def _load_cubes(paths: list[Path], *, label: str, show_progress: bool) -> Popula
                     f"{first.bands!r}/{first.unit!r}",
                     path=path,
                 )
-            if cube.pixel_scale is not None:
-                scales.add(round(float(cube.pixel_scale), 4))
+            scales.append(np.nan if cube.pixel_scale is None else float(cube.pixel_scale))
             smallest = data.shape[-2:] if shape is None else (min(shape[0], data.shape[-2]), min(shape[1], data.shape[-1]))
             cropped |= shape is not None and tuple(data.shape[-2:]) != tuple(shape)
             if shape is not None and smallest != shape:
@@ -135,15 +135,20 @@ def _load_cubes(paths: list[Path], *, label: str, show_progress: bool) -> Popula
     for i in range(len(stamps)):
         flux[i] = stamps[i]
         stamps[i] = None  # free as we go
-    if len(scales) > 1:
-        notes.append(f"{label}: pixel scales differ ({', '.join(map(str, sorted(scales)))}); used the first")
+    distinct = sorted({round(v, 4) for v in scales if np.isfinite(v)})
+    if len(distinct) > 1:
+        notes.append(
+            f"{label}: pixel scales differ ({', '.join(map(str, distinct))} arcsec/px): apertures are in pixels, "
+            "sizes in arcsec use each image's own scale"
+        )
     masked = int(np.isnan(flux).any(axis=(1, 2, 3)).sum())
     if masked:
         notes.append(f"{label}: {masked} images have masked or NaN pixels (ignored by the metrics)")
     return Population(
         flux=flux,
         bands=first.bands,
-        pixel_scale=None if first.pixel_scale is None else float(first.pixel_scale),
+        pixel_scale=next((v for v in scales if np.isfinite(v)), None),
+        pixel_scales=np.array(scales, dtype=np.float64),
         unit=first.unit,
         paths=list(paths),
         notes=notes,
@@ -167,6 +172,7 @@ def _load_dataset(path: Path, *, label: str, show_progress: bool) -> Population:
         flux=flux,
         bands=str(meta.get("bands") or dataset.normalizer.bands),
         pixel_scale=None if scale is None else float(scale),
+        pixel_scales=np.full(images.shape[0], np.nan if scale is None else float(scale)),
         unit=str(meta.get("unit", "nanomaggy")),
         paths=[path],
         notes=[f"{label}: prepared dataset, flux outside the normaliser's range was clipped at prep time"],

@@ -112,6 +112,8 @@ def test_default_mode_half_light_radius_is_in_arcsec():
     at_1 = pop.default_properties(real, bands="grz", pixel_scale=1.0)["R_e"]
     at_half = pop.default_properties(real, bands="grz", pixel_scale=0.5)["R_e"]
     np.testing.assert_allclose(at_half, 0.5 * at_1)
+    per_image = np.linspace(0.1, 0.3, 30)  # one scale per galaxy
+    np.testing.assert_allclose(pop.default_properties(real, bands="grz", pixel_scale=per_image)["R_e"], per_image * at_1)
     assert np.nanmedian(at_1) > 1.5  # discs of 1.2-3.5 px scale length: R_e 2-6 px
 
 

@@ -93,3 +93,16 @@ def test_subprocess_missing_input_is_one_line_exit_2(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [f"galgen sgd: error: {tmp_path / 'a'}: no such file or directory"]
+
+
+def test_real_decals_cutouts_in_both_modes(decals_dir, tmp_path):
+    listing = tmp_path / "real.txt"
+    listing.write_text("".join(f"{decals_dir / f'example_{c}.fits'}\n" for c in "abc"))
+    mock = str(decals_dir / "example_[de]*.fits")  # d and the one with masked pixels
+    for mode in ("default", "reference"):
+        result = CliRunner().invoke(app, ["sgd", f"@{listing}", mock, "--json", "--mode", mode, "--bootstrap", "50"])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.stdout)
+        assert summary["mode"] == mode and (summary["n_real"], summary["n_mock"]) == (3, 2)
+        assert summary["sgd"] > 0
+    assert any("masked" in note for note in summary["notes"])

@@ -38,6 +38,15 @@ def test_directory_glob_and_list_give_the_same_stack(tmp_path):
         assert population.flux.dtype == np.float32 and len(population) == 4
 
 
+def test_each_image_keeps_its_own_pixel_scale(tmp_path):
+    write_cubes(tmp_path / "pop", stamps(2), pixel_scale=0.262, prefix="a")
+    write_cubes(tmp_path / "pop", stamps(1), pixel_scale=0.1, prefix="b")
+    population = load_population([tmp_path / "pop"])
+    np.testing.assert_allclose(population.pixel_scales, [0.262, 0.262, 0.1], rtol=1e-6)
+    assert population.pixel_scale == pytest.approx(0.262, rel=1e-6)
+    assert any("pixel scales differ" in note for note in population.notes)
+
+
 def test_different_sizes_are_centre_cropped_to_the_smallest_with_a_note(tmp_path):
     big, small = stamps(2, size=40, seed=1), stamps(1, size=24, seed=2)
     write_cubes(tmp_path / "mixed", big, prefix="a")

@@ -99,7 +99,7 @@ def aperture_weights(shape_yx, radii, *, center=None) -> np.ndarray:
     return _cached_weights(tuple(int(n) for n in shape_yx[-2:]), radii, center)
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=8)
 def _cached_weights(shape_yx, radii, center) -> np.ndarray:
     # a stack is measured chunk by chunk with the same apertures: build each matrix once
     weights = np.stack([circle_pixel_overlap(shape_yx, r, center=center).ravel() for r in radii], axis=1)
@@ -329,9 +329,18 @@ def curve_of_growth(images, radii, *, background=None, center=None) -> np.ndarra
     return sums - np.asarray(background, dtype=np.float64)[..., None] * areas
 
 
-def growth_radii(shape_yx, *, step: float = 0.25, center=None) -> np.ndarray:
-    """Radii ``step, 2 step, ...`` up to the largest circle that fits in the stamp."""
+MAX_GROWTH_RADII = 128
+"""Apertures on a default curve of growth: its weight matrix is (H * W) x 128 float64."""
+
+
+def growth_radii(shape_yx, *, step: float | None = None, center=None) -> np.ndarray:
+    """Radii ``step, 2 step, ...`` up to the largest circle that fits in the stamp.
+
+    Default step: 0.25 px, coarser on large stamps so that at most ``MAX_GROWTH_RADII`` apertures
+    are used (a 424 px stamp gets 1.66 px steps).
+    """
     r_max = largest_radius(shape_yx, center=center)
+    step = max(0.25, r_max / MAX_GROWTH_RADII) if step is None else step
     radii = np.arange(step, r_max + 1e-9, step)
     return radii if np.isclose(radii[-1], r_max) else np.append(radii, r_max)
 

@@ -262,7 +262,7 @@ def reference_properties(flux, *, bands: str, config: SGDConfig = SGDConfig()) -
     return _with_colours(mags, sizes, bands)
 
 
-def default_properties(flux, *, bands: str, pixel_scale: float, config: SGDConfig = SGDConfig()) -> dict[str, np.ndarray]:
+def default_properties(flux, *, bands: str, pixel_scale, config: SGDConfig = SGDConfig()) -> dict[str, np.ndarray]:
     """Per-galaxy properties measured galgen's way.
 
     Parameters
@@ -271,8 +271,8 @@ def default_properties(flux, *, bands: str, pixel_scale: float, config: SGDConfi
         Images in flux units of the zero point (nanomaggies for 22.5); may be a memory map.
     bands : str
         One letter per plane.
-    pixel_scale : float
-        Arcsec per pixel, for the half-light radius.
+    pixel_scale : float or array_like, shape (N,)
+        Arcsec per pixel, for the half-light radius: one for all, or one per image.
     config : SGDConfig
         Aperture diameter, size band, zero point.
 
@@ -288,6 +288,7 @@ def default_properties(flux, *, bands: str, pixel_scale: float, config: SGDConfi
         fits). Colours are magnitude differences.
     """
     count, _, height, width = flux.shape
+    scale = np.broadcast_to(np.asarray(pixel_scale, dtype=np.float64), (count,))
     radius = 0.5 * config.aperture_diameter
     area = phot.circle_pixel_overlap((height, width), radius).sum()
     radii = phot.growth_radii((height, width))
@@ -302,7 +303,7 @@ def default_properties(flux, *, bands: str, pixel_scale: float, config: SGDConfi
         fluxes = phot.aperture_sums(block, [radius])[..., 0] - level * area
         mags[rows] = phot.magnitudes(fluxes, zero_point=config.zero_point)
         cog = phot.curve_of_growth(block[:, size_plane], radii, background=level[:, size_plane])
-        sizes[rows] = phot.half_light_radius(cog, radii) * pixel_scale
+        sizes[rows] = phot.half_light_radius(cog, radii) * scale[rows]
 
     phot.for_each_chunk(count, measure)
     return _with_colours(mags, sizes, bands)
@@ -485,7 +486,8 @@ def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray],
     )
 
 
-def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale: float | None, config: SGDConfig = SGDConfig()) -> SGDResult:
+def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale=None, mock_pixel_scale=None,
+                              config: SGDConfig = SGDConfig()) -> SGDResult:
     """Synthetic Galaxy Distance between two stacks of images (Smith et al. 2022, section 4.1).
 
     Parameters
@@ -494,9 +496,10 @@ def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale: 
         Images in nanomaggies (or the unit of ``config.zero_point``); may be memory maps.
     bands : str
         One letter per plane, shared by both stacks.
-    pixel_scale : float or None
-        Arcsec per pixel (default mode's ``R_e``); None assumes the DESI Legacy Surveys' 0.262
-        and says so in the notes.
+    pixel_scale, mock_pixel_scale : float, array_like (N,) or None
+        Arcsec per pixel of the real (and mock) images, one for all or one per image, for the
+        default mode's ``R_e``; ``mock_pixel_scale`` defaults to ``pixel_scale``. Unknown values
+        (None, NaN) are taken as the DESI Legacy Surveys' 0.262, with a note.
     config : SGDConfig
         Mode and options.
 
@@ -514,16 +517,26 @@ def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale: 
         if "g" not in bands:
             notes.append(f"no g band: the size proxy used band {bands[_band_index(bands, 'g')]}")
     else:
-        if pixel_scale is None:
-            pixel_scale = config.reference_pixel_scale
-            notes.append(f"no pixel scale in the inputs: assumed {pixel_scale} arcsec/pixel")
-        real = default_properties(real_flux, bands=bands, pixel_scale=pixel_scale, config=config)
-        mock = default_properties(mock_flux, bands=bands, pixel_scale=pixel_scale, config=config)
+        fallback = config.reference_pixel_scale
+        scales = [_known_scales(s, len(f), fallback) for s, f in ((pixel_scale, real_flux),
+                  (pixel_scale if mock_pixel_scale is None else mock_pixel_scale, mock_flux))]
+        unknown = sum(count for _, count in scales)
+        if unknown:
+            notes.append(f"{unknown} images without a pixel scale: assumed {fallback} arcsec/pixel")
+        real = default_properties(real_flux, bands=bands, pixel_scale=scales[0][0], config=config)
+        mock = default_properties(mock_flux, bands=bands, pixel_scale=scales[1][0], config=config)
         size_band = bands[_band_index(bands, config.size_band)]
         notes.append(f"R_e: half-light radius from the {size_band}-band curve of growth")
     result = compare_properties(real, mock, units=property_units(bands), config=config)
     result.notes[:0] = notes
     return result
+
+
+def _known_scales(scale, count: int, fallback: float) -> tuple[np.ndarray, int]:
+    """Per-image pixel scales with unknown ones (None, NaN) replaced by ``fallback``, and how many were."""
+    values = np.broadcast_to(np.asarray(np.nan if scale is None else scale, dtype=np.float64), (count,))
+    unknown = ~np.isfinite(values)
+    return np.where(unknown, fallback, values), int(unknown.sum())
 
 
 def plot_histograms(result: SGDResult, path, *, labels=("real", "mock")) -> None:
