@@ -189,8 +189,8 @@ def sgd(
         raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     real_pop, mock_pop = load_pair(real, mock, show_progress=True)
     result = synthetic_galaxy_distance(
-        real_pop.flux, mock_pop.flux, bands=real_pop.bands, pixel_scale=real_pop.pixel_scale or mock_pop.pixel_scale,
-        config=SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed),
+        real_pop.flux, mock_pop.flux, bands=real_pop.bands, pixel_scale=real_pop.pixel_scales,
+        mock_pixel_scale=mock_pop.pixel_scales, config=SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed),
     )
     result.notes[:0] = real_pop.notes + mock_pop.notes
     summary = result.to_dict()
