@@ -59,7 +59,8 @@ def trail_case(draws):
     return model, truth, missing, image, missing.reshape(1, 1, SIZE, SIZE)
 
 
-@pytest.mark.parametrize("sampler,jump,resample", [("ddpm", 1, 1), ("ddpm", 3, 2), ("dpmpp_2m", 2, 2), ("heun", 1, 1)])
+@pytest.mark.parametrize("sampler,jump,resample",
+                         [("ddpm", 1, 1), ("ddpm", 3, 2), ("dpmpp_2m", 2, 2), ("heun", 1, 1)])
 def test_known_pixels_come_back_bit_for_bit(sampler, jump, resample):
     model, _, missing, _, mask = trail_case(3)
     image = torch.randn(3, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 3  # also outside [-1, 1]
