@@ -66,7 +66,8 @@ def test_known_pixels_come_back_bit_for_bit(sampler, jump, resample):
     image = torch.randn(3, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(1)) * 3  # also outside [-1, 1]
     image.reshape(3, -1)[:, missing] = float("nan")
     sigmas = S.select_sigmas(LINEAR, sampler, 12)
-    out = inpaint(model, image, mask, sigmas, sampler=sampler, jump=jump, resample=resample, noise=RowNoise(2, range(3)))
+    out = inpaint(model, image, mask, sigmas, sampler=sampler, jump=jump, resample=resample,
+                  noise=RowNoise(2, range(3)))
     assert out.dtype == torch.float32 and torch.isfinite(out).all()
     known = ~mask.expand_as(image)
     assert torch.equal(out[known].view(torch.int32), image[known].view(torch.int32))
