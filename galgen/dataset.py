@@ -3,7 +3,9 @@
 ``images.npy`` is a plain NumPy array, float32, shape ``(N, C, H, W)``, values in ``[-1, 1]``,
 so that training memory-maps it (``np.load(..., mmap_mode="r")``) however large it is.
 ``dataset.json`` says what the numbers mean: bands, size, pixel scale, unit, the normaliser
-that maps them back to flux, where every row came from, and what was skipped.
+that maps them back to flux, how it was chosen, what was skipped and the provenance.
+``sources.jsonl`` says where every row came from, one line per image, so that a dataset
+of 300k cutouts neither writes nor opens one huge JSON document.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -24,6 +26,7 @@ from galgen.normalize import Normalizer
 
 IMAGES_NAME = "images.npy"
 META_NAME = "dataset.json"
+SOURCES_NAME = "sources.jsonl"  # one JSON object per line; line i describes image i
 FORMAT_NAME = "galgen-dataset"
 FORMAT_VERSION = 1
 
@@ -47,6 +50,18 @@ class Dataset:
     @property
     def size(self) -> int:
         return int(self.images.shape[-1])
+
+    def sources(self) -> Iterator[dict]:
+        """Where each image came from, in row order (path, bytes, mtime, pixel scale, statistics)."""
+        if self.path is None:
+            return
+        try:
+            handle = open(self.path / SOURCES_NAME)
+        except OSError as exc:
+            raise InputError(f"cannot read {SOURCES_NAME} ({exc.strerror})", path=self.path) from None
+        with handle:
+            for line in handle:
+                yield json.loads(line)
 
 
 def open_dataset(path) -> Dataset:
@@ -89,9 +104,25 @@ def read_meta(path) -> dict:
     return meta
 
 
-def create_images(directory, shape: tuple[int, int, int, int]) -> np.ndarray:
-    """Pre-allocate images.npy in ``directory`` as a writable float32 memmap of ``shape``."""
-    return np.lib.format.open_memmap(Path(directory) / IMAGES_NAME, mode="w+", dtype=np.float32, shape=shape)
+def write_images(directory, shape: tuple[int, int, int, int], blocks: Iterable[np.ndarray]) -> Path:
+    """Stream ``blocks`` of rows (each ``(n, C, H, W)``) into images.npy, float32, in order.
+
+    Plain sequential writes rather than a writable memmap: dirty memmap pages stay in the
+    writer's resident set until the map closes, so RSS would grow with the dataset.
+    """
+    target = Path(directory) / IMAGES_NAME
+    written = 0
+    with open(target, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, {"descr": "<f4", "fortran_order": False, "shape": tuple(shape)})
+        for block in blocks:
+            block = np.ascontiguousarray(block, dtype="<f4")
+            if block.shape[1:] != tuple(shape[1:]):
+                raise ValueError(f"image block of shape {block.shape} does not fit {shape}")
+            block.tofile(handle)
+            written += block.shape[0]
+    if written != shape[0]:
+        raise ValueError(f"wrote {written} images, expected {shape[0]}")
+    return target
 
 
 def write_meta(directory, meta: dict) -> Path:

@@ -4,12 +4,15 @@ Two passes, memory flat in the number of inputs:
 
 1. Each file is read once (in a process pool when ``workers > 1``), checked, centre-cropped
    and measured: per band its 99.9th-percentile flux inside the crop and the robust sky RMS
-   of the cutout's border. Usable crops go, still in flux, into a scratch memmap in the
-   temporary output directory.
+   of the cutout's border. Usable crops are appended, still in flux, to a raw scratch file
+   in the temporary output directory.
 2. The normaliser is fitted from those statistics alone (k-means boundary of the
    percentiles for the upper limit, ``-5 x`` the median sky RMS for the lower one) and the
-   scratch crops are normalised chunk by chunk into ``images.npy``.
+   scratch crops are normalised chunk by chunk into ``images.npy``. Both passes use plain
+   sequential file writes, so resident memory does not grow with the number of inputs.
 
+Per-file statistics go to sources.jsonl as they come (row i describes image i) and only
+compact arrays of them stay in memory for the fit, so 300k inputs need no more RAM than 300.
 The scratch file costs temporary disk equal to the dataset, but no FITS file is opened,
 decompressed and byte-swapped twice, which is the slow part for survey-sized inputs.
 Everything is written to a temporary directory beside the output and renamed at the end.
@@ -17,8 +20,10 @@ Everything is written to a temporary directory beside the output and renamed at 
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from array import array
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -27,12 +32,12 @@ from typing import Sequence
 
 import numpy as np
 
-from galgen.dataset import create_images, dataset_directory, write_meta
+from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_meta
 from galgen.errors import InputError
 from galgen.normalize import Normalizer, border_pixels, kmeans_boundary, robust_sigma
 
 SCRATCH_NAME = "flux-scratch.npy"
-CHUNK_ROWS = 512  # rows normalised at a time in pass 2: 512 x 3 x 64 x 64 float32 = 25 MB
+CHUNK_ROWS = 128  # rows normalised at a time in pass 2: 128 x 3 x 64 x 64 float32 = 6 MB per temporary
 BLOCK_PER_WORKER = 32  # files handed to the pool at a time per worker, so pending results stay bounded
 
 
@@ -64,6 +69,32 @@ class FileReport:
     unit: str = ""
     file_bytes: int = 0
     mtime: float = 0.0
+
+
+@dataclass
+class PassOne:
+    """Pass-1 statistics of the usable files, kept compact (8 bytes a value) for the fit."""
+
+    bands: int
+    peaks: array = field(default_factory=lambda: array("d"))  # row-major (N, bands)
+    sky_rms: array = field(default_factory=lambda: array("d"))  # row-major (N, bands)
+    pixel_scales: array = field(default_factory=lambda: array("d"))  # files with a WCS only
+    count: int = 0
+    bad_pixels: int = 0
+    unit: str | None = None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def add(self, report: FileReport) -> None:
+        self.peaks.extend(report.peak)
+        self.sky_rms.extend(report.sky_rms)
+        if report.pixel_scale is not None:
+            self.pixel_scales.append(report.pixel_scale)
+        self.count += 1
+        self.bad_pixels += report.bad_pixels
+        self.unit = self.unit or report.unit
+
+    def table(self, values: array) -> np.ndarray:
+        return np.frombuffer(values, dtype=np.float64).reshape(self.count, self.bands)
 
 
 @dataclass
@@ -109,8 +140,6 @@ def prep_dataset(
 
     Unusable inputs are skipped and listed; InputError when none is usable (nothing is written).
     """
-    from galgen.console import progress
-
     start = time.perf_counter()
     paths = [Path(p) for p in paths]
     if not paths:
@@ -119,49 +148,28 @@ def prep_dataset(
         raise InputError(f"--size must be positive, got {config.size}")
     if not config.bands.isalpha() or len(set(config.bands)) != len(config.bands):
         raise InputError(f"--bands {config.bands!r}: give distinct band letters, e.g. grz")
-    shape = (len(config.bands), config.size, config.size)
     with dataset_directory(output, overwrite=overwrite) as work:
-        scratch = np.lib.format.open_memmap(work / SCRATCH_NAME, mode="w+", dtype=np.float32, shape=(len(paths), *shape))
-        usable: list[FileReport] = []
-        skipped: list[tuple[str, str]] = []
-        with progress(len(paths), "prep: reading", disable=not show_progress) as advance:
-            for report in _measure_all(paths, config):
-                reason = report.reason or _unit_mismatch(report, usable)
-                if reason:
-                    skipped.append((report.path, reason))
-                else:
-                    scratch[len(usable)] = report.crop
-                    report.crop = None  # the row is on disk now; keep only the statistics
-                    usable.append(report)
-                advance(1, skipped=len(skipped))
-        if not usable:
-            first_path, first_reason = skipped[0]
+        scratch = work / SCRATCH_NAME
+        stats = _read_pass(paths, work, config=config, show_progress=show_progress)
+        if not stats.count:
+            first_path, first_reason = stats.skipped[0]
             raise InputError(f"none of the {len(paths)} inputs is usable; first: {first_path}: {first_reason}")
-        normalizer, choice = fit_normalizer(usable, config=config)
-        fill = normalizer.forward(np.zeros((len(config.bands), 1, 1), dtype=np.float32))
-        images = create_images(work, (len(usable), *shape))
-        with progress(len(usable), "prep: normalising", disable=not show_progress) as advance:
-            for lo in range(0, len(usable), CHUNK_ROWS):
-                hi = min(lo + CHUNK_ROWS, len(usable))
-                block = normalizer.forward(np.asarray(scratch[lo:hi]))
-                # bad pixels take the value of zero flux (the sky), not 0 in [-1, 1], which is mid-range flux
-                images[lo:hi] = np.where(np.isnan(block), fill, block)
-                advance(hi - lo)
-        images.flush()
-        del images, scratch
-        (work / SCRATCH_NAME).unlink()
+        normalizer, choice = fit_normalizer(stats.table(stats.peaks), stats.table(stats.sky_rms), config=config)
+        _normalise_pass(scratch, work, stats.count, size=config.size, normalizer=normalizer, show_progress=show_progress)
+        scratch.unlink()
+        scales = np.frombuffer(stats.pixel_scales, dtype=np.float64)
         result = PrepResult(
             output=Path(output),
-            count=len(usable),
+            count=stats.count,
             inputs=len(paths),
             normalizer=normalizer,
             choice=choice,
-            skipped=skipped,
-            pixel_scale=_median_or_none([r.pixel_scale for r in usable]),
-            bad_pixels_filled=int(sum(r.bad_pixels for r in usable)),
+            skipped=stats.skipped,
+            warnings=_warnings(scales, stats.count),
+            pixel_scale=float(np.median(scales)) if scales.size else None,
+            bad_pixels_filled=stats.bad_pixels,
         )
-        result.warnings = _warnings(usable)
-        write_meta(work, _meta(result, usable, config=config, command=command))
+        write_meta(work, _meta(result, unit=stats.unit, config=config, command=command))
     result.seconds = time.perf_counter() - start
     return result
 
@@ -188,6 +196,65 @@ def report_result(result: PrepResult, *, as_json: bool = False) -> None:
     stdout.print(f"{result.output}: {result.count} images, bands {norm.bands}, {result.seconds:.1f} s", markup=False)
     for band, lo, hi in zip(norm.bands, norm.lower, norm.upper):
         stdout.print(f"  {band}: [{lo:.5g}, {hi:.5g}] -> [-1, 1]", markup=False, highlight=False)
+
+
+def _read_pass(paths, work: Path, *, config: PrepConfig, show_progress: bool) -> PassOne:
+    """Pass 1: measure every file; append usable crops (flux) to the scratch file, their records to sources.jsonl."""
+    from galgen.console import progress
+
+    stats = PassOne(bands=len(config.bands))
+    with (
+        open(work / SCRATCH_NAME, "wb") as scratch,
+        open(work / SOURCES_NAME, "w") as sources,
+        progress(len(paths), "prep: reading", disable=not show_progress) as advance,
+    ):
+        for report in _measure_all(paths, config):
+            reason = report.reason or _unit_mismatch(report, stats.unit)
+            if reason:
+                stats.skipped.append((report.path, reason))
+            else:
+                report.crop.astype(np.float32, copy=False).tofile(scratch)
+                sources.write(json.dumps(_source_record(report)) + "\n")
+                stats.add(report)
+            advance(1, skipped=len(stats.skipped))
+    return stats
+
+
+def _source_record(report: FileReport) -> dict:
+    # Size and mtime identify a source cheaply: a sha256 of 300k cutouts would read every byte
+    # a second time. The statistics let a later fit choose other limits without re-reading.
+    return {
+        "path": report.path,
+        "bytes": report.file_bytes,
+        "mtime": report.mtime,
+        "pixel_scale": report.pixel_scale,
+        "peak": list(report.peak),
+        "sky_rms": list(report.sky_rms),
+        "bad_pixels": report.bad_pixels,
+    }
+
+
+def _normalise_pass(
+    scratch: Path, work: Path, count: int, *, size: int, normalizer: Normalizer, show_progress: bool
+) -> None:
+    """Pass 2: normalise the scratch crops chunk by chunk into images.npy."""
+    from galgen.console import progress
+
+    bands = len(normalizer.bands)
+    shape = (count, bands, size, size)
+    # bad pixels take the value of zero flux (the sky), not 0 in [-1, 1], which is mid-range flux
+    fill = normalizer.forward(np.zeros((bands, 1, 1), dtype=np.float32))
+
+    def blocks(handle, advance):
+        for start in range(0, count, CHUNK_ROWS):
+            rows = min(CHUNK_ROWS, count - start)
+            flux = np.fromfile(handle, dtype=np.float32, count=rows * bands * size * size).reshape(rows, bands, size, size)
+            block = normalizer.forward(flux)
+            yield np.where(np.isnan(block), fill, block)
+            advance(rows)
+
+    with open(scratch, "rb") as handle, progress(count, "prep: normalising", disable=not show_progress) as advance:
+        write_images(work, shape, blocks(handle, advance))
 
 
 def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
@@ -223,7 +290,7 @@ def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
             f" or without coverage (limit {config.max_bad_fraction:.0%})"
         )
         return report
-    width = max(4, min(data.shape[1:]) // 16)
+    width = int(np.clip(min(data.shape[1:]) // 32, 4, 16))  # 13 px of a 424 px cutout: ~21k sky pixels a band
     report.crop = crop
     report.bad_pixels = int(bad.sum())
     report.peak = tuple(float(np.nanpercentile(plane, config.percentile)) for plane in crop)
@@ -238,15 +305,26 @@ def centre_crop(data: np.ndarray, *, size: int) -> np.ndarray:
     return np.ascontiguousarray(data[:, top : top + size, left : left + size])
 
 
-def fit_normalizer(reports: Sequence[FileReport], *, config: PrepConfig) -> tuple[Normalizer, dict]:
+def fit_normalizer(peaks: np.ndarray, sky_rms: np.ndarray, *, config: PrepConfig) -> tuple[Normalizer, dict]:
     """Choose the per-band truncation limits from pass-1 statistics; also say how each was chosen.
 
-    Upper: the boundary of the exact two-cluster 1-D k-means over the galaxies' 99.9th-percentile
-    fluxes (paper section 3.1), unless given. Lower: ``-sky_sigmas`` times the median over the
-    files of each file's border MAD sigma, unless given (``0`` reproduces the paper).
+    Parameters
+    ----------
+    peaks : ndarray, shape (N, C)
+        Each galaxy's ``config.percentile``-th flux per band (flux units).
+    sky_rms : ndarray, shape (N, C)
+        Each cutout's border sky RMS per band (flux units, MAD x 1.4826).
+
+    Returns
+    -------
+    Normalizer, dict
+        Upper: the boundary of the exact two-cluster 1-D k-means over ``peaks`` (paper section
+        3.1), unless ``config.upper``. Lower: ``-config.sky_sigmas`` times the median over files
+        of ``sky_rms``, unless ``config.lower`` (``0`` reproduces the paper). The dict records
+        the method and values of each, for dataset.json.
     """
-    peaks = np.array([r.peak for r in reports], dtype=np.float64)
-    sky = np.array([r.sky_rms for r in reports], dtype=np.float64)
+    peaks = np.asarray(peaks, dtype=np.float64)
+    sky = np.asarray(sky_rms, dtype=np.float64)
     sky_rms = [float(np.nanmedian(sky[:, b])) if np.isfinite(sky[:, b]).any() else 0.0 for b in range(sky.shape[1])]
     if config.upper is not None:
         upper = tuple(config.upper)
@@ -307,9 +385,9 @@ def _shape_problem(cube, config: PrepConfig) -> str | None:
     return None
 
 
-def _unit_mismatch(report: FileReport, usable: list[FileReport]) -> str | None:
-    if usable and report.unit != usable[0].unit:
-        return f"unit {report.unit!r} differs from the first usable file's {usable[0].unit!r}"
+def _unit_mismatch(report: FileReport, unit: str | None) -> str | None:
+    if unit is not None and report.unit != unit:
+        return f"unit {report.unit!r} differs from the first usable file's {unit!r}"
     return None
 
 
@@ -326,45 +404,34 @@ def _without_path(message: str, path) -> str:
     return message[len(prefix) :] if prefix and message.startswith(prefix) else message
 
 
-def _median_or_none(values) -> float | None:
-    known = [v for v in values if v is not None]
-    return float(np.median(known)) if known else None
-
-
-def _warnings(usable: list[FileReport]) -> list[str]:
-    scales = [r.pixel_scale for r in usable if r.pixel_scale is not None]
+def _warnings(scales: np.ndarray, count: int) -> list[str]:
     warnings = []
-    if scales and (max(scales) - min(scales)) > 0.01 * min(scales):
+    if scales.size and (scales.max() - scales.min()) > 0.01 * scales.min():
         warnings.append(
-            f"pixel scales differ between files ({min(scales):.4g} to {max(scales):.4g} arcsec/px); "
+            f"pixel scales differ between files ({scales.min():.4g} to {scales.max():.4g} arcsec/px); "
             "crops were not resampled"
         )
-    if len(scales) < len(usable):
-        warnings.append(f"{len(usable) - len(scales)} file(s) have no celestial WCS, pixel scale unknown")
+    if scales.size < count:
+        warnings.append(f"{count - scales.size} file(s) have no celestial WCS, pixel scale unknown")
     return warnings
 
 
-def _meta(result: PrepResult, usable: list[FileReport], *, config: PrepConfig, command: str) -> dict:
+def _meta(result: PrepResult, *, unit: str, config: PrepConfig, command: str) -> dict:
     from galgen.provenance import make_provenance
 
-    # Size and mtime identify a source cheaply: a sha256 of 306k cutouts would read every byte a
-    # second time; galgen's own outputs already carry content hashes in their headers.
-    sources = [
-        {"path": r.path, "bytes": r.file_bytes, "mtime": r.mtime, "pixel_scale": r.pixel_scale} for r in usable
-    ]
     return {
         "bands": config.bands,
         "size": config.size,
         "count": result.count,
-        "unit": usable[0].unit,
+        "unit": unit,
         "pixel_scale": result.pixel_scale,
         "normalizer": result.normalizer.to_dict(),
         "normalizer_choice": result.choice,
-        "bad_pixel_fill": "normalised value of zero flux (sky level)",
+        "bad_pixel_fill": "normalised value of zero flux (the sky level)",
         "bad_pixels_filled": result.bad_pixels_filled,
         "max_bad_fraction": config.max_bad_fraction,
         "warnings": result.warnings,
         "provenance": make_provenance(command=command or "galgen prep"),
-        "sources": sources,
+        "sources": SOURCES_NAME,
         "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
     }

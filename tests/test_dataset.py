@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from galgen.dataset import create_images, dataset_directory, open_dataset, write_meta
+from galgen.dataset import dataset_directory, open_dataset, write_images, write_meta
 from galgen.errors import InputError
 from galgen.normalize import Normalizer
 
@@ -12,10 +12,9 @@ NORM = Normalizer(bands="gr", lower=(-0.05, -0.1), upper=(5.0, 6.0))
 
 def _write_dataset(directory, count=3, size=8):
     directory.mkdir()
-    images = create_images(directory, (count, 2, size, size))
-    images[:] = np.linspace(-1, 1, images.size, dtype=np.float32).reshape(images.shape)
-    images.flush()
-    del images
+    shape = (count, 2, size, size)
+    rows = np.linspace(-1, 1, int(np.prod(shape)), dtype=np.float32).reshape(shape)
+    write_images(directory, shape, [rows[:2], rows[2:]])
     write_meta(directory, {"bands": "gr", "size": size, "count": count, "normalizer": NORM.to_dict()})
     return directory
 
@@ -74,3 +73,10 @@ def test_dataset_directory_is_all_or_nothing(tmp_path):
         (work / "second").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["second"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def test_write_images_checks_the_row_count(tmp_path):
+    with pytest.raises(ValueError, match="expected 3"):
+        write_images(tmp_path, (3, 1, 2, 2), [np.zeros((2, 1, 2, 2))])
+    with pytest.raises(ValueError, match="does not fit"):
+        write_images(tmp_path, (1, 1, 2, 2), [np.zeros((1, 2, 2, 2))])

@@ -61,8 +61,10 @@ def test_prep_writes_a_normalised_memmapped_dataset(cutouts, tmp_path):
     faint_peak, bright_peak = 1.2 * 1.5, 20 * 1.5
     assert faint_peak < ds.normalizer.upper[2] < bright_peak
     # each row is the normalised centre crop of its source, in input order
-    source = ds.meta["sources"][3]["path"]
-    assert source.endswith("gal_3.fits")
+    sources = list(ds.sources())
+    source = sources[3]["path"]
+    assert len(sources) == 8 and source.endswith("gal_3.fits")
+    assert sources[3]["bytes"] == os.path.getsize(source) and sources[3]["sky_rms"][0] == pytest.approx(SKY[0], rel=0.1)
     from galgen.cube import read_cube
 
     expected = ds.normalizer.forward(centre_crop(read_cube(source).data, size=64))
@@ -125,7 +127,7 @@ def test_two_workers_give_the_same_dataset(cutouts, tmp_path):
     one, two = open_dataset(tmp_path / "one"), open_dataset(tmp_path / "two")
     np.testing.assert_array_equal(one.images, two.images)
     assert one.normalizer == two.normalizer
-    assert one.meta["sources"] == two.meta["sources"]
+    assert list(one.sources()) == list(two.sources())
 
 
 def test_parse_band_values():
