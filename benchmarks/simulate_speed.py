@@ -1,9 +1,10 @@
 """How fast `galgen simulate` draws and writes galaxies: galaxies/s for 1 and 2 workers.
 
 Run: python benchmarks/simulate_speed.py [--n 200] [--size 64]
-Prints one row per worker count: wall time of a whole run (process start-up, GalSim's
-Sersic tables, drawing, FITS writing, truth table), and the per-galaxy cost of drawing
-alone and of drawing + writing in one process after warm-up.
+Prints the per-galaxy cost of drawing alone and of drawing + writing in one process after
+warm-up, then one row per worker count: wall time of a whole run (worker start-up, GalSim's
+Sersic tables, drawing, FITS writing, truth table), the time to the first finished galaxy
+(start-up) and the steady rate over the second half of the run.
 """
 
 from __future__ import annotations
@@ -16,20 +17,19 @@ from pathlib import Path
 from galgen import simulate as sim
 
 
-def per_galaxy_seconds(n: int, size: int, out: Path) -> tuple[float, float]:
-    """Seconds per galaxy in this process (tables warm): drawing only, and drawing + writing the cube."""
+def per_galaxy_seconds(n: int, size: int, out: Path) -> dict[str, float]:
+    """Seconds per galaxy in this process (tables warm), wall and CPU: drawing alone, drawing + writing."""
     for index in range(60):  # warm GalSim's Sersic tables (21 values of n) and the imports
         sim.draw_galaxy(99, index, size=size)
-    began = time.perf_counter()
-    for index in range(n):
-        sim.draw_galaxy(1, index, size=size)
-    draw = (time.perf_counter() - began) / n
     out.mkdir(parents=True, exist_ok=True)
     write = sim._WriteGalaxy(str(out), 1, size, sim.PIXEL_SCALE, "benchmark")
-    began = time.perf_counter()
-    for index in range(n):
-        write(index)
-    return draw, (time.perf_counter() - began) / n
+    timings = {}
+    for name, step in (("draw", lambda i: sim.draw_galaxy(1, i, size=size)), ("draw + write", write)):
+        wall, cpu = time.perf_counter(), time.process_time()
+        for index in range(n):
+            step(index)
+        timings[name] = ((time.perf_counter() - wall) / n, (time.process_time() - cpu) / n)
+    return timings
 
 
 def main() -> None:
@@ -39,15 +39,19 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        draw, draw_write = per_galaxy_seconds(min(args.n, 100), args.size, Path(tmp) / "warm")
-        print(f"one process, warm: draw {1e3 * draw:.1f} ms/galaxy, draw + write {1e3 * draw_write:.1f} ms/galaxy")
-        print(f"{'workers':>7} {'galaxies':>8} {'wall s':>8} {'galaxies/s':>10}")
+        for name, (wall, cpu) in per_galaxy_seconds(min(args.n, 100), args.size, Path(tmp) / "warm").items():
+            print(f"one process, warm, {name}: {1e3 * wall:.1f} ms/galaxy wall, {1e3 * cpu:.1f} ms CPU")
+        print(f"{'workers':>7} {'galaxies':>8} {'wall s':>8} {'galaxies/s':>10} {'first s':>8} {'steady/s':>9}")
         for workers in (1, 2):
             out = Path(tmp) / f"run{workers}"
+            done = []  # time of each finished galaxy: start-up shows as the first, throughput as the slope
             began = time.perf_counter()
-            sim.simulate(args.n, out, seed=0, size=args.size, workers=workers, command="benchmark")
+            sim.simulate(args.n, out, seed=0, size=args.size, workers=workers, command="benchmark",
+                         on_galaxy=lambda: done.append(time.perf_counter() - began))  # fmt: skip
             wall = time.perf_counter() - began
-            print(f"{workers:>7} {args.n:>8} {wall:>8.2f} {args.n / wall:>10.1f}")
+            half = len(done) // 2
+            steady = (len(done) - 1 - half) / (done[-1] - done[half])
+            print(f"{workers:>7} {args.n:>8} {wall:>8.2f} {args.n / wall:>10.1f} {done[0]:>8.2f} {steady:>9.1f}")
 
 
 if __name__ == "__main__":
