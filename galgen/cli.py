@@ -276,8 +276,8 @@ def simulate(
 ):
     """Ground-truth DESI-like galaxies from GalSim, with a truth catalogue.
 
-    Bulge + disk + star-forming knots, Moffat PSF, DR9-like sky noise, in nanomaggies (needs GalSim:
-    pip install 'galgen[sim]').
+    Bulge + disk + star-forming knots, Moffat PSF, DR9-like sky noise, in nanomaggies. GalSim is
+    optional: install galgen's 'sim' extra.
 
     Example: galgen simulate -n 1000 -o sims/ --seed 1
     """
