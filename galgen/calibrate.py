@@ -92,7 +92,7 @@ class Calibration:
         }
 
 
-def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig()) -> np.ndarray:
+def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig(), on_progress=None) -> np.ndarray:
     """Median pixel value of every image in every band.
 
     Parameters
@@ -103,6 +103,8 @@ def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig()) -> n
         ``paper=True``: median of all pixels. Otherwise the median over the pixels with
         ``f - b > threshold * sigma_b``, where ``b, sigma_b`` are the sigma-clipped level and RMS
         of the border frame (:func:`galgen.metrics.photometry.border_background`).
+    on_progress : callable, optional
+        Called with the number of images done, chunk by chunk (from worker threads).
 
     Returns
     -------
@@ -120,7 +122,7 @@ def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig()) -> n
             block = np.where(galaxy, block, np.nan)
         medians[rows] = phot.nanmedian_last(block.reshape(*block.shape[:2], -1))
 
-    phot.for_each_chunk(count, measure)
+    phot.for_each_chunk(count, measure, on_progress=on_progress)
     return medians
 
 
@@ -155,7 +157,8 @@ def fit_line(mock, real) -> tuple[float, float, float]:
     return slope, offset, float(np.sqrt(np.mean(residual * residual)))
 
 
-def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = CalibrationConfig()) -> Calibration:
+def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = CalibrationConfig(),
+              on_progress=None) -> Calibration:
     """Per-band flux multipliers for mocks (Smith et al. 2022, section 4).
 
     Parameters
@@ -166,6 +169,8 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
         One letter per plane.
     config : CalibrationConfig
         Plain medians (``paper``) or galaxy-pixel medians (default).
+    on_progress : callable, optional
+        Called with the number of images done, chunk by chunk (real, then mock).
 
     Returns
     -------
@@ -174,8 +179,8 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
         rank-paired medians (:func:`pair_by_rank`), and the RMS scatter about the line;
         multiplying mocks by ``m`` matches their flux scale to the real data.
     """
-    real_medians = image_medians(real_flux, config=config)
-    mock_medians = image_medians(mock_flux, config=config)
+    real_medians = image_medians(real_flux, config=config, on_progress=on_progress)
+    mock_medians = image_medians(mock_flux, config=config, on_progress=on_progress)
     fits, notes = [], []
     for i, band in enumerate(bands):
         unusable = int((~np.isfinite(real_medians[:, i])).sum()), int((~np.isfinite(mock_medians[:, i])).sum())

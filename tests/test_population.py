@@ -117,6 +117,13 @@ def test_default_mode_half_light_radius_is_in_arcsec():
     assert np.nanmedian(at_1) > 1.5  # discs of 1.2-3.5 px scale length: R_e 2-6 px
 
 
+def test_progress_counts_every_galaxy_once():
+    done = []
+    pop.synthetic_galaxy_distance(galaxy_stack(700), galaxy_stack(40, seed=1), bands="grz", pixel_scale=0.262,
+                                  config=pop.SGDConfig(bootstrap=0), on_progress=done.append)
+    assert sum(done) == 740 and len(done) == 3  # chunks of 512: 512 + 188 real, 40 mock
+
+
 def test_reference_mode_shuffles_and_truncates_to_the_smaller_set():
     real, mock = galaxy_stack(50, seed=1), galaxy_stack(30, seed=3)
     result = pop.synthetic_galaxy_distance(real, mock, bands="grz", pixel_scale=None, config=pop.SGDConfig(mode="reference", seed=9))
