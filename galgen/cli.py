@@ -180,7 +180,7 @@ def sgd(
 
     Example: galgen sgd real/ mocks/ --json
     """
-    from galgen.console import print_json
+    from galgen.console import print_json, progress
     from galgen.errors import InputError
     from galgen.metrics.population import MODES, SGDConfig, plot_histograms, synthetic_galaxy_distance
     from galgen.stack import load_pair
@@ -188,10 +188,12 @@ def sgd(
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     real_pop, mock_pop = load_pair(real, mock, show_progress=True)
-    result = synthetic_galaxy_distance(
-        real_pop.flux, mock_pop.flux, bands=real_pop.bands, pixel_scale=real_pop.pixel_scales,
-        mock_pixel_scale=mock_pop.pixel_scales, config=SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed),
-    )
+    with progress(len(real_pop) + len(mock_pop), "measuring") as advance:
+        result = synthetic_galaxy_distance(
+            real_pop.flux, mock_pop.flux, bands=real_pop.bands, pixel_scale=real_pop.pixel_scales,
+            mock_pixel_scale=mock_pop.pixel_scales, config=SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed),
+            on_progress=advance,
+        )
     result.notes[:0] = real_pop.notes + mock_pop.notes
     summary = result.to_dict()
     # ---- METRICS-B: morphology (--morphology), memorisation (--train), FID (--fid-weights) go here, ----
@@ -222,7 +224,7 @@ def calibrate(
     Example: galgen calibrate real/ mocks/ --write-to model.safetensors
     """
     from galgen.calibrate import CalibrationConfig, calibrate as fit_calibration
-    from galgen.console import print_json
+    from galgen.console import print_json, progress
     from galgen.errors import InputError
     from galgen.stack import load_pair
 
@@ -231,7 +233,9 @@ def calibrate(
     if write_to is not None and not (model or write_to).is_file():
         raise InputError("no such model file", path=model or write_to)
     real_pop, mock_pop = load_pair(real, mock, show_progress=True)
-    result = fit_calibration(real_pop.flux, mock_pop.flux, bands=real_pop.bands, config=CalibrationConfig(paper=paper))
+    with progress(len(real_pop) + len(mock_pop), "medians") as advance:
+        result = fit_calibration(real_pop.flux, mock_pop.flux, bands=real_pop.bands,
+                                 config=CalibrationConfig(paper=paper), on_progress=advance)
     result.notes[:0] = real_pop.notes + mock_pop.notes
     if write_to is not None:
         from galgen.engine.weights import write_calibration
