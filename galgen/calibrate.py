@@ -115,7 +115,7 @@ def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig(), on_p
     medians = np.empty((count, planes))
 
     def measure(rows):
-        block = np.asarray(flux[rows], dtype=np.float64)
+        block = np.asarray(flux[rows])  # medians are order statistics: the input's precision is exact
         if not config.paper:
             level, rms = phot.border_background(block)
             galaxy = block - level[..., None, None] > config.threshold * rms[..., None, None]
