@@ -316,14 +316,16 @@ def truth_row(params: GalaxyParams, noise_free: np.ndarray, *, size: int, sky_si
     fluxes = params.fluxes().sum(axis=0)
     x0, y0 = centre(params, size)
     r50 = half_light_radii(params)
+    per_band = {
+        "flux": fluxes,
+        "mag": ZERO_POINT - 2.5 * np.log10(fluxes),
+        "flux_stamp": noise_free.sum(axis=(1, 2), dtype=np.float64),
+        "r50": r50,
+        "psf_fwhm": params.psf_fwhm,
+        "sky_sigma": sky_sigma,
+    }
     row = {"index": params.index, "seed": params.seed}
-    for b, band in enumerate(BANDS):
-        row[f"flux_{band}"] = fluxes[b]
-        row[f"mag_{band}"] = ZERO_POINT - 2.5 * math.log10(fluxes[b])
-        row[f"flux_stamp_{band}"] = float(noise_free[b].sum(dtype=np.float64))
-        row[f"r50_{band}"] = float(r50[b])
-        row[f"psf_fwhm_{band}"] = params.psf_fwhm[b]
-        row[f"sky_sigma_{band}"] = float(sky_sigma[b])
+    row.update({f"{name}_{band}": float(values[b]) for name, values in per_band.items() for b, band in enumerate(BANDS)})
     row.update(
         bulge_fraction=params.bulge_fraction, bulge_n=params.bulge_n, bulge_hlr=params.bulge_hlr,
         bulge_q=params.bulge_q, disk_hlr=params.disk_hlr, disk_q=params.disk_q,
