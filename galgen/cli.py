@@ -95,9 +95,9 @@ def prep(
     size: int = typer.Option(64, "--size", min=1, help="Centre-crop side in pixels."),
     bands: str = typer.Option("grz", "--bands", help="Bands to keep, in this order."),
     upper: Optional[str] = typer.Option(
-        None, "--upper", help="Upper truncation: A for every band or g=5,r=5,z=6 [default: k-means]."
+        None, "--upper", help="Upper truncation: A for every band or g=5,r=5,z=6; default: k-means boundary of 99.9th percentiles."
     ),
-    lower: str = typer.Option("auto", "--lower", help="Lower truncation: auto (-5 sky RMS), 0 (paper) or a value."),
+    lower: str = typer.Option("auto", "--lower", help="Lower truncation: auto (-5 x sky RMS), 0 (the paper), A or g=..,r=..,z=.."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes reading the files."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset directory."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
