@@ -279,3 +279,17 @@ def test_missing_galsim_says_how_to_install_it(monkeypatch, tmp_path):
     assert result.exit_code == 1
     assert "galgen[sim]" in result.stderr and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_theta_is_counter_clockwise_from_x_towards_y():
+    """theta = 30 deg: the light's second moments put the major axis at 30 deg from +x towards +y (row)."""
+    base = sim.draw_params(1, 0)
+    disk = replace(base, bulge_fraction=0.0, knot_count=0, knot_fraction=0.0, disk_hlr=1.2, disk_q=0.3, theta=30.0)
+    image = sim.render(disk, psf=False)
+    plane = image[1]
+    y, x = np.indices(plane.shape)
+    x0, y0 = sim.centre(disk, SIZE)
+    dx, dy = x - x0, y - y0
+    mxx, myy, mxy = ((plane * m).sum() / plane.sum() for m in (dx * dx, dy * dy, dx * dy))
+    assert np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy)) == pytest.approx(30.0, abs=1.0)
+    assert sim.truth_row(disk, image, size=SIZE)["pa"] == pytest.approx(120.0)  # east of north, east left
