@@ -123,12 +123,87 @@ def prep(
 
 @app.command()
 @reported
-def train():
-    """Train the diffusion model -> safetensors weights.
+def train(
+    dataset: Path = typer.Argument(..., help="Dataset directory written by 'galgen prep' (images.npy + dataset.json)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Weights file to write (.safetensors)."),
+    preset: str = typer.Option("tiny", "--preset", help="Network size: tiny (~3M, 64 px), small or paper."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimiser steps [default: 20000]."),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Global batch, split over processes [default: 32]."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Peak AdamW learning rate [default: 2e-4]."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw [default: 0]."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="linear (paper) or cosine [default: linear]."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="l2 (paper) or l1 [default: l2]."),
+    ema: Optional[float] = typer.Option(None, "--ema", min=0.0, max=0.999999, help="EMA decay [default: 0.999]."),
+    checkpoint_every: Optional[int] = typer.Option(
+        None, "--checkpoint-every", min=0, help="Steps between checkpoints, 0 = at the end [default: 1000]."
+    ),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue exactly from a .ckpt.safetensors file."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: one GPU per process)."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast [default: on]."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing weights file."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
+):
+    """Train the diffusion model -> safetensors weights (EMA) and a checkpoint beside them.
+
+    Several processes: torchrun --nproc-per-node 4 -m galgen train data/train -o model.safetensors
 
     Example: galgen train data/train -o model.safetensors --preset tiny --steps 20000
     """
-    _not_built("train")
+    import time
+
+    from galgen.console import print_json, progress, stdout
+    from galgen.dataset import open_dataset
+    from galgen.engine import runtime, weights
+    from galgen.engine.train import checkpoint_path, settings_for, train as run_training
+    from galgen.errors import InputError
+
+    if output.exists() and not (overwrite or resume):
+        raise InputError("output already exists (choose another name or pass --overwrite)", path=output)
+    data = open_dataset(dataset)
+    given = dict(steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, ema=ema,
+                 checkpoint_every=checkpoint_every, bf16=bf16)
+    try:
+        unet, config = settings_for(preset, bands=len(data.bands), size=data.size, resume=resume,
+                                    **{k: v for k, v in given.items() if v is not None})
+        where = runtime.pick_device(device)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if resume is not None and weights.read_metadata(resume).get("normalizer") != data.normalizer.to_dict():
+        raise InputError("checkpoint was trained on data with another normalisation", path=resume)
+    metadata = {
+        "normalizer": data.normalizer.to_dict(), "bands": data.bands, "pixel_scale": data.meta.get("pixel_scale"),
+        "unit": data.meta.get("unit"), "command": command_line(),
+        "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
+    }
+    lead = int(os.environ.get("RANK", "0")) == 0
+    start = time.perf_counter()
+    with progress(config.steps, "train", disable=not lead) as advance:
+        state = {"step": weights.read_metadata(resume)["step"] if resume else 0, "time": start}
+        advance(state["step"])
+
+        def report(step: int, mean_loss: float):
+            now = time.perf_counter()
+            rate = (step - state["step"]) / max(now - state["time"], 1e-9)
+            advance(step - state["step"], loss=mean_loss, **{"it/s": rate})
+            state.update(step=step, time=now)
+
+        result = run_training(data.images, unet=unet, config=config, output=output, metadata=metadata,
+                              resume=resume, device=where, callback=report)
+    if not lead:
+        return
+    seconds = time.perf_counter() - start
+    summary = {
+        "output": str(result.output), "checkpoint": str(checkpoint_path(output)), "step": result.step,
+        "loss": sum(result.losses[-config.log_every:]) / max(1, len(result.losses[-config.log_every:])),
+        "seconds": round(seconds, 3), "images_per_second": len(result.losses) * config.batch / seconds,
+        "sha256": weights.file_sha256(result.output), "device": str(where),
+    }
+    if json_out:
+        print_json(summary)
+    else:
+        stdout.print(f"wrote {summary['output']} (step {result.step}, loss {summary['loss']:.4g}, "
+                     f"{summary['images_per_second']:.1f} img/s, sha256 {summary['sha256'][:12]})",
+                     markup=False, highlight=False)
 
 
 @app.command()

@@ -1,0 +1,101 @@
+"""A discrete eps-prediction network seen as a denoiser D(x, sigma) (Karras et al. 2022, k-diffusion).
+
+The network was trained on the DDPM forward process x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
+(Ho et al. 2020; Smith et al. 2022 eq. 11). Dividing by sqrt(abar_t) gives the variance-exploding
+form x = x0 + sigma_t eps with sigma_t = sqrt((1 - abar_t) / abar_t), in which every sampler works.
+So for any sigma: scale x back to the network's input x / sqrt(1 + sigma^2), find the (fractional)
+timestep whose sigma it is by interpolating log-sigma over the table, predict eps, and
+D(x, sigma) = x - sigma eps.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from galgen.engine.schedules import alphas_cumprod as schedule_alphas_cumprod
+from galgen.engine.schedules import sigmas_from_alphas_cumprod
+
+LOSSES = ("l2", "l1")
+
+
+class Denoiser(nn.Module):
+    """k-diffusion's discrete eps-prediction wrapper (Karras et al. 2022, Ho et al. 2020)."""
+
+    def __init__(self, net: nn.Module, *, schedule: str = "linear", timesteps: int = 1000):
+        super().__init__()
+        self.net = net
+        self.schedule = schedule
+        abar = schedule_alphas_cumprod(schedule, timesteps)
+        sigmas = sigmas_from_alphas_cumprod(abar)
+        # tables are not weights: non-persistent buffers follow .to(device) but stay out of files
+        self.register_buffer("alphas_cumprod", abar.float(), persistent=False)
+        self.register_buffer("sigmas", sigmas.float(), persistent=False)
+        self.register_buffer("log_sigmas", sigmas.log().float(), persistent=False)
+
+    @property
+    def timesteps(self) -> int:
+        return len(self.sigmas)
+
+    @property
+    def sigma_min(self) -> torch.Tensor:
+        return self.sigmas[0]
+
+    @property
+    def sigma_max(self) -> torch.Tensor:
+        return self.sigmas[-1]
+
+    def sigma_to_t(self, sigma: torch.Tensor) -> torch.Tensor:
+        """Fractional timestep of each sigma: linear interpolation of log-sigma over the table."""
+        log_sigma = torch.as_tensor(sigma, device=self.log_sigmas.device).float().clamp(min=1e-30).log()
+        table = self.log_sigmas
+        low = torch.searchsorted(table, log_sigma.reshape(-1).contiguous()).clamp(1, len(table) - 1) - 1
+        lo, hi = table[low], table[low + 1]
+        frac = ((log_sigma.reshape(-1) - lo) / (hi - lo)).clamp(0, 1)
+        return (low + frac).reshape(log_sigma.shape)
+
+    def t_to_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """Sigma at fractional timestep t: linear interpolation of log-sigma between neighbours."""
+        t = torch.as_tensor(t, device=self.log_sigmas.device).float().clamp(0, self.timesteps - 1)
+        low = t.floor().long().clamp(max=self.timesteps - 2)
+        frac = t - low
+        return ((1 - frac) * self.log_sigmas[low] + frac * self.log_sigmas[low + 1]).exp()
+
+    def eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Predicted noise (float32) for x = x0 + sigma eps."""
+        sigma = self._per_image(sigma, x)
+        c_in = (1 + sigma**2).rsqrt()[:, None, None, None]
+        return self.net(x * c_in, self.sigma_to_t(sigma)).float()
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        """Denoised estimate of x0 from x = x0 + sigma eps (variance-exploding form), float32."""
+        sigma = self._per_image(sigma, x)
+        return x.float() - sigma[:, None, None, None] * self.eps(x, sigma)
+
+    def loss(
+        self,
+        x0: torch.Tensor,
+        *,
+        t: torch.Tensor,
+        noise: torch.Tensor,
+        kind: str = "l2",
+    ) -> torch.Tensor:
+        """Ho et al. 2020 eq. 14 (Smith et al. 2022 eq. 11): mean |eps - eps_theta(x_t, t)|^p, p = 2 or 1.
+
+        x0 (B, C, H, W) in [-1, 1], t integer timesteps (B,), noise standard normal like x0.
+        The noisy input and the loss are float32 whatever the network's autocast dtype.
+        """
+        abar = self.alphas_cumprod[t][:, None, None, None]
+        x_t = abar.sqrt() * x0.float() + (1 - abar).sqrt() * noise.float()
+        predicted = self.net(x_t, t.float()).float()
+        if kind == "l2":
+            return F.mse_loss(predicted, noise.float())
+        if kind == "l1":
+            return F.l1_loss(predicted, noise.float())
+        raise ValueError(f"unknown loss {kind!r}; choose from {', '.join(LOSSES)}")
+
+    @staticmethod
+    def _per_image(sigma, x: torch.Tensor) -> torch.Tensor:
+        sigma = torch.as_tensor(sigma, device=x.device, dtype=torch.float32)
+        return sigma.expand(x.shape[0]) if sigma.ndim == 0 else sigma.reshape(x.shape[0])

@@ -1,0 +1,82 @@
+"""Where and how the network runs: device choice, bf16 autocast, per-image random generators, threads.
+
+Per-image generators follow Karras et al. 2022 (EDM generate.py): image i of seed s draws its
+noise from a generator seeded by (s, i) alone, so results never depend on batch size, sharding
+or the number of devices.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from contextlib import nullcontext
+from typing import Sequence
+
+import torch
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """'auto' (CUDA when present, else CPU), 'cpu', 'cuda' or 'cuda:N'; ValueError when unavailable."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} requested but no CUDA GPU is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
+    elif device.type != "cpu":
+        raise ValueError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def autocast(device: torch.device | str, *, enabled: bool = True):
+    """bf16 autocast on CPU or CUDA (weights and optimiser stay float32); a no-op when disabled."""
+    device = torch.device(device)
+    if not enabled:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+def mix_seed(*parts: int) -> int:
+    """A 63-bit generator seed that is a pure function of the integers given (sha256 of them)."""
+    digest = hashlib.sha256(":".join(str(int(p)) for p in parts).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def generator(*parts: int) -> torch.Generator:
+    """A CPU generator seeded from integers, e.g. (seed, step, sample)."""
+    return torch.Generator().manual_seed(mix_seed(*parts))
+
+
+class ImageNoise:
+    """Standard-normal noise for a batch whose row b comes from its own generator seeded by (seed, indices[b]).
+
+    Each call draws the next block of every image's stream, on the CPU (so a GPU run gives
+    the same numbers) and then moves it to the device.
+    """
+
+    def __init__(self, seed: int, indices: Sequence[int], *, device: torch.device | str = "cpu"):
+        # draws are always made on the CPU (identical on every machine); `device` is only the
+        # intended destination: each call returns its noise on `like`'s own device
+        self.device = torch.device(device)
+        self.generators = [generator(seed, i) for i in indices]
+
+    def __call__(self, like: torch.Tensor) -> torch.Tensor:
+        if like.shape[0] != len(self.generators):
+            raise ValueError(f"batch has {like.shape[0]} images but noise was set up for {len(self.generators)}")
+        rows = [torch.randn(like.shape[1:], generator=g, dtype=torch.float32) for g in self.generators]
+        dtype = like.dtype if like.dtype.is_floating_point else torch.float32
+        return torch.stack(rows).to(device=like.device, dtype=dtype)
+
+
+def setup_threads(threads: int | None = None) -> int:
+    """Intra-op threads for CPU work: the given count, else $OMP_NUM_THREADS, else torch's default."""
+    if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+        threads = int(os.environ["OMP_NUM_THREADS"])
+    if threads:
+        torch.set_num_threads(max(1, threads))
+    return torch.get_num_threads()

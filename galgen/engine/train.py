@@ -1,0 +1,286 @@
+"""DDPM training loop (Ho et al. 2020; Smith et al. 2022 section 2): AdamW, warm-up, clipping, EMA, bf16, DDP.
+
+Exact resume: every random draw of step k is a pure function of (seed, k, sample position):
+which images form the batch (an epoch-wise permutation seeded by (seed, epoch)), their flips and
+rotations, their timesteps and their noise. A run resumed from a checkpoint therefore repeats
+the uninterrupted run's losses bit for bit on the CPU, and a run split over N processes sees
+exactly the samples a single process would (each rank takes its slice of the global batch).
+
+Multi-process runs start under ``torchrun``; the one block in `_distributed` reads its
+environment. Rank 0 alone reports and saves.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from galgen import __version__
+from galgen.engine import weights
+from galgen.engine.denoiser import LOSSES, Denoiser
+from galgen.engine.runtime import autocast, generator, mix_seed
+from galgen.engine.schedules import SCHEDULES
+from galgen.engine.unet import UNet, UNetConfig, preset
+from galgen.errors import InputError
+
+# tags keep the different random streams of one (seed, step) apart
+_INIT, _EPOCH, _SAMPLE, _DROPOUT = 0, 1, 2, 3
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings; stored as JSON in checkpoints and weights files."""
+
+    steps: int = 20000  # optimiser steps in total (a resumed run continues up to this)
+    batch: int = 32  # global batch, split evenly over the processes
+    lr: float = 2e-4  # AdamW peak learning rate, constant after warm-up (the paper's Adam)
+    warmup: int = 500  # steps of linear learning-rate warm-up from 0
+    weight_decay: float = 0.0  # AdamW decoupled weight decay (0 = the paper's plain Adam)
+    grad_clip: float = 1.0  # global gradient-norm clip (0 = off)
+    ema: float = 0.999  # EMA decay of the sampling weights (warmed up as (1+k)/(10+k))
+    schedule: str = "linear"  # beta schedule: linear (paper) or cosine (companion code)
+    timesteps: int = 1000  # T, the number of diffusion steps
+    loss: str = "l2"  # l2 (paper eq. 11) or l1 (companion code)
+    seed: int = 0  # every random draw derives from this
+    bf16: bool = True  # bf16 autocast for the network; float32 master weights, loss and optimiser
+    augment: bool = True  # random flips and 90-degree rotations (galaxies have no orientation)
+    checkpoint_every: int = 1000  # steps between checkpoints (0: only at the end)
+    log_every: int = 10  # steps between progress reports
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
+        if self.steps < 1 or self.batch < 1 or self.lr <= 0 or not 0 <= self.ema < 1:
+            raise ValueError("steps and batch must be >= 1, lr > 0 and 0 <= ema < 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**d)
+
+
+@dataclass
+class TrainResult:
+    """What a (possibly resumed) run did."""
+
+    step: int  # the step reached
+    losses: list[float] = field(default_factory=list)  # mean loss over the global batch, per step run
+    output: Path | None = None  # the weights file (rank 0)
+    checkpoint: Path | None = None  # the last checkpoint written (rank 0)
+
+
+def checkpoint_path(output) -> Path:
+    """model.safetensors -> model.ckpt.safetensors, beside the output."""
+    output = Path(output)
+    return output.with_name(f"{output.name.removesuffix('.safetensors')}.ckpt.safetensors")
+
+
+def settings_for(preset_name: str, *, bands: int, size: int, resume=None, **overrides) -> tuple[UNetConfig, TrainConfig]:
+    """Network and training settings: a preset and the defaults, or a checkpoint's own; overrides win.
+
+    A resumed run keeps its checkpoint's network (the preset is ignored) and settings, so that
+    only what the caller changes on purpose (typically ``steps``) differs.
+    """
+    if resume is None:
+        return preset(preset_name, bands=bands, size=size), TrainConfig(**overrides)
+    meta = weights.read_metadata(resume)
+    try:
+        unet = UNetConfig.from_dict(meta["unet"])
+        config = dataclasses.replace(TrainConfig.from_dict(meta["train"]), **overrides)
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"checkpoint settings are unusable: {exc}", path=resume) from None
+    if (unet.bands, unet.size) != (bands, size):
+        raise InputError(f"checkpoint is for {unet.bands} bands of {unet.size} px, the data has {bands} of {size} px",
+                         path=resume)
+    return unet, config
+
+
+def train(
+    images,
+    *,
+    unet: UNetConfig,
+    config: TrainConfig,
+    output,
+    metadata: dict | None = None,
+    resume=None,
+    device: torch.device | str = "cpu",
+    callback: Callable[[int, float], None] | None = None,
+) -> TrainResult:
+    """Train (or resume training) a DDPM noise predictor on images (N, C, H, W) in [-1, 1]; Ho et al. 2020.
+
+    ``images`` may be a numpy memmap: only each step's batch is read. Rank 0 writes the EMA
+    weights to ``output`` (with ``metadata``: normaliser, pixel scale, data summary) and
+    checkpoints beside it; ``callback(step, mean_loss)`` is called on rank 0 every log_every steps.
+    """
+    _check_images(images, unet)
+    rank, world, device = _distributed(torch.device(device))
+    if config.batch % world:
+        raise ValueError(f"batch {config.batch} does not split evenly over {world} processes")
+    torch.manual_seed(mix_seed(config.seed, _INIT))
+    net = UNet(unet).to(device)
+    ema = copy.deepcopy(net).requires_grad_(False)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    start = 0 if resume is None else _load_checkpoint(resume, net=net, ema=ema, optimizer=optimizer, unet=unet, config=config)
+    trained = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    denoiser = Denoiser(trained, schedule=config.schedule, timesteps=config.timesteps).to(device)
+
+    meta = {**(metadata or {}), "unet": unet.to_dict(), "train": config.to_dict(), "schedule": config.schedule,
+            "timesteps": config.timesteps, "loss": config.loss, "galgen_version": __version__}
+    result, pending = TrainResult(step=start), []
+    share = config.batch // world
+    positions = range(rank * share, (rank + 1) * share)
+    for step in range(start, config.steps):
+        x0, t, noise = _batch(images, step=step, positions=positions, config=config)
+        torch.manual_seed(mix_seed(config.seed, _DROPOUT, step, rank))
+        for group in optimizer.param_groups:
+            group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+        with autocast(device, enabled=config.bf16):
+            loss = denoiser.loss(x0.to(device), t=t.to(device), noise=noise.to(device), kind=config.loss)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
+        optimizer.step()
+        _update_ema(ema, net, decay=min(config.ema, (1 + step) / (10 + step)))
+        pending.append(loss.detach())
+        done = step + 1
+        if done % max(1, config.log_every) == 0 or done == config.steps:
+            losses = _global_mean(torch.stack(pending), world)
+            result.losses.extend(losses.tolist())
+            pending = []
+            if rank == 0 and callback is not None:
+                callback(done, float(losses.mean()))
+        if rank == 0 and (done == config.steps or (config.checkpoint_every and done % config.checkpoint_every == 0)):
+            result.checkpoint = _save_checkpoint(checkpoint_path(output), net=net, ema=ema, optimizer=optimizer,
+                                                 meta={**meta, "step": done})
+        result.step = done
+    if rank == 0:
+        result.output = weights.save_weights(output, ema.state_dict(), {**meta, "kind": weights.MODEL_KIND,
+                                                                         "step": result.step})
+    return result
+
+
+def _distributed(device: torch.device) -> tuple[int, int, torch.device]:
+    """(rank, world size, device) from torchrun's environment; sets up the process group once."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1, device
+    import torch.distributed as dist
+
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), world, device
+
+
+def _global_mean(losses: torch.Tensor, world: int) -> torch.Tensor:
+    """Per-step losses averaged over the processes (each holds an equal share of the batch)."""
+    losses = losses.float()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.all_reduce(losses)
+        losses = losses / world
+    return losses.cpu()
+
+
+def _check_images(images, unet: UNetConfig) -> None:
+    shape = tuple(getattr(images, "shape", ()))
+    expected = (unet.bands, unet.size, unet.size)
+    if len(shape) != 4 or shape[1:] != expected or shape[0] < 1:
+        raise InputError(f"training images have shape {shape}; the model expects (N, {', '.join(map(str, expected))})")
+
+
+def _batch(images, *, step: int, positions: range, config: TrainConfig):
+    """Images, timesteps and noise of one step's share: a pure function of (seed, step, position)."""
+    n = len(images)
+    epoch_of = {}
+    index = np.empty(len(positions), dtype=np.int64)
+    for i, j in enumerate(positions):
+        p = step * config.batch + j
+        epoch = p // n
+        if epoch not in epoch_of:
+            epoch_of[epoch] = torch.randperm(n, generator=generator(config.seed, _EPOCH, epoch)).numpy()
+        index[i] = epoch_of[epoch][p % n]
+    order = np.argsort(index, kind="stable")  # read the memmap in file order
+    rows = np.empty((len(index), *images.shape[1:]), dtype=np.float32)
+    rows[order] = np.asarray(images[index[order]], dtype=np.float32)
+    if not np.isfinite(rows).all():
+        raise InputError(f"training images contain NaN or infinite values (step {step})")
+    x0 = torch.from_numpy(rows)
+    t = torch.empty(len(index), dtype=torch.long)
+    noise = torch.empty_like(x0)
+    for i, j in enumerate(positions):
+        g = generator(config.seed, _SAMPLE, step, j)
+        t[i] = int(torch.randint(config.timesteps, (1,), generator=g))
+        turn = int(torch.randint(8, (1,), generator=g))
+        noise[i] = torch.randn(x0.shape[1:], generator=g)
+        if config.augment:
+            x0[i] = _dihedral(x0[i], turn)
+    return x0, t, noise
+
+
+def _dihedral(image: torch.Tensor, turn: int) -> torch.Tensor:
+    """One of the 8 symmetries of the square: turn % 4 quarter turns, then a mirror if turn >= 4."""
+    image = torch.rot90(image, turn % 4, dims=(-2, -1))
+    return image.flip(-1) if turn >= 4 else image
+
+
+@torch.no_grad()
+def _update_ema(ema: torch.nn.Module, net: torch.nn.Module, *, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * net, in place."""
+    torch._foreach_lerp_(list(ema.parameters()), list(net.parameters()), 1 - decay)
+
+
+def _save_checkpoint(path: Path, *, net, ema, optimizer, meta: dict) -> Path:
+    tensors = {f"model.{k}": v for k, v in net.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    for i, state in optimizer.state_dict()["state"].items():
+        tensors.update({f"opt.{i}.{k}": torch.as_tensor(v) for k, v in state.items()})
+    return weights.save_weights(path, tensors, {**meta, "kind": weights.CHECKPOINT_KIND})
+
+
+def _load_checkpoint(path, *, net, ema, optimizer, unet: UNetConfig, config: TrainConfig) -> int:
+    """Restore model, EMA and AdamW moments in place; returns the step reached."""
+    meta = weights.read_metadata(path)
+    if meta["kind"] != weights.CHECKPOINT_KIND:
+        raise InputError("not a training checkpoint (a model file cannot be resumed)", path=path)
+    if meta.get("unet") != unet.to_dict():
+        raise InputError("checkpoint was made for another network configuration", path=path)
+    if (meta.get("schedule"), meta.get("timesteps")) != (config.schedule, config.timesteps):
+        raise InputError(f"checkpoint was trained with the {meta.get('schedule')} schedule", path=path)
+    step = int(meta["step"])
+    if step > config.steps:
+        raise InputError(f"checkpoint is at step {step}, beyond --steps {config.steps}", path=path)
+    tensors = weights.load_tensors(path, device=next(net.parameters()).device)
+    try:
+        net.load_state_dict(_prefixed(tensors, "model."))
+        ema.load_state_dict(_prefixed(tensors, "ema."))
+        state = optimizer.state_dict()
+        moments = _prefixed(tensors, "opt.")
+        for i in state["param_groups"][0]["params"]:
+            entry = {k.split(".", 1)[1]: v for k, v in moments.items() if k.split(".", 1)[0] == str(i)}
+            if entry:
+                entry["step"] = entry["step"].cpu()  # AdamW keeps its step count on the CPU
+                state["state"][i] = entry
+        optimizer.load_state_dict(state)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise InputError(f"checkpoint does not match: {str(exc).splitlines()[0]}", path=path) from None
+    return step
+
+
+def _prefixed(tensors: dict, prefix: str) -> dict:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

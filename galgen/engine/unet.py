@@ -1,0 +1,200 @@
+"""The bare noise-prediction U-Net of Smith et al. 2022 (section 2), after Ho et al. 2020.
+
+Three down blocks (two residual blocks, self-attention, strided convolution), a bottleneck
+(residual, attention, residual) and three up blocks (transposed convolution, skip link, two
+residual blocks, attention), Mish throughout, and a sinusoidal embedding of the timestep added
+in every residual block. The timestep is a float, so a denoiser can ask for t between the
+discrete training steps. The network knows nothing of noise levels or losses: that is the
+denoiser's job (galgen.engine.denoiser).
+
+The paper lists each up block as (residual, residual, attention, transposed conv). Chained
+three times after the bottleneck that is the same sequence as ours, read with the transposed
+convolution at the head of each block so that the skip link meets a map of its own size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class UNetConfig:
+    """Shape of the network; stored as JSON in every weights file."""
+
+    bands: int = 3  # image channels in and out (one per photometric band)
+    size: int = 64  # image side in pixels; must be divisible by 2**len(mults)
+    base: int = 64  # channels of the first level
+    mults: tuple[int, ...] = (1, 2, 4)  # channel multiplier per down block (the paper has three)
+    attention: tuple[int, ...] = (16, 8)  # image sides (px) whose blocks use self-attention
+    heads: int = 4  # attention heads
+    dropout: float = 0.0  # inside residual blocks
+    groups: int = 32  # GroupNorm groups (must divide every width)
+
+    def __post_init__(self):
+        object.__setattr__(self, "mults", tuple(int(m) for m in self.mults))
+        object.__setattr__(self, "attention", tuple(int(a) for a in self.attention))
+        levels = 2 ** len(self.mults)
+        if self.size % levels:
+            raise ValueError(f"size {self.size} is not divisible by 2**{len(self.mults)}")
+        for width in {self.base * m for m in self.mults}:
+            if width % self.groups or width % self.heads:
+                raise ValueError(f"width {width} is not divisible by groups={self.groups} and heads={self.heads}")
+
+    def to_dict(self) -> dict:
+        """JSON-safe form (lists for tuples)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UNetConfig":
+        """Inverse of to_dict; unknown keys are an error (a foreign or newer file)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown U-Net settings: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+# tiny: 64 px grz, ~3M parameters, trains on a laptop CPU (bundled model).
+# paper: Smith et al. 2022 give the block structure but not the widths; their code base
+# (lucidrains-style) used 64 base channels doubling per level. We keep 64/128/256/256... as
+# (1, 2, 4) over three levels, with attention below full resolution: attention at 256 px
+# costs 65k x 65k per head, which the paper's V100s could afford but the configuration makes
+# optional (SCIENCE.md section 3).
+PRESETS: dict[str, UNetConfig] = {
+    "tiny": UNetConfig(size=64, base=32, mults=(1, 2, 4), attention=(16, 8), heads=4, groups=8),
+    "small": UNetConfig(size=64, base=64, mults=(1, 2, 4), attention=(16, 8), heads=4, groups=32),
+    "paper": UNetConfig(size=256, base=64, mults=(1, 2, 4), attention=(64, 32), heads=4, groups=32),
+}
+
+
+def preset(name: str, *, bands: int = 3, size: int | None = None) -> UNetConfig:
+    """A named configuration, with the band count (and optionally the size) of the data."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    changes = {"bands": bands} if size is None else {"bands": bands, "size": size}
+    return dataclasses.replace(PRESETS[name], **changes)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, *, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of (continuous) timesteps, Vaswani et al. 2017 / Ho et al. 2020."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    angles = t.float()[:, None] * freqs[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=1)
+
+
+class ResidualBlock(nn.Module):
+    """GroupNorm-Mish-conv twice, with the step embedding added in between (He et al. 2016)."""
+
+    def __init__(self, cin: int, cout: int, *, emb_dim: int, groups: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, cout)
+        self.norm2 = nn.GroupNorm(groups, cout)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        # start each block as the identity: deep stacks train stably from the first step
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(F.mish(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(self.dropout(F.mish(self.norm2(h))))
+        return self.skip(x) + h
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over all pixels (Vaswani et al. 2017), fused kernel, residual."""
+
+    def __init__(self, channels: int, *, heads: int, groups: int):
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        # (B, 3, heads, head_dim, HW) -> q, k, v as (B, heads, HW, head_dim)
+        qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).transpose(-1, -2)
+        y = F.scaled_dot_product_attention(qkv[:, 0], qkv[:, 1], qkv[:, 2])
+        return x + self.out(y.transpose(-1, -2).reshape(b, c, h, w))
+
+
+class Level(nn.Module):
+    """Two residual blocks then (optional) attention: the body shared by down and up blocks."""
+
+    def __init__(self, cin: int, cout: int, *, attend: bool, cfg: UNetConfig, emb_dim: int):
+        super().__init__()
+        kw = dict(emb_dim=emb_dim, groups=cfg.groups, dropout=cfg.dropout)
+        self.res1 = ResidualBlock(cin, cout, **kw)
+        self.res2 = ResidualBlock(cout, cout, **kw)
+        self.attn = SelfAttention(cout, heads=cfg.heads, groups=cfg.groups) if attend else nn.Identity()
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        return self.attn(self.res2(self.res1(x, emb), emb))
+
+
+class UNet(nn.Module):
+    """Noise-prediction U-Net of Smith et al. 2022: eps = net(x_t, t), t a float timestep."""
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = cfg = config
+        emb_dim = 4 * cfg.base
+        widths = [cfg.base * m for m in cfg.mults]
+        self.embed = nn.Sequential(nn.Linear(cfg.base, emb_dim), nn.Mish(), nn.Linear(emb_dim, emb_dim))
+        self.stem = nn.Conv2d(cfg.bands, cfg.base, 3, padding=1)
+
+        self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
+        side, cin = cfg.size, cfg.base
+        for width in widths:
+            self.down.append(Level(cin, width, attend=side in cfg.attention, cfg=cfg, emb_dim=emb_dim))
+            self.downsample.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
+            side, cin = side // 2, width
+
+        kw = dict(emb_dim=emb_dim, groups=cfg.groups, dropout=cfg.dropout)
+        self.mid1 = ResidualBlock(cin, cin, **kw)
+        self.mid_attn = SelfAttention(cin, heads=cfg.heads, groups=cfg.groups)
+        self.mid2 = ResidualBlock(cin, cin, **kw)
+
+        self.upsample, self.up = nn.ModuleList(), nn.ModuleList()
+        for width in reversed(widths):
+            side *= 2
+            self.upsample.append(nn.ConvTranspose2d(cin, width, 4, stride=2, padding=1))
+            self.up.append(Level(2 * width, width, attend=side in cfg.attention, cfg=cfg, emb_dim=emb_dim))
+            cin = width
+
+        self.head = nn.Sequential(nn.GroupNorm(cfg.groups, cin), nn.Mish(), nn.Conv2d(cin, cfg.bands, 3, padding=1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Predicted noise for images x (B, bands, size, size) at timesteps t (B,), floats in [0, T-1]."""
+        emb = self.embed(timestep_embedding(t, self.config.base))
+        h = self.stem(x)
+        skips = []
+        for level, downsample in zip(self.down, self.downsample):
+            h = level(h, emb)
+            skips.append(h)
+            h = downsample(h)
+        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        for upsample, level in zip(self.upsample, self.up):
+            h = level(torch.cat([upsample(h), skips.pop()], dim=1), emb)
+        return self.head(h)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,147 @@
+"""Self-describing weights files: safetensors tensors plus galgen's JSON metadata (k-diffusion style).
+
+A weights file alone is enough to sample: the network configuration, schedule, loss, normaliser,
+pixel scale, training summary and (later) calibration factors travel as one JSON document under
+the safetensors metadata key ``galgen``. Never pickle: nothing here can execute code from a file.
+
+Two kinds of file share the format:
+- ``galgen-model``: the network's (EMA) weights, what `galgen sample` reads;
+- ``galgen-checkpoint``: model, EMA and AdamW moments with the step, for exact resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Mapping
+
+from galgen.errors import InputError
+
+METADATA_KEY = "galgen"
+MODEL_KIND = "galgen-model"
+CHECKPOINT_KIND = "galgen-checkpoint"
+_MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
+
+
+@contextmanager
+def atomic_path(path):
+    """A temporary file beside ``path``, renamed onto it on success and removed on error."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shared model files unreadable to others
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_weights(path, state_dict: Mapping, metadata: dict) -> Path:
+    """Write tensors and JSON metadata as one safetensors file, atomically."""
+    from safetensors.torch import save_file
+
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
+    header = {"format": "pt", METADATA_KEY: json.dumps(metadata, allow_nan=False, sort_keys=True)}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=header)
+    return Path(path)
+
+
+def read_header(path) -> dict:
+    """The safetensors JSON header (tensor table + ``__metadata__``), checked against the file size."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            prefix = f.read(8)
+            if len(prefix) < 8:
+                raise InputError("not a safetensors weights file (too short)", path=path)
+            (length,) = struct.unpack("<Q", prefix)
+            if not 2 <= length <= min(_MAX_HEADER, size - 8):
+                raise InputError("not a safetensors weights file (bad header length)", path=path)
+            header = json.loads(f.read(length))
+    except OSError as exc:
+        raise InputError(f"cannot read weights file: {exc.strerror or exc}", path=path) from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise InputError("not a safetensors weights file (header is not JSON)", path=path) from None
+    if not isinstance(header, dict):
+        raise InputError("not a safetensors weights file (header is not a table)", path=path)
+    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + length + end > size:
+        raise InputError(f"truncated weights file ({size} bytes, {8 + length + end} expected)", path=path)
+    return header
+
+
+def read_metadata(path) -> dict:
+    """galgen's JSON metadata of a weights or checkpoint file (no torch needed)."""
+    meta = read_header(path).get("__metadata__") or {}
+    if METADATA_KEY not in meta:
+        raise InputError("safetensors file without galgen metadata (not a galgen model)", path=path)
+    try:
+        doc = json.loads(meta[METADATA_KEY])
+    except json.JSONDecodeError:
+        raise InputError("galgen metadata is not valid JSON", path=path) from None
+    if not isinstance(doc, dict) or doc.get("kind") not in (MODEL_KIND, CHECKPOINT_KIND):
+        raise InputError("galgen metadata names no known file kind", path=path)
+    return doc
+
+
+def load_tensors(path, *, device="cpu") -> dict:
+    """All tensors of a validated file; InputError on any corruption."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    read_header(path)
+    try:
+        return load_file(str(path), device=str(device))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise InputError(f"corrupt weights file: {str(exc).splitlines()[0]}", path=path) from None
+
+
+def load_model(path, *, device="cpu"):
+    """(Denoiser, metadata) from a model file (or a checkpoint's EMA weights), in eval mode."""
+    from galgen.engine.denoiser import Denoiser
+    from galgen.engine.unet import UNet, UNetConfig
+
+    meta = read_metadata(path)
+    try:
+        config = UNetConfig.from_dict(meta["unet"])
+        denoiser = Denoiser(UNet(config), schedule=meta["schedule"], timesteps=int(meta["timesteps"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"weights metadata is unusable: {exc}", path=path) from None
+    tensors = load_tensors(path, device=device)
+    if meta["kind"] == CHECKPOINT_KIND:
+        tensors = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+    try:
+        denoiser.net.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise InputError(f"weights do not match their configuration: {str(exc).splitlines()[0]}", path=path) from None
+    return denoiser.to(device).eval().requires_grad_(False), meta
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks (what output headers cite)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_calibration(src, dst, calibration: dict) -> Path:
+    """Copy a model file with ``calibration`` set in its metadata, atomically (dst may equal src)."""
+    meta = read_metadata(src)
+    if meta["kind"] != MODEL_KIND:
+        raise InputError("calibration factors belong in a model file, not a checkpoint", path=src)
+    tensors = load_tensors(src)
+    return save_weights(dst, tensors, {**meta, "calibration": calibration})

@@ -1,0 +1,84 @@
+"""The eps-prediction network as a denoiser D(x, sigma), and the training loss."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from galgen.engine.denoiser import Denoiser
+from galgen.engine.schedules import alphas_cumprod, sigmas_from_alphas_cumprod
+
+
+class TrueNoise(nn.Module):
+    """A perfect network: it knows x0, so from x_t and t it returns the exact eps."""
+
+    def __init__(self, x0: torch.Tensor):
+        super().__init__()
+        self.x0 = x0
+        self.denoiser: Denoiser | None = None
+
+    def forward(self, x_vp, t):
+        abar = 1 / (1 + self.denoiser.t_to_sigma(t) ** 2)[:, None, None, None]
+        return (x_vp - abar.sqrt() * self.x0) / (1 - abar).sqrt()
+
+
+def perfect_denoiser(x0, schedule="linear"):
+    net = TrueNoise(x0)
+    denoiser = Denoiser(net, schedule=schedule)
+    net.denoiser = denoiser
+    return denoiser
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_a_network_predicting_the_true_noise_recovers_x0(schedule):
+    torch.manual_seed(0)
+    x0 = torch.rand(4, 3, 8, 8) * 2 - 1
+    denoiser = perfect_denoiser(x0, schedule)
+    # table entries and values between them, from nearly clean to the noisiest
+    sigma = torch.stack([denoiser.sigmas[0], denoiser.sigmas[10] * 1.01, torch.tensor(1.0), denoiser.sigmas[-1]])
+    x = x0 + sigma[:, None, None, None] * torch.randn_like(x0)
+    assert torch.allclose(denoiser(x, sigma), x0, atol=2e-3 * float(sigma.max()) * 1e-2 + 1e-4)
+
+
+def test_scalar_sigma_applies_to_every_image():
+    x0 = torch.zeros(3, 1, 4, 4)
+    denoiser = perfect_denoiser(x0)
+    x = torch.randn_like(x0)
+    assert torch.allclose(denoiser(x, torch.tensor(2.0)), x0, atol=1e-5)
+
+
+def test_tables_match_the_schedule():
+    denoiser = Denoiser(nn.Identity(), schedule="cosine", timesteps=1000)
+    expected = sigmas_from_alphas_cumprod(alphas_cumprod("cosine", 1000)).float()
+    assert torch.equal(denoiser.sigmas, expected)
+    assert denoiser.sigma_min == expected[0] and denoiser.sigma_max == expected[-1]
+    assert denoiser.timesteps == 1000
+    # tables are not weights
+    assert denoiser.state_dict() == {}
+
+
+def test_sigma_and_t_convert_both_ways():
+    denoiser = Denoiser(nn.Identity())
+    steps = torch.arange(1000, dtype=torch.float32)
+    assert torch.allclose(denoiser.sigma_to_t(denoiser.sigmas), steps, atol=1e-3)
+    t = torch.linspace(0, 999, 777)
+    assert torch.allclose(denoiser.sigma_to_t(denoiser.t_to_sigma(t)), t, atol=1e-3)
+    # half-way in t is the geometric mean in sigma
+    mid = denoiser.t_to_sigma(torch.tensor(10.5))
+    assert torch.isclose(mid, (denoiser.sigmas[10] * denoiser.sigmas[11]).sqrt(), rtol=1e-5)
+    # outside the table: clamped to its ends
+    assert denoiser.sigma_to_t(torch.tensor(0.0)) == 0
+    assert denoiser.sigma_to_t(torch.tensor(1e9)) == 999
+
+
+def test_loss_is_zero_for_the_perfect_network_and_known_for_a_blind_one():
+    torch.manual_seed(1)
+    x0 = torch.rand(6, 3, 8, 8) * 2 - 1
+    noise, t = torch.randn_like(x0), torch.randint(0, 1000, (6,))
+    assert perfect_denoiser(x0).loss(x0, t=t, noise=noise) < 1e-8
+    blind = Denoiser(lambda x, t: torch.zeros_like(x))
+    assert torch.isclose(blind.loss(x0, t=t, noise=noise, kind="l2"), noise.square().mean())
+    assert torch.isclose(blind.loss(x0, t=t, noise=noise, kind="l1"), noise.abs().mean())
+    with pytest.raises(ValueError, match="unknown loss"):
+        blind.loss(x0, t=t, noise=noise, kind="huber")

@@ -1,0 +1,232 @@
+"""Training: learning at all, exact resume, reproducibility, DDP equivalence, and `galgen train`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from galgen.cli import app
+from galgen.engine.denoiser import Denoiser
+from galgen.engine.train import TrainConfig, _batch, _dihedral, checkpoint_path, train
+from galgen.engine.unet import UNet, UNetConfig
+from galgen.engine.weights import load_model, read_metadata
+from galgen.errors import InputError
+
+SMALL = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
+QUICK = dict(batch=4, warmup=2, log_every=1, checkpoint_every=0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads run 20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).uniform(-1, 1, (10, 3, 16, 16)).astype(np.float32)
+
+
+def same_tensors(a, b) -> bool:
+    a, b = load_file(str(a)), load_file(str(b))
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_network_overfits_one_fixed_batch():
+    # fixed images, timesteps and noise: the loss must fall by 10x if network + loss + optimiser work
+    torch.manual_seed(0)
+    denoiser = Denoiser(UNet(SMALL))
+    x0 = torch.rand(4, 3, 16, 16) * 2 - 1
+    t, noise = torch.tensor([50, 300, 600, 900]), torch.randn(4, 3, 16, 16)
+    optimizer = torch.optim.AdamW(denoiser.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(120):
+        loss = denoiser.loss(x0, t=t, noise=noise)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    assert min(losses[-5:]) < losses[0] / 10
+
+
+def test_resumed_run_repeats_the_uninterrupted_one_bit_for_bit(images, tmp_path):
+    whole = train(images, unet=SMALL, config=TrainConfig(steps=6, **QUICK), output=tmp_path / "whole.safetensors")
+    first = train(images, unet=SMALL, config=TrainConfig(steps=3, **QUICK), output=tmp_path / "part.safetensors")
+    assert first.checkpoint == checkpoint_path(tmp_path / "part.safetensors")
+    assert read_metadata(first.checkpoint)["step"] == 3
+    rest = train(images, unet=SMALL, config=TrainConfig(steps=6, **QUICK), output=tmp_path / "part.safetensors",
+                 resume=first.checkpoint)
+    assert first.losses + rest.losses == whole.losses
+    assert rest.step == 6 and read_metadata(rest.output)["step"] == 6
+    assert same_tensors(whole.output, rest.output)
+    assert same_tensors(whole.checkpoint, rest.checkpoint)
+
+
+def test_same_seed_same_run_other_seed_other_run(images, tmp_path):
+    config = TrainConfig(steps=3, seed=5, **QUICK)
+    a = train(images, unet=SMALL, config=config, output=tmp_path / "a.safetensors")
+    b = train(images, unet=SMALL, config=config, output=tmp_path / "b.safetensors")
+    c = train(images, unet=SMALL, config=TrainConfig(steps=3, seed=6, **QUICK), output=tmp_path / "c.safetensors")
+    assert a.losses == b.losses and same_tensors(a.output, b.output)
+    assert a.losses != c.losses
+
+
+def test_each_steps_draws_are_a_pure_function_of_seed_step_and_position(images):
+    config = TrainConfig(steps=10, batch=4, seed=3)
+    whole = _batch(images, step=7, positions=range(4), config=config)
+    halves = [_batch(images, step=7, positions=range(r * 2, r * 2 + 2), config=config) for r in range(2)]
+    for full, *parts in zip(whole, *halves):
+        assert torch.equal(full, torch.cat(parts))
+    again = _batch(images, step=7, positions=range(4), config=config)
+    assert all(torch.equal(a, b) for a, b in zip(whole, again))
+    other = _batch(images, step=8, positions=range(4), config=config)
+    assert not torch.equal(whole[2], other[2])
+
+
+def test_an_epoch_visits_every_image_once(images):
+    config = TrainConfig(steps=10, batch=5, augment=False)
+    seen = torch.cat([_batch(images, step=k, positions=range(5), config=config)[0] for k in (0, 1)])
+    rows = {tuple(np.round(r.numpy().ravel()[:4], 5)) for r in seen}
+    assert len(rows) == 10
+
+
+def test_augmentation_is_the_dihedral_group():
+    image = torch.arange(9.0).reshape(1, 3, 3)
+    turned = [_dihedral(image, k) for k in range(8)]
+    assert len({tuple(t.ravel().tolist()) for t in turned}) == 8
+    assert torch.equal(turned[1][0], torch.rot90(image[0], 1))
+    assert torch.equal(turned[4][0], image[0].flip(-1))
+
+
+def test_images_that_do_not_fit_the_model_are_an_input_error(images, tmp_path):
+    with pytest.raises(InputError, match=r"shape \(10, 3, 16, 16\).*\(N, 3, 32, 32\)"):
+        train(images, unet=UNetConfig(**{**SMALL.to_dict(), "size": 32}), config=TrainConfig(steps=1),
+              output=tmp_path / "x.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DDP_SCRIPT = """
+import sys
+import numpy as np
+from galgen.engine.train import TrainConfig, train
+from galgen.engine.unet import UNetConfig
+images = np.load(sys.argv[1])
+unet = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
+train(images, unet=unet, config=TrainConfig(steps=3, batch=4, warmup=2, log_every=1, checkpoint_every=0, bf16=False),
+      output=sys.argv[2])
+"""
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process(images, tmp_path):
+    np.save(tmp_path / "images.npy", images)
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
+         str(script),
+         str(tmp_path / "images.npy"), str(tmp_path / "ddp.safetensors")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    single = train(images, unet=SMALL, config=TrainConfig(steps=3, **{**QUICK, "batch": 4}, bf16=False),
+                   output=tmp_path / "one.safetensors")
+    ddp, one = load_file(str(tmp_path / "ddp.safetensors")), load_file(str(single.output))
+    assert max(float((ddp[k] - one[k]).abs().max()) for k in one) < 1e-6
+
+
+# --- the command line -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    """A 16 px dataset in galgen's on-disk format (images.npy + dataset.json), written by hand."""
+    path = tmp_path / "data"
+    path.mkdir()
+    np.save(path / "images.npy", np.random.default_rng(1).uniform(-1, 1, (6, 3, 16, 16)).astype(np.float32))
+    meta = {"format": "galgen-dataset", "format_version": 1, "bands": "grz", "size": 16, "pixel_scale": 0.262,
+            "unit": "nanomaggy", "count": 6, "command": "test",
+            "normalizer": {"bands": "grz", "lower": [0, 0, 0], "upper": [5, 5, 5]}}
+    (path / "dataset.json").write_text(json.dumps(meta))
+    return path
+
+
+def test_cli_trains_resumes_and_writes_a_self_describing_model(dataset, tmp_path):
+    out = tmp_path / "model.safetensors"
+    runner = CliRunner()
+    args = ["train", str(dataset), "-o", str(out), "--steps", "2", "--batch", "2", "--seed", "3", "--schedule",
+            "cosine", "--loss", "l1", "--no-bf16", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["step"] == 2 and summary["output"] == str(out)
+    meta = read_metadata(out)
+    assert (meta["schedule"], meta["loss"], meta["step"], meta["bands"]) == ("cosine", "l1", 2, "grz")
+    assert meta["normalizer"]["upper"] == [5, 5, 5] and meta["unet"]["size"] == 16
+    assert meta["train"]["seed"] == 3 and meta["data"]["count"] == 6
+    denoiser, _ = load_model(out)
+    assert denoiser.schedule == "cosine"
+    # resuming keeps the checkpoint's settings (cosine, l1, seed 3) and goes on to --steps
+    result = runner.invoke(app, ["train", str(dataset), "-o", str(out), "--steps", "3",
+                                 "--resume", str(checkpoint_path(out)), "--json"])
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(out)
+    assert (meta["step"], meta["schedule"], meta["train"]["seed"], meta["train"]["bf16"]) == (3, "cosine", 3, False)
+
+
+def test_cli_refuses_bad_input_in_one_line(dataset, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "m.safetensors"
+    cases = [
+        (["train", str(tmp_path / "absent"), "-o", str(out)], "no such dataset"),
+        (["train", str(dataset), "-o", str(out), "--schedule", "sqrt"], "unknown schedule"),
+        (["train", str(dataset), "-o", str(out), "--preset", "huge"], "unknown preset"),
+        (["train", str(dataset), "-o", str(out), "--device", "tpu"], "device"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output
+    out.write_bytes(b"x")
+    result = runner.invoke(app, ["train", str(dataset), "-o", str(out)])
+    assert result.exit_code == 2 and "already exists" in result.output
+    other = tmp_path / "other"
+    shutil.copytree(dataset, other)
+    meta = json.loads((other / "dataset.json").read_text())
+    (other / "dataset.json").write_text(json.dumps({**meta, "normalizer": {**meta["normalizer"], "upper": [6, 6, 6]}}))
+    runner.invoke(app, ["train", str(dataset), "-o", str(tmp_path / "a.safetensors"), "--steps", "1", "--batch", "2"])
+    result = runner.invoke(app, ["train", str(other), "-o", str(tmp_path / "a.safetensors"), "--steps", "2",
+                                 "--resume", str(tmp_path / "a.ckpt.safetensors")])
+    assert result.exit_code == 2 and "another normalisation" in result.output
+
+
+def test_python_dash_m_galgen_train_runs_as_a_subprocess(dataset, tmp_path):
+    out = tmp_path / "sub.safetensors"
+    run = subprocess.run(
+        [sys.executable, "-m", "galgen", "train", str(dataset), "-o", str(out), "--steps", "1", "--batch", "2"],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"wrote {out} (step 1")
+    assert read_metadata(out)["kind"] == "galgen-model"

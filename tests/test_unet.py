@@ -1,0 +1,103 @@
+"""The bare U-Net: shapes, presets, continuous timesteps, attention placement, bf16 autocast."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from galgen.engine.unet import PRESETS, SelfAttention, UNet, UNetConfig, count_parameters, preset, timestep_embedding
+
+SMALL = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads run 20x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def randomised(config: UNetConfig) -> UNet:
+    """A network whose zero-initialised output layers are made non-zero, so outputs depend on inputs."""
+    torch.manual_seed(0)
+    net = UNet(config)
+    with torch.no_grad():
+        for p in net.parameters():
+            if not p.abs().sum():
+                p.normal_(0, 0.05)
+    return net
+
+
+def test_output_has_input_shape_and_starts_at_zero():
+    net = UNet(SMALL)
+    x = torch.randn(2, 3, 16, 16)
+    y = net(x, torch.tensor([0.0, 999.0]))
+    assert y.shape == x.shape
+    # zero-initialised head: an untrained network predicts no noise at all
+    assert torch.count_nonzero(y) == 0
+
+
+def test_tiny_preset_is_about_three_million_parameters():
+    assert 2.5e6 < count_parameters(UNet(preset("tiny"))) < 3.5e6
+
+
+def test_presets_are_consistent_and_take_the_data_shape():
+    for name, config in PRESETS.items():
+        assert config.size % 2 ** len(config.mults) == 0, name
+    config = preset("tiny", bands=5, size=32)
+    assert (config.bands, config.size, config.base) == (5, 32, PRESETS["tiny"].base)
+    with pytest.raises(ValueError, match="unknown preset"):
+        preset("huge")
+
+
+def test_config_round_trips_through_a_dict_and_rejects_bad_shapes():
+    assert UNetConfig.from_dict(SMALL.to_dict()) == SMALL
+    with pytest.raises(ValueError, match="unknown U-Net settings"):
+        UNetConfig.from_dict({**SMALL.to_dict(), "colour": 1})
+    with pytest.raises(ValueError, match="divisible"):
+        UNetConfig(size=20, mults=(1, 2, 4))
+    with pytest.raises(ValueError, match="divisible"):
+        UNetConfig(base=24, groups=32)
+
+
+def test_attention_sits_where_configured():
+    # blocks at 16 px (down 1 + up 1) are not listed; 8 px (down 2 + up 2) are; the bottleneck always attends
+    net = UNet(SMALL)
+    assert sum(isinstance(m, SelfAttention) for m in net.modules()) == 2 + 1
+    none = UNet(UNetConfig(**{**SMALL.to_dict(), "attention": []}))
+    assert sum(isinstance(m, SelfAttention) for m in none.modules()) == 1
+
+
+def test_continuous_timesteps_give_a_continuous_prediction():
+    net = randomised(SMALL).eval()
+    x = torch.randn(1, 3, 16, 16)
+    with torch.no_grad():
+        a, nudged, half, b = (net(x, torch.tensor([t])) for t in (300.0, 300.001, 300.5, 301.0))
+    assert not torch.equal(a, half) and not torch.equal(half, b)
+    # a thousandth of a step moves the output a tiny fraction of what a whole step does
+    assert (nudged - a).abs().max() < 0.01 * (b - a).abs().max()
+
+
+def test_embedding_is_sinusoidal():
+    emb = timestep_embedding(torch.tensor([0.0, 1.0]), 8)
+    assert torch.allclose(emb[0], torch.tensor([1.0] * 4 + [0.0] * 4))
+    assert torch.allclose(emb[1, 0], torch.cos(torch.tensor(1.0)))
+
+
+def test_runs_under_bf16_autocast_close_to_float32():
+    net = randomised(SMALL).eval()
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([10.0, 500.0])
+    with torch.no_grad():
+        full = net(x, t)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = net(x, t)
+    assert half.dtype == torch.bfloat16
+    assert (half.float() - full).abs().max() < 0.05 * full.abs().max()
+
+
+def test_gradients_reach_every_parameter():
+    net = randomised(SMALL)
+    net(torch.randn(2, 3, 16, 16), torch.tensor([1.0, 2.0])).square().mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
