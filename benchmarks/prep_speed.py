@@ -51,8 +51,10 @@ def make_inputs(folder: Path, count: int) -> None:
     for i in range(min(count, TEMPLATES)):
         amplitude, radius = rng.lognormal(0, 1), rng.uniform(3, 15)
         galaxy = np.exp(-(x**2 + y**2) / (2 * radius**2))
-        planes = [amplitude * c * galaxy + rng.normal(0, s, (side, side)) for c, s in zip((0.5, 1, 1.5), (0.007, 0.013, 0.029))]
-        write_cube(Cube(data=np.stack(planes).astype(np.float32), bands="grz", wcs=wcs), folder / f"cut_{i:06d}.fits")
+        noise = (0.007, 0.013, 0.029)  # DR9-like sky RMS per pixel, g r z (nanomaggies)
+        planes = [amplitude * c * galaxy + rng.normal(0, s, (side, side)) for c, s in zip((0.5, 1, 1.5), noise)]
+        cube = Cube(data=np.stack(planes).astype(">f4"), bands="grz", wcs=wcs)
+        write_cube(cube, folder / f"cut_{i:06d}.fits")
     for i in range(TEMPLATES, count):
         shutil.copyfile(folder / f"cut_{i % TEMPLATES:06d}.fits", folder / f"cut_{i:06d}.fits")
 
@@ -74,7 +76,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="galgen-prep-bench-") as tmp:
         tmp = Path(tmp)
-        print(f"{'inputs':>7} {'workers':>7} {'seconds':>8} {'cutouts/s':>10} {'peak RSS main':>14} {'peak RSS worker':>16}")
+        columns = ("inputs", 7), ("workers", 7), ("seconds", 8), ("cutouts/s", 10), ("peak RSS main", 14)
+        print(" ".join(f"{name:>{width}}" for name, width in columns), f"{'peak RSS worker':>16}")
         for count in args.counts:
             folder = tmp / f"in_{count}"
             make_inputs(folder, count)

@@ -36,7 +36,7 @@ from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_
 from galgen.errors import InputError
 from galgen.normalize import Normalizer, border_pixels, kmeans_boundary, robust_sigma
 
-SCRATCH_NAME = "flux-scratch.npy"
+SCRATCH_NAME = "flux-scratch.f32"  # raw float32 crops of pass 1, removed after pass 2
 CHUNK_ROWS = 128  # rows normalised at a time in pass 2: 128 x 3 x 64 x 64 float32 = 6 MB per temporary
 BLOCK_PER_WORKER = 32  # files handed to the pool at a time per worker, so pending results stay bounded
 
@@ -155,7 +155,9 @@ def prep_dataset(
             first_path, first_reason = stats.skipped[0]
             raise InputError(f"none of the {len(paths)} inputs is usable; first: {first_path}: {first_reason}")
         normalizer, choice = fit_normalizer(stats.table(stats.peaks), stats.table(stats.sky_rms), config=config)
-        _normalise_pass(scratch, work, stats.count, size=config.size, normalizer=normalizer, show_progress=show_progress)
+        _normalise_pass(
+            scratch, work, stats.count, size=config.size, normalizer=normalizer, show_progress=show_progress
+        )
         scratch.unlink()
         scales = np.frombuffer(stats.pixel_scales, dtype=np.float64)
         result = PrepResult(
@@ -199,7 +201,7 @@ def report_result(result: PrepResult, *, as_json: bool = False) -> None:
 
 
 def _read_pass(paths, work: Path, *, config: PrepConfig, show_progress: bool) -> PassOne:
-    """Pass 1: measure every file; append usable crops (flux) to the scratch file, their records to sources.jsonl."""
+    """Pass 1: measure every file; usable crops (flux) go to the scratch file, their records to sources.jsonl."""
     from galgen.console import progress
 
     stats = PassOne(bands=len(config.bands))
@@ -248,8 +250,8 @@ def _normalise_pass(
     def blocks(handle, advance):
         for start in range(0, count, CHUNK_ROWS):
             rows = min(CHUNK_ROWS, count - start)
-            flux = np.fromfile(handle, dtype=np.float32, count=rows * bands * size * size).reshape(rows, bands, size, size)
-            block = normalizer.forward(flux)
+            flux = np.fromfile(handle, dtype=np.float32, count=rows * bands * size * size)
+            block = normalizer.forward(flux.reshape(rows, bands, size, size))
             yield np.where(np.isnan(block), fill, block)
             advance(rows)
 

@@ -181,3 +181,18 @@ def test_real_decals_cutouts(decals_dir, tmp_path):
     lower, upper = np.array(ds.normalizer.lower), np.array(ds.normalizer.upper)
     assert np.all(lower < 0) and np.all(lower > -0.2) and np.all(upper > 0.5) and np.all(upper < 20)
     assert any("pixel scales differ" in w for w in summary["warnings"])
+
+
+def test_subprocess_nothing_usable_is_one_line_and_exit_2(tmp_path):
+    truncated = _write(tmp_path / "cut.fits", _galaxy(np.random.default_rng(3)))
+    truncated.write_bytes(truncated.read_bytes()[:5000])
+    proc = subprocess.run(
+        [sys.executable, "-m", "galgen", "prep", str(truncated), "-o", str(tmp_path / "ds")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("galgen prep: error: none of the 1 inputs is usable") and "cut.fits" in last
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.fits"]
