@@ -388,7 +388,7 @@ class _WriteGalaxy:
         )
         history = [f"GalSim bulge + disk + knots, Moffat PSF, Gaussian sky; truth: truth.fits index {index}"]
         write_cube(cube, Path(self.out_dir) / file_name(index), provenance=provenance, history=history)
-        return truth
+        return {"file": file_name(index), **truth}
 
 
 def resolve_workers(workers) -> int:
@@ -447,7 +447,8 @@ def simulate(
         for row_number, row in enumerate(results):
             for name, value in row.items():
                 if name not in columns:
-                    columns[name] = np.empty(n, dtype=np.asarray(value).dtype)
+                    dtype = np.asarray(value).dtype
+                    columns[name] = np.empty(n, dtype="U64" if dtype.kind == "U" else dtype)
                 columns[name][row_number] = value
             if on_galaxy is not None:
                 on_galaxy()

@@ -235,6 +235,7 @@ def test_written_cube_and_truth_table(run_dir):
     assert provenance["seed"] == 7 and provenance["index"] == 2
     table = read_table(run_dir / "truth.fits")
     assert list(table["index"]) == [0, 1, 2] and set(table["seed"]) == {7}
+    assert list(table["file"]) == ["sim_000000.fits", "sim_000001.fits", "sim_000002.fits"]
     for name, value in truth.items():
         assert table[name][2] == pytest.approx(value, rel=1e-12), name
     assert fits.getheader(run_dir / "truth.fits", "TABLE")["TUNIT" + str(list(table).index("r50_r") + 1)] == "arcsec"
