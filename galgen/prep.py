@@ -21,6 +21,7 @@ Everything is written to a temporary directory beside the output and renamed at 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
 from array import array
@@ -373,7 +374,10 @@ def _measure_all(paths: list[Path], config: PrepConfig):
         yield from map(measure, paths)
         return
     block = config.workers * BLOCK_PER_WORKER
-    with ProcessPoolExecutor(max_workers=config.workers) as pool:
+    # spawn, not fork: forking would copy the progress bar's running thread and the locks it holds;
+    # the workers' start-up (about a second, importing astropy) only matters for small runs
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
         for start in range(0, len(paths), block):
             yield from pool.map(measure, paths[start : start + block], chunksize=4)
 
