@@ -425,7 +425,10 @@ def _warnings(scales: np.ndarray, count: int) -> list[str]:
 def _meta(result: PrepResult, *, unit: str, config: PrepConfig, command: str) -> dict:
     from galgen.provenance import make_provenance
 
+    provenance = make_provenance(command=command or "galgen prep")
     return {
+        "galgen_version": provenance["version"],
+        "command": provenance["command"],
         "bands": config.bands,
         "size": config.size,
         "count": result.count,
@@ -437,7 +440,7 @@ def _meta(result: PrepResult, *, unit: str, config: PrepConfig, command: str) ->
         "bad_pixels_filled": result.bad_pixels_filled,
         "max_bad_fraction": config.max_bad_fraction,
         "warnings": result.warnings,
-        "provenance": make_provenance(command=command or "galgen prep"),
+        "provenance": provenance,
         "sources": SOURCES_NAME,
         "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
     }

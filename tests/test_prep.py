@@ -70,6 +70,7 @@ def test_prep_writes_a_normalised_memmapped_dataset(cutouts, tmp_path):
     expected = ds.normalizer.forward(centre_crop(read_cube(source).data, size=64))
     np.testing.assert_array_equal(ds.images[3], expected)
     assert ds.meta["pixel_scale"] == pytest.approx(0.262) and ds.meta["unit"] == "nanomaggy"
+    assert ds.meta["galgen_version"] and ds.meta["provenance"]["date"]
     assert [(k, ds.meta[k]) for k in ("count", "size", "bands")] == [("count", 8), ("size", 64), ("bands", "grz")]
 
 
@@ -146,6 +147,7 @@ def test_cli_json_and_paper_lower_limit(cutouts, tmp_path):
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["count"] == 8 and summary["normalizer"]["lower"] == [0.0, 0.0, 0.0]
     assert Normalizer.from_dict(summary["normalizer"]) == open_dataset(out).normalizer
+    assert open_dataset(out).meta["command"].startswith("galgen")
     again = runner.invoke(app, ["prep", str(cutouts), "-o", str(out)])
     assert again.exit_code == 2 and "already exists" in again.output
 
