@@ -31,3 +31,15 @@ def test_sigma_table_and_trailing_steps():
     assert torch.equal(timestep_sigmas(sigmas, 1000)[:-1], sigmas.flip(0))
     with pytest.raises(ValueError):
         timestep_sigmas(sigmas, 0)
+
+
+def test_fine_linear_schedule_keeps_sky_noise():
+    # the final denoise shrinks white noise of rms s by s / sqrt(s^2 + sigma_min^2)
+    fine = sigmas_from_alphas_cumprod(alphas_cumprod("linear-fine", 1000))
+    paper = sigmas_from_alphas_cumprod(alphas_cumprod("linear", 1000))
+    assert fine[0].item() == pytest.approx(1e-3, rel=1e-3)
+    assert paper[0].item() == pytest.approx(1e-2, rel=1e-3)
+    sky = 0.003  # g-band sky of a DECaLS stamp normalised with A = 5 nmgy
+    assert sky / math.hypot(sky, fine[0].item()) > 0.94 > sky / math.hypot(sky, paper[0].item())
+    # the noisy end is the same as the paper's: sampling still starts from pure noise
+    assert fine[-1].item() == pytest.approx(paper[-1].item(), rel=0.05)
