@@ -25,7 +25,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
 from galgen import __version__
-from galgen.errors import InputError
+from galgen.errors import InputError, NotAnImage
 from galgen.provenance import add_history, provenance_from_header, provenance_to_header
 
 DEFAULT_UNIT = "nanomaggy"
@@ -242,7 +242,7 @@ def _pick_image_hdu(hdul: fits.HDUList, hdu: int | str | None, path: Path) -> in
         if _is_image(candidate) and candidate.header.get("NAXIS", 0) > 0:
             return index
     kinds = ", ".join(type(h).__name__ for h in hdul)
-    raise InputError(f"no image data in the file (HDUs: {kinds})", path=path)
+    raise NotAnImage(f"no image data in the file (HDUs: {kinds})", path=path)
 
 
 def _is_image(hdu) -> bool:

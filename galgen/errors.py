@@ -22,6 +22,10 @@ class InputError(GalgenError):
         super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
+class NotAnImage(InputError):
+    """A readable FITS file that holds no image (a catalogue table, say); loaders may skip it."""
+
+
 class NotImplementedYet(GalgenError):
     """The command exists in the interface but has not been built yet."""
 

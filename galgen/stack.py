@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from galgen.errors import InputError
+from galgen.errors import InputError, NotAnImage
 
 DATASET_MANIFEST = "dataset.json"
 CHUNK_STAMPS = 1024
@@ -108,9 +108,16 @@ def _load_cubes(paths: list[Path], *, label: str, show_progress: bool) -> Popula
     shape = None
     cropped = False
     scales: list[float] = []
+    tables: list[Path] = []
     with _progress(show_progress, len(paths), f"reading {label}") as advance:
         for path in paths:
-            cube, data = _read_one(path)
+            try:
+                cube, data = _read_one(path)
+            except NotAnImage:
+                # a catalogue beside the cubes (simulate's truth.fits): not a galaxy, skip it
+                tables.append(path)
+                advance(1)
+                continue
             if first is None:
                 first = cube
             elif (cube.bands, cube.unit) != (first.bands, first.unit):
@@ -128,7 +135,9 @@ def _load_cubes(paths: list[Path], *, label: str, show_progress: bool) -> Popula
             shape = smallest
             stamps.append(np.ascontiguousarray(centre_crop(data, shape)))
             advance(1)
-    notes = []
+    if not stamps:
+        raise InputError(f"no galaxy images among the {len(paths)} {label} files (only tables)", path=paths[0])
+    notes = [f"{label}: skipped {len(tables)} file(s) holding no image: {', '.join(p.name for p in tables[:3])}"] if tables else []
     if cropped:
         notes.append(f"{label}: stamps of different sizes centre-cropped to {shape[1]}x{shape[0]} px")
     flux = np.empty((len(stamps), stamps[0].shape[0], *shape), dtype=np.float32)
@@ -150,7 +159,7 @@ def _load_cubes(paths: list[Path], *, label: str, show_progress: bool) -> Popula
         pixel_scale=next((v for v in scales if np.isfinite(v)), None),
         pixel_scales=np.array(scales, dtype=np.float64),
         unit=first.unit,
-        paths=list(paths),
+        paths=[p for p in paths if p not in set(tables)],
         notes=notes,
     )
 

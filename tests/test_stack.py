@@ -114,3 +114,19 @@ def test_real_decals_cutouts_load(decals_dir):
     assert population.pixel_scale == pytest.approx(0.1, rel=1e-3)  # these cutouts were cut at 0.1"/px
     with pytest.raises(InputError, match="example_incomplete"):
         load_population([decals_dir / "example_incomplete.fits"])
+
+
+def test_catalogue_beside_the_cubes_is_skipped_with_a_note(tmp_path):
+    # simulate writes truth.fits next to its cubes; `galgen sgd sims/ ...` must read the cubes only
+    import numpy as np
+
+    from galgen.cube import Cube, write_cube, write_table
+    from galgen.stack import load_population
+
+    for i in range(3):
+        write_cube(Cube(np.full((3, 8, 8), i, np.float32), bands="grz"), tmp_path / f"sim_{i}.fits")
+    write_table({"index": np.arange(3)}, tmp_path / "truth.fits")
+    population = load_population([tmp_path])
+    assert population.flux.shape == (3, 3, 8, 8)
+    assert [p.name for p in population.paths] == ["sim_0.fits", "sim_1.fits", "sim_2.fits"]
+    assert any("truth.fits" in note for note in population.notes)
