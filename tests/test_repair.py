@@ -1,0 +1,192 @@
+"""Image-level inpainting (galgen.repair): masks, tiles, draws, exactness outside the mask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from galgen.cube import Cube, make_wcs, write_cube
+from galgen.engine.unet import UNet, UNetConfig
+from galgen.engine.weights import MODEL_KIND, save_weights
+from galgen.errors import InputError
+from galgen.pipeline import load_model
+from galgen.repair import InpaintSettings, axis_cores, check_mask, inpaint_cube, plan_tiles, read_mask, tiles_for
+
+TINY = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
+NORMALIZER = {"bands": "grz", "lower": [-0.05, -0.05, -0.1], "upper": [1.0, 1.5, 2.0]}
+FAST = InpaintSettings(steps=4, jump=2, resample=2)  # 6 NFE per tile: seconds, not minutes
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads run far slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def write_tiny_model(path, *, pixel_scale=0.262, **extra):
+    """A random 16 px grz model with the metadata 'galgen train' writes."""
+    torch.manual_seed(0)
+    net = UNet(TINY)
+    metadata = {"kind": MODEL_KIND, "unet": TINY.to_dict(), "schedule": "linear", "timesteps": 1000, "loss": "l2",
+                "normalizer": NORMALIZER, "bands": "grz", "pixel_scale": pixel_scale, "unit": "nanomaggy",
+                "step": 1, **extra}
+    return save_weights(path, net.state_dict(), metadata)
+
+
+def galaxy(shape=(3, 40, 48), *, seed=1, pixel_scale=0.262) -> Cube:
+    """A smooth blob on sky noise, with a WCS."""
+    rng = np.random.default_rng(seed)
+    _, ny, nx = shape
+    y, x = np.mgrid[0:ny, 0:nx]
+    blob = 0.8 * np.exp(-((x - nx / 2) ** 2 + (y - ny / 2) ** 2) / 40.0)
+    data = blob[None] * np.array([0.6, 1.0, 1.4])[:, None, None] + rng.normal(0, 0.01, shape)
+    return Cube(data=data.astype(np.float32), bands="grz", wcs=make_wcs((ny, nx), pixel_scale=pixel_scale))
+
+
+def diagonal_mask(shape=(3, 40, 48)) -> np.ndarray:
+    _, ny, nx = shape
+    y, x = np.mgrid[0:ny, 0:nx]
+    return np.broadcast_to(np.abs(y - 0.7 * x - 3) < 1.5, shape).copy()
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    return load_model(write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.safetensors"), device="cpu")
+
+
+@pytest.mark.parametrize("length,size,margin", [(16, 16, 2), (40, 16, 2), (424, 64, 8), (65, 64, 8), (100, 16, 0)])
+def test_axis_cores_partition_the_axis_and_keep_the_margin(length, size, margin):
+    cores = axis_cores(length, size=size, margin=margin)
+    assert cores[0][0] == 0 and cores[-1][1] == length
+    assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))  # contiguous, no overlap
+    for start, end, tile in cores:
+        assert 0 <= tile <= length - size and tile <= start and end <= tile + size
+        if start > 0:
+            assert start - tile >= margin  # context before the core
+        if end < length:
+            assert tile + size - end >= margin  # and after it
+
+
+def test_tiles_cover_every_masked_pixel_once_and_only_where_needed():
+    masked = np.zeros((424, 424), dtype=bool)
+    masked[100:103, :] = True  # a horizontal trail
+    masked[300, 50] = True
+    tiles = plan_tiles(masked, size=64, margin=8)
+    cover = np.zeros(masked.shape, dtype=int)
+    for t in tiles:
+        cover[t.core_y, t.core_x] += 1
+        assert masked[t.core_y, t.core_x].any()
+    assert (cover[masked] == 1).all()
+    assert len(tiles) == 9 + 1  # one row of cores across the image, plus the lone pixel's
+
+
+def test_output_equals_input_outside_the_mask_bit_for_bit(tiny_model):
+    image, mask = galaxy(), diagonal_mask()
+    image.data[mask] = np.nan  # masked pixels are never read
+    result = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
+    assert result.tiles > 1  # 40 x 48 pixels with a 16 px model
+    assert np.array_equal(result.data[~mask], image.data[~mask])
+    assert np.isfinite(result.data).all()
+    assert np.array_equal(result.mask, mask)
+    assert (result.std == 0).all()  # one draw: no spread
+
+
+def test_fills_stay_in_the_normaliser_range_and_are_seeded(tiny_model):
+    image, mask = galaxy(), diagonal_mask()
+    one = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
+    again = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
+    other = inpaint_cube(image, mask, model=tiny_model, settings=InpaintSettings(steps=4, jump=2, resample=2, seed=5))
+    assert np.array_equal(one.data, again.data)
+    assert not np.array_equal(one.data[mask], other.data[mask])
+    low, high = np.array(NORMALIZER["lower"]), np.array(NORMALIZER["upper"])
+    for band in range(3):
+        fill = one.data[band][mask[band]]
+        assert (fill >= low[band] - 1e-6).all() and (fill <= high[band] + 1e-6).all()
+
+
+def test_draws_give_a_spread_inside_the_mask_only_whatever_the_batch(tiny_model):
+    image, mask = galaxy(), diagonal_mask()
+    three = InpaintSettings(steps=4, jump=2, resample=2, draws=3, batch=3)
+    result = inpaint_cube(image, mask, model=tiny_model, settings=three)
+    assert (result.std >= 0).all() and (result.std[~mask] == 0).all()
+    assert (result.std[mask] > 0).mean() > 0.5  # a random network saturates some fills at the range ends
+    single = inpaint_cube(image, mask, model=tiny_model, settings=InpaintSettings(steps=4, jump=2, resample=2,
+                                                                                  draws=3, batch=1))
+    np.testing.assert_allclose(single.data, result.data, atol=1e-5)
+    np.testing.assert_allclose(single.std, result.std, atol=1e-5)
+
+
+def test_an_image_smaller_than_the_model_is_padded(tiny_model):
+    image = galaxy((3, 12, 10))
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[:, 5, :] = True
+    result = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
+    assert result.data.shape == (3, 12, 10) and result.tiles == 1
+    assert np.array_equal(result.data[~mask], image.data[~mask]) and np.isfinite(result.data).all()
+
+
+def test_bands_are_matched_by_name_and_extra_bands_pass_through(tiny_model):
+    base = galaxy()
+    extra = np.random.default_rng(3).normal(size=(1, 40, 48)).astype(np.float32)
+    image = Cube(data=np.concatenate([extra, base.data[::-1]]), bands="izrg", wcs=base.wcs)
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[1:] = diagonal_mask()
+    result = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
+    reference = inpaint_cube(base, diagonal_mask(), model=tiny_model, settings=FAST)
+    assert np.array_equal(result.data[0], extra[0])
+    np.testing.assert_allclose(result.data[1:], reference.data[::-1], atol=1e-6)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("empty", "no pixel"), ("all", "every pixel"), ("other_band", "cannot fill"), ("nan_outside", "--mask-nans"),
+])
+def test_bad_masks_are_input_errors(case, message):
+    image = Cube(data=np.ones((4, 8, 8), np.float32), bands="grzi")
+    mask = np.zeros(image.shape, dtype=bool)
+    if case == "all":
+        mask[:3] = True  # every pixel of the bands the model fills
+    elif case == "other_band":
+        mask[3, 2, 2] = mask[0, 1, 1] = True
+    elif case == "nan_outside":
+        mask[0, 1, 1] = True
+        image.data[1, 4, 4] = np.nan
+    with pytest.raises(InputError, match=message):
+        check_mask(mask, image=image, bands="grz")
+
+
+def test_read_mask_2d_broadcasts_3d_matches_band_names(tmp_path):
+    image = galaxy((3, 8, 9))
+    flat = np.zeros((8, 9), np.float32)
+    flat[2, 3] = 7
+    write_cube(Cube(data=flat, bands="m", wcs=image.wcs), tmp_path / "m2.fits")
+    assert read_mask(tmp_path / "m2.fits", image=image).sum() == 3
+    per_band = np.zeros((3, 8, 9), np.float32)
+    per_band[0, 1, 1] = 1  # band z in the file's order
+    per_band[2, 4, 4] = np.nan  # NaN counts as bad
+    write_cube(Cube(data=per_band, bands="zrg", wcs=image.wcs), tmp_path / "m3.fits")
+    mask = read_mask(tmp_path / "m3.fits", image=image)
+    assert mask[2, 1, 1] and mask[0, 4, 4] and mask.sum() == 2
+
+
+def test_read_mask_rejects_other_shapes_and_grids(tmp_path):
+    image = galaxy((3, 8, 9))
+    write_cube(Cube(data=np.ones((8, 8), np.float32), bands="m"), tmp_path / "shape.fits")
+    with pytest.raises(InputError, match="8 x 8 pixels, the image 8 x 9"):
+        read_mask(tmp_path / "shape.fits", image=image)
+    moved = make_wcs((8, 9), pixel_scale=0.262, ra=181.0)
+    write_cube(Cube(data=np.ones((8, 9), np.float32), bands="m", wcs=moved), tmp_path / "wcs.fits")
+    with pytest.raises(InputError, match="different WCS"):
+        read_mask(tmp_path / "wcs.fits", image=image)
+
+
+def test_the_default_margin_is_an_eighth_of_the_model(tiny_model):
+    image = galaxy((3, 64, 64))
+    mask = np.zeros(image.shape, dtype=bool)
+    mask[:, 30, :] = True
+    tiles = tiles_for(image, mask, model=tiny_model, settings=InpaintSettings())
+    cores = axis_cores(64, size=16, margin=2)
+    assert len(tiles) == len(cores)  # one row of cores
