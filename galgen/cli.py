@@ -173,7 +173,7 @@ def train(
     metadata = {
         "normalizer": data.normalizer.to_dict(), "bands": data.bands, "pixel_scale": data.meta.get("pixel_scale"),
         "unit": data.meta.get("unit"), "command": command_line(),
-        "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
+        "data": {"path": str(dataset.resolve()), "count": len(data), "size": data.size, "command": data.meta.get("command")},
     }
     lead = int(os.environ.get("RANK", "0")) == 0
     start = time.perf_counter()
@@ -218,12 +218,52 @@ def sample():
 
 @app.command()
 @reported
-def inpaint():
-    """Fill occluded pixels (satellite trails) by guided diffusion.
+def inpaint(
+    image: Path = typer.Argument(..., help="FITS cube (band, y, x) or 2-D image to repair."),
+    output: Path = typer.Option(..., "--output", "-o", help="FITS file to write (filled image, MASK, STD)."),
+    mask: Optional[Path] = typer.Option(
+        None, "--mask", "-m", help="FITS mask, non-zero = fill: 2-D for every band or 3-D per band."
+    ),
+    mask_nans: bool = typer.Option(
+        False, "--mask-nans", help="Also fill the image's own bad pixels (NaN, BLANK, MASK extension, no-coverage zeros)."
+    ),
+    model: Optional[Path] = typer.Option(None, "--model", help="Weights file [default: the bundled model]."),
+    sampler: str = typer.Option("ddim", "--sampler", help="ddim (eta=1), ddpm, dpmpp_2m or heun."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampler steps [default: the sampler's, ddim 50]."),
+    resample: int = typer.Option(3, "--resample", min=1, help="RePaint resampling count r (1 = none)."),
+    jump: int = typer.Option(5, "--jump", min=1, help="RePaint jump length j in steps."),
+    draws: int = typer.Option(1, "--draws", "-k", min=1, help="Independent fills: output their mean, STD their spread."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Draw k uses noise from (seed, k) only."),
+    batch: int = typer.Option(4, "--batch", min=1, help="Draws run side by side on the device."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
+):
+    """Fill occluded pixels (satellite trails, bad columns) by guided diffusion.
 
-    Example: galgen inpaint image.fits --mask trail.fits -o fixed.fits
+    Pixels outside the mask are copied bit for bit; images larger than the model are filled in
+    model-sized tiles around the masked pixels.
+
+    Example: galgen inpaint image.fits --mask trail.fits -o fixed.fits --draws 8
     """
-    _not_built("inpaint")
+    from galgen.console import print_json, progress, stderr, stdout
+    from galgen.errors import InputError
+    from galgen.repair import InpaintSettings, prepare, run
+
+    if output.exists() and not overwrite:
+        raise InputError("output already exists (choose another name or pass --overwrite)", path=output)
+    settings = InpaintSettings(sampler=sampler, steps=steps, resample=resample, jump=jump, draws=draws,
+                               seed=seed, batch=min(batch, draws))
+    job = prepare(image, mask_path=mask, mask_nans=mask_nans, model=model, device=device, settings=settings)
+    with progress(job.total_steps, "inpaint") as advance:
+        summary = run(job, output, command=command_line(), on_step=advance)
+    for note in summary["notes"]:
+        stderr.print(f"note: {note}", markup=False, highlight=False)
+    if json_out:
+        print_json(summary)
+        return
+    stdout.print(f"wrote {summary['output']}: {summary['filled_pixels']} pixels filled in {summary['tiles']} tile(s), "
+                 f"{summary['draws']} draw(s), {summary['seconds']:.1f} s", markup=False, highlight=False)
 
 
 @app.command()

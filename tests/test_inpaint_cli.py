@@ -1,0 +1,157 @@
+"""`galgen inpaint` end to end: FITS in, FITS out, exit codes, provenance, fitsverify."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from typer.testing import CliRunner
+
+from conftest import assert_fitsverify_clean
+from galgen.cli import app
+from galgen.cube import Cube, read_cube, read_provenance, write_cube
+from galgen.engine.weights import file_sha256
+from test_repair import diagonal_mask, galaxy, one_thread, write_tiny_model  # noqa: F401 - autouse fixture
+
+FAST = ["--steps", "4", "--jump", "2", "--resample", "2"]
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """A 40 x 48 grz image whose trail pixels hold NaN, a 2-D trail mask, a tiny 16 px model."""
+    root = tmp_path_factory.mktemp("inpaint")
+    image = galaxy()
+    mask = diagonal_mask()
+    image.data[mask] = np.nan
+    image.header["OBSERVER"] = ("someone", "a card of the input, kept")
+    write_cube(image, root / "image.fits")
+    write_cube(Cube(data=mask[0].astype(np.float32), bands="m", wcs=image.wcs), root / "mask.fits")
+    model = write_tiny_model(root / "tiny.safetensors")
+    return root, model
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, ["inpaint", *map(str, args)])
+
+
+def test_fills_the_mask_and_keeps_everything_else(files):
+    root, model = files
+    out = root / "filled.fits"
+    result = invoke(root / "image.fits", "--mask", root / "mask.fits", "-o", out, "--model", model, *FAST,
+                    "--draws", "3", "--batch", "2", "--seed", "7", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["tiles"] > 1 and summary["draws"] == 3 and summary["nfe_per_tile"] == 6
+    before, after = read_cube(root / "image.fits"), read_cube(out)
+    mask = diagonal_mask()
+    assert summary["filled_pixels"] == mask.sum()
+    assert np.array_equal(after.data[~mask], before.data[~mask])  # bit for bit, read back from FITS
+    assert np.isfinite(after.data).all()
+    with fits.open(out) as hdul:
+        assert np.array_equal(hdul["MASK"].data.astype(bool), mask)
+        std = hdul["STD"].data
+        assert (std >= 0).all() and (std[~mask] == 0).all() and (std[mask] > 0).any()
+        header = hdul[0].header
+        assert header["OBSERVER"] == "someone"
+        history = " ".join(str(line).strip() for line in header["HISTORY"])
+        assert f"filled {mask.sum()} masked pixels of bands grz" in history and "RePaint" in history
+    assert after.wcs is not None and after.wcs.to_header_string() == before.wcs.to_header_string()
+    assert_fitsverify_clean(out)
+
+
+def test_provenance_round_trip(files):
+    root, model = files
+    out = root / "prov.fits"
+    result = invoke(root / "image.fits", "-m", root / "mask.fits", "-o", out, "--model", model, *FAST,
+                    "--seed", "3", "--sampler", "ddim")
+    assert result.exit_code == 0, result.output
+    prov = read_provenance(out)
+    assert prov["model_sha256"] == file_sha256(model)
+    assert (prov["seed"], prov["sampler"], prov["steps"], prov["nfe"]) == (3, "ddim", 4, 6)
+    assert (prov["resample"], prov["jump"], prov["draws"], prov["eta"]) == (2, 2, 1, 1.0)
+    assert prov["tiles"] > 1 and prov["filled"] == diagonal_mask().sum()
+    assert prov["normaliser"]["bands"] == "grz"
+    assert [i["sha256"] for i in prov["inputs"]] == [file_sha256(root / "image.fits"), file_sha256(root / "mask.fits")]
+    assert prov["command"].startswith("galgen")  # CliRunner leaves sys.argv as pytest's
+
+
+def test_mask_nans_alone_fills_the_image_own_bad_pixels(files):
+    root, model = files
+    out = root / "nans.fits"
+    result = invoke(root / "image.fits", "--mask-nans", "-o", out, "--model", model, *FAST)
+    assert result.exit_code == 0, result.output
+    with fits.open(out) as hdul:
+        assert np.array_equal(hdul["MASK"].data.astype(bool), diagonal_mask())
+        assert "STD" not in hdul  # one draw
+
+
+def test_pixel_scale_difference_is_noted(files, tmp_path):
+    root, _ = files
+    model = write_tiny_model(tmp_path / "coarse.safetensors", pixel_scale=0.524)
+    out = tmp_path / "scaled.fits"
+    result = invoke(root / "image.fits", "--mask-nans", "-o", out, "--model", model, *FAST)
+    assert result.exit_code == 0, result.output
+    assert "note: image pixel scale 0.262 arcsec differs from the model's 0.524" in result.stderr
+    with fits.open(out) as hdul:
+        history = " ".join(str(line).strip() for line in hdul[0].header["HISTORY"])
+        assert "differs from the model's 0.524" in history
+
+
+def mask_file(path, data, **kw):
+    write_cube(Cube(data=np.asarray(data, np.float32), bands="m" if np.ndim(data) == 2 else "grz", **kw), path)
+    return path
+
+
+@pytest.mark.parametrize("case,message", [
+    ("shape", "mask is 40 x 40 pixels, the image 40 x 48"),
+    ("empty", "the mask selects no pixel"),
+    ("all", "the mask covers every pixel"),
+    ("none", "say which pixels to fill"),
+    ("nan_outside", "NaN/inf image pixels lie outside the mask"),
+])
+def test_bad_masks_exit_2_with_one_line(files, tmp_path, case, message):
+    root, model = files
+    masks = {
+        "shape": lambda: mask_file(tmp_path / "m.fits", np.ones((40, 40))),
+        "empty": lambda: mask_file(tmp_path / "m.fits", np.zeros((40, 48))),
+        "all": lambda: mask_file(tmp_path / "m.fits", np.ones((40, 48))),
+        "nan_outside": lambda: mask_file(tmp_path / "m.fits", np.pad(np.ones((1, 1)), ((0, 39), (0, 47)))),
+    }
+    args = [] if case == "none" else ["--mask", masks[case]()]
+    out = tmp_path / "out.fits"
+    result = invoke(root / "image.fits", *args, "-o", out, "--model", model, *FAST)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("galgen inpaint: error:") and message in lines[0], result.stderr
+    assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_existing_output_needs_overwrite(files):
+    root, model = files
+    (root / "taken.fits").write_bytes(b"keep")
+    result = invoke(root / "image.fits", "--mask-nans", "-o", root / "taken.fits", "--model", model, *FAST)
+    assert result.exit_code == 2 and "--overwrite" in result.stderr
+    assert (root / "taken.fits").read_bytes() == b"keep"
+
+
+@pytest.mark.slow  # two interpreter start-ups importing torch: ~10 s on a busy machine
+def test_real_subprocess(files, tmp_path):
+    root, model = files
+    out = tmp_path / "sub.fits"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "galgen", "inpaint", str(root / "image.fits"), "--mask",
+                           str(root / "mask.fits"), "-o", str(out), "--model", str(model), *FAST, "--json"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["output"] == str(out)
+    assert read_provenance(out)["command"].startswith(f"galgen inpaint {root / 'image.fits'} --mask")
+    bad = subprocess.run([sys.executable, "-m", "galgen", "inpaint", str(root / "image.fits"), "--mask",
+                          str(root / "nope.fits"), "-o", str(tmp_path / "x.fits"), "--model", str(model)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().endswith("nope.fits: no such file")
