@@ -27,15 +27,6 @@ SMALL = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), h
 NORMALIZER = {"bands": "grz", "lower": [-0.1, -0.1, -0.2], "upper": [5.0, 5.0, 6.0]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads run 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def metadata(config=SMALL, **extra):
     return {"kind": MODEL_KIND, "unet": config.to_dict(), "schedule": "cosine", "timesteps": 1000, "loss": "l1",
             "normalizer": NORMALIZER, "pixel_scale": 0.262, "step": 12, **extra}

@@ -132,7 +132,10 @@ def train(
     ema = copy.deepcopy(net).requires_grad_(False)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start = 0 if resume is None else _load_checkpoint(resume, net=net, ema=ema, optimizer=optimizer, unet=unet, config=config)
-    trained = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
+    trained = net
+    if world > 1:
+        ids = [device.index] if device.type == "cuda" else None
+        trained = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
     denoiser = Denoiser(trained, schedule=config.schedule, timesteps=config.timesteps).to(device)
 
     meta = {**(metadata or {}), "unet": unet.to_dict(), "train": config.to_dict(), "schedule": config.schedule,
