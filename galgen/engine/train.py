@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,14 +211,10 @@ def _check_images(images, unet: UNetConfig) -> None:
 def _batch(images, *, step: int, positions: range, config: TrainConfig):
     """Images, timesteps and noise of one step's share: a pure function of (seed, step, position)."""
     n = len(images)
-    epoch_of = {}
     index = np.empty(len(positions), dtype=np.int64)
     for i, j in enumerate(positions):
         p = step * config.batch + j
-        epoch = p // n
-        if epoch not in epoch_of:
-            epoch_of[epoch] = torch.randperm(n, generator=generator(config.seed, _EPOCH, epoch)).numpy()
-        index[i] = epoch_of[epoch][p % n]
+        index[i] = _epoch_order(config.seed, p // n, n)[p % n]
     order = np.argsort(index, kind="stable")  # read the memmap in file order
     rows = np.empty((len(index), *images.shape[1:]), dtype=np.float32)
     rows[order] = np.asarray(images[index[order]], dtype=np.float32)
@@ -234,6 +231,12 @@ def _batch(images, *, step: int, positions: range, config: TrainConfig):
         if config.augment:
             x0[i] = _dihedral(x0[i], turn)
     return x0, t, noise
+
+
+@functools.lru_cache(maxsize=2)
+def _epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` visits the n images (cached: a batch spans at most two epochs)."""
+    return torch.randperm(n, generator=generator(seed, _EPOCH, epoch)).numpy()
 
 
 def _dihedral(image: torch.Tensor, turn: int) -> torch.Tensor:
