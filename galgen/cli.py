@@ -127,19 +127,19 @@ def train(
     dataset: Path = typer.Argument(..., help="Dataset directory written by 'galgen prep' (images.npy + dataset.json)."),
     output: Path = typer.Option(..., "--output", "-o", help="Weights file to write (.safetensors)."),
     preset: str = typer.Option("tiny", "--preset", help="Network size: tiny (~3M, 64 px), small or paper."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimiser steps [default: 20000]."),
-    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Global batch, split over processes [default: 32]."),
-    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Peak AdamW learning rate [default: 2e-4]."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw [default: 0]."),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="linear (paper) or cosine [default: linear]."),
-    loss: Optional[str] = typer.Option(None, "--loss", help="l2 (paper) or l1 [default: l2]."),
-    ema: Optional[float] = typer.Option(None, "--ema", min=0.0, max=0.999999, help="EMA decay [default: 0.999]."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimiser steps (default: 20000)."),
+    batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Global batch, split over processes (default: 32)."),
+    lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Peak AdamW learning rate (default: 2e-4)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw (default: 0)."),
+    schedule: Optional[str] = typer.Option(None, "--schedule", help="linear (paper), linear-fine or cosine (default: linear)."),
+    loss: Optional[str] = typer.Option(None, "--loss", help="l2 (paper) or l1 (default: l2)."),
+    ema: Optional[float] = typer.Option(None, "--ema", min=0.0, max=0.999999, help="EMA decay (default: 0.999)."),
     checkpoint_every: Optional[int] = typer.Option(
-        None, "--checkpoint-every", min=0, help="Steps between checkpoints, 0 = at the end [default: 1000]."
+        None, "--checkpoint-every", min=0, help="Steps between checkpoints, 0 = at the end (default: 1000)."
     ),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue exactly from a .ckpt.safetensors file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: one GPU per process)."),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast [default: on]."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing weights file."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
