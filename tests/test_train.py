@@ -205,6 +205,11 @@ def test_cli_refuses_bad_input_in_one_line(dataset, tmp_path):
     result = runner.invoke(app, ["train", str(other), "-o", str(tmp_path / "a.safetensors"), "--steps", "2",
                                  "--resume", str(tmp_path / "a.ckpt.safetensors")])
     assert result.exit_code == 2 and "another normalisation" in result.output
+    np.save(other / "images.npy", np.zeros((6, 3, 32, 32), np.float32))
+    (other / "dataset.json").write_text(json.dumps({**meta, "size": 32}))
+    result = runner.invoke(app, ["train", str(other), "-o", str(tmp_path / "a.safetensors"), "--steps", "2",
+                                 "--resume", str(tmp_path / "a.ckpt.safetensors")])
+    assert result.exit_code == 2 and "checkpoint is for 3 bands of 16 px, the data has 3 of 32 px" in result.output
 
 
 def test_python_dash_m_galgen_train_runs_as_a_subprocess(dataset, tmp_path):
