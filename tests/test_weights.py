@@ -81,6 +81,8 @@ def test_truncated_file_is_an_input_error(model_file, tmp_path):
         (b"\xff" * 64, "bad header length"),
         (len(b"{nope").to_bytes(8, "little") + b"{nope", "not JSON"),
         (b"SIMPLE  =                    T" + b" " * 50, "bad header length"),
+        (len(b'{"w": 1}').to_bytes(8, "little") + b'{"w": 1}', "bad tensor table"),
+        (len(b"[1, 2]").to_bytes(8, "little") + b"[1, 2]", "not a table"),
     ],
 )
 def test_garbage_is_an_input_error(tmp_path, content, message):

@@ -76,7 +76,10 @@ def read_header(path) -> dict:
         raise InputError("not a safetensors weights file (header is not JSON)", path=path) from None
     if not isinstance(header, dict):
         raise InputError("not a safetensors weights file (header is not a table)", path=path)
-    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (TypeError, KeyError, IndexError, ValueError):
+        raise InputError("not a safetensors weights file (bad tensor table)", path=path) from None
     if 8 + length + end > size:
         raise InputError(f"truncated weights file ({size} bytes, {8 + length + end} expected)", path=path)
     return header
@@ -84,8 +87,8 @@ def read_header(path) -> dict:
 
 def read_metadata(path) -> dict:
     """galgen's JSON metadata of a weights or checkpoint file (no torch needed)."""
-    meta = read_header(path).get("__metadata__") or {}
-    if METADATA_KEY not in meta:
+    meta = read_header(path).get("__metadata__")
+    if not isinstance(meta, dict) or METADATA_KEY not in meta:
         raise InputError("safetensors file without galgen metadata (not a galgen model)", path=path)
     try:
         doc = json.loads(meta[METADATA_KEY])
