@@ -92,7 +92,7 @@ def read_metadata(path) -> dict:
         raise InputError("safetensors file without galgen metadata (not a galgen model)", path=path)
     try:
         doc = json.loads(meta[METADATA_KEY])
-    except json.JSONDecodeError:
+    except (TypeError, json.JSONDecodeError):
         raise InputError("galgen metadata is not valid JSON", path=path) from None
     if not isinstance(doc, dict) or doc.get("kind") not in (MODEL_KIND, CHECKPOINT_KIND):
         raise InputError("galgen metadata names no known file kind", path=path)
