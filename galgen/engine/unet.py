@@ -60,12 +60,12 @@ class UNetConfig:
         return cls(**d)
 
 
-# tiny: 64 px grz, ~3M parameters, trains on a laptop CPU (bundled model).
-# paper: Smith et al. 2022 give the block structure but not the widths; their code base
-# (lucidrains-style) used 64 base channels doubling per level. We keep 64/128/256/256... as
-# (1, 2, 4) over three levels, with attention below full resolution: attention at 256 px
-# costs 65k x 65k per head, which the paper's V100s could afford but the configuration makes
-# optional (SCIENCE.md section 3).
+# tiny: 64 px grz, 3.3M parameters, trainable on a CPU (the bundled model).
+# small: the same layout with twice the widths (13M), for 64 px on a GPU.
+# paper: Smith et al. 2022 fix the block structure but print no widths; we take 64 base channels
+# doubling per level, the usual choice of the DDPM code their implementation grew from. Attention
+# sits at 64 and 32 px (and the bottleneck), not at 256 or 128 px, where one map would hold
+# 65k x 65k (or 16k x 16k) entries per head; `attention` moves it (SCIENCE.md section 3).
 PRESETS: dict[str, UNetConfig] = {
     "tiny": UNetConfig(size=64, base=32, mults=(1, 2, 4), attention=(16, 8), heads=4, groups=8),
     "small": UNetConfig(size=64, base=64, mults=(1, 2, 4), attention=(16, 8), heads=4, groups=32),
