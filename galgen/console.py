@@ -32,11 +32,16 @@ def _jsonable(value):
 
 
 @contextmanager
-def progress(total: int | None, description: str, *, disable: bool = False):
+def progress(total: int | None, description: str, *, disable: bool = False, every: float = 30.0):
     """A rich progress bar on stderr; yields ``advance(n=1, **fields)``.
 
-    Extra fields (loss, it/s ...) are shown after the bar when given.
+    Extra fields (loss, it/s ...) are shown after the bar when given. When stderr is not a
+    terminal (pipelines, batch jobs, nohup) a live bar shows nothing, so a plain line
+    ``description: done/total (pct) elapsed ... fields`` is printed every ``every`` seconds instead.
     """
+    if not disable and not stderr.is_terminal:
+        yield _plain_progress(total, description, every)
+        return
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -59,7 +64,31 @@ def progress(total: int | None, description: str, *, disable: bool = False):
         task = bar.add_task(description, total=total, info="")
 
         def advance(n: int = 1, **fields):
-            info = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
-            bar.update(task, advance=n, info=info)
+            bar.update(task, advance=n, info=_format_fields(fields))
 
         yield advance
+
+
+def _format_fields(fields: dict) -> str:
+    return "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in fields.items())
+
+
+def _plain_progress(total: int | None, description: str, every: float):
+    import time
+
+    start = last = time.monotonic()
+    done = 0
+
+    def advance(n: int = 1, **fields):
+        nonlocal done, last
+        done += n
+        now = time.monotonic()
+        if now - last >= every or (total is not None and done >= total):
+            last = now
+            share = f" ({100 * done / total:.0f}%)" if total else ""
+            line = f"{description}: {done}/{total if total is not None else '?'}{share} elapsed {now - start:.0f}s"
+            extra = _format_fields(fields)
+            sys.stderr.write(f"{line}  {extra}\n" if extra else f"{line}\n")
+            sys.stderr.flush()
+
+    return advance
