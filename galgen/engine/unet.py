@@ -31,7 +31,7 @@ class UNetConfig:
     size: int = 64  # image side in pixels; must be divisible by 2**len(mults)
     base: int = 64  # channels of the first level
     mults: tuple[int, ...] = (1, 2, 4)  # channel multiplier per down block (the paper has three)
-    attention: tuple[int, ...] = (16, 8)  # image sides (px) whose blocks use self-attention
+    attention: tuple[int, ...] = (16,)  # image sides (px) whose blocks attend; the bottleneck always does
     heads: int = 4  # attention heads
     dropout: float = 0.0  # inside residual blocks
     groups: int = 32  # GroupNorm groups (must divide every width)
@@ -64,12 +64,13 @@ class UNetConfig:
 # small: the same layout with twice the widths (13M), for 64 px on a GPU.
 # paper: Smith et al. 2022 fix the block structure but print no widths; we take 64 base channels
 # doubling per level, the usual choice of the DDPM code their implementation grew from. Attention
-# sits at 64 and 32 px (and the bottleneck), not at 256 or 128 px, where one map would hold
-# 65k x 65k (or 16k x 16k) entries per head; `attention` moves it (SCIENCE.md section 3).
+# sits in the 64 px blocks (and the 32 px bottleneck, which always attends), not at 256 or 128 px,
+# where one map would hold 65k x 65k (or 16k x 16k) entries per head; `attention` moves it
+# (SCIENCE.md section 3).
 PRESETS: dict[str, UNetConfig] = {
-    "tiny": UNetConfig(size=64, base=32, mults=(1, 2, 4), attention=(16, 8), heads=4, groups=8),
-    "small": UNetConfig(size=64, base=64, mults=(1, 2, 4), attention=(16, 8), heads=4, groups=32),
-    "paper": UNetConfig(size=256, base=64, mults=(1, 2, 4), attention=(64, 32), heads=4, groups=32),
+    "tiny": UNetConfig(size=64, base=32, mults=(1, 2, 4), attention=(16,), heads=4, groups=8),
+    "small": UNetConfig(size=64, base=64, mults=(1, 2, 4), attention=(16,), heads=4, groups=32),
+    "paper": UNetConfig(size=256, base=64, mults=(1, 2, 4), attention=(64,), heads=4, groups=32),
 }
 
 
