@@ -10,6 +10,11 @@ from pathlib import Path
 
 import pytest
 
+# One intra-op thread per test process (and the subprocesses it starts): pytest -n 2 already fills
+# both cores, and oversubscribed OpenMP threads spin-wait, making torch steps up to 20x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 DECALS = SHARED_DATA / "decals-grz"
