@@ -8,9 +8,11 @@ size, pixel scale, normaliser, calibration, sha256); `sample`, `inpaint` and `de
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -100,3 +102,330 @@ def load_model(model: str | Path | None = None, *, device: str = "auto", bf16: b
         factors[i] = float(meta.get("calibration", {}).get("factors", {}).get(band, 1.0))
     return LoadedModel(denoiser=denoiser, meta=meta, path=path, sha256=weights.file_sha256(path),
                        device=where, bf16=bf16, normalizer=normalizer, factors=factors)
+
+
+# ----------------------------------------------------------------------------- sample (issue 4)
+
+DEFAULT_SAMPLER = "dpmpp_2m"  # the few-step default; docs/sampling.md gives the measured choice
+MOCK_PREFIX = "mock_"
+# what a file already in the output directory must share with this run to be skipped as done
+_RUN_IDENTITY = ("model_sha256", "seed", "index", "sampler", "steps", "bf16")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """What `sample` draws and where the mocks sit on the sky; recorded in every mock's header."""
+
+    count: int  # images in the whole run: indices 0 .. count-1 (over all shards)
+    seed: int = 0  # image i depends on (seed, i) alone
+    batch: int = 8  # images in flight at once (memory; GPU throughput)
+    sampler: str = DEFAULT_SAMPLER  # a name in galgen.engine.samplers.SAMPLERS
+    steps: int | None = None  # sampler steps; None: the sampler's registry default
+    shard: tuple[int, int] = (1, 1)  # (k, n), k 1-based: this run makes the indices i with i % n == k - 1
+    ra: float = 180.0  # WCS tangent point (degrees) of every mock
+    dec: float = 0.0
+    exact: bool | None = None  # one image per network call (bit-identical whatever the batch); None: on CPU only
+
+    def __post_init__(self):
+        from galgen.engine.samplers import get_sampler
+
+        if self.count < 1 or self.batch < 1:
+            raise InputError(f"count and batch must be >= 1, got {self.count} and {self.batch}")
+        k, n = self.shard
+        if not 1 <= k <= n:
+            raise InputError(f"shard must be k/n with 1 <= k <= n, got {k}/{n}")
+        if not -90.0 <= self.dec <= 90.0:
+            raise InputError(f"dec must be in [-90, 90] degrees, got {self.dec}")
+        spec = get_sampler(self.sampler)  # InputError naming the choices
+        if self.steps is None:
+            object.__setattr__(self, "steps", spec.default_steps)
+        if self.steps < 1:
+            raise InputError(f"steps must be >= 1, got {self.steps}")
+
+
+@dataclass
+class SampleResult:
+    """What a `sample` run did (the CLI's summary)."""
+
+    out_dir: Path
+    written: list[Path]
+    skipped: list[Path]
+    seconds: float
+    sampler: str
+    steps: int
+    nfe: int
+    model_sha256: str
+    devices: list[str]
+    exact: bool
+
+    def to_dict(self) -> dict:
+        made = len(self.written)
+        return {
+            "out_dir": str(self.out_dir), "written": made, "skipped": len(self.skipped),
+            "first": str(self.written[0]) if self.written else None,
+            "last": str(self.written[-1]) if self.written else None,
+            "seconds": round(self.seconds, 3), "images_per_second": made / self.seconds if self.seconds > 0 else None,
+            "sampler": self.sampler, "steps": self.steps, "nfe": self.nfe, "model_sha256": self.model_sha256,
+            "devices": self.devices, "exact": self.exact,
+        }
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'k/n' (k 1-based) -> (k, n); InputError for anything else."""
+    parts = str(text).split("/")
+    try:
+        k, n = (int(p) for p in parts)
+    except ValueError:
+        raise InputError(f"--shard must look like k/n (for example 2/4), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise InputError(f"--shard k/n needs 1 <= k <= n, got {text!r}")
+    return k, n
+
+
+def shard_indices(count: int, shard: tuple[int, int] = (1, 1)) -> range:
+    """Image indices of shard (k, n) in a run of ``count``: i with i % n == k - 1."""
+    k, n = shard
+    return range(k - 1, count, n)
+
+
+def split_for_devices(indices, devices: int) -> list[list[int]]:
+    """Interleave indices over worker processes (one per GPU): worker w takes every devices-th from w."""
+    indices = list(indices)
+    return [indices[w::devices] for w in range(devices)]
+
+
+def mock_name(index: int, count: int) -> str:
+    """File name of image ``index``: mock_000042.fits, zero-padded to fit the run (at least 6 digits)."""
+    return f"{MOCK_PREFIX}{index:0{max(6, len(str(count - 1)))}d}.fits"
+
+
+def uses_exact(config: SampleConfig, device: torch.device) -> bool:
+    """Whether the network sees one image per call: asked for, or by default on the CPU.
+
+    oneDNN's batched convolutions and matrix products are not batch-invariant bit for bit (the
+    time-embedding Linear and some conv shapes differ by ~1e-7 between batch 1 and 7), so exact
+    reproducibility needs a fixed network batch. On a CPU one image per call costs 0-30 %
+    (docs/sampling.md); on a GPU it would waste the device, so there it is opt-in.
+    """
+    return device.type == "cpu" if config.exact is None else bool(config.exact)
+
+
+def draw(
+    model: LoadedModel,
+    indices,
+    *,
+    seed: int,
+    sigmas: torch.Tensor,
+    sampler: str,
+    exact: bool = True,
+    on_step: Callable[[], None] | None = None,
+) -> torch.Tensor:
+    """Images ``indices`` of run ``seed`` in model space (B, C, H, W), float32 on the model's device.
+
+    Noise comes from one generator per image seeded by (seed, index) (runtime.ImageNoise), so
+    with ``exact`` an image is bit-identical whatever batch it is drawn in.
+    """
+    from galgen.engine import samplers
+
+    indices = list(indices)
+    noise = runtime.ImageNoise(seed, indices, device=model.device)
+    shape = (len(indices), len(model.bands), model.size, model.size)
+    x = float(sigmas[0]) * noise(torch.empty(shape, device=model.device))
+
+    def denoise(x, sigma):
+        if not exact:
+            return model.denoise(x, sigma)
+        return torch.cat([model.denoise(x[b : b + 1], sigma[b : b + 1]) for b in range(x.shape[0])])
+
+    callback = None if on_step is None else (lambda *_: on_step())
+    with torch.no_grad():
+        return samplers.run_sampler(sampler, denoise, x, sigmas, noise=noise, callback=callback)
+
+
+def sample(
+    model: LoadedModel,
+    out_dir,
+    *,
+    config: SampleConfig,
+    command: str = "galgen.pipeline.sample",
+    devices: Sequence[str] | None = None,
+    on_progress: Callable[[float], None] | None = None,
+) -> SampleResult:
+    """Write mocks ``mock_NNNNNN.fits`` of shard ``config.shard`` into ``out_dir``, a batch at a time.
+
+    Each mock is the model's image in flux units (normaliser inverse times the calibration
+    factors), with a TAN WCS at the model's pixel scale centred on (ra, dec), BUNIT, BANDS and
+    provenance. Files already present are complete (atomic writes): they are checked to be of this
+    run and skipped, so an interrupted run resumes. With several ``devices`` (e.g. all GPUs), one
+    worker process per device takes an interleaved share of the indices. ``on_progress(images)``
+    is called with fractions of images as sampler steps finish.
+    """
+    from galgen.engine import samplers
+
+    start = time.perf_counter()
+    sigmas = samplers.select_sigmas(model.denoiser.sigmas, config.sampler, config.steps)  # checks steps first
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output directory ({exc.strerror or exc})", path=out_dir) from None
+    todo, skipped = [], []
+    for index in shard_indices(config.count, config.shard):
+        path = out_dir / mock_name(index, config.count)
+        if path.exists():
+            _check_done(path, model, config, index)
+            skipped.append(path)
+        else:
+            todo.append(index)
+    if on_progress is not None and skipped:
+        on_progress(len(skipped))
+    devices = [str(model.device)] if not devices else [str(d) for d in devices]
+    if len(devices) == 1:
+        written = _sample_indices(model, out_dir, todo, sigmas=sigmas, config=config, command=command,
+                                  on_progress=on_progress)
+    else:
+        written = _sample_on_workers(model, out_dir, todo, devices=devices, config=config, command=command,
+                                     on_progress=on_progress)
+    return SampleResult(
+        out_dir=out_dir, written=sorted(written), skipped=skipped, seconds=time.perf_counter() - start,
+        sampler=config.sampler, steps=len(sigmas) - 1, nfe=samplers.nfe(config.sampler, len(sigmas) - 1),
+        model_sha256=model.sha256, devices=devices, exact=uses_exact(config, torch.device(devices[0])),
+    )
+
+
+def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int) -> None:
+    """A file in the way must be this run's own mock (same model, seed, index, sampler, steps, bf16)."""
+    from galgen.cube import read_provenance
+
+    found = read_provenance(path)
+    wanted = {"model_sha256": model.sha256, "seed": config.seed, "index": index, "sampler": config.sampler,
+              "steps": config.steps, "bf16": model.bf16}
+    differ = [key for key in _RUN_IDENTITY if found.get(key) != wanted[key]]
+    if differ:
+        raise InputError(f"a mock of another run is in the way ({', '.join(differ)} differ); "
+                         "choose another output directory or remove it", path=path)
+
+
+def _sample_indices(model, out_dir: Path, indices, *, sigmas, config: SampleConfig, command: str,
+                    on_progress=None) -> list[Path]:
+    """Draw and write ``indices`` batch by batch on one device."""
+    from galgen.cube import Cube, make_wcs, write_cube
+
+    exact = uses_exact(config, model.device)
+    wcs = None
+    if model.pixel_scale is not None:
+        wcs = make_wcs((model.size, model.size), pixel_scale=model.pixel_scale, ra=config.ra, dec=config.dec)
+    steps = len(sigmas) - 1
+    written = []
+    for first in range(0, len(indices), config.batch):
+        batch = indices[first : first + config.batch]
+        step = None if on_progress is None else (lambda n=len(batch): on_progress(n / steps))
+        flux = model.to_flux(draw(model, batch, seed=config.seed, sigmas=sigmas, sampler=config.sampler,
+                                  exact=exact, on_step=step))
+        for index, image in zip(batch, flux):
+            cube = Cube(data=image, bands=model.bands, wcs=wcs, unit=model.meta.get("unit") or "nanomaggy")
+            path = out_dir / mock_name(index, config.count)
+            write_cube(cube, path, provenance=_mock_provenance(model, config, index, steps, exact, command),
+                       history=[_mock_history(model, config, index, steps)])
+            written.append(path)
+    return written
+
+
+def _mock_provenance(model: LoadedModel, config: SampleConfig, index: int, steps: int, exact: bool,
+                     command: str) -> dict:
+    from galgen.engine.samplers import get_sampler, nfe
+    from galgen.provenance import make_provenance
+
+    calibration = model.meta.get("calibration", {}).get("factors") if model.calibrated else None
+    return make_provenance(
+        command=command, **model.provenance(), seed=config.seed, index=index, count=config.count,
+        sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps),
+        spacing=get_sampler(config.sampler).spacing, bf16=model.bf16, exact=exact, device=str(model.device),
+        normaliser=model.normalizer.to_dict(), calibrated=model.calibrated, calibration=calibration,
+    )
+
+
+def _mock_history(model: LoadedModel, config: SampleConfig, index: int, steps: int) -> str:
+    if model.calibrated:
+        factors = ", ".join(f"{b} x{f:.4g}" for b, f in zip(model.bands, model.factors))
+        flux = f"flux = normaliser inverse times calibration factors ({factors})"
+    else:
+        flux = "flux = normaliser inverse (model not calibrated)"
+    return (f"mock {index} of seed {config.seed}: {config.sampler} {steps} steps from model "
+            f"{model.path.name} (sha256 {model.sha256[:12]}); {flux}")
+
+
+def _sample_on_workers(model, out_dir: Path, indices, *, devices, config: SampleConfig, command: str,
+                       on_progress=None) -> list[Path]:
+    """One spawned process per device over interleaved indices; progress and errors come back on a queue.
+
+    Each worker loads the same weights file on its own device (checked by sha256). Because image
+    i depends on (seed, i) alone, the split changes nothing in the files.
+    """
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+    queue = context.Queue()
+    shares = split_for_devices(indices, len(devices))
+    cpu_workers = sum(torch.device(d).type == "cpu" for d in devices)
+    threads = max(1, torch.get_num_threads() // max(1, cpu_workers))
+    jobs = [
+        context.Process(target=_worker, daemon=True,
+                        args=(rank, device, str(model.path), model.sha256, model.bf16, str(out_dir), share, config,
+                              command, threads, queue))
+        for rank, (device, share) in enumerate(zip(devices, shares))
+    ]
+    for job in jobs:
+        job.start()
+    written, running, failure = [], len(jobs), None
+    try:
+        while running:
+            kind, payload = _next_message(queue, jobs)
+            if kind == "progress" and on_progress is not None:
+                on_progress(payload)
+            elif kind == "done":
+                written.extend(Path(p) for p in payload)
+                running -= 1
+            elif kind == "error":
+                failure, running = payload, 0
+    finally:
+        for job in jobs:
+            if failure is not None and job.is_alive():
+                job.terminate()
+            job.join()
+    if failure is not None:
+        from galgen.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"a sampling worker failed: {failure}")
+    return written
+
+
+def _next_message(queue, jobs):
+    """The next worker message; an error message if a worker died without saying why."""
+    import queue as queues
+
+    while True:
+        try:
+            return queue.get(timeout=1.0)
+        except queues.Empty:
+            dead = [job for job in jobs if job.exitcode not in (None, 0)]
+            if dead:
+                return "error", f"worker process exited with code {dead[0].exitcode}"
+
+
+def _worker(rank, device, path, sha256, bf16, out_dir, indices, config, command, threads, queue) -> None:
+    """Body of one sampling process: load the model on ``device`` and draw its share of the indices."""
+    try:
+        if torch.device(device).type == "cpu":
+            torch.set_num_threads(threads)
+        model = load_model(path, device=device, bf16=bf16)
+        if model.sha256 != sha256:
+            raise InputError("weights file changed while sampling", path=path)
+        from galgen.engine.samplers import select_sigmas
+
+        sigmas = select_sigmas(model.denoiser.sigmas, config.sampler, config.steps)
+        written = _sample_indices(model, Path(out_dir), indices, sigmas=sigmas, config=config, command=command,
+                                  on_progress=lambda n: queue.put(("progress", n)))
+        queue.put(("done", [str(p) for p in written]))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        queue.put(("error", f"worker {rank} on {device}: {type(exc).__name__}: {exc}"))
