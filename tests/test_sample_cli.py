@@ -1,0 +1,85 @@
+"""`galgen sample` end to end: JSON summary, resume, preview, one-line errors, a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+from galgen.cli import app
+from tiny_model import make_tiny_model
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    path = make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+    torch.set_num_threads(before)
+    return path
+
+
+def run(*args):
+    return CliRunner().invoke(app, ["sample", *map(str, args)])
+
+
+def test_json_summary_then_resume_then_info(model_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "mocks"
+    first = run("-n", 3, "-o", out, "--model", model_file, "--steps", 2, "--seed", 7, "--json")
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout)
+    assert (summary["written"], summary["skipped"], summary["nfe"], summary["sampler"]) == (3, 0, 2, "dpmpp_2m")
+    assert sorted(p.name for p in out.iterdir()) == ["mock_000000.fits", "mock_000001.fits", "mock_000002.fits"]
+    again = run("-n", 4, "-o", out, "--model", model_file, "--steps", 2, "--seed", 7, "--json")
+    assert (json.loads(again.stdout)["written"], json.loads(again.stdout)["skipped"]) == (1, 3)
+    info = CliRunner().invoke(app, ["info", str(out / "mock_000003.fits"), "--json"])
+    provenance = json.loads(info.stdout)["files"][0]["provenance"]
+    assert (provenance["seed"], provenance["index"], provenance["steps"]) == (7, 3, 2)
+    assert provenance["command"].startswith("galgen ")
+
+
+def test_preview_png_has_one_tile_per_mock(model_file, tmp_path):
+    png = tmp_path / "montage.png"
+    done = run("-n", 5, "-o", tmp_path / "m", "--model", model_file, "--steps", 1, "--preview", png)
+    assert done.exit_code == 0, done.output
+    # 5 tiles -> 3 columns x 2 rows of 16 px x zoom 2, 2 px gaps
+    assert Image.open(png).size == (3 * 34 + 2, 2 * 34 + 2)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shard", "4/3"], "--shard"),
+    (["--shard", "two"], "--shard"),
+    (["--sampler", "euler"], "unknown sampler"),
+    (["--steps", "0"], "steps"),
+    (["--steps", "1001"], "steps must be in 1..1000"),
+])
+def test_bad_options_exit_2_with_one_line_and_no_files(model_file, tmp_path, args, message):
+    out = tmp_path / "mocks"
+    done = run("-n", 2, "-o", out, "--model", model_file, *args)
+    assert done.exit_code == 2
+    assert message in done.output and done.output.strip().count("\n") == 0 and "Traceback" not in done.output
+    assert not out.exists()
+
+
+def test_missing_and_corrupt_models_exit_2(tmp_path):
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+    for model in (tmp_path / "absent.safetensors", corrupt):
+        done = run("-n", 1, "-o", tmp_path / "out", "--model", model)
+        assert done.exit_code == 2 and model.name in done.output and done.output.strip().count("\n") == 0
+
+
+def test_subprocess_writes_mocks_and_reports_json(model_file, tmp_path):
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "galgen", "sample", "-n", "2", "-o", str(tmp_path), "--model",
+                           str(model_file), "--sampler", "ddpm", "--steps", "3", "--shard", "2/2", "--json"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["written"] == 1
+    assert [p.name for p in tmp_path.glob("mock_*.fits")] == ["mock_000001.fits"]
