@@ -208,12 +208,60 @@ def train(
 
 @app.command()
 @reported
-def sample():
+def sample(
+    n: int = typer.Option(..., "-n", "--count", min=1, help="Images in the whole run (indices 0 .. n-1)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory for mock_NNNNNN.fits (created if missing)."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Weights file [default: the bundled model]."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Run seed: image i depends on (seed, i) alone."),
+    batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once (memory, GPU throughput)."),
+    sampler: str = typer.Option("dpmpp_2m", "--sampler", help="ddpm (the paper, 1000 steps), ddim, dpmpp_2m or heun."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps [default: the sampler's own, dpmpp_2m 25]."),
+    device: str = typer.Option("auto", "--device", help="auto (every GPU, else CPU), cpu, cuda or cuda:N."),
+    shard: str = typer.Option("1/1", "--shard", help="k/n: make only the indices i with i % n == k-1."),
+    ra: float = typer.Option(180.0, "--ra", help="WCS tangent point, right ascension in degrees."),
+    dec: float = typer.Option(0.0, "--dec", help="WCS tangent point, declination in degrees."),
+    preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a Lupton RGB montage (PNG) of up to 64 mocks."),
+    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Run the network under bf16 autocast."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
+):
     """Mock galaxies as FITS cubes with WCS, physical units and provenance.
 
-    Example: galgen sample -n 1000 -o mocks/
+    Files already in the output directory are kept (an interrupted run resumes); image i of a
+    seed is the same whatever --batch, --shard or device count.
+
+    Example: galgen sample -n 1000 -o mocks/ --seed 1 --preview mocks.png
     """
-    _not_built("sample")
+    import torch
+
+    from galgen.console import print_json, progress, stdout
+    from galgen.errors import InputError
+    from galgen.pipeline import SampleConfig, load_model, parse_shard, sample as run_sampling, shard_indices
+
+    config = SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
+                          ra=ra, dec=dec)
+    if preview is not None and preview.suffix.lower() != ".png":
+        raise InputError("--preview must name a .png file", path=preview)
+    devices = None
+    if device == "auto" and torch.cuda.device_count() > 1:
+        devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    loaded = load_model(model, device=device, bf16=bf16)
+    with progress(len(shard_indices(config.count, config.shard)), "sample") as advance:
+        result = run_sampling(loaded, output, config=config, command=command_line(), devices=devices,
+                              on_progress=advance)
+    summary = result.to_dict()
+    if preview is not None:
+        from galgen.preview import preview_files
+
+        summary["preview"] = str(preview_files(sorted(result.written + result.skipped)[:64], preview))
+    if json_out:
+        print_json(summary)
+        return
+    rate = summary["images_per_second"]
+    stdout.print(
+        f"{summary['written']} mocks written, {summary['skipped']} already there, in {result.out_dir} "
+        f"({result.sampler}, {result.nfe} NFE, {rate or 0:.3g} images/s on {', '.join(result.devices)}; "
+        f"model sha256 {result.model_sha256[:12]})", markup=False, highlight=False,
+    )
 
 
 @app.command()
