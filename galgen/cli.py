@@ -321,9 +321,9 @@ def desify(
     output: Path = typer.Option(..., "--output", "-o", help="Directory for <input stem>_draw<k>.fits."),
     strength: float = typer.Option(0.6, "--strength", "-s", help="Fraction of the T timesteps noised, in (0, 1]; the paper: 0.6."),
     draws: int = typer.Option(1, "--draws", "-k", min=1, help="Outputs per input, each with its own noise."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Weights file [default: the bundled model]."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
     sampler: str = typer.Option("dpmpp_2m", "--sampler", help="dpmpp_2m, ddim, heun or ddpm (the paper's)."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps run [default: the sampler's, capped by strength x T]."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps run (default: the sampler's own, capped by strength x T)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k of input i uses noise from (seed, i x draws + k) only."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -336,32 +336,41 @@ def desify(
 ):
     """Domain transfer (SDEdit): make any picture or FITS cube look like a survey observation.
 
-    Pictures: 0..255 -> [-1, 1], RGB -> bands by wavelength (grz: B->g, G->r, R->z), resized to the
-    model. FITS: bands by name, resampled to the model's pixel grid, through its normaliser.
+    Pictures: values 0..255 map linearly onto the model's range, RGB onto the bands by wavelength
+    (grz: B->g, G->r, R->z), resized to the model. FITS cubes: bands by name, resampled to the
+    model's pixel grid, through its normaliser. Outputs are FITS cubes in flux with provenance.
 
     Example: galgen desify cartoon.png -o desified/ --strength 0.6 --draws 4 --preview desified.png
     """
-    from galgen.console import print_json, progress, stdout
-    from galgen.dataset import open_dataset
-    from galgen.errors import InputError
-    from galgen.inputs import expand_inputs
-    from galgen.pipeline import load_model
-    from galgen.transfer import (INPUT_SUFFIXES, NEIGHBOUR_GROUP, DesifyConfig, check_dataset, desify_montage,
-                                 output_neighbours, plan_sigmas)
-    from galgen.transfer import desify as run_desify
+    import tempfile
 
-    config = DesifyConfig(strength=strength, draws=draws, sampler=sampler, steps=steps, seed=seed, batch=batch)
+    from galgen.errors import InputError
+    from galgen.transfer import DesifyConfig
+
     if bool(neighbours) != (dataset is not None):
         raise InputError("--neighbours K and --dataset DIR go together")
+    config = DesifyConfig(strength=strength, draws=draws, sampler=sampler, steps=steps, seed=seed, batch=batch)
+    from galgen.console import print_json, progress, stdout
+    from galgen.dataset import open_dataset
+    from galgen.inputs import expand_inputs
+    from galgen.pipeline import load_model
+    from galgen.transfer import (INPUT_SUFFIXES, NEIGHBOUR_GROUP, check_dataset, desify_montage, output_neighbours,
+                                 plan_sigmas, planned_outputs, read_inputs)
+    from galgen.transfer import desify as run_desify
+
     paths = expand_inputs(inputs, suffixes=INPUT_SUFFIXES)
+    planned_outputs(paths, output, draws=draws, overwrite=overwrite)
     data = open_dataset(dataset) if dataset is not None else None
     loaded = load_model(model, device=device, bf16=bf16)
     if data is not None:
         check_dataset(data, k=neighbours, bands=loaded.bands, size=loaded.size)
-    sigmas, run_steps, _ = plan_sigmas(loaded, config)
-    with progress(len(paths) * draws * run_steps, "desify") as advance:
-        result = run_desify(paths, output, model=loaded, config=config, command=command_line(),
-                            overwrite=overwrite, on_step=advance)
+    _, run_steps, _ = plan_sigmas(loaded, config)
+    with tempfile.TemporaryDirectory(prefix="galgen-desify-") as work:
+        with progress(len(paths), "reading") as advance:  # every input checked before any output is written
+            stack = read_inputs(paths, work, model=loaded, on_input=advance)
+        with progress(len(paths) * draws * run_steps, "desify") as advance:
+            result = run_desify(stack, output, model=loaded, config=config, command=command_line(),
+                                overwrite=overwrite, on_step=advance)
     rows = []
     if data is not None:
         passes = -(-len(result.outputs) // NEIGHBOUR_GROUP)

@@ -18,6 +18,7 @@ cube and the model know their pixel scale the cube is resampled onto the model's
 from __future__ import annotations
 
 import math
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -279,21 +280,57 @@ def prepare_input(path, *, bands: str, size: int, pixel_scale: float | None, uni
 # ----------------------------------------------------------------------------- the run
 
 
-def _jobs(count: int, draws: int) -> Iterator[tuple[int, int]]:
-    for i in range(count):
-        for k in range(draws):
-            yield i, k
+@dataclass
+class InputStack:
+    """Every input of a run, read, checked and on the model's grid, before any sampling starts."""
+
+    paths: list[Path]
+    pixels: np.ndarray  # (N, C, size, size) float32 model space [-1, 1], memory-mapped from a work file
+    wcs: list  # per input: the WCS of its model grid, or None
+    notes: list[list[str]]  # per input: what was done to it (HISTORY)
 
 
-def _batches(jobs: Iterator, size: int) -> Iterator[list]:
-    batch = []
-    for job in jobs:
-        batch.append(job)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+def read_inputs(paths: Sequence, work_dir, *, model, on_input: Callable[[int], None] | None = None) -> InputStack:
+    """Read every input onto ``model``'s grid and range (`prepare_input`), into ``work_dir``/images.npy.
+
+    All inputs are read before the first sampler step, so that a bad one stops the run with
+    nothing written. The stack is written row by row and memory-mapped back (memory stays flat);
+    ``on_input(1)`` is called after each input.
+    """
+    from galgen.dataset import write_images
+
+    paths = [Path(p) for p in paths]
+    wcs: list = []
+    notes: list[list[str]] = []
+
+    def rows():
+        for path in paths:
+            item = _prepare(path, model)
+            wcs.append(item.wcs)
+            notes.append(item.notes)
+            if on_input is not None:
+                on_input(1)
+            yield _model_space(item, model)[None]
+
+    target = write_images(work_dir, (len(paths), len(model.bands), model.size, model.size), rows())
+    return InputStack(paths=paths, pixels=np.load(target, mmap_mode="r"), wcs=wcs, notes=notes)
+
+
+def planned_outputs(inputs: Sequence, out_dir, *, draws: int, overwrite: bool) -> list[list[Path]]:
+    """`output_paths`, checked: existing files are an InputError unless ``overwrite``."""
+    names = output_paths([Path(p) for p in inputs], Path(out_dir), draws=draws)
+    if not overwrite:
+        existing = [p for row in names for p in row if p.exists()]
+        if existing:
+            raise InputError(f"output exists ({len(existing)} in all; pass --overwrite to replace)", path=existing[0])
+    return names
+
+
+def _batches(count: int, draws: int, size: int) -> Iterator[list[tuple[int, int]]]:
+    """(input, draw) pairs in order, ``size`` at a time."""
+    jobs = [(i, k) for i in range(count) for k in range(draws)]
+    for first in range(0, len(jobs), size):
+        yield jobs[first:first + size]
 
 
 def plan_sigmas(model, config: DesifyConfig):
@@ -308,69 +345,72 @@ def plan_sigmas(model, config: DesifyConfig):
 
 
 def desify(
-    inputs: Sequence,
+    inputs,
     out_dir,
     *,
     model,
-    config: DesifyConfig = DesifyConfig(),
+    config: DesifyConfig | None = None,
     command: str = "galgen desify",
     overwrite: bool = False,
     on_step: Callable[[int], None] | None = None,
 ) -> DesifyResult:
     """SDEdit every input ``config.draws`` times with ``model`` (a pipeline.LoadedModel); write FITS cubes.
 
-    Output ``<stem>_draw<k>.fits`` in ``out_dir`` (created if needed): flux in the model's unit
-    (normaliser inverse, then calibration factors), the model's bands, a WCS at the model's
+    ``inputs``: an `InputStack` from `read_inputs`, or paths (read into a temporary directory
+    first). Output ``<stem>_draw<k>.fits`` in ``out_dir`` (created if needed): flux in the model's
+    unit (normaliser inverse, then calibration factors), the model's bands, a WCS at the model's
     pixel scale, provenance (input + sha256, strength, sampler, steps, NFE, seed, index, model
     sha256) and HISTORY. Draw k of input i (its position in ``inputs``) uses the noise stream of
-    (seed, i x draws + k): it does not depend on the batch size. ``on_step(n)`` is called after
-    every sampler step with the number of images advanced. Inputs are read batch by batch
-    (memory flat); existing outputs are an InputError unless ``overwrite``.
+    (seed, i x draws + k) alone; with ``config.exact`` (the CPU default) it is byte-identical
+    whatever the batch. ``on_step(n)`` is called after every sampler step with the number of
+    images advanced. Existing outputs are an InputError unless ``overwrite``.
     """
+    config = config or DesifyConfig()
+    if not isinstance(inputs, InputStack):
+        planned_outputs(inputs, out_dir, draws=config.draws, overwrite=overwrite)  # fail before reading
+        with tempfile.TemporaryDirectory(prefix="galgen-desify-") as work:
+            stack = read_inputs(inputs, work, model=model)
+            return desify(stack, out_dir, model=model, config=config, command=command, overwrite=overwrite,
+                          on_step=on_step)
     import torch
 
     from galgen.cube import Cube, make_wcs, write_cube
     from galgen.engine import samplers
     from galgen.engine.runtime import ImageNoise
 
-    inputs = [Path(p) for p in inputs]
-    out_dir = Path(out_dir)
-    names = output_paths(inputs, out_dir, draws=config.draws)
-    if not overwrite:
-        existing = [p for row in names for p in row if p.exists()]
-        if existing:
-            raise InputError(f"output exists ({len(existing)} in all; pass --overwrite to replace)", path=existing[0])
+    stack, out_dir = inputs, Path(out_dir)
+    names = planned_outputs(stack.paths, out_dir, draws=config.draws, overwrite=overwrite)
     sigmas, steps, nfe = plan_sigmas(model, config)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the output directory ({exc.strerror or exc})", path=out_dir) from None
     start = time.perf_counter()
     unit = model.meta.get("unit") or "nanomaggy"
     exact = uses_exact(config, model.device)
     denoise = per_image(model.denoise) if exact else model.denoise
-    prepared: dict[int, Prepared] = {}
+    default_grid = None
+    if model.pixel_scale is not None:
+        default_grid = make_wcs((model.size, model.size), pixel_scale=model.pixel_scale)
     outputs: list[Output] = []
-    for batch in _batches(_jobs(len(inputs), config.draws), config.batch):
-        wanted = {i for i, _ in batch}
-        prepared = {i: prepared.get(i) or _prepare(inputs[i], model) for i in wanted}  # draws share a read
-        x = np.stack([_model_space(prepared[i], model) for i, _ in batch])
+    for batch in _batches(len(stack.paths), config.draws, config.batch):
+        x = torch.from_numpy(np.stack([stack.pixels[i] for i, _ in batch])).to(model.device)
         indices = [i * config.draws + k for i, k in batch]
-        noise = ImageNoise(config.seed, indices, device=model.device)
         callback = None if on_step is None else (lambda *_: on_step(len(batch)))
         with torch.no_grad():
-            result = samplers.sdedit(denoise, torch.from_numpy(x).to(model.device), sigmas,
-                                     sampler=config.sampler, noise=noise, callback=callback)
-        flux = model.to_flux(result)
-        for (i, k), index, image in zip(batch, indices, flux):
-            grid = prepared[i].wcs
-            if grid is None and model.pixel_scale is not None:
-                grid = make_wcs((model.size, model.size), pixel_scale=model.pixel_scale)
-            provenance = _provenance(model, config, command=command, source=inputs[i], index=index, draw=k,
+            result = samplers.sdedit(denoise, x, sigmas, sampler=config.sampler, callback=callback,
+                                     noise=ImageNoise(config.seed, indices, device=model.device))
+        for (i, k), index, image in zip(batch, indices, model.to_flux(result)):
+            source = stack.paths[i]
+            provenance = _provenance(model, config, command=command, source=source, index=index, draw=k,
                                      steps=steps, nfe=nfe, exact=exact)
-            history = [f"desify: {inputs[i].name}, draw {k} of {config.draws}, strength {config.strength:g}, "
+            history = [f"desify: {source.name}, draw {k} of {config.draws}, strength {config.strength:g}, "
                        f"{config.sampler} {steps} steps ({nfe} NFE), seed {config.seed}, index {index}",
-                       *(f"desify input: {note}" for note in prepared[i].notes)]
+                       *(f"desify input: {note}" for note in stack.notes[i])]
+            grid = stack.wcs[i] if stack.wcs[i] is not None else default_grid
             cube = Cube(data=image, bands=model.bands, wcs=grid, unit=unit)
-            outputs.append(Output(path=write_cube(cube, names[i][k], provenance=provenance, history=history),
-                                  input=inputs[i], draw=k, index=index))
+            path = write_cube(cube, names[i][k], provenance=provenance, history=history)
+            outputs.append(Output(path=path, input=source, draw=k, index=index))
     return DesifyResult(outputs=outputs, sampler=config.sampler, steps=steps, nfe=nfe, strength=config.strength,
                         seed=config.seed, seconds=time.perf_counter() - start)
 
@@ -493,59 +533,16 @@ def dataset_sources(dataset, indices: set[int]) -> dict[int, str]:
 # ----------------------------------------------------------------------------- preview
 
 MONTAGE_INPUTS = 32  # rows in a preview at most (one per input): a picture, not a catalogue
-MONTAGE_TILE = 96  # pixels per image in the preview (nearest-neighbour enlarged)
-LUPTON_Q = 8.0  # asinh softening of the colour composites (Lupton et al. 2004)
-
-
-def rgb_image(flux: np.ndarray, *, bands: str, stretch: float) -> np.ndarray:
-    """Lupton et al. (2004) asinh colour composite (H, W, 3) uint8 of one (C, H, W) flux image.
-
-    Reddest band -> red, middle -> green, bluest -> blue (grz: z r g); a one-band image is grey.
-    ``stretch`` is the flux of the linear range (astropy's make_lupton_rgb), Q = 8, black at 0.
-    """
-    from astropy.visualization import make_lupton_rgb
-
-    if len(bands) == 1:
-        planes = [flux[0]] * 3
-    elif len(bands) == 3:
-        blue, green, red = band_order(bands)
-        planes = [flux[red], flux[green], flux[blue]]
-    else:
-        raise InputError(f"a colour preview needs 1 or 3 bands, the images have {len(bands)} ({bands})")
-    return make_lupton_rgb(*(np.asarray(p, dtype=np.float64) for p in planes), stretch=stretch, Q=LUPTON_Q)
-
-
-def write_montage(rows: Sequence[Sequence[np.ndarray]], path, *, bands: str, stretch: float,
-                  tile: int = MONTAGE_TILE) -> Path:
-    """A PNG grid of flux images (one list per row), 2 px grey gaps, written atomically."""
-    from PIL import Image
-
-    from galgen.cube import atomic_output
-
-    gap = 2
-    columns = max(len(row) for row in rows)
-    canvas = Image.new("RGB", (columns * (tile + gap) + gap, len(rows) * (tile + gap) + gap), (96, 96, 96))
-    for r, row in enumerate(rows):
-        for c, flux in enumerate(row):
-            image = Image.fromarray(rgb_image(flux, bands=bands, stretch=stretch))
-            canvas.paste(image.resize((tile, tile), Image.Resampling.NEAREST),
-                         (gap + c * (tile + gap), gap + r * (tile + gap)))
-    path = Path(path)
-    with atomic_output(path) as tmp:
-        try:
-            canvas.save(tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot write the preview ({exc})", path=path) from None
-    return path
 
 
 def desify_montage(result: DesifyResult, path, *, model, neighbours: Sequence[Neighbour] = (),
-                   dataset=None) -> Path:
-    """Preview of a run: per input (the first MONTAGE_INPUTS), the input on the model's grid, its draws,
-    then the nearest dataset images of each draw. Everything is shown in flux with one stretch
-    (half the mean upper truncation of the model's normaliser), so the columns compare directly.
+                   dataset=None, zoom: int = 2) -> Path:
+    """Preview PNG of a run: per input (the first MONTAGE_INPUTS), the input on the model's grid, its
+    draws, then the nearest dataset images of each draw, all in flux through galgen.preview's
+    fixed Lupton stretch (the one `galgen sample --preview` uses), so the columns compare directly.
     """
     from galgen.cube import read_cube
+    from galgen.preview import lupton_rgb, montage, save_png
 
     by_output: dict[Path, list[Neighbour]] = {}
     for row in neighbours:
@@ -553,12 +550,12 @@ def desify_montage(result: DesifyResult, path, *, model, neighbours: Sequence[Ne
     by_input: dict[Path, list[Output]] = {}
     for output in result.outputs:
         by_input.setdefault(output.input, []).append(output)
-    rows: list[list[np.ndarray]] = []
+    tiles, columns = [], 1
     for source, draws in list(by_input.items())[:MONTAGE_INPUTS]:
-        shown = model.to_flux(_model_space(_prepare(source, model), model)[None])[0]
-        row = [shown] + [read_cube(o.path, bands=model.bands).data for o in draws]
+        row = [model.to_flux(_model_space(_prepare(source, model), model)[None])[0]]
+        row += [read_cube(o.path, bands=model.bands).data for o in draws]
         for o in draws:
             row += [dataset.normalizer.inverse(np.asarray(dataset.images[n.index])) for n in by_output.get(o.path, [])]
-        rows.append(row)
-    stretch = float(np.mean(model.normalizer.upper)) / 2
-    return write_montage(rows, path, bands=model.bands, stretch=stretch)
+        tiles += [lupton_rgb(flux, model.bands) for flux in row]
+        columns = len(row)
+    return save_png(montage(tiles, columns=columns, zoom=zoom), path)
