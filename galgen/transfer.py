@@ -51,7 +51,7 @@ class DesifyConfig:
     exact: bool | None = None  # one image per network call (bit-identical whatever the batch); None: on CPU only
 
     def __post_init__(self):
-        if not (0.0 < self.strength <= 1.0) or math.isnan(self.strength):
+        if not 0.0 < self.strength <= 1.0:  # NaN fails this too
             raise InputError(f"strength must lie in (0, 1], got {self.strength:g}")
         if self.draws < 1:
             raise InputError(f"draws must be >= 1, got {self.draws}")
