@@ -1,0 +1,130 @@
+"""How fast galgen samples: images/s of its sampling loop beside a diffusers pipeline of the same size.
+
+Run: python benchmarks/sample_speed.py [--model PATH] [--images 8] [--nfe 25] [--threads 1]
+
+Rows, all on the same inputs and the same number of network evaluations (NFE):
+- galgen: pipeline.draw (DPM-Solver++(2M), logSNR spacing) with one image per network call
+  (exact: bit-identical whatever the batch; the CPU default) and with the whole batch per call,
+  fp32 and bf16 autocast;
+- diffusers: UNet2DModel with DPMSolverMultistepScheduler (dpmsolver++, order 2) and with
+  DDPMScheduler, at the same widths (32/64/128, two residual blocks per level, attention at
+  16 and 8 px), its own loop (scheduler.step), fp32 and bf16 autocast;
+then the wall time `galgen sample -n 1000` would take with the defaults (measured on a few
+images through pipeline.sample, FITS writing included, and scaled).
+The default model is galgen's "tiny" preset at 64 px with its initial weights: the speed of a
+network does not depend on its weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from galgen.engine import samplers, weights
+from galgen.engine.train import TrainConfig
+from galgen.engine.unet import UNet, preset
+from galgen.pipeline import SampleConfig, draw, load_model, sample
+
+
+def tiny_model_file(directory: Path) -> Path:
+    """The bundled model's architecture (tiny, 64 px grz) with initial weights, as a weights file."""
+    config = preset("tiny", bands=3, size=64)
+    normalizer = {"bands": "grz", "lower": [-0.035, -0.065, -0.145], "upper": [1.0, 1.5, 2.5]}
+    meta = {"kind": weights.MODEL_KIND, "unet": config.to_dict(), "train": TrainConfig().to_dict(),
+            "schedule": "linear-fine", "timesteps": 1000, "loss": "l2", "normalizer": normalizer, "bands": "grz",
+            "pixel_scale": 0.262, "unit": "nanomaggy", "step": 0}
+    return weights.save_weights(directory / "tiny.safetensors", UNet(config).state_dict(), meta)
+
+
+def time_galgen(model_path: Path, *, images: int, nfe: int, bf16: bool, exact: bool) -> float:
+    model = load_model(model_path, device="cpu", bf16=bf16)
+    sigmas = samplers.select_sigmas(model.denoiser.sigmas, "dpmpp_2m", nfe)
+    draw(model, [0], seed=0, sigmas=sigmas[-3:], sampler="dpmpp_2m", exact=exact)  # warm-up
+    start = time.perf_counter()
+    draw(model, range(images), seed=0, sigmas=sigmas, sampler="dpmpp_2m", exact=exact)
+    return images / (time.perf_counter() - start)
+
+
+def diffusers_unet(size: int):
+    from diffusers import UNet2DModel
+
+    return UNet2DModel(
+        sample_size=size, in_channels=3, out_channels=3, layers_per_block=2, block_out_channels=(32, 64, 128),
+        down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=8,
+    ).eval()
+
+
+def time_diffusers(unet, scheduler_name: str, *, images: int, nfe: int, bf16: bool) -> float:
+    from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+
+    if scheduler_name == "dpmpp_2m":
+        scheduler = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="linear",
+                                                algorithm_type="dpmsolver++", solver_order=2)
+    else:
+        scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+
+    def run(count: int, steps: int):
+        scheduler.set_timesteps(steps)
+        x = torch.randn(count, 3, unet.config.sample_size, unet.config.sample_size,
+                        generator=torch.Generator().manual_seed(0))
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            for t in scheduler.timesteps:
+                out = unet(x, t).sample.float()
+                x = scheduler.step(out, t, x).prev_sample
+        return x
+
+    run(1, 2)  # warm-up
+    start = time.perf_counter()
+    run(images, nfe)
+    return images / (time.perf_counter() - start)
+
+
+def sample_1000_estimate(model_path: Path, *, images: int) -> tuple[float, int]:
+    """Seconds per image of `galgen sample` with its defaults (FITS files included), and the NFE."""
+    model = load_model(model_path, device="cpu")
+    config = SampleConfig(count=images)
+    with tempfile.TemporaryDirectory() as out:
+        sample(model, Path(out) / "warm", config=SampleConfig(count=1, steps=2))
+        result = sample(model, Path(out) / "mocks", config=config)
+    return result.seconds / images, result.nfe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, help="weights file [default: tiny preset, initial weights]")
+    parser.add_argument("--images", type=int, default=8, help="images per timed run (one batch)")
+    parser.add_argument("--nfe", type=int, default=25, help="network evaluations per image")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
+    parser.add_argument("--skip-diffusers", action="store_true", help="only galgen's rows")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_path = args.model or tiny_model_file(Path(tmp))
+        galgen_params = sum(p.numel() for p in load_model(model_path, device="cpu").denoiser.net.parameters())
+        print(f"{args.images} images of 64 px per run, {args.nfe} NFE, {args.threads} thread(s), CPU")
+        print(f"{'loop':52s} {'dtype':5s} {'images/s':>9s} {'s/image':>8s}")
+        for bf16 in (False, True):
+            for exact in (True, False):
+                rate = time_galgen(model_path, images=args.images, nfe=args.nfe, bf16=bf16, exact=exact)
+                name = f"galgen dpmpp_2m, {'1 image' if exact else 'whole batch'} per call ({galgen_params / 1e6:.2f}M)"
+                print(f"{name:52s} {'bf16' if bf16 else 'fp32':5s} {rate:9.3f} {1 / rate:8.2f}")
+        if not args.skip_diffusers:
+            unet = diffusers_unet(64)
+            params = sum(p.numel() for p in unet.parameters())
+            for bf16 in (False, True):
+                for scheduler in ("dpmpp_2m", "ddpm"):
+                    rate = time_diffusers(unet, scheduler, images=args.images, nfe=args.nfe, bf16=bf16)
+                    name = f"diffusers UNet2DModel + {scheduler} scheduler ({params / 1e6:.2f}M)"
+                    print(f"{name:52s} {'bf16' if bf16 else 'fp32':5s} {rate:9.3f} {1 / rate:8.2f}")
+        per_image, nfe = sample_1000_estimate(model_path, images=args.images)
+        print(f"galgen sample defaults (dpmpp_2m, {nfe} NFE, bf16, exact, FITS writing): {per_image:.2f} s/image "
+              f"-> galgen sample -n 1000 ~ {1000 * per_image / 60:.0f} min on {args.threads} thread(s)")
+
+
+if __name__ == "__main__":
+    main()
