@@ -222,6 +222,10 @@ def sample(
     dec: float = typer.Option(0.0, "--dec", help="WCS tangent point, declination in degrees."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a Lupton RGB montage (PNG) of up to 64 mocks."),
     bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Run the network under bf16 autocast."),
+    exact: Optional[bool] = typer.Option(
+        None, "--exact/--batched", help="One image per network call, bit-identical whatever --batch (CPU default), "
+        "or the whole batch per call (GPU default).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
     """Mock galaxies as FITS cubes with WCS, physical units and provenance.
@@ -238,7 +242,7 @@ def sample(
     from galgen.pipeline import SampleConfig, load_model, parse_shard, sample as run_sampling, shard_indices
 
     config = SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
-                          ra=ra, dec=dec)
+                          ra=ra, dec=dec, exact=exact)
     if preview is not None and preview.suffix.lower() != ".png":
         raise InputError("--preview must name a .png file", path=preview)
     devices = None

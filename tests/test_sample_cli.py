@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from galgen.cli import app
+from galgen.cube import read_provenance
 from tiny_model import make_tiny_model
 
 
@@ -78,8 +79,9 @@ def test_missing_and_corrupt_models_exit_2(tmp_path):
 def test_subprocess_writes_mocks_and_reports_json(model_file, tmp_path):
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
     done = subprocess.run([sys.executable, "-m", "galgen", "sample", "-n", "2", "-o", str(tmp_path), "--model",
-                           str(model_file), "--sampler", "ddpm", "--steps", "3", "--shard", "2/2", "--json"],
+                           str(model_file), "--sampler", "ddpm", "--steps", "3", "--shard", "2/2", "--batched", "--json"],
                           capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["written"] == 1
     assert [p.name for p in tmp_path.glob("mock_*.fits")] == ["mock_000001.fits"]
+    assert read_provenance(tmp_path / "mock_000001.fits")["exact"] is False
