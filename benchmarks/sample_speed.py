@@ -7,8 +7,10 @@ Rows, all on the same inputs and the same number of network evaluations (NFE):
   (exact: bit-identical whatever the batch; the CPU default) and with the whole batch per call,
   fp32 and bf16 autocast;
 - diffusers: UNet2DModel with DPMSolverMultistepScheduler (dpmsolver++, order 2) and with
-  DDPMScheduler, at the same widths (32/64/128, two residual blocks per level, attention at
-  16 and 8 px), its own loop (scheduler.step), fp32 and bf16 autocast;
+  DDPMScheduler, at the same widths (32/64/128, two residual blocks per level, 32-channel
+  attention heads at 16 px and in the middle block; diffusers' last level does not downsample,
+  so its middle block runs at 16 px where galgen's runs at 8), its own loop (scheduler.step),
+  fp32 and bf16 autocast;
 then the wall time `galgen sample -n 1000` would take with the defaults (measured on a few
 images through pipeline.sample, FITS writing included, and scaled).
 The default model is galgen's "tiny" preset at 64 px with its initial weights: the speed of a
@@ -54,8 +56,8 @@ def diffusers_unet(size: int):
 
     return UNet2DModel(
         sample_size=size, in_channels=3, out_channels=3, layers_per_block=2, block_out_channels=(32, 64, 128),
-        down_block_types=("DownBlock2D", "AttnDownBlock2D", "AttnDownBlock2D"),
-        up_block_types=("AttnUpBlock2D", "AttnUpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=8,
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8, attention_head_dim=32,
     ).eval()
 
 
