@@ -124,3 +124,22 @@ def side_by_side(left: Sequence[np.ndarray], right: Sequence[np.ndarray], out_pn
     draw.text((panels[0].shape[1] + gap + 2, 1), labels[1], fill=(255, 255, 255))
     draw.text((2, label_h + height + 1), stretch.describe(), fill=(200, 200, 200))
     return save_png(np.asarray(image), out_png)
+
+
+def mocks_beside_simulations(mock_paths: Sequence, out_png, *, sim_seed: int = 1000, columns: int | None = None,
+                             zoom: int = 2, stretch: Stretch = Stretch()) -> Path:
+    """N mocks (FITS files) beside N fresh `galgen simulate` galaxies of seed ``sim_seed``, same stretch.
+
+    The simulations take the mocks' size and pixel scale (0.262 arcsec without a WCS); they need
+    GalSim. The figure for the closing note: does the model's population look like its training
+    distribution?
+    """
+    from galgen.cube import read_cube
+    from galgen.simulate import BANDS, PIXEL_SCALE, draw_galaxy
+
+    cubes = [read_cube(p, bands=BANDS) for p in mock_paths]
+    size = cubes[0].shape[-1]
+    scale = cubes[0].pixel_scale or PIXEL_SCALE
+    sims = [draw_galaxy(sim_seed, i, size=size, pixel_scale=scale)[0] for i in range(len(cubes))]
+    return side_by_side([c.data for c in cubes], sims, out_png, bands=BANDS, columns=columns, zoom=zoom,
+                        stretch=stretch)

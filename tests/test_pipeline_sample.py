@@ -24,18 +24,8 @@ from galgen.pipeline import (
 from tiny_model import make_tiny_model
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads run 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory):
-    torch.set_num_threads(1)
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 

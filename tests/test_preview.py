@@ -55,3 +55,17 @@ def test_preview_files_and_side_by_side_write_pngs(tmp_path):
     both = side_by_side(flux, flux, tmp_path / "s.png", columns=2, zoom=1)
     width, height = Image.open(both).size
     assert width == 2 * (2 * 12 + 2) + 8 and height == (2 * 12 + 2) + 28
+
+
+def test_mocks_beside_simulations_draws_as_many_simulations(tmp_path):
+    pytest.importorskip("galsim")
+    from galgen.preview import mocks_beside_simulations
+
+    cube = Cube(data=np.zeros((3, 32, 32)), bands="grz", wcs=make_wcs((32, 32), pixel_scale=0.262))
+    paths = [write_cube(cube, tmp_path / f"mock_{i}.fits") for i in range(2)]
+    png = mocks_beside_simulations(paths, tmp_path / "both.png", columns=2, zoom=1)
+    picture = np.asarray(Image.open(png))
+    assert picture.shape == ((32 + 4) + 28, 2 * (2 * 34 + 2) + 8, 3)
+    panel = picture[14 : 14 + 36]
+    assert not panel[:, : 2 * 34 + 2].any()  # the mocks are empty sky: black
+    assert panel[:, 2 * 34 + 2 + 8 :].any()  # the simulations are not
