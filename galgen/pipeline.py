@@ -377,7 +377,7 @@ def _sample_on_workers(model, out_dir: Path, indices, *, devices, config: Sample
     ]
     for job in jobs:
         job.start()
-    written, running, failure = [], len(jobs), None
+    written, running, failure, finished = [], len(jobs), None, False
     try:
         while running:
             kind, payload = _next_message(queue, jobs)
@@ -388,9 +388,10 @@ def _sample_on_workers(model, out_dir: Path, indices, *, devices, config: Sample
                 running -= 1
             elif kind == "error":
                 failure, running = payload, 0
+        finished = failure is None
     finally:
-        for job in jobs:
-            if failure is not None and job.is_alive():
+        for job in jobs:  # on an error or an interrupt the others stop too (their files are whole or absent)
+            if not finished and job.is_alive():
                 job.terminate()
             job.join()
     if failure is not None:

@@ -160,3 +160,13 @@ def test_two_worker_processes_write_what_one_process_writes(model_file, tmp_path
     assert sum(seen) == pytest.approx(5.0)
     one, two = data_of(tmp_path / "one", 5), data_of(tmp_path / "two", 5)
     assert all(one[i].tobytes() == two[i].tobytes() for i in range(5))
+
+
+@pytest.mark.slow
+def test_a_failing_worker_is_a_runtime_failure_naming_it(model_file, tmp_path):
+    from galgen.errors import RuntimeFailure
+
+    model = load_model(model_file, device="cpu")
+    with pytest.raises(RuntimeFailure, match="worker 1 on cuda:99"):
+        sample(model, tmp_path, config=SampleConfig(count=4, steps=1), devices=["cpu", "cuda:99"])
+    assert not list(tmp_path.glob(".tmp-*"))
