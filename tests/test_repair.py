@@ -11,7 +11,16 @@ from galgen.engine.unet import UNet, UNetConfig
 from galgen.engine.weights import MODEL_KIND, save_weights
 from galgen.errors import InputError
 from galgen.pipeline import load_model
-from galgen.repair import InpaintSettings, axis_cores, check_mask, inpaint_cube, plan_tiles, read_mask, tiles_for
+from galgen.repair import (
+    InpaintSettings,
+    axis_cores,
+    check_mask,
+    inpaint_cube,
+    inpaint_stamps,
+    plan_tiles,
+    read_mask,
+    tiles_for,
+)
 
 TINY = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
 NORMALIZER = {"bands": "grz", "lower": [-0.05, -0.05, -0.1], "upper": [1.0, 1.5, 2.0]}
@@ -190,3 +199,18 @@ def test_the_default_margin_is_an_eighth_of_the_model(tiny_model):
     tiles = tiles_for(image, mask, model=tiny_model, settings=InpaintSettings())
     cores = axis_cores(64, size=16, margin=2)
     assert len(tiles) == len(cores)  # one row of cores
+
+
+def test_stamps_in_one_batch_match_the_single_image_path(tiny_model):
+    first, second = galaxy((3, 16, 16), seed=1), galaxy((3, 16, 16), seed=2)
+    masks = np.zeros((2, 1, 16, 16), dtype=bool)
+    masks[0, 0, 7:9, :] = True
+    masks[1, 0, :, 3] = True
+    stamps = np.stack([first.data, second.data])
+    filled = inpaint_stamps(stamps, masks, model=tiny_model, settings=FAST)
+    alone = inpaint_cube(first, np.broadcast_to(masks[0], first.shape), model=tiny_model, settings=FAST)
+    np.testing.assert_allclose(filled[0], alone.data, atol=1e-5)
+    outside = ~np.broadcast_to(masks, stamps.shape)
+    assert np.array_equal(filled[outside], stamps[outside])
+    with pytest.raises(InputError, match="stamps must be"):
+        inpaint_stamps(stamps[:, :, :8], masks[:, :, :8], model=tiny_model, settings=FAST)
