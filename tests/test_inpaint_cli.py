@@ -155,3 +155,24 @@ def test_real_subprocess(files, tmp_path):
                          capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert bad.stderr.strip().endswith("nope.fits: no such file")
+
+
+@pytest.mark.realdata
+def test_a_real_424_px_decals_cutout_is_filled_in_tiles(decals_dir, files, tmp_path):
+    from galgen.trails import Trail, trail_mask
+
+    _, model = files
+    cutout = decals_dir / "example_a.fits"
+    image = read_cube(cutout)
+    trail = trail_mask(image.shape[1:], Trail(angle=28.0, offset=3.0, width=3.0, brightness=(1.0,) * 3))
+    mask = mask_file(tmp_path / "trail.fits", trail, wcs=image.wcs)
+    out = tmp_path / "fixed.fits"
+    result = invoke(cutout, "--mask", mask, "-o", out, "--model", model, "--steps", "2", "--jump", "1",
+                    "--resample", "1", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["tiles"] > 20 and summary["filled_pixels"] == 3 * trail.sum()
+    assert "differs from the model's 0.262" in result.stderr  # the cutouts are resampled to 0.1 arcsec
+    after = read_cube(out)
+    outside = ~np.broadcast_to(trail, image.shape)
+    assert np.array_equal(after.data[outside], image.data[outside]) and np.isfinite(after.data).all()
