@@ -71,9 +71,9 @@ def test_missing_and_corrupt_models_exit_2(tmp_path):
 
 
 def test_subprocess_writes_mocks_and_reports_json(model_file, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "galgen", "sample", "-n", "2", "-o", str(tmp_path), "--model",
-                           str(model_file), "--sampler", "ddpm", "--steps", "3", "--shard", "2/2", "--batched", "--json"],
-                          capture_output=True, text=True)
+    args = ["-n", "2", "-o", tmp_path, "--model", model_file, "--sampler", "ddpm", "--steps", "3", "--shard", "2/2",
+            "--batched", "--json"]
+    done = subprocess.run([sys.executable, "-m", "galgen", "sample", *map(str, args)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["written"] == 1
     assert [p.name for p in tmp_path.glob("mock_*.fits")] == ["mock_000001.fits"]
