@@ -398,3 +398,16 @@ def test_neighbours_check_the_dataset(tmp_path, model):
         check_dataset(dataset, k=1, bands="grz", size=SIZE)
     with pytest.raises(InputError, match="must lie in 1..4"):
         check_dataset(dataset, k=5)
+
+
+def test_calibration_factors_cancel_on_fits_input_and_are_recorded(tmp_path, identity_model):
+    # FITS flux is divided by the model's calibration before normalising and multiplied back after,
+    # so at a tiny strength a calibrated model returns the input flux (not factor x flux)
+    calibration = {"factors": {"g": 2.0, "r": 1.0, "z": 0.5}}
+    calibrated = dataclasses.replace(identity_model, factors=np.array([2.0, 1.0, 0.5], np.float32),
+                                     meta={**identity_model.meta, "calibration": calibration})
+    path = gaussian_cube(tmp_path / "galaxy.fits", n=SIZE, scale=0.262, sigma_px=2.0, flux=5.0)
+    result = desify([path], tmp_path / "out", model=calibrated, config=DesifyConfig(strength=0.001, steps=2))
+    before, after = read_cube(path).data, read_cube(result.outputs[0].path).data
+    np.testing.assert_allclose(after, before, atol=0.02)
+    assert read_provenance(result.outputs[0].path)["calibration"] == calibration["factors"]
