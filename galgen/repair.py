@@ -218,6 +218,25 @@ def scale_note(image: Cube, model) -> Optional[str]:
             f"(x{ratio:.2f}): the fill has the training data's structure per pixel, not per arcsec")
 
 
+def clipping_note(flux: np.ndarray, mask: np.ndarray, *, model, reach: int = 2) -> Optional[str]:
+    """A sentence when known pixels next to the mask exceed the model's upper truncation, else None.
+
+    ``flux`` and ``mask`` (C, H, W) in the model's bands. The normaliser clips at its upper limit A
+    (times the calibration factor), so fills beside such pixels (a trail across a bright galaxy
+    core) are capped at A and come out too faint there.
+    """
+    from scipy.ndimage import binary_dilation
+
+    upper = np.asarray(model.normalizer.upper) * model.factors
+    ring = binary_dilation(mask, structure=np.ones((1, 2 * reach + 1, 2 * reach + 1), dtype=bool)) & ~mask
+    bright = ring & (flux > upper[:, None, None])
+    if not bright.any():
+        return None
+    limits = ", ".join(f"{b} {a:.3g}" for b, a in zip(model.bands, upper))
+    return (f"{int(bright.sum())} known pixels beside the mask exceed the model's upper truncation ({limits}): "
+            "fills there are capped at it and too faint")
+
+
 def tiles_for(image: Cube, mask: np.ndarray, *, model, settings: InpaintSettings) -> list[Tile]:
     """The tiles `inpaint_cube` will run for this (model-band) mask."""
     size = model.size
@@ -277,8 +296,8 @@ def inpaint_cube(image: Cube, mask: np.ndarray, *, model, settings: InpaintSetti
     std[rows] = np.where(chosen, moments.std.numpy().astype(np.float32), 0.0)
     filled = np.zeros(image.shape, dtype=bool)
     filled[rows] = chosen
-    note = scale_note(image, model)
-    return InpaintResult(data=data, std=std, mask=filled, tiles=len(tiles), nfe=nfe, notes=[note] if note else [])
+    notes = [scale_note(image, model), clipping_note(image.data[rows], chosen, model=model)]
+    return InpaintResult(data=data, std=std, mask=filled, tiles=len(tiles), nfe=nfe, notes=[n for n in notes if n])
 
 
 def inpaint_stamps(images: np.ndarray, masks: np.ndarray, *, model, settings: InpaintSettings = InpaintSettings(),

@@ -214,3 +214,13 @@ def test_stamps_in_one_batch_match_the_single_image_path(tiny_model):
     assert np.array_equal(filled[outside], stamps[outside])
     with pytest.raises(InputError, match="stamps must be"):
         inpaint_stamps(stamps[:, :, :8], masks[:, :, :8], model=tiny_model, settings=FAST)
+
+
+def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model):
+    image, mask = galaxy(), diagonal_mask()
+    assert inpaint_cube(image, mask, model=tiny_model, settings=FAST).notes == []  # the blob peaks below upper
+    row = 20
+    beside = np.nonzero(mask[0, row])[0].max() + 1  # the first known pixel right of the trail in this row
+    image.data[1, row, beside] = 5.0  # above r's upper limit 1.5
+    notes = inpaint_cube(image, mask, model=tiny_model, settings=FAST).notes
+    assert any(note.startswith("1 known pixels beside the mask exceed") and "r 1.5" in note for note in notes)
