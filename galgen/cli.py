@@ -279,9 +279,9 @@ def inpaint(
     mask_nans: bool = typer.Option(
         False, "--mask-nans", help="Also fill the image's own bad pixels (NaN, BLANK, MASK extension, no-coverage zeros)."
     ),
-    model: Optional[Path] = typer.Option(None, "--model", help="Weights file [default: the bundled model]."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
     sampler: str = typer.Option("ddim", "--sampler", help="ddim (eta=1), ddpm, dpmpp_2m or heun."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampler steps [default: the sampler's, ddim 50]."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the sampler's own, ddim 50)."),
     resample: int = typer.Option(3, "--resample", min=1, help="RePaint resampling count r (1 = none)."),
     jump: int = typer.Option(5, "--jump", min=1, help="RePaint jump length j in steps."),
     draws: int = typer.Option(1, "--draws", "-k", min=1, help="Independent fills: output their mean, STD their spread."),
@@ -293,8 +293,7 @@ def inpaint(
 ):
     """Fill occluded pixels (satellite trails, bad columns) by guided diffusion.
 
-    Pixels outside the mask are copied bit for bit; images larger than the model are filled in
-    model-sized tiles around the masked pixels.
+    Pixels outside the mask are copied bit for bit; large images are filled in model-sized tiles.
 
     Example: galgen inpaint image.fits --mask trail.fits -o fixed.fits --draws 8
     """
