@@ -16,7 +16,8 @@ from typing import List, Optional
 import typer
 
 from galgen import __version__
-from galgen.errors import GalgenError, NotImplementedYet
+from galgen.console import print_table
+from galgen.errors import GalgenError
 
 app = typer.Typer(
     name="galgen",
@@ -81,10 +82,6 @@ def _root(
     ),
 ):
     """Realistic galaxy images from a denoising diffusion model (Smith et al. 2022)."""
-
-
-def _not_built(name: str):
-    raise NotImplementedYet(f"'galgen {name}' is not implemented yet")
 
 
 @app.command()
@@ -389,7 +386,7 @@ def desify(
     stdout.print(f"wrote {summary['count']} file(s) to {output}: strength {strength:g}, {sampler} {result.steps} "
                  f"steps ({result.nfe} NFE), {result.seconds:.1f} s", markup=False, highlight=False)
     if rows:
-        _print_rows(f"{neighbours} nearest images of {dataset} (normalised pixel distance)",
+        print_table(f"{neighbours} nearest images of {dataset} (normalised pixel distance)",
                     ("output", "rank", "index", "source", "distance"),
                     [(r.output.name, str(r.rank), str(r.index), r.source or "-", f"{r.distance:.4g}") for r in rows])
 
@@ -405,6 +402,14 @@ def sgd(
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap draws per distance (default mode)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap, the baseline split and the reference shuffle."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the paper's figure 4 (histograms) to this image."),
+    morphology: bool = typer.Option(False, "--morphology", help="Also compare Gini, M20, C, A, S, ... (statmorph)."),
+    workers: int = typer.Option(2, "--workers", "-j", min=1, help="Processes for --morphology."),
+    train: Optional[Path] = typer.Option(
+        None, "--train", help="Training dataset: memorisation check (REAL must be held out from it)."
+    ),
+    fid_weights: Optional[Path] = typer.Option(
+        None, "--fid-weights", help="Local TorchScript Inception-v3 file for the FID (never downloaded)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ):
     """Population distance between real and mock galaxies (Synthetic Galaxy Distance).
@@ -413,31 +418,59 @@ def sgd(
 
     Example: galgen sgd real/ mocks/ --json
     """
-    from galgen.console import print_json, progress
+    from galgen.console import print_json, progress, stdout
     from galgen.errors import InputError
     from galgen.metrics.population import MODES, SGDConfig, plot_histograms, synthetic_galaxy_distance
     from galgen.stack import load_pair
 
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    config = SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed)
     real_pop, mock_pop = load_pair(real, mock, show_progress=True)
     with progress(len(real_pop) + len(mock_pop), "measuring") as advance:
         result = synthetic_galaxy_distance(
             real_pop.flux, mock_pop.flux, bands=real_pop.bands, pixel_scale=real_pop.pixel_scales,
-            mock_pixel_scale=mock_pop.pixel_scales, config=SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed),
+            mock_pixel_scale=mock_pop.pixel_scales, config=config,
             on_progress=advance,
         )
     result.notes[:0] = real_pop.notes + mock_pop.notes
     summary = result.to_dict()
-    # ---- METRICS-B: morphology (--morphology), memorisation (--train), FID (--fid-weights) go here, ----
-    # ---- each adding its own key to `summary` and its own table below. ----
+    extras = _sgd_extras(real_pop, mock_pop, config=config, morphology=morphology, workers=workers,
+                         train=train, fid_weights=fid_weights)
+    summary.update({name: value.to_dict() for name, value in extras.items()})
     if plot is not None:
         plot_histograms(result, plot)
     if json_out:
         print_json(summary)
         return
-    _print_rows(f"SGD ({result.mode} mode): {result.n_real} real vs {result.n_mock} mock", result.TABLE_HEADER,
+    print_table(f"SGD ({result.mode} mode): {result.n_real} real vs {result.n_mock} mock", result.TABLE_HEADER,
                 result.table_rows(), notes=result.notes)
+    if "morphology" in extras:
+        print_table("morphology (statmorph)", result.TABLE_HEADER, extras["morphology"].table_rows(),
+                    notes=extras["morphology"].notes)
+    if "memorisation" in extras:
+        stdout.print(f"memorisation: {extras['memorisation'].verdict}", markup=False, highlight=False)
+    if "fid" in extras:
+        stdout.print(extras["fid"].message, markup=False, highlight=False)
+
+
+def _sgd_extras(real_pop, mock_pop, *, config, morphology, workers, train, fid_weights) -> dict:
+    """The optional comparisons asked for on the command line, by name."""
+    from galgen import comparison
+    from galgen.console import progress
+
+    extras = {}
+    if morphology:
+        with progress(len(real_pop) + len(mock_pop), "morphology") as advance:
+            extras["morphology"] = comparison.compare_morphology(
+                real_pop.flux, mock_pop.flux, bands=real_pop.bands, config=config, unit=real_pop.unit,
+                workers=workers, on_progress=advance)
+    if train is not None:
+        with progress(None, "nearest training images") as advance:
+            extras["memorisation"] = comparison.check_memorisation(train, real_pop.flux, mock_pop.flux,
+                                                                   on_progress=advance)
+    extras["fid"] = comparison.compare_fid(real_pop.flux, mock_pop.flux, weights=fid_weights)
+    return extras
 
 
 @app.command()
@@ -479,24 +512,7 @@ def calibrate(
         print_json({**result.to_dict(), "written_to": None if write_to is None else str(write_to)})
         return
     rows = [(f.band, f"{f.factor:.4f}", f"{f.offset:.4g}", f"{f.scatter:.4g}", str(f.pairs)) for f in result.fits]
-    _print_rows(f"Flux calibration: {result.method}", ("band", "m", "c", "scatter", "pairs"), rows, notes=result.notes)
-
-
-def _print_rows(title: str, header, rows, *, notes=()) -> None:
-    """A rich table on stdout, then one line per note (metrics commands)."""
-    from rich.markup import escape
-    from rich.table import Table
-
-    from galgen.console import stdout
-
-    table = Table(title=escape(title), title_justify="left")
-    for name in header:
-        table.add_column(escape(name), justify="left" if name in ("property", "band") else "right")
-    for row in rows:
-        table.add_row(*(escape(cell) for cell in row))  # units such as [arcsec] are text, not markup
-    stdout.print(table)
-    for note in notes:
-        stdout.print(f"note: {note}", markup=False, highlight=False)
+    print_table(f"Flux calibration: {result.method}", ("band", "m", "c", "scatter", "pairs"), rows, notes=result.notes)
 
 
 @app.command()

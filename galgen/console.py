@@ -22,6 +22,21 @@ def print_json(obj) -> None:
     sys.stdout.flush()
 
 
+def print_table(title: str, header, rows, *, notes=()) -> None:
+    """A rich table on stdout, then one line per note; cells are plain text, never rich markup."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(title), title_justify="left")
+    for name in header:
+        table.add_column(escape(name), justify="left" if name in ("property", "band") else "right")
+    for row in rows:
+        table.add_row(*(escape(cell) for cell in row))  # units such as [arcsec] are text, not markup
+    stdout.print(table)
+    for note in notes:
+        stdout.print(f"note: {note}", markup=False, highlight=False)
+
+
 def _jsonable(value):
     # numpy scalars and arrays, paths: everything else is a bug worth a TypeError
     if hasattr(value, "tolist"):

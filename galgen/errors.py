@@ -26,12 +26,6 @@ class NotAnImage(InputError):
     """A readable FITS file that holds no image (a catalogue table, say); loaders may skip it."""
 
 
-class NotImplementedYet(GalgenError):
-    """The command exists in the interface but has not been built yet."""
-
-    exit_code = 2
-
-
 class RuntimeFailure(GalgenError):
     """The inputs were fine but the work failed (out of memory, no GPU, interrupted)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from galgen.errors import InputError
 from galgen.metrics.memorization import memorisation_report, summarise_distances
 
 
@@ -59,5 +60,5 @@ def test_drift_towards_training_set_is_reported_without_copies():
 
 def test_too_few_held_out_images_is_refused(split):
     train, real, mocks = split
-    with pytest.raises(ValueError, match="at least 20"):
+    with pytest.raises(InputError, match="at least 20"):
         memorisation_report(mocks, train, real[:5])

@@ -14,6 +14,7 @@ from typing import Callable
 import numpy as np
 from scipy import stats
 
+from galgen.errors import InputError
 from galgen.metrics.neighbours import DEFAULT_CHUNK_ROWS, nearest_neighbours
 
 COPY_FACTOR = 0.5        # a near-copy is closer than this times the real 1st-percentile distance
@@ -75,7 +76,7 @@ def memorisation_report(mocks, train, held_out, *, chunk_rows: int = DEFAULT_CHU
         two-sample KS statistic, the near-copies (:math:`d < 0.5\,p_1^{real}`) and a verdict.
     """
     if len(held_out) < 20:
-        raise ValueError(f"need at least 20 held-out real images for the percentiles, got {len(held_out)}")
+        raise InputError(f"the memorisation check needs at least 20 held-out real images, got {len(held_out)}")
     # one pass over the (possibly huge) training set for both query sets
     queries = np.concatenate([np.asarray(mocks, np.float32), np.asarray(held_out, np.float32)])
     distances, _ = nearest_training_distance(queries, train, chunk_rows=chunk_rows, progress=progress)

@@ -1,0 +1,59 @@
+"""`galgen sgd --morphology / --train / --fid-weights`: the comparisons beyond photometry."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from galgen.cli import app
+from test_sgd_cli import population
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("extras")
+    return population(root / "real", 24, seed=11), population(root / "mock", 12, seed=12, brighter=3.0)
+
+
+def test_morphology_table_and_fid_skip_in_json(pair):
+    real, mock = pair
+    result = CliRunner().invoke(app, ["sgd", str(real), str(mock), "--json", "--bootstrap", "20", "--morphology",
+                                      "-j", "1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    morph = summary["morphology"]["properties"]
+    assert {"gini", "m20", "concentration", "asymmetry", "bulge"} <= set(morph)
+    assert all(row["w1"] is None or row["w1"] >= 0 for row in morph.values())
+    assert summary["fid"]["fid"] is None and "skipped" in summary["fid"]["message"]
+
+
+def test_memorisation_flags_mocks_copied_from_the_training_set(pair, tmp_path):
+    from galgen.dataset import open_dataset
+    from galgen.prep import PrepConfig, prep_dataset
+
+    real, mock = pair
+    prep_dataset(sorted(mock.glob("*.fits")), tmp_path / "train", config=PrepConfig(size=32))
+    train = open_dataset(tmp_path / "train")
+    assert len(train) == 12
+    # the "mocks" are the training images themselves: every one is a near-copy
+    copied = CliRunner().invoke(app, ["sgd", str(real), str(mock), "--json", "--bootstrap", "0",
+                                      "--train", str(tmp_path / "train")])
+    assert copied.exit_code == 0, copied.output
+    report = json.loads(copied.stdout)["memorisation"]
+    assert report["near_copies"] == 12 and report["median_mock_to_train"] == pytest.approx(0.0, abs=1e-3)
+
+
+def test_memorisation_rejects_a_training_set_larger_than_the_stamps(pair, tmp_path):
+    from galgen.prep import PrepConfig, prep_dataset
+
+    real, mock = pair
+    big = tmp_path / "big"
+    big.mkdir()
+    population(big / "cubes", 4, seed=5, size=48)
+    prep_dataset(sorted((big / "cubes").glob("*.fits")), big / "train", config=PrepConfig(size=48))
+    result = CliRunner().invoke(app, ["sgd", str(real), str(mock), "--train", str(big / "train")])
+    assert result.exit_code == 2 and "smaller than the training set" in result.output
+    assert "Traceback" not in result.output
