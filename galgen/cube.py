@@ -10,14 +10,12 @@ long strings through the CONTINUE convention.
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from astropy.io import fits
@@ -25,6 +23,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
 from galgen import __version__
+from galgen.atomic import atomic_output  # noqa: F401 - re-exported: callers write through cube
 from galgen.errors import InputError, NotAnImage
 from galgen.provenance import add_history, provenance_from_header, provenance_to_header
 
@@ -458,26 +457,6 @@ def _same_grid(plane: Cube, ref: Cube) -> bool:
 
 
 # ----------------------------------------------------------------------------- writing
-
-
-@contextmanager
-def atomic_output(path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` on success, remove it on error.
-
-    The temporary name ends with the final name, so suffix-driven writers (``.fits.gz``)
-    behave the same. A missing directory is an InputError.
-    """
-    path = Path(path)
-    directory = path.parent
-    if not directory.is_dir():
-        raise InputError("output directory does not exist", path=directory)
-    tmp = directory / f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def make_wcs(shape_yx: tuple[int, int], *, pixel_scale: float, ra: float = 180.0, dec: float = 0.0) -> WCS:

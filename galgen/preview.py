@@ -81,7 +81,7 @@ def save_png(image: np.ndarray, path) -> Path:
     """Write an RGB uint8 array as PNG, atomically (temporary name, then rename)."""
     from PIL import Image
 
-    from galgen.cube import atomic_output
+    from galgen.atomic import atomic_output
 
     path = Path(path)
     with atomic_output(path) as tmp:

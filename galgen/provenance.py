@@ -16,7 +16,6 @@ import math
 import re
 import textwrap
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Sequence
 
 from galgen import __version__

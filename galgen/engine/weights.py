@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Mapping
 
+from galgen.atomic import atomic_output
 from galgen.errors import InputError
 
 METADATA_KEY = "galgen"
@@ -28,31 +26,13 @@ CHECKPOINT_KIND = "galgen-checkpoint"
 _MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
 
 
-@contextmanager
-def atomic_path(path):
-    """A temporary file beside ``path``, renamed onto it on success and removed on error."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make shared model files unreadable to others
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_weights(path, state_dict: Mapping, metadata: dict) -> Path:
     """Write tensors and JSON metadata as one safetensors file, atomically."""
     from safetensors.torch import save_file
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
     header = {"format": "pt", METADATA_KEY: json.dumps(metadata, allow_nan=False, sort_keys=True)}
-    with atomic_path(path) as tmp:
+    with atomic_output(path, parents=True) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     return Path(path)
 

@@ -574,7 +574,7 @@ def plot_histograms(result: SGDResult, path, *, labels=("real", "mock")) -> None
         ax.set_visible(False)
     fig.suptitle(f"SGD {result.sgd:.3g} ({result.mode} mode)")
     fig.tight_layout()
-    from galgen.cube import atomic_output
+    from galgen.atomic import atomic_output
 
     try:
         with atomic_output(path) as tmp:
