@@ -7,9 +7,33 @@ stays fast and never pulls in torch.
 __version__ = "0.1.0"
 
 _PUBLIC = {
+    # FITS cubes and provenance
     "Cube": "galgen.cube",
     "read_cube": "galgen.cube",
+    "read_band_files": "galgen.cube",
     "write_cube": "galgen.cube",
+    "read_table": "galgen.cube",
+    "write_table": "galgen.cube",
+    "make_wcs": "galgen.cube",
+    "read_provenance": "galgen.cube",
+    "make_provenance": "galgen.provenance",
+    # data preparation
+    "Normalizer": "galgen.normalize",
+    "open_dataset": "galgen.dataset",
+    "prep_dataset": "galgen.prep",
+    "PrepConfig": "galgen.prep",
+    "draw_galaxy": "galgen.simulate",
+    # models and what they make
+    "load_model": "galgen.pipeline",
+    "sample": "galgen.pipeline",
+    "SampleConfig": "galgen.pipeline",
+    "inpaint_cube": "galgen.repair",
+    "InpaintSettings": "galgen.repair",
+    "desify": "galgen.transfer",
+    "DesifyConfig": "galgen.transfer",
+    # population metrics
+    "synthetic_galaxy_distance": "galgen.metrics.population",
+    "SGDConfig": "galgen.metrics.population",
 }
 
 
