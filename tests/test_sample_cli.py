@@ -36,7 +36,7 @@ def test_json_summary_then_resume_then_info(model_file, tmp_path):
     info = CliRunner().invoke(app, ["info", str(out / "mock_000003.fits"), "--json"])
     provenance = json.loads(info.stdout)["files"][0]["provenance"]
     assert (provenance["seed"], provenance["index"], provenance["steps"]) == (7, 3, 2)
-    assert provenance["command"].startswith("galgen ")
+    assert provenance["command"].split()[0] == "galgen"  # under CliRunner sys.argv is the test runner's
 
 
 def test_preview_png_has_one_tile_per_mock(model_file, tmp_path):
