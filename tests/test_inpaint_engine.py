@@ -9,7 +9,7 @@ from galgen.engine import samplers as S
 from galgen.engine.inpaint import RunningMoments, inpaint, inpaint_draws, repaint_moves, repaint_nfe, repaint_steps
 from galgen.errors import InputError
 from galgen.engine.schedules import alphas_cumprod, sigmas_from_alphas_cumprod
-from test_samplers import Gaussian, RowNoise, one_thread  # noqa: F401 - one_thread is an autouse fixture
+from test_samplers import Gaussian, RowNoise
 
 LINEAR = sigmas_from_alphas_cumprod(alphas_cumprod("linear", 1000))
 SIZE = 5

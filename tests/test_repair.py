@@ -27,14 +27,6 @@ NORMALIZER = {"bands": "grz", "lower": [-0.05, -0.05, -0.1], "upper": [1.0, 1.5,
 FAST = InpaintSettings(steps=4, jump=2, resample=2)  # 6 NFE per tile: seconds, not minutes
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads run far slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def write_tiny_model(path, *, pixel_scale=0.262, **extra):
     """A random 16 px grz model with the metadata 'galgen train' writes."""

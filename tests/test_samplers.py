@@ -15,14 +15,6 @@ COSINE = sigmas_from_alphas_cumprod(alphas_cumprod("cosine", 1000))
 DETERMINISTIC = ["ddim", "dpmpp_2m", "heun"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # tiny tensors on a shared CPU: thread hand-offs would cost more than the arithmetic
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 class Gaussian:
     """Ideal denoiser for x0 ~ N(mu, s^2) per pixel: D(x, sigma) = (s^2 x + sigma^2 mu) / (s^2 + sigma^2)."""

@@ -26,14 +26,6 @@ SMALL = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), h
 QUICK = dict(batch=4, warmup=2, log_every=1, checkpoint_every=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads run 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def images():

@@ -10,14 +10,6 @@ from galgen.engine.unet import PRESETS, SelfAttention, UNet, UNetConfig, count_p
 SMALL = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads run 20x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def randomised(config: UNetConfig) -> UNet:
     """A network whose zero-initialised output layers are made non-zero, so outputs depend on inputs."""
