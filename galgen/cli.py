@@ -214,6 +214,9 @@ def sample(
     sampler: str = typer.Option("dpmpp_2m", "--sampler", help="ddpm (the paper, 1000 steps), ddim, dpmpp_2m or heun."),
     steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps [default: the sampler's own, dpmpp_2m 25]."),
     device: str = typer.Option("auto", "--device", help="auto (every GPU, else CPU), cpu, cuda or cuda:N."),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-j", min=1, help="Processes [default: one per GPU, else one per CPU core for n >= 8]."
+    ),
     shard: str = typer.Option("1/1", "--shard", help="k/n: make only the indices i with i % n == k-1."),
     ra: float = typer.Option(180.0, "--ra", help="WCS tangent point, right ascension in degrees."),
     dec: float = typer.Option(0.0, "--dec", help="WCS tangent point, declination in degrees."),
@@ -232,21 +235,18 @@ def sample(
 
     Example: galgen sample -n 1000 -o mocks/ --seed 1 --preview mocks.png
     """
-    import torch
-
     from galgen.console import print_json, progress, stdout
     from galgen.errors import InputError
-    from galgen.pipeline import SampleConfig, load_model, parse_shard, sample as run_sampling, shard_indices
+    from galgen.pipeline import SampleConfig, load_model, parse_shard, plan_devices, sample as run_sampling, shard_indices
 
     config = SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
                           ra=ra, dec=dec, exact=exact)
     if preview is not None and preview.suffix.lower() != ".png":
         raise InputError("--preview must name a .png file", path=preview)
-    devices = None
-    if device == "auto" and torch.cuda.device_count() > 1:
-        devices = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     loaded = load_model(model, device=device, bf16=bf16)
-    with progress(len(shard_indices(config.count, config.shard)), "sample") as advance:
+    todo = len(shard_indices(config.count, config.shard))
+    devices = plan_devices(loaded.device, requested=device, workers=workers, count=todo)
+    with progress(todo, "sample") as advance:
         result = run_sampling(loaded, output, config=config, command=command_line(), devices=devices,
                               on_progress=advance)
     summary = result.to_dict()

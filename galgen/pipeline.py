@@ -293,6 +293,24 @@ def sample(
     )
 
 
+def plan_devices(device: torch.device, *, requested: str = "auto", workers: int | None = None,
+                 count: int = 0) -> list[str] | None:
+    """The devices of the sampling processes (None: this process alone).
+
+    ``requested="auto"`` on a machine with several GPUs uses them all, one process each. On the
+    CPU a single process with several threads scales poorly on 64 px images, so runs of 8 or more
+    images use one single-threaded process per core. ``workers`` overrides the count.
+    """
+    import os
+
+    if device.type == "cuda":
+        gpus = torch.cuda.device_count() if requested == "auto" else 1
+        n = workers or gpus
+        return [f"cuda:{i % gpus}" if requested == "auto" else str(device) for i in range(n)] if n > 1 else None
+    n = workers or (os.cpu_count() or 1 if count >= 8 else 1)
+    return ["cpu"] * n if n > 1 else None
+
+
 def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int) -> None:
     """A file in the way must be this run's own mock (same model, seed, index, sampler, steps, bf16)."""
     from galgen.cube import read_provenance

@@ -170,3 +170,16 @@ def test_a_failing_worker_is_a_runtime_failure_naming_it(model_file, tmp_path):
     with pytest.raises(RuntimeFailure, match="worker 1 on cuda:99"):
         sample(model, tmp_path, config=SampleConfig(count=4, steps=1), devices=["cpu", "cuda:99"])
     assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_cpu_runs_use_one_process_per_core_unless_small(monkeypatch):
+    import os
+
+    from galgen.pipeline import plan_devices
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    cpu = torch.device("cpu")
+    assert plan_devices(cpu, count=1000) == ["cpu", "cpu"]
+    assert plan_devices(cpu, count=5) is None  # spawning costs more than it saves
+    assert plan_devices(cpu, count=5, workers=3) == ["cpu"] * 3
+    assert plan_devices(cpu, count=1000, workers=1) is None
