@@ -32,6 +32,10 @@ def atomic_output(path, *, parents: bool = False) -> Iterator[Path]:
     tmp = directory / f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
     try:
         yield tmp
+        # some writers (safetensors) create 0600 files: give outputs the usual umask-based mode
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

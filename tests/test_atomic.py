@@ -31,3 +31,16 @@ def test_missing_directory_is_an_error_unless_parents_are_wanted(tmp_path):
     with atomic_output(tmp_path / "new" / "x.bin", parents=True) as tmp:
         tmp.write_bytes(b"1")
     assert (tmp_path / "new" / "x.bin").exists()
+
+
+def test_outputs_get_the_usual_permissions_whatever_the_writer(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "w.safetensors") as tmp:
+            fd = os.open(tmp, os.O_CREAT | os.O_WRONLY, 0o600)  # as safetensors' writer does
+            os.close(fd)
+        assert (tmp_path / "w.safetensors").stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(umask)
