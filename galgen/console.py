@@ -101,7 +101,7 @@ def _plain_progress(total: int | None, description: str, every: float):
         if now - last >= every or (total is not None and done >= total):
             last = now
             share = f" ({100 * done / total:.0f}%)" if total else ""
-            line = f"{description}: {done}/{total if total is not None else '?'}{share} elapsed {now - start:.0f}s"
+            line = f"{description}: {done:.0f}/{total if total is not None else '?'}{share} elapsed {now - start:.0f}s"
             extra = _format_fields(fields)
             sys.stderr.write(f"{line}  {extra}\n" if extra else f"{line}\n")
             sys.stderr.flush()
