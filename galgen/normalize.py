@@ -165,12 +165,3 @@ def robust_sigma(values: np.ndarray) -> float:
     if x.size == 0:
         return float("nan")
     return float(MAD_TO_SIGMA * np.median(np.abs(x - np.median(x))))
-
-
-def border_pixels(image: np.ndarray, *, width: int) -> np.ndarray:
-    """The pixels within ``width`` of the edge of a 2-D image, as a 1-D array (the sky of a centred stamp)."""
-    h, w = image.shape
-    width = max(1, min(width, h // 2, w // 2))
-    inner = np.zeros((h, w), dtype=bool)
-    inner[width : h - width, width : w - width] = True
-    return image[~inner]

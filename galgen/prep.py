@@ -35,7 +35,8 @@ import numpy as np
 
 from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_meta
 from galgen.errors import InputError
-from galgen.normalize import Normalizer, border_pixels, kmeans_boundary, robust_sigma
+from galgen.metrics.photometry import border_pixels
+from galgen.normalize import Normalizer, kmeans_boundary, robust_sigma
 
 SCRATCH_NAME = "flux-scratch.f32"  # raw float32 crops of pass 1, removed after pass 2
 CHUNK_ROWS = 128  # rows normalised at a time in pass 2: 128 x 3 x 64 x 64 float32 = 6 MB per temporary
@@ -293,11 +294,12 @@ def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
             f" or without coverage (limit {config.max_bad_fraction:.0%})"
         )
         return report
-    width = int(np.clip(min(data.shape[1:]) // 32, 4, 16))  # 13 px of a 424 px cutout: ~21k sky pixels a band
+    side = min(data.shape[1:])
+    width = min(int(np.clip(side // 32, 4, 16)), side // 2)  # 13 px of a 424 px cutout: ~21k sky pixels a band
     report.crop = crop
     report.bad_pixels = int(bad.sum())
     report.peak = tuple(float(np.nanpercentile(plane, config.percentile)) for plane in crop)
-    report.sky_rms = tuple(robust_sigma(border_pixels(plane, width=width)) for plane in data)
+    report.sky_rms = tuple(robust_sigma(frame) for frame in border_pixels(data, width=width))
     return report
 
 

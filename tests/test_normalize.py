@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from galgen.errors import InputError
-from galgen.normalize import Normalizer, border_pixels, kmeans_boundary, robust_sigma
+from galgen.metrics.photometry import border_pixels
+from galgen.normalize import Normalizer, kmeans_boundary, robust_sigma
 
 
 def test_kmeans_boundary_lies_between_two_separated_clusters():
