@@ -64,6 +64,12 @@ class LoadedModel:
         with torch.no_grad(), runtime.autocast(self.device, enabled=self.bf16):
             return self.denoiser(x, sigma).float()
 
+    def denoise_fn(self, *, exact: bool):
+        """D(x, sigma) for the samplers; with ``exact`` the network sees one image per call (see `uses_exact`)."""
+        if not exact:
+            return self.denoise
+        return lambda x, sigma: torch.cat([self.denoise(x[b : b + 1], sigma[b : b + 1]) for b in range(x.shape[0])])
+
     def to_flux(self, x) -> np.ndarray:
         """Model space [-1, 1] (N, C, H, W) -> calibrated flux in the model's unit (float32)."""
         if isinstance(x, torch.Tensor):
@@ -199,7 +205,7 @@ def mock_name(index: int, count: int) -> str:
     return f"{MOCK_PREFIX}{index:0{max(6, len(str(count - 1)))}d}.fits"
 
 
-def uses_exact(config: SampleConfig, device: torch.device) -> bool:
+def uses_exact(requested: bool | None, device: torch.device) -> bool:
     """Whether the network sees one image per call: asked for, or by default on the CPU.
 
     oneDNN's batched convolutions and matrix products are not batch-invariant bit for bit (the
@@ -207,7 +213,7 @@ def uses_exact(config: SampleConfig, device: torch.device) -> bool:
     reproducibility needs a fixed network batch. On a CPU one image per call costs 0-30 %
     (docs/sampling.md); on a GPU it would waste the device, so there it is opt-in.
     """
-    return device.type == "cpu" if config.exact is None else bool(config.exact)
+    return device.type == "cpu" if requested is None else bool(requested)
 
 
 def draw(
@@ -232,14 +238,9 @@ def draw(
     shape = (len(indices), len(model.bands), model.size, model.size)
     x = float(sigmas[0]) * noise(torch.empty(shape, device=model.device))
 
-    def denoise(x, sigma):
-        if not exact:
-            return model.denoise(x, sigma)
-        return torch.cat([model.denoise(x[b : b + 1], sigma[b : b + 1]) for b in range(x.shape[0])])
-
     callback = None if on_step is None else (lambda *_: on_step())
     with torch.no_grad():
-        return samplers.run_sampler(sampler, denoise, x, sigmas, noise=noise, callback=callback)
+        return samplers.run_sampler(sampler, model.denoise_fn(exact=exact), x, sigmas, noise=noise, callback=callback)
 
 
 def sample(
@@ -289,7 +290,7 @@ def sample(
     return SampleResult(
         out_dir=out_dir, written=sorted(written), skipped=skipped, seconds=time.perf_counter() - start,
         sampler=config.sampler, steps=len(sigmas) - 1, nfe=samplers.nfe(config.sampler, len(sigmas) - 1),
-        model_sha256=model.sha256, devices=devices, exact=uses_exact(config, torch.device(devices[0])),
+        model_sha256=model.sha256, devices=devices, exact=uses_exact(config.exact, torch.device(devices[0])),
     )
 
 
@@ -329,7 +330,7 @@ def _sample_indices(model, out_dir: Path, indices, *, sigmas, config: SampleConf
     """Draw and write ``indices`` batch by batch on one device."""
     from galgen.cube import Cube, make_wcs, write_cube
 
-    exact = uses_exact(config, model.device)
+    exact = uses_exact(config.exact, model.device)
     wcs = None
     if model.pixel_scale is not None:
         wcs = make_wcs((model.size, model.size), pixel_scale=model.pixel_scale, ra=config.ra, dec=config.dec)

@@ -387,8 +387,10 @@ def desify(
         raise InputError(f"cannot create the output directory ({exc.strerror or exc})", path=out_dir) from None
     start = time.perf_counter()
     unit = model.meta.get("unit") or "nanomaggy"
-    exact = uses_exact(config, model.device)
-    denoise = per_image(model.denoise) if exact else model.denoise
+    from galgen.pipeline import uses_exact
+
+    exact = uses_exact(config.exact, model.device)
+    denoise = model.denoise_fn(exact=exact)
     default_grid = None
     if model.pixel_scale is not None:
         default_grid = make_wcs((model.size, model.size), pixel_scale=model.pixel_scale)
@@ -413,27 +415,6 @@ def desify(
             outputs.append(Output(path=path, input=source, draw=k, index=index))
     return DesifyResult(outputs=outputs, sampler=config.sampler, steps=steps, nfe=nfe, strength=config.strength,
                         seed=config.seed, seconds=time.perf_counter() - start)
-
-
-def uses_exact(config: DesifyConfig, device) -> bool:
-    """One image per network call: when asked, or by default on the CPU.
-
-    oneDNN's batched convolutions are not batch-invariant bit for bit (~1e-7), so a draw is
-    byte-identical whatever --batch only with a fixed network batch of one; on a CPU that costs
-    little, on a GPU it would waste the device (there it is opt-in).
-    """
-    return device.type == "cpu" if config.exact is None else bool(config.exact)
-
-
-def per_image(denoise):
-    """The denoiser called on one image at a time (see `uses_exact`)."""
-
-    def one_by_one(x, sigma):
-        import torch
-
-        return torch.cat([denoise(x[b:b + 1], sigma[b:b + 1]) for b in range(x.shape[0])])
-
-    return one_by_one
 
 
 def _prepare(path: Path, model) -> Prepared:
