@@ -211,8 +211,10 @@ def sample(
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file [default: the bundled model]."),
     seed: int = typer.Option(0, "--seed", min=0, help="Run seed: image i depends on (seed, i) alone."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once (memory, GPU throughput)."),
-    sampler: str = typer.Option("dpmpp_2m", "--sampler", help="ddpm (the paper, 1000 steps), ddim, dpmpp_2m or heun."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps [default: the sampler's own, dpmpp_2m 25]."),
+    sampler: str = typer.Option(
+        "dpmpp_2m_sde", "--sampler", help="dpmpp_2m_sde, ddpm (the paper's, 1000 steps), ddim, dpmpp_2m or heun."
+    ),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps [default: the sampler's own, dpmpp_2m_sde 25]."),
     device: str = typer.Option("auto", "--device", help="auto (every GPU, else CPU), cpu, cuda or cuda:N."),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", min=1, help="Processes [default: one per GPU, else one per CPU core for n >= 8]."
@@ -322,7 +324,7 @@ def desify(
     strength: float = typer.Option(0.6, "--strength", "-s", help="Fraction of the T timesteps noised, in (0, 1]; the paper: 0.6."),
     draws: int = typer.Option(1, "--draws", "-k", min=1, help="Outputs per input, each with its own noise."),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
-    sampler: str = typer.Option("dpmpp_2m", "--sampler", help="dpmpp_2m, ddim, heun or ddpm (the paper's)."),
+    sampler: str = typer.Option("dpmpp_2m_sde", "--sampler", help="dpmpp_2m_sde, ddpm (the paper's), ddim, dpmpp_2m or heun."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps run (default: the sampler's own, capped by strength x T)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k of input i uses noise from (seed, i x draws + k) only."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once."),

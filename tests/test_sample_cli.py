@@ -29,7 +29,7 @@ def test_json_summary_then_resume_then_info(model_file, tmp_path):
     first = run("-n", 3, "-o", out, "--model", model_file, "--steps", 2, "--seed", 7, "--json")
     assert first.exit_code == 0, first.output
     summary = json.loads(first.stdout)
-    assert (summary["written"], summary["skipped"], summary["nfe"], summary["sampler"]) == (3, 0, 2, "dpmpp_2m")
+    assert (summary["written"], summary["skipped"], summary["nfe"], summary["sampler"]) == (3, 0, 2, "dpmpp_2m_sde")
     assert sorted(p.name for p in out.iterdir()) == ["mock_000000.fits", "mock_000001.fits", "mock_000002.fits"]
     again = run("-n", 4, "-o", out, "--model", model_file, "--steps", 2, "--seed", 7, "--json")
     assert (json.loads(again.stdout)["written"], json.loads(again.stdout)["skipped"]) == (1, 3)

@@ -130,6 +130,39 @@ def test_stochastic_samplers_give_the_right_mean_and_variance(sampler, steps, et
     assert math.sqrt(var) == pytest.approx(0.5, rel=0.03 if steps == 1000 else 0.1)
 
 
+def sde_draws(sampler, steps, model, *, seed=2):
+    """One run of ``sampler`` over 10,000 independent pixels (float64)."""
+    sigmas = S.select_sigmas(LINEAR, sampler, steps)
+    x = sigmas[0] * torch.randn(4, 1, 50, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    generator = torch.Generator().manual_seed(seed + 1)
+    return S.run_sampler(sampler, model, x, sigmas,
+                         noise=lambda like: torch.randn(like.shape, generator=generator, dtype=like.dtype))
+
+
+def test_dpmpp_2m_sde_without_curvature_is_the_ddpm_posterior():
+    # a denoiser that ignores x leaves nothing for the second-order term: each step is ddpm's
+    flat = lambda x, sigma: torch.full_like(x, 0.3)  # noqa: E731
+    torch.testing.assert_close(sde_draws("dpmpp_2m_sde", 25, flat), sde_draws("ddpm", 25, flat), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [0.5, 0.03])
+def test_dpmpp_2m_sde_gives_the_data_spread_in_25_steps(scale):
+    out = sde_draws("dpmpp_2m_sde", 25, Gaussian(-0.9, scale))
+    assert out.mean().item() == pytest.approx(-0.9, abs=3 * scale / 100)
+    assert out.std().item() / scale == pytest.approx(1, abs=0.07)  # 0.03: sky noise in [-1, 1] units
+
+
+def test_fresh_noise_forgets_a_denoisers_error_at_high_sigma():
+    """An eps-network whose eps is 3.5 % too large (what the bundled model's is at sigma >> 1) shifts D by
+    0.035 (x - D): at sigma = 150 that is 5 units of a [-1, 1] image. A deterministic solver carries the
+    error to the end; the stochastic one replaces most of x with fresh noise at every step."""
+    ideal = Gaussian(-0.9, 0.03)
+    biased = lambda x, sigma: ideal(x, sigma) + 0.035 * (x - ideal(x, sigma))  # noqa: E731
+    sde = sde_draws("dpmpp_2m_sde", 25, biased).std().item() / 0.03
+    ode = sde_draws("dpmpp_2m", 25, biased).std().item() / 0.03
+    assert abs(sde - 1) < 0.05 and abs(ode - 1) > 0.2, (sde, ode)
+
+
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_ddpm_in_ve_form_is_ho_equation_12(schedule):
     abar = alphas_cumprod(schedule, 1000)
@@ -175,7 +208,7 @@ def test_bf16_denoiser_output_keeps_float32_arithmetic(sampler):
     assert torch.equal(out, reference)
 
 
-@pytest.mark.parametrize("sampler,options", [("ddpm", {}), ("ddim", {"eta": 0.7})])
+@pytest.mark.parametrize("sampler,options", [("ddpm", {}), ("ddim", {"eta": 0.7}), ("dpmpp_2m_sde", {})])
 def test_image_i_does_not_depend_on_the_batch(sampler, options):
     model = Gaussian(0.0, 0.5)
     sigmas = S.select_sigmas(LINEAR, sampler, 30)

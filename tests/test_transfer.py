@@ -279,7 +279,7 @@ def test_strength_one_forgets_the_input(tmp_path, model):
     assert np.abs(xa - xb).max() < 0.05  # the inputs differ by 2 everywhere
     weak = desify([white, black], tmp_path / "c", model=model, config=DesifyConfig(strength=0.1, seed=7, steps=10))
     xa, xb = (model.to_model(read_cube(o.path).data) for o in weak.outputs)
-    assert np.abs(xa - xb).mean() > 1.0  # at strength 0.1 (sigma 0.35) they stay apart
+    assert np.abs(xa - xb).mean() > 0.5  # at strength 0.1 (sigma 0.35) they stay apart
 
 
 def test_sdedit_with_the_ideal_denoiser_follows_the_exact_flow(tmp_path, model):
@@ -288,7 +288,7 @@ def test_sdedit_with_the_ideal_denoiser_follows_the_exact_flow(tmp_path, model):
     from galgen.engine.runtime import ImageNoise
 
     grey = picture(tmp_path / "grey.png", np.full((16, 16), 150, np.uint8))
-    config = DesifyConfig(strength=0.1, draws=2, seed=4, steps=40)
+    config = DesifyConfig(strength=0.1, draws=2, seed=4, steps=40, sampler="dpmpp_2m")
     result = desify([grey], tmp_path / "out", model=model, config=config)
     sigma0 = float(model.denoiser.sigmas[99])
     for out in result.outputs:

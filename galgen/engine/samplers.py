@@ -120,6 +120,36 @@ def sample_ddpm(
     return sample_ddim(denoiser, x, sigmas, eta=1.0, noise=noise, callback=callback, project=project)
 
 
+def _dpmpp_2m(denoiser, x, sigmas, *, eta, noise, callback, project) -> torch.Tensor:
+    """DPM-Solver++(2M) with eta in [0, 1] (Lu et al. 2022): eta = 0 the ODE, eta = 1 the SDE.
+
+    With h = log(sigma / sigma_next) and kept = exp(-(1 + eta) h), a step is
+    x_next = kept x + (1 - kept) D + (1 - kept) (h / 2 h_prev) (D - D_prev) + sigma_next sqrt(1 - exp(-2 eta h)) z:
+    first order plus the midpoint rule's multistep term in lambda = -log(sigma). The first step has
+    no D_prev and the last (to sigma = 0) returns D itself.
+    """
+    noise = noise or standard_normal
+    x = as_working(x)
+    values = sigma_list(sigmas)
+    previous, h_previous = None, None
+    for i, (sigma, sigma_next) in enumerate(zip(values, values[1:])):
+        denoised = _denoise(denoiser, x, sigma)
+        if sigma_next == 0:
+            x_next = denoised
+        else:
+            h = math.log(sigma / sigma_next)
+            kept = math.exp(-(1 + eta) * h)  # the share of x the step keeps: (sigma_next/sigma)^(1 + eta)
+            x_next = kept * x + (1 - kept) * denoised
+            if previous is not None:
+                x_next = x_next + (1 - kept) * (h / (2 * h_previous)) * (denoised - previous)
+            if eta > 0:
+                x_next = x_next + sigma_next * math.sqrt(-math.expm1(-2 * eta * h)) * noise(x_next).to(x.dtype)
+            h_previous = h
+        previous = denoised
+        x = _finish_step(x, x_next, i, sigma, sigma_next, denoised, callback, project)
+    return x
+
+
 def sample_dpmpp_2m(
     denoiser: Denoiser,
     x: torch.Tensor,
@@ -135,25 +165,26 @@ def sample_dpmpp_2m(
     from the last two denoised estimates, D = (1 + 1/(2r)) D_i - 1/(2r) D_(i-1), r = h_(i-1)/h_i.
     The first step and the last (to sigma = 0) are first order. Deterministic: ``noise`` is unused.
     """
-    x = as_working(x)
-    values = sigma_list(sigmas)
-    previous, h_previous = None, None
-    for i, (sigma, sigma_next) in enumerate(zip(values, values[1:])):
-        denoised = _denoise(denoiser, x, sigma)
-        if sigma_next == 0:
-            x_next = denoised
-        else:
-            h = math.log(sigma / sigma_next)
-            blended = denoised
-            if previous is not None:
-                half_over_r = h / (2 * h_previous)
-                blended = (1 + half_over_r) * denoised - half_over_r * previous
-            ratio = sigma_next / sigma
-            x_next = ratio * x + (1 - ratio) * blended
-            h_previous = h
-        previous = denoised
-        x = _finish_step(x, x_next, i, sigma, sigma_next, denoised, callback, project)
-    return x
+    return _dpmpp_2m(denoiser, x, sigmas, eta=0.0, noise=None, callback=callback, project=project)
+
+
+def sample_dpmpp_2m_sde(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas,
+    *,
+    noise: Optional[Noise] = None,
+    callback: Optional[Callback] = None,
+    project: Optional[Project] = None,
+) -> torch.Tensor:
+    """DPM-Solver++(2M) SDE (Lu et al. 2022, section 5 with eta = 1): ancestral DDPM plus a second-order term.
+
+    The first-order part of a step is exactly the DDPM posterior of `sample_ddpm`: mean
+    D + (sigma_next/sigma)^2 (x - D), fresh noise of variance sigma_next^2 (1 - (sigma_next/sigma)^2).
+    Fresh noise forgets the network's errors at high sigma, which a deterministic solver carries
+    to the end (docs/sampling.md); the multistep term buys back the accuracy of a second-order step.
+    """
+    return _dpmpp_2m(denoiser, x, sigmas, eta=1.0, noise=noise, callback=callback, project=project)
 
 
 def sample_heun(
@@ -197,7 +228,7 @@ class SamplerSpec:
 
 SAMPLERS: dict[str, SamplerSpec] = {
     "ddpm": SamplerSpec(
-        sample_ddpm, stochastic=True, default_steps=1000, clip_log_snr=False, spacing="trailing",
+        sample_ddpm, stochastic=True, default_steps=1000, clip_log_snr=False, spacing="logsnr",
         calls_per_step=1, summary="ancestral DDPM, the paper's sampler (Ho et al. 2020)"),
     "ddim": SamplerSpec(
         sample_ddim, stochastic=False, default_steps=50, clip_log_snr=True, spacing="logsnr",
@@ -205,6 +236,9 @@ SAMPLERS: dict[str, SamplerSpec] = {
     "dpmpp_2m": SamplerSpec(
         sample_dpmpp_2m, stochastic=False, default_steps=25, clip_log_snr=True, spacing="logsnr",
         calls_per_step=1, summary="DPM-Solver++(2M), second order (Lu et al. 2022)"),
+    "dpmpp_2m_sde": SamplerSpec(
+        sample_dpmpp_2m_sde, stochastic=True, default_steps=25, clip_log_snr=True, spacing="logsnr",
+        calls_per_step=1, summary="DPM-Solver++(2M) SDE: DDPM's noise with a second-order step (Lu et al. 2022)"),
     "heun": SamplerSpec(
         sample_heun, stochastic=False, default_steps=18, clip_log_snr=True, spacing="logsnr",
         calls_per_step=2, summary="Heun, second-order ODE solver (Karras et al. 2022)"),
@@ -239,9 +273,11 @@ def select_sigmas(
     gives ``[0]``, a list of no steps. Few-step samplers drop the table's noisy end beyond
     schedules.LAMBDA_MIN (a no-op for the linear schedule). ``spacing`` (default: the sampler's own):
     "trailing", evenly spaced discrete timesteps, noisiest first, ``steps`` capped by the timesteps
-    that remain (ddpm's); "logsnr", even in log(sigma) between the smallest and the largest kept
-    sigma (the few-step default: trailing spacing starves the fine scales, see docs/samplers.md);
-    "karras", rho = 7 over the same range.
+    that remain; "logsnr", even in log(sigma) between the smallest and the largest kept sigma (every
+    sampler's default: trailing spacing starves the fine scales, where the sky noise lives, see
+    docs/samplers.md); "karras", rho = 7 over the same range. Asking for at least as many steps as
+    there are kept timesteps gives every timestep, whatever the spacing: ddpm with 1000 steps is
+    the paper's sampler exactly.
     """
     spec = get_sampler(sampler)
     spacing = spacing or spec.spacing
@@ -258,7 +294,8 @@ def select_sigmas(
     table = sigma_table[:kept]
     if spec.clip_log_snr:
         table = clip_log_snr(table)
-    if spacing == "trailing" or len(table) == 1:
+    if spacing == "trailing" or steps >= len(table):
+        # as many steps as timesteps: every timestep, the discrete process itself (ddpm 1000: the paper's)
         return timestep_sigmas(table, min(steps, len(table)))
     spaced = log_snr_sigmas if spacing == "logsnr" else karras_sigmas
     return spaced(float(table[0]), float(table[-1]), steps).to(sigma_table.dtype)
