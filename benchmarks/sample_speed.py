@@ -3,10 +3,10 @@
 Run: python benchmarks/sample_speed.py [--model PATH] [--images 8] [--nfe 25] [--threads 1]
 
 Rows, all on the same inputs and the same number of network evaluations (NFE):
-- galgen: pipeline.draw (DPM-Solver++(2M), logSNR spacing) with one image per network call
+- galgen: pipeline.draw (the default sampler, DPM-Solver++(2M) SDE, logSNR spacing) with one image per network call
   (exact: bit-identical whatever the batch; the CPU default) and with the whole batch per call,
   fp32 and bf16 autocast;
-- diffusers: UNet2DModel with DPMSolverMultistepScheduler (dpmsolver++, order 2) and with
+- diffusers: UNet2DModel with DPMSolverMultistepScheduler (sde-dpmsolver++, order 2: the same solver) and with
   DDPMScheduler, at the same widths (32/64/128, two residual blocks per level, 32-channel
   attention heads at 16 px and in the middle block; diffusers' last level does not downsample,
   so its middle block runs at 16 px where galgen's runs at 8), its own loop (scheduler.step),
@@ -29,7 +29,7 @@ import torch
 from galgen.engine import samplers, weights
 from galgen.engine.train import TrainConfig
 from galgen.engine.unet import UNet, preset
-from galgen.pipeline import SampleConfig, draw, load_model, sample
+from galgen.pipeline import DEFAULT_SAMPLER, SampleConfig, draw, load_model, sample
 
 
 def tiny_model_file(directory: Path) -> Path:
@@ -44,10 +44,10 @@ def tiny_model_file(directory: Path) -> Path:
 
 def time_galgen(model_path: Path, *, images: int, nfe: int, bf16: bool, exact: bool) -> float:
     model = load_model(model_path, device="cpu", bf16=bf16)
-    sigmas = samplers.select_sigmas(model.denoiser.sigmas, "dpmpp_2m", nfe)
-    draw(model, [0], seed=0, sigmas=sigmas[-3:], sampler="dpmpp_2m", exact=exact)  # warm-up
+    sigmas = samplers.select_sigmas(model.denoiser.sigmas, DEFAULT_SAMPLER, nfe)
+    draw(model, [0], seed=0, sigmas=sigmas[-3:], sampler=DEFAULT_SAMPLER, exact=exact)  # warm-up
     start = time.perf_counter()
-    draw(model, range(images), seed=0, sigmas=sigmas, sampler="dpmpp_2m", exact=exact)
+    draw(model, range(images), seed=0, sigmas=sigmas, sampler=DEFAULT_SAMPLER, exact=exact)
     return images / (time.perf_counter() - start)
 
 
@@ -64,9 +64,9 @@ def diffusers_unet(size: int):
 def time_diffusers(unet, scheduler_name: str, *, images: int, nfe: int, bf16: bool) -> float:
     from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
-    if scheduler_name == "dpmpp_2m":
+    if scheduler_name == "dpmpp_2m_sde":
         scheduler = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="linear",
-                                                algorithm_type="dpmsolver++", solver_order=2)
+                                                algorithm_type="sde-dpmsolver++", solver_order=2)
     else:
         scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
 
@@ -113,18 +113,18 @@ def main() -> None:
         for bf16 in (False, True):
             for exact in (True, False):
                 rate = time_galgen(model_path, images=args.images, nfe=args.nfe, bf16=bf16, exact=exact)
-                name = f"galgen dpmpp_2m, {'1 image' if exact else 'whole batch'} per call ({galgen_params / 1e6:.2f}M)"
+                name = f"galgen {DEFAULT_SAMPLER}, {'1 image' if exact else 'whole batch'} per call ({galgen_params / 1e6:.2f}M)"
                 print(f"{name:52s} {'bf16' if bf16 else 'fp32':5s} {rate:9.3f} {1 / rate:8.2f}")
         if not args.skip_diffusers:
             unet = diffusers_unet(64)
             params = sum(p.numel() for p in unet.parameters())
             for bf16 in (False, True):
-                for scheduler in ("dpmpp_2m", "ddpm"):
+                for scheduler in ("dpmpp_2m_sde", "ddpm"):
                     rate = time_diffusers(unet, scheduler, images=args.images, nfe=args.nfe, bf16=bf16)
                     name = f"diffusers UNet2DModel + {scheduler} scheduler ({params / 1e6:.2f}M)"
                     print(f"{name:52s} {'bf16' if bf16 else 'fp32':5s} {rate:9.3f} {1 / rate:8.2f}")
         per_image, nfe = sample_1000_estimate(model_path, images=args.images)
-        print(f"galgen sample defaults (dpmpp_2m, {nfe} NFE, bf16, exact, FITS writing): {per_image:.2f} s/image "
+        print(f"galgen sample defaults ({DEFAULT_SAMPLER}, {nfe} NFE, bf16, exact, FITS writing): {per_image:.2f} s/image "
               f"-> galgen sample -n 1000 ~ {1000 * per_image / 60:.0f} min on {args.threads} thread(s)")
 
 
