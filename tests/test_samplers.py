@@ -221,6 +221,11 @@ def test_image_i_does_not_depend_on_the_batch(sampler, options):
 
 def test_select_sigmas_full_table_clipping_and_strength():
     assert torch.equal(S.select_sigmas(LINEAR, "ddpm", 1000)[:-1], LINEAR.flip(0))
+    # fewer ddpm steps: log-even down to the table's smallest sigma, where the sky noise lives;
+    # trailing spacing would stop at sigma 0.076 (50 steps) and jump to 0 from there
+    respaced = S.select_sigmas(LINEAR, "ddpm", 50)
+    assert len(respaced) == 51 and respaced[-2] == LINEAR[0] and respaced[0] == LINEAR[-1]
+    assert S.select_sigmas(LINEAR, "ddpm", 50, spacing="trailing")[-2] > 5 * LINEAR[0]
     # cosine: ddpm keeps sigma_max ~ 1e4, the few-step solvers start at lambda_min
     assert S.select_sigmas(COSINE, "ddpm", 50)[0] == COSINE[-1] > 1e3
     for sampler in DETERMINISTIC:
