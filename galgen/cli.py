@@ -333,6 +333,10 @@ def desify(
     neighbours: int = typer.Option(0, "--neighbours", min=0, help="List each output's K nearest images of --dataset."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset directory (galgen prep) for --neighbours."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="PNG montage: input, draws, neighbours per row."),
+    exact: Optional[bool] = typer.Option(
+        None, "--exact/--batched", help="One image per network call, bit-identical whatever --batch (CPU default), "
+        "or the whole batch per call (GPU default).",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing output files."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
@@ -351,7 +355,8 @@ def desify(
 
     if bool(neighbours) != (dataset is not None):
         raise InputError("--neighbours K and --dataset DIR go together")
-    config = DesifyConfig(strength=strength, draws=draws, sampler=sampler, steps=steps, seed=seed, batch=batch)
+    config = DesifyConfig(strength=strength, draws=draws, sampler=sampler, steps=steps, seed=seed, batch=batch,
+                          exact=exact)
     from galgen.console import print_json, progress, stdout
     from galgen.dataset import open_dataset
     from galgen.inputs import expand_inputs

@@ -58,6 +58,14 @@ def test_desify_writes_cubes_finds_planted_neighbours_and_a_preview(tmp_path, ca
         assert montage.size == (7 * (2 * 16 + 2) + 2, 2 * (2 * 16 + 2) + 2)
 
 
+def test_desify_batched_and_exact_are_recorded(tmp_path, cartoons, model_file):
+    for flag, expected in (("--batched", False), ("--exact", True)):
+        out_dir = tmp_path / flag.strip("-")
+        result, _ = desify_cli(cartoons[0], "-o", out_dir, "--model", model_file, "--steps", "2", "--no-bf16", flag)
+        assert result.exit_code == 0, result.output
+        assert read_provenance(out_dir / "disc_draw0.fits")["exact"] is expected
+
+
 def test_desify_prints_a_summary_and_a_neighbour_table(tmp_path, cartoons, model_file):
     write_dataset(tmp_path / "ds", np.zeros((5, 3, 16, 16), np.float32))
     result, out = desify_cli(cartoons[0], "-o", tmp_path / "out", "--model", model_file, "--steps", "2",
