@@ -18,6 +18,7 @@ import argparse
 import numpy as np
 import torch
 
+from galgen.metrics.photometry import border_pixels
 from galgen.pipeline import load_model
 
 SIGMAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
@@ -39,9 +40,6 @@ def main() -> None:
                      for i in range(args.n)])
     x0 = torch.from_numpy(model.to_model(flux)).float()
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
-    border = torch.ones(model.size, model.size, dtype=torch.bool)
-    width = max(1, model.size // 8)
-    border[width:-width, width:-width] = False
     spread = (x0 - x0.mean(dim=0)).pow(2).mean().sqrt().item()
     print(f"model {model.path.name} ({model.sha256[:12]}), {args.n} simulate galaxies (seed {args.sim_seed}), "
           f"{'fp32' if args.no_bf16 else 'bf16'}; data RMS about its mean {spread:.4f}")
@@ -50,7 +48,7 @@ def main() -> None:
         denoised = model.denoise(x0 + sigma * noise, torch.full((args.n,), sigma))
         error = denoised - x0
         total = error.pow(2).mean().sqrt().item()
-        sky = error[..., border].pow(2).mean().sqrt().item()
+        sky = float(np.sqrt(np.mean(border_pixels(error.numpy()) ** 2)))  # the stamp's sky frame
         print(f"{sigma:8.3f} {total:10.4f} {sky:8.4f} {total / sigma:14.4f}")
 
 

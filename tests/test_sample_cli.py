@@ -78,3 +78,17 @@ def test_subprocess_writes_mocks_and_reports_json(model_file, tmp_path):
     assert json.loads(done.stdout)["written"] == 1
     assert [p.name for p in tmp_path.glob("mock_*.fits")] == ["mock_000001.fits"]
     assert read_provenance(tmp_path / "mock_000001.fits")["exact"] is False
+
+
+def test_cli_and_desify_defaults_are_the_pipelines_sampler():
+    # the CLI spells the default out so that `galgen --help` needs no torch; it must not drift
+    import typer.main
+
+    from galgen.pipeline import DEFAULT_SAMPLER
+    from galgen.transfer import DesifyConfig
+
+    commands = typer.main.get_command(app).commands
+    for name in ("sample", "desify"):
+        option = next(p for p in commands[name].params if p.name == "sampler")
+        assert option.default == DEFAULT_SAMPLER, name
+    assert DesifyConfig().sampler == DEFAULT_SAMPLER
