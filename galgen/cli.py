@@ -130,6 +130,10 @@ def train(
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw (default: 0)."),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="linear (paper), linear-fine or cosine (default: linear)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l2 (paper) or l1 (default: l2)."),
+    prediction: Optional[str] = typer.Option(
+        None, "--prediction", help="Network output: eps (paper) or v (default: eps). With --resume, a new value "
+        "fine-tunes the checkpoint's network to it (its EMA restarts)."
+    ),
     ema: Optional[float] = typer.Option(None, "--ema", min=0.0, max=0.999999, help="EMA decay (default: 0.999)."),
     checkpoint_every: Optional[int] = typer.Option(
         None, "--checkpoint-every", min=0, help="Steps between checkpoints, 0 = at the end (default: 1000)."
@@ -157,8 +161,8 @@ def train(
     if output.exists() and not (overwrite or resume):
         raise InputError("output already exists (choose another name or pass --overwrite)", path=output)
     data = open_dataset(dataset)
-    given = dict(steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, ema=ema,
-                 checkpoint_every=checkpoint_every, bf16=bf16)
+    given = dict(steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
+                 ema=ema, checkpoint_every=checkpoint_every, bf16=bf16)
     try:
         unet, config = settings_for(preset, bands=len(data.bands), size=data.size, resume=resume,
                                     **{k: v for k, v in given.items() if v is not None})

@@ -67,6 +67,34 @@ def test_resumed_run_repeats_the_uninterrupted_one_bit_for_bit(images, tmp_path)
     assert same_tensors(whole.checkpoint, rest.checkpoint)
 
 
+def test_resuming_with_another_prediction_fine_tunes_and_restarts_the_ema(images, tmp_path):
+    eps = train(images, unet=SMALL, config=TrainConfig(steps=3, **QUICK), output=tmp_path / "eps.safetensors")
+    config = TrainConfig(steps=5, prediction="v", **QUICK)
+    v = train(images, unet=SMALL, config=config, output=tmp_path / "v.safetensors", resume=eps.checkpoint)
+    meta = read_metadata(v.checkpoint)
+    assert (meta["prediction"], meta["train"]["prediction"], meta["ema_from"], meta["step"]) == ("v", "v", 3, 5)
+    denoiser, _ = load_model(v.output)
+    assert denoiser.prediction == "v" and load_model(eps.output)[0].prediction == "eps"
+    # the EMA restarted from the network at step 3 (not the eps run's average), and its warm-up
+    # decay (1 + k) / (10 + k) counts from there: two updates later it is exactly this mix
+    start = load_file(str(eps.checkpoint))
+    end = load_file(str(v.checkpoint))
+    key = next(k for k in start if k.startswith("model.") and k.endswith("weight"))
+    ema = key.replace("model.", "ema.", 1)
+    d1, d2 = 1 / 10, 2 / 11  # decays of the first two EMA updates after the restart
+    mid = train(images, unet=SMALL, config=TrainConfig(steps=4, prediction="v", **QUICK),
+                output=tmp_path / "mid.safetensors", resume=eps.checkpoint)
+    net4 = load_file(str(mid.checkpoint))[key]
+    expected = d2 * (d1 * start[key] + (1 - d1) * net4) + (1 - d2) * end[key]
+    assert torch.allclose(end[ema], expected, atol=1e-6)
+    # and a plain resume of the v run goes on exactly (the restart point travels in the checkpoint)
+    again = train(images, unet=SMALL, config=TrainConfig(steps=6, prediction="v", **QUICK),
+                  output=tmp_path / "mid.safetensors", resume=mid.checkpoint)
+    whole = train(images, unet=SMALL, config=TrainConfig(steps=6, prediction="v", **QUICK),
+                  output=tmp_path / "v.safetensors", resume=v.checkpoint)
+    assert same_tensors(again.checkpoint, whole.checkpoint)
+
+
 def test_same_seed_same_run_other_seed_other_run(images, tmp_path):
     config = TrainConfig(steps=3, seed=5, **QUICK)
     a = train(images, unet=SMALL, config=config, output=tmp_path / "a.safetensors")
@@ -179,6 +207,7 @@ def test_cli_refuses_bad_input_in_one_line(dataset, tmp_path):
     cases = [
         (["train", str(tmp_path / "absent"), "-o", str(out)], "no such dataset"),
         (["train", str(dataset), "-o", str(out), "--schedule", "sqrt"], "unknown schedule"),
+        (["train", str(dataset), "-o", str(out), "--prediction", "x0"], "unknown prediction"),
         (["train", str(dataset), "-o", str(out), "--preset", "huge"], "unknown preset"),
         (["train", str(dataset), "-o", str(out), "--device", "tpu"], "device"),
     ]

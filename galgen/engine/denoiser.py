@@ -1,11 +1,18 @@
-"""A discrete eps-prediction network seen as a denoiser D(x, sigma) (Karras et al. 2022, k-diffusion).
+"""A discrete DDPM network seen as a denoiser D(x, sigma) (Karras et al. 2022, k-diffusion).
 
 The network was trained on the DDPM forward process x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
 (Ho et al. 2020; Smith et al. 2022 eq. 11). Dividing by sqrt(abar_t) gives the variance-exploding
 form x = x0 + sigma_t eps with sigma_t = sqrt((1 - abar_t) / abar_t), in which every sampler works.
-So for any sigma: scale x back to the network's input x / sqrt(1 + sigma^2), find the (fractional)
-timestep whose sigma it is by interpolating log-sigma over the table, predict eps, and
-D(x, sigma) = x - sigma eps.
+So for any sigma: scale x back to the network's input x_t = x / sqrt(1 + sigma^2), find the
+(fractional) timestep whose sigma it is by interpolating log-sigma over the table, and turn the
+network's output into D(x, sigma):
+
+- "eps" (the paper's): the network predicts eps and D = x - sigma eps. An eps error e becomes a
+  D error sigma e, so at large sigma the network must reproduce its input to a fraction of a
+  per cent; what it misses lands in the mock's low frequencies (its sky level).
+- "v" (Salimans & Ho 2022): the network predicts v = a eps - s x0 with a = sqrt(abar), s = sqrt(1 - abar),
+  and D = a x_t - s v. v is eps at low noise and -x0 at high noise, so the error never grows with sigma.
+  In EDM's terms (sigma_data = 1): c_skip = 1 / (1 + sigma^2), c_out = sigma / sqrt(1 + sigma^2).
 """
 
 from __future__ import annotations
@@ -18,15 +25,19 @@ from galgen.engine.schedules import alphas_cumprod as schedule_alphas_cumprod
 from galgen.engine.schedules import sigmas_from_alphas_cumprod
 
 LOSSES = ("l2", "l1")
+PREDICTIONS = ("eps", "v")  # what the network outputs; see the module docstring
 
 
 class Denoiser(nn.Module):
-    """k-diffusion's discrete eps-prediction wrapper (Karras et al. 2022, Ho et al. 2020)."""
+    """k-diffusion's discrete DDPM wrapper (Karras et al. 2022, Ho et al. 2020), eps- or v-prediction."""
 
-    def __init__(self, net: nn.Module, *, schedule: str = "linear", timesteps: int = 1000):
+    def __init__(self, net: nn.Module, *, schedule: str = "linear", timesteps: int = 1000, prediction: str = "eps"):
         super().__init__()
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {prediction!r}; choose from {', '.join(PREDICTIONS)}")
         self.net = net
         self.schedule = schedule
+        self.prediction = prediction
         abar = schedule_alphas_cumprod(schedule, timesteps)
         sigmas = sigmas_from_alphas_cumprod(abar)
         # tables are not weights: non-persistent buffers follow .to(device) but stay out of files
@@ -62,16 +73,15 @@ class Denoiser(nn.Module):
         frac = t - low
         return ((1 - frac) * self.log_sigmas[low] + frac * self.log_sigmas[low + 1]).exp()
 
-    def eps(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """Predicted noise (float32) for x = x0 + sigma eps."""
-        sigma = self._per_image(sigma, x)
-        c_in = (1 + sigma**2).rsqrt()[:, None, None, None]
-        return self.net(x * c_in, self.sigma_to_t(sigma)).float()
-
     def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         """Denoised estimate of x0 from x = x0 + sigma eps (variance-exploding form), float32."""
         sigma = self._per_image(sigma, x)
-        return x.float() - sigma[:, None, None, None] * self.eps(x, sigma)
+        a = (1 + sigma**2).rsqrt()[:, None, None, None]  # sqrt(abar) at this sigma
+        out = self.net(x * a, self.sigma_to_t(sigma)).float()
+        s = sigma[:, None, None, None] * a  # sqrt(1 - abar)
+        if self.prediction == "v":
+            return a * a * x.float() - s * out
+        return x.float() - sigma[:, None, None, None] * out
 
     def loss(
         self,
@@ -83,16 +93,21 @@ class Denoiser(nn.Module):
     ) -> torch.Tensor:
         """Ho et al. 2020 eq. 14 (Smith et al. 2022 eq. 11): mean |eps - eps_theta(x_t, t)|^p, p = 2 or 1.
 
+        With v-prediction the target is v = sqrt(abar) eps - sqrt(1 - abar) x0 instead.
+
         x0 (B, C, H, W) in [-1, 1], t integer timesteps (B,), noise standard normal like x0.
         The noisy input and the loss are float32 whatever the network's autocast dtype.
         """
         abar = self.alphas_cumprod[t][:, None, None, None]
         x_t = abar.sqrt() * x0.float() + (1 - abar).sqrt() * noise.float()
         predicted = self.net(x_t, t.float()).float()
+        target = noise.float()
+        if self.prediction == "v":
+            target = abar.sqrt() * target - (1 - abar).sqrt() * x0.float()
         if kind == "l2":
-            return F.mse_loss(predicted, noise.float())
+            return F.mse_loss(predicted, target)
         if kind == "l1":
-            return F.l1_loss(predicted, noise.float())
+            return F.l1_loss(predicted, target)
         raise ValueError(f"unknown loss {kind!r}; choose from {', '.join(LOSSES)}")
 
     @staticmethod

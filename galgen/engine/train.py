@@ -25,7 +25,7 @@ import torch
 
 from galgen import __version__
 from galgen.engine import weights
-from galgen.engine.denoiser import LOSSES, Denoiser
+from galgen.engine.denoiser import LOSSES, PREDICTIONS, Denoiser
 from galgen.engine.runtime import autocast, generator, mix_seed
 from galgen.engine.schedules import SCHEDULES
 from galgen.engine.unet import UNet, UNetConfig, preset
@@ -49,6 +49,7 @@ class TrainConfig:
     schedule: str = "linear"  # beta schedule: linear (paper) or cosine (companion code)
     timesteps: int = 1000  # T, the number of diffusion steps
     loss: str = "l2"  # l2 (paper eq. 11) or l1 (companion code)
+    prediction: str = "eps"  # the network's output: eps (paper) or v (Salimans & Ho 2022)
     seed: int = 0  # every random draw derives from this
     bf16: bool = True  # bf16 autocast for the network; float32 master weights, loss and optimiser
     augment: bool = True  # random flips and 90-degree rotations (galaxies have no orientation)
@@ -58,6 +59,8 @@ class TrainConfig:
     def __post_init__(self):
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose from {', '.join(SCHEDULES)}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {self.prediction!r}; choose from {', '.join(PREDICTIONS)}")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
         if self.steps < 1 or self.batch < 1 or self.lr <= 0 or not 0 <= self.ema < 1:
@@ -132,15 +135,18 @@ def train(
     net = UNet(unet).to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    start = 0 if resume is None else _load_checkpoint(resume, net=net, ema=ema, optimizer=optimizer, unet=unet, config=config)
+    start, ema_from = 0, 0
+    if resume is not None:
+        start, ema_from = _load_checkpoint(resume, net=net, ema=ema, optimizer=optimizer, unet=unet, config=config)
     trained = net
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         trained = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
-    denoiser = Denoiser(trained, schedule=config.schedule, timesteps=config.timesteps).to(device)
+    denoiser = Denoiser(trained, schedule=config.schedule, timesteps=config.timesteps,
+                        prediction=config.prediction).to(device)
 
     meta = {**(metadata or {}), "unet": unet.to_dict(), "train": config.to_dict(), "schedule": config.schedule,
-            "timesteps": config.timesteps, "loss": config.loss, "galgen_version": __version__}
+            "timesteps": config.timesteps, "loss": config.loss, "prediction": config.prediction, "galgen_version": __version__}
     result, pending = TrainResult(step=start), []
     share = config.batch // world
     positions = range(rank * share, (rank + 1) * share)
@@ -156,7 +162,8 @@ def train(
         if config.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
         optimizer.step()
-        _update_ema(ema, net, decay=min(config.ema, (1 + step) / (10 + step)))
+        age = step - ema_from
+        _update_ema(ema, net, decay=min(config.ema, (1 + age) / (10 + age)))
         pending.append(loss.detach())
         done = step + 1
         if done % max(1, config.log_every) == 0 or done == config.steps:
@@ -167,7 +174,7 @@ def train(
                 callback(done, float(losses.mean()))
         if rank == 0 and (done == config.steps or (config.checkpoint_every and done % config.checkpoint_every == 0)):
             result.checkpoint = _save_checkpoint(checkpoint_path(output), net=net, ema=ema, optimizer=optimizer,
-                                                 meta={**meta, "step": done})
+                                                 meta={**meta, "step": done, "ema_from": ema_from})
         result.step = done
     if rank == 0:
         result.output = weights.save_weights(output, ema.state_dict(), {**meta, "kind": weights.MODEL_KIND,
@@ -259,8 +266,12 @@ def _save_checkpoint(path: Path, *, net, ema, optimizer, meta: dict) -> Path:
     return weights.save_weights(path, tensors, {**meta, "kind": weights.CHECKPOINT_KIND})
 
 
-def _load_checkpoint(path, *, net, ema, optimizer, unet: UNetConfig, config: TrainConfig) -> int:
-    """Restore model, EMA and AdamW moments in place; returns the step reached."""
+def _load_checkpoint(path, *, net, ema, optimizer, unet: UNetConfig, config: TrainConfig) -> tuple[int, int]:
+    """Restore model, EMA and AdamW moments in place; returns (step reached, step the EMA started at).
+
+    Resuming with another ``prediction`` fine-tunes the network to the new output: the old EMA
+    averages weights that predict the other quantity, so it restarts from the network at this step.
+    """
     meta = weights.read_metadata(path)
     if meta["kind"] != weights.CHECKPOINT_KIND:
         raise InputError("not a training checkpoint (a model file cannot be resumed)", path=path)
@@ -285,7 +296,10 @@ def _load_checkpoint(path, *, net, ema, optimizer, unet: UNetConfig, config: Tra
         optimizer.load_state_dict(state)
     except (RuntimeError, KeyError, ValueError) as exc:
         raise InputError(f"checkpoint does not match: {str(exc).splitlines()[0]}", path=path) from None
-    return step
+    if meta.get("prediction", "eps") != config.prediction:
+        ema.load_state_dict(net.state_dict())
+        return step, step
+    return step, int(meta.get("ema_from", 0))
 
 
 def _prefixed(tensors: dict, prefix: str) -> dict:

@@ -99,7 +99,8 @@ def load_model(path, *, device="cpu"):
     meta = read_metadata(path)
     try:
         config = UNetConfig.from_dict(meta["unet"])
-        denoiser = Denoiser(UNet(config), schedule=meta["schedule"], timesteps=int(meta["timesteps"]))
+        denoiser = Denoiser(UNet(config), schedule=meta["schedule"], timesteps=int(meta["timesteps"]),
+                            prediction=meta.get("prediction", "eps"))  # older files: eps
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"weights metadata is unusable: {exc}", path=path) from None
     tensors = load_tensors(path, device=device)
