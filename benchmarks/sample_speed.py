@@ -3,18 +3,20 @@
 Run: python benchmarks/sample_speed.py [--model PATH] [--images 8] [--nfe 25] [--threads 1]
 
 Rows, all on the same inputs and the same number of network evaluations (NFE):
-- galgen: pipeline.draw (the default sampler, DPM-Solver++(2M) SDE, logSNR spacing) with one image per network call
+- galgen: pipeline.draw (the model's default sampler, DPM-Solver++(2M) for the bundled v-prediction
+  model, or --sampler; logSNR spacing) with one image per network call
   (exact: bit-identical whatever the batch; the CPU default) and with the whole batch per call,
   fp32 and bf16 autocast;
-- diffusers: UNet2DModel with DPMSolverMultistepScheduler (sde-dpmsolver++, order 2: the same solver) and with
+- diffusers: UNet2DModel with DPMSolverMultistepScheduler (dpmsolver++ or sde-dpmsolver++, order 2: the same
+  solver as galgen's row) and with
   DDPMScheduler, at the same widths (32/64/128, two residual blocks per level, 32-channel
   attention heads at 16 px and in the middle block; diffusers' last level does not downsample,
   so its middle block runs at 16 px where galgen's runs at 8), its own loop (scheduler.step),
   fp32 and bf16 autocast;
 then the wall time `galgen sample -n 1000` would take with the defaults (measured on a few
 images through pipeline.sample, FITS writing included, and scaled).
-The default model is galgen's "tiny" preset at 64 px with its initial weights: the speed of a
-network does not depend on its weights.
+The default model is galgen's "tiny" preset at 64 px with its initial weights, v-prediction like the
+bundled model: the speed of a network does not depend on its weights.
 """
 
 from __future__ import annotations
@@ -29,7 +31,10 @@ import torch
 from galgen.engine import samplers, weights
 from galgen.engine.train import TrainConfig
 from galgen.engine.unet import UNet, preset
-from galgen.pipeline import DEFAULT_SAMPLER, SampleConfig, draw, load_model, sample
+from galgen.pipeline import SampleConfig, default_sampler, draw, load_model, sample
+
+# galgen's sampler -> diffusers' DPMSolverMultistepScheduler algorithm (both order 2)
+DIFFUSERS_ALGORITHM = {"dpmpp_2m": "dpmsolver++", "dpmpp_2m_sde": "sde-dpmsolver++"}
 
 
 def tiny_model_file(directory: Path) -> Path:
@@ -37,17 +42,17 @@ def tiny_model_file(directory: Path) -> Path:
     config = preset("tiny", bands=3, size=64)
     normalizer = {"bands": "grz", "lower": [-0.035, -0.065, -0.145], "upper": [1.0, 1.5, 2.5]}
     meta = {"kind": weights.MODEL_KIND, "unet": config.to_dict(), "train": TrainConfig().to_dict(),
-            "schedule": "linear-fine", "timesteps": 1000, "loss": "l2", "normalizer": normalizer, "bands": "grz",
+            "schedule": "linear-fine", "timesteps": 1000, "loss": "l2", "prediction": "v", "normalizer": normalizer, "bands": "grz",
             "pixel_scale": 0.262, "unit": "nanomaggy", "step": 0}
     return weights.save_weights(directory / "tiny.safetensors", UNet(config).state_dict(), meta)
 
 
-def time_galgen(model_path: Path, *, images: int, nfe: int, bf16: bool, exact: bool) -> float:
+def time_galgen(model_path: Path, sampler: str, *, images: int, nfe: int, bf16: bool, exact: bool) -> float:
     model = load_model(model_path, device="cpu", bf16=bf16)
-    sigmas = samplers.select_sigmas(model.denoiser.sigmas, DEFAULT_SAMPLER, nfe)
-    draw(model, [0], seed=0, sigmas=sigmas[-3:], sampler=DEFAULT_SAMPLER, exact=exact)  # warm-up
+    sigmas = samplers.select_sigmas(model.denoiser.sigmas, sampler, nfe)
+    draw(model, [0], seed=0, sigmas=sigmas[-3:], sampler=sampler, exact=exact)  # warm-up
     start = time.perf_counter()
-    draw(model, range(images), seed=0, sigmas=sigmas, sampler=DEFAULT_SAMPLER, exact=exact)
+    draw(model, range(images), seed=0, sigmas=sigmas, sampler=sampler, exact=exact)
     return images / (time.perf_counter() - start)
 
 
@@ -64,9 +69,9 @@ def diffusers_unet(size: int):
 def time_diffusers(unet, scheduler_name: str, *, images: int, nfe: int, bf16: bool) -> float:
     from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
-    if scheduler_name == "dpmpp_2m_sde":
+    if scheduler_name in DIFFUSERS_ALGORITHM:
         scheduler = DPMSolverMultistepScheduler(num_train_timesteps=1000, beta_schedule="linear",
-                                                algorithm_type="sde-dpmsolver++", solver_order=2)
+                                                algorithm_type=DIFFUSERS_ALGORITHM[scheduler_name], solver_order=2)
     else:
         scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
 
@@ -86,10 +91,10 @@ def time_diffusers(unet, scheduler_name: str, *, images: int, nfe: int, bf16: bo
     return images / (time.perf_counter() - start)
 
 
-def sample_1000_estimate(model_path: Path, *, images: int) -> tuple[float, int]:
+def sample_1000_estimate(model_path: Path, *, images: int, sampler: str) -> tuple[float, int]:
     """Seconds per image of `galgen sample` with its defaults (FITS files included), and the NFE."""
     model = load_model(model_path, device="cpu")
-    config = SampleConfig(count=images)
+    config = SampleConfig(count=images, sampler=sampler)
     with tempfile.TemporaryDirectory() as out:
         sample(model, Path(out) / "warm", config=SampleConfig(count=1, steps=2))
         result = sample(model, Path(out) / "mocks", config=config)
@@ -102,29 +107,33 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=8, help="images per timed run (one batch)")
     parser.add_argument("--nfe", type=int, default=25, help="network evaluations per image")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
+    parser.add_argument("--sampler", choices=sorted(DIFFUSERS_ALGORITHM),
+                        help="galgen's sampler [default: the model's own, pipeline.default_sampler]")
     parser.add_argument("--skip-diffusers", action="store_true", help="only galgen's rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model or tiny_model_file(Path(tmp))
-        galgen_params = sum(p.numel() for p in load_model(model_path, device="cpu").denoiser.net.parameters())
+        loaded = load_model(model_path, device="cpu")
+        galgen_params = sum(p.numel() for p in loaded.denoiser.net.parameters())
+        sampler = args.sampler or default_sampler(loaded)
         print(f"{args.images} images of 64 px per run, {args.nfe} NFE, {args.threads} thread(s), CPU")
         print(f"{'loop':52s} {'dtype':5s} {'images/s':>9s} {'s/image':>8s}")
         for bf16 in (False, True):
             for exact in (True, False):
-                rate = time_galgen(model_path, images=args.images, nfe=args.nfe, bf16=bf16, exact=exact)
-                name = f"galgen {DEFAULT_SAMPLER}, {'1 image' if exact else 'whole batch'} per call ({galgen_params / 1e6:.2f}M)"
+                rate = time_galgen(model_path, sampler, images=args.images, nfe=args.nfe, bf16=bf16, exact=exact)
+                name = f"galgen {sampler}, {'1 image' if exact else 'whole batch'} per call ({galgen_params / 1e6:.2f}M)"
                 print(f"{name:52s} {'bf16' if bf16 else 'fp32':5s} {rate:9.3f} {1 / rate:8.2f}")
         if not args.skip_diffusers:
             unet = diffusers_unet(64)
             params = sum(p.numel() for p in unet.parameters())
             for bf16 in (False, True):
-                for scheduler in ("dpmpp_2m_sde", "ddpm"):
+                for scheduler in (sampler, "ddpm"):
                     rate = time_diffusers(unet, scheduler, images=args.images, nfe=args.nfe, bf16=bf16)
                     name = f"diffusers UNet2DModel + {scheduler} scheduler ({params / 1e6:.2f}M)"
                     print(f"{name:52s} {'bf16' if bf16 else 'fp32':5s} {rate:9.3f} {1 / rate:8.2f}")
-        per_image, nfe = sample_1000_estimate(model_path, images=args.images)
-        print(f"galgen sample defaults ({DEFAULT_SAMPLER}, {nfe} NFE, bf16, exact, FITS writing): {per_image:.2f} s/image "
+        per_image, nfe = sample_1000_estimate(model_path, images=args.images, sampler=sampler)
+        print(f"galgen sample defaults ({sampler}, {nfe} NFE, bf16, exact, FITS writing): {per_image:.2f} s/image "
               f"-> galgen sample -n 1000 ~ {1000 * per_image / 60:.0f} min on {args.threads} thread(s)")
 
 

@@ -74,22 +74,26 @@ def main() -> None:
         return synthetic_galaxy_distance(truth, other, bands=model.bands, pixel_scale=scale, config=config)
 
     rows = [row("simulate vs simulate", None, None, sgd(simulated(args.n, args.sim_seed + 1, model.size, scale)))]
-    for run in args.runs.split(","):
-        sampler, steps = run.split(":")
-        images, seconds, nfe = mocks(model, args.n, sampler=sampler, steps=int(steps), batch=args.batch)
-        rows.append(row(run, nfe, seconds, sgd(images)))
     names = list(rows[0]["w1"])
     print(f"n = {args.n} per population, model {model.path.name} ({model.sha256[:12]}), SGD default mode, "
           f"{model.device}, {args.threads} thread(s)")
     print(f"{'run':22s} {'NFE':>5s} {'seconds':>8s} {'SGD':>7s} {'95% CI':>17s} " + " ".join(f"{n:>7s}" for n in names))
-    for r in rows:
-        ci = "-" if r["sgd_ci"] is None else f"[{r['sgd_ci'][0]:.3f}, {r['sgd_ci'][1]:.3f}]"
-        nfe = "-" if r["nfe"] is None else str(r["nfe"])
-        seconds = "-" if r["seconds"] is None else f"{r['seconds']:.1f}"
-        print(f"{r['run']:22s} {nfe:>5s} {seconds:>8s} {r['sgd']:7.4f} {ci:>17s} "
-              + " ".join(f"{r['w1'][n]:7.4f}" for n in names))
+    print_row(rows[0], names)
+    for run in args.runs.split(","):  # each row as soon as it is measured: the long runs come last
+        sampler, steps = run.split(":")
+        images, seconds, nfe = mocks(model, args.n, sampler=sampler, steps=int(steps), batch=args.batch)
+        rows.append(row(run, nfe, seconds, sgd(images)))
+        print_row(rows[-1], names)
     if args.json:
         args.json.write_text(json.dumps(rows, default=float, indent=1))
+
+
+def print_row(r: dict, names: list[str]) -> None:
+    ci = "-" if r["sgd_ci"] is None else f"[{r['sgd_ci'][0]:.3f}, {r['sgd_ci'][1]:.3f}]"
+    nfe = "-" if r["nfe"] is None else str(r["nfe"])
+    seconds = "-" if r["seconds"] is None else f"{r['seconds']:.1f}"
+    print(f"{r['run']:22s} {nfe:>5s} {seconds:>8s} {r['sgd']:7.4f} {ci:>17s} "
+          + " ".join(f"{r['w1'][n]:7.4f}" for n in names), flush=True)
 
 
 if __name__ == "__main__":

@@ -10,14 +10,18 @@
 #    per-galaxy 99.9th percentiles, lower limit = -5 x sky RMS (galgen's default, keeps the sky noise).
 # 3. train: the "tiny" U-Net preset (~3M parameters), DDPM eps-prediction with L2 loss, the
 #    linear-fine schedule (linear betas from 1e-6, so the last denoising step keeps the sky noise),
-#    T = 1000, AdamW lr 3e-4 after 500 warm-up steps, batch 32, EMA 0.999, bf16 autocast, seed 0.
-# 4. a first look: 64 mocks with the default sampler (DPM-Solver++(2M), 25 steps) and a montage.
-# Wall time on a 2-core CPU: simulate ~1 h, prep ~2 min, train ~0.2-0.3 steps/s (hours: use a GPU,
+#    T = 1000, AdamW lr 3e-4 after 500 warm-up steps, batch 32, EMA 0.999, bf16 autocast, seed 0,
+#    for EPS_STEPS steps; then the same run resumed with --prediction v up to STEPS: the network is
+#    fine-tuned to predict v (Salimans & Ho 2022), whose error does not grow with the noise level,
+#    which put the eps model's mocks on a wrong sky level (docs/sampling.md, "Sky level").
+# 4. a first look: 64 mocks with the default sampler (DPM-Solver++(2M) SDE, 25 steps) and a montage.
+# Wall time on a 2-core CPU: simulate ~1 h, prep ~2 min, train ~0.65 steps/s (hours: use a GPU,
 # `--device cuda`, or several with torchrun --nproc-per-node N -m galgen train ...).
 set -euo pipefail
 
 WORK=${1:-default-model}
 N_SIMS=${N_SIMS:-12000}
+EPS_STEPS=${EPS_STEPS:-3500}
 STEPS=${STEPS:-6000}
 WORKERS=${WORKERS:-2}
 mkdir -p "$WORK"
@@ -28,11 +32,14 @@ galgen simulate -n "$N_SIMS" -o "$WORK/sims" --seed 1 --size 64 --pixel-scale 0.
 galgen prep "$WORK/sims" -o "$WORK/train" --size 64 --bands grz --lower auto --workers "$WORKERS" --json \
     > "$WORK/prep.json"
 
-galgen train "$WORK/train" -o "$WORK/default.safetensors" --preset tiny --steps "$STEPS" --batch 32 --lr 3e-4 \
-    --schedule linear-fine --loss l2 --ema 0.999 --seed 0 --checkpoint-every 250 --bf16 --device auto --json \
-    > "$WORK/train.json"
+galgen train "$WORK/train" -o "$WORK/eps.safetensors" --preset tiny --steps "$EPS_STEPS" --batch 32 --lr 3e-4 \
+    --schedule linear-fine --loss l2 --prediction eps --ema 0.999 --seed 0 --checkpoint-every 250 --bf16 \
+    --device auto --json > "$WORK/train-eps.json"
 # an interrupted run continues exactly where it stopped:
-#   galgen train "$WORK/train" -o "$WORK/default.safetensors" ... --resume "$WORK/default.ckpt.safetensors"
+#   galgen train "$WORK/train" -o "$WORK/eps.safetensors" ... --resume "$WORK/eps.ckpt.safetensors"
+
+galgen train "$WORK/train" -o "$WORK/default.safetensors" --resume "$WORK/eps.ckpt.safetensors" \
+    --prediction v --steps "$STEPS" --device auto --json > "$WORK/train-v.json"
 
 galgen sample -n 64 -o "$WORK/mocks" --model "$WORK/default.safetensors" --seed 0 --preview "$WORK/mocks.png" --json
 

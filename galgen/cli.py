@@ -215,10 +215,11 @@ def sample(
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file [default: the bundled model]."),
     seed: int = typer.Option(0, "--seed", min=0, help="Run seed: image i depends on (seed, i) alone."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once (memory, GPU throughput)."),
-    sampler: str = typer.Option(
-        "dpmpp_2m_sde", "--sampler", help="dpmpp_2m_sde, ddpm (the paper's, 1000 steps), ddim, dpmpp_2m or heun."
+    sampler: Optional[str] = typer.Option(
+        None, "--sampler", help="dpmpp_2m, dpmpp_2m_sde, ddpm (the paper's, 1000 steps), ddim or heun "
+        "[default: dpmpp_2m for v-prediction models such as the bundled one, dpmpp_2m_sde for eps models]."
     ),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps [default: the sampler's own, dpmpp_2m_sde 25]."),
+    steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps [default: the sampler's own, 25 for both defaults]."),
     device: str = typer.Option("auto", "--device", help="auto (every GPU, else CPU), cpu, cuda or cuda:N."),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", min=1, help="Processes [default: one per GPU, else one per CPU core for n >= 8]."
@@ -328,7 +329,10 @@ def desify(
     strength: float = typer.Option(0.6, "--strength", "-s", help="Fraction of the T timesteps noised, in (0, 1]; the paper: 0.6."),
     draws: int = typer.Option(1, "--draws", "-k", min=1, help="Outputs per input, each with its own noise."),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
-    sampler: str = typer.Option("dpmpp_2m_sde", "--sampler", help="dpmpp_2m_sde, ddpm (the paper's), ddim, dpmpp_2m or heun."),
+    sampler: Optional[str] = typer.Option(
+        None, "--sampler", help="dpmpp_2m, dpmpp_2m_sde, ddpm (the paper's), ddim or heun "
+        "[default: dpmpp_2m for v-prediction models, dpmpp_2m_sde for eps models]."
+    ),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps run (default: the sampler's own, capped by strength x T)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k of input i uses noise from (seed, i x draws + k) only."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once."),
@@ -394,7 +398,7 @@ def desify(
     if json_out:
         print_json(summary)
         return
-    stdout.print(f"wrote {summary['count']} file(s) to {output}: strength {strength:g}, {sampler} {result.steps} "
+    stdout.print(f"wrote {summary['count']} file(s) to {output}: strength {strength:g}, {result.sampler} {result.steps} "
                  f"steps ({result.nfe} NFE), {result.seconds:.1f} s", markup=False, highlight=False)
     if rows:
         print_table(f"{neighbours} nearest images of {dataset} (normalised pixel distance)",

@@ -17,6 +17,7 @@ cube and the model know their pixel scale the cube is resampled onto the model's
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 import time
@@ -44,7 +45,7 @@ class DesifyConfig:
 
     strength: float = 0.6  # fraction of the T timesteps noised, in (0, 1]; the paper's t = 600 of 1000
     draws: int = 1  # outputs per input, each with its own noise
-    sampler: str = "dpmpp_2m_sde"  # any name in engine.samplers.SAMPLERS ("ddpm" with 1000 steps: the paper)
+    sampler: str | None = None  # a name in engine.samplers.SAMPLERS ("ddpm", 1000 steps: the paper); None: the model's default
     steps: int | None = None  # sampler steps actually run; None = the sampler's default (capped by strength)
     seed: int = 0  # draw k of input i uses the generator of (seed, i x draws + k)
     batch: int = 16  # images in flight at once
@@ -59,7 +60,14 @@ class DesifyConfig:
             raise InputError(f"batch must be >= 1, got {self.batch}")
         from galgen.engine.samplers import get_sampler
 
-        get_sampler(self.sampler)  # InputError naming the choices, before any model is loaded
+        if self.sampler is not None:
+            get_sampler(self.sampler)  # InputError naming the choices, before any model is loaded
+
+    def for_model(self, model) -> "DesifyConfig":
+        """This config with the model's default sampler (pipeline.default_sampler) where none was chosen."""
+        from galgen.pipeline import default_sampler
+
+        return self if self.sampler is not None else dataclasses.replace(self, sampler=default_sampler(model))
 
 
 @dataclass
@@ -337,6 +345,7 @@ def plan_sigmas(model, config: DesifyConfig):
     """(sigmas, steps run, NFE) of a run: samplers.select_sigmas with the strength."""
     from galgen.engine import samplers
 
+    config = config.for_model(model)
     spec = samplers.get_sampler(config.sampler)
     steps = spec.default_steps if config.steps is None else config.steps
     sigmas = samplers.select_sigmas(model.denoiser.sigmas.cpu(), config.sampler, steps, strength=config.strength)
@@ -365,7 +374,7 @@ def desify(
     whatever the batch. ``on_step(n)`` is called after every sampler step with the number of
     images advanced. Existing outputs are an InputError unless ``overwrite``.
     """
-    config = config or DesifyConfig()
+    config = (config or DesifyConfig()).for_model(model)
     if not isinstance(inputs, InputStack):
         planned_outputs(inputs, out_dir, draws=config.draws, overwrite=overwrite)  # fail before reading
         with tempfile.TemporaryDirectory(prefix="galgen-desify-") as work:

@@ -80,15 +80,23 @@ def test_subprocess_writes_mocks_and_reports_json(model_file, tmp_path):
     assert read_provenance(tmp_path / "mock_000001.fits")["exact"] is False
 
 
-def test_cli_and_desify_defaults_are_the_pipelines_sampler():
-    # the CLI spells the default out so that `galgen --help` needs no torch; it must not drift
+def test_the_default_sampler_follows_what_the_network_predicts(model_file):
+    # the CLI and desify leave the sampler to the model: deterministic for v, stochastic for eps
     import typer.main
 
-    from galgen.pipeline import DEFAULT_SAMPLER
+    from galgen.pipeline import DEFAULT_SAMPLERS, SampleConfig, default_sampler, load_model
     from galgen.transfer import DesifyConfig
 
     commands = typer.main.get_command(app).commands
     for name in ("sample", "desify"):
         option = next(p for p in commands[name].params if p.name == "sampler")
-        assert option.default == DEFAULT_SAMPLER, name
-    assert DesifyConfig().sampler == DEFAULT_SAMPLER
+        assert option.default is None, name
+    assert DesifyConfig().sampler is None and SampleConfig(count=1).sampler is None
+    assert DEFAULT_SAMPLERS == {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde"}
+    bundled = load_model(device="cpu")
+    assert bundled.denoiser.prediction == "v" and default_sampler(bundled) == "dpmpp_2m"
+    config = SampleConfig(count=1).for_model(bundled)
+    assert (config.sampler, config.steps) == ("dpmpp_2m", 25)
+    assert SampleConfig(count=1, sampler="ddpm").for_model(bundled).sampler == "ddpm"  # a choice is kept
+    assert DesifyConfig().for_model(bundled).sampler == "dpmpp_2m"
+    assert default_sampler(load_model(model_file, device="cpu")) == "dpmpp_2m_sde"  # the tiny test model: eps
