@@ -27,7 +27,7 @@ from galgen.engine import samplers
 from galgen.metrics.population import SGDConfig, synthetic_galaxy_distance
 from galgen.pipeline import draw, load_model
 
-DEFAULT_RUNS = "ddpm:1000,ddpm:50,ddim:50,dpmpp_2m:25,dpmpp_2m_sde:10,dpmpp_2m_sde:25,dpmpp_2m_sde:50"
+DEFAULT_RUNS = "dpmpp_2m:10,dpmpp_2m:15,dpmpp_2m:25,dpmpp_2m_sde:25,dpmpp_2m_sde:50,ddim:50,ddpm:50,ddpm:1000"
 
 
 def simulated(n: int, seed: int, size: int, pixel_scale: float) -> np.ndarray:
