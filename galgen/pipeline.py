@@ -115,9 +115,10 @@ def load_model(model: str | Path | None = None, *, device: str = "auto", bf16: b
 
 # ----------------------------------------------------------------------------- sample (issue 4)
 
-# The fastest sampler whose mocks match the 1000-step DDPM's, per network output (docs/sampling.md,
-# "Choosing the sampler"). A v network is accurate at every noise level, so a deterministic solver
-# serves best; an eps network's error grows with sigma and only a stochastic solver forgets it.
+# The sampler used when none is named, per network output (docs/sampling.md, "Choosing the sampler").
+# A v network is accurate at every noise level, and the deterministic solver then gives the mocks
+# closest to the data per step; an eps network's error grows with sigma, and only a stochastic
+# solver forgets it.
 DEFAULT_SAMPLERS = {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde"}
 MOCK_PREFIX = "mock_"
 # what a file already in the output directory must share with this run to be skipped as done

@@ -45,7 +45,7 @@ class DesifyConfig:
 
     strength: float = 0.6  # fraction of the T timesteps noised, in (0, 1]; the paper's t = 600 of 1000
     draws: int = 1  # outputs per input, each with its own noise
-    sampler: str | None = None  # a name in engine.samplers.SAMPLERS ("ddpm", 1000 steps: the paper); None: the model's default
+    sampler: str | None = None  # engine.samplers name ("ddpm", 1000 steps: the paper); None: the model's default
     steps: int | None = None  # sampler steps actually run; None = the sampler's default (capped by strength)
     seed: int = 0  # draw k of input i uses the generator of (seed, i x draws + k)
     batch: int = 16  # images in flight at once

@@ -78,9 +78,8 @@ class Denoiser(nn.Module):
         sigma = self._per_image(sigma, x)
         a = (1 + sigma**2).rsqrt()[:, None, None, None]  # sqrt(abar) at this sigma
         out = self.net(x * a, self.sigma_to_t(sigma)).float()
-        s = sigma[:, None, None, None] * a  # sqrt(1 - abar)
-        if self.prediction == "v":
-            return a * a * x.float() - s * out
+        if self.prediction == "v":  # x0 = a x_t - s v with x_t = a x and s = sqrt(1 - abar) = sigma a
+            return a * a * x.float() - sigma[:, None, None, None] * a * out
         return x.float() - sigma[:, None, None, None] * out
 
     def loss(

@@ -146,7 +146,8 @@ def train(
                         prediction=config.prediction).to(device)
 
     meta = {**(metadata or {}), "unet": unet.to_dict(), "train": config.to_dict(), "schedule": config.schedule,
-            "timesteps": config.timesteps, "loss": config.loss, "prediction": config.prediction, "galgen_version": __version__}
+            "timesteps": config.timesteps, "loss": config.loss, "prediction": config.prediction,
+            "galgen_version": __version__}
     result, pending = TrainResult(step=start), []
     share = config.batch // world
     positions = range(rank * share, (rank + 1) * share)
