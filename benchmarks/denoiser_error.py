@@ -8,7 +8,7 @@ pixels and over the stamp border (sky only), beside sigma itself (the error of r
 unchanged) and the data's own RMS spread about its mean (the error of the best constant guess;
 an ideal denoiser never does worse than either). An eps-predicting network turns its eps error
 e into a D error sigma x e, so the large-sigma rows show whether a deterministic sampler can be
-trusted with this model (docs/sampling.md, "Why the deterministic solvers fail here").
+trusted with this model (docs/sampling.md, "Sky level, and why the parametrisation picks the sampler").
 """
 
 from __future__ import annotations

@@ -42,8 +42,8 @@ def tiny_model_file(directory: Path) -> Path:
     config = preset("tiny", bands=3, size=64)
     normalizer = {"bands": "grz", "lower": [-0.035, -0.065, -0.145], "upper": [1.0, 1.5, 2.5]}
     meta = {"kind": weights.MODEL_KIND, "unet": config.to_dict(), "train": TrainConfig().to_dict(),
-            "schedule": "linear-fine", "timesteps": 1000, "loss": "l2", "prediction": "v", "normalizer": normalizer, "bands": "grz",
-            "pixel_scale": 0.262, "unit": "nanomaggy", "step": 0}
+            "schedule": "linear-fine", "timesteps": 1000, "loss": "l2", "prediction": "v", "normalizer": normalizer,
+            "bands": "grz", "pixel_scale": 0.262, "unit": "nanomaggy", "step": 0}
     return weights.save_weights(directory / "tiny.safetensors", UNet(config).state_dict(), meta)
 
 

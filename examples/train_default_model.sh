@@ -14,7 +14,7 @@
 #    for EPS_STEPS steps; then the same run resumed with --prediction v up to STEPS: the network is
 #    fine-tuned to predict v (Salimans & Ho 2022), whose error does not grow with the noise level,
 #    which put the eps model's mocks on a wrong sky level (docs/sampling.md, "Sky level").
-# 4. a first look: 64 mocks with the default sampler (DPM-Solver++(2M) SDE, 25 steps) and a montage.
+# 4. a first look: 64 mocks with the model's default sampler (DPM-Solver++(2M), 25 steps) and a montage.
 # Wall time on a 2-core CPU: simulate ~1 h, prep ~2 min, train ~0.65 steps/s (hours: use a GPU,
 # `--device cuda`, or several with torchrun --nproc-per-node N -m galgen train ...).
 set -euo pipefail
@@ -22,7 +22,7 @@ set -euo pipefail
 WORK=${1:-default-model}
 N_SIMS=${N_SIMS:-12000}
 EPS_STEPS=${EPS_STEPS:-3500}
-STEPS=${STEPS:-6000}
+STEPS=${STEPS:-4750}  # the bundled model: 3500 eps steps, then 1250 v steps
 WORKERS=${WORKERS:-2}
 mkdir -p "$WORK"
 
