@@ -1,17 +1,157 @@
-"""Outputs appear whole or not at all: write to a temporary name beside the target, then rename.
+"""Outputs appear whole or not at all, and never over something galgen did not make.
+
+Every output is written under a hidden temporary name beside its target and renamed when it
+is complete. The temporary name says which process made it (``.tmp-<host>-<pid>-<random>-<name>``),
+so that a run can sweep away the temporaries of processes that were killed mid-write
+(`sweep_stale`) without touching those of live ones, even when shards on several machines
+write into one shared directory. `check_output` refuses, before any work, an output that
+exists without ``overwrite``, that galgen did not make, or whose directory cannot be written.
 
 Standard library only, so the engine (weights files) and the FITS layer share it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import secrets
+import shutil
+import socket
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from galgen.errors import InputError
+from galgen.errors import InputError, RuntimeFailure
+
+TEMP_PREFIX = ".tmp-"
+_TEMP = re.compile(r"^\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}-(?P<name>.+)$")
+_swept: set[str] = set()  # directories already swept by this process
+
+
+def _host() -> str:
+    return f"{zlib.crc32(socket.gethostname().encode()):08x}"
+
+
+def temp_path(path) -> Path:
+    """A hidden temporary name beside ``path`` that records this host and process."""
+    path = Path(path)
+    return path.parent / f"{TEMP_PREFIX}{_host()}-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
+
+
+def final_path(path) -> Path:
+    """The output a temporary name stands for (``path`` itself when it is not a temporary)."""
+    path = Path(path)
+    match = _TEMP.match(path.name)
+    return path.parent / match["name"] if match else path
+
+
+def is_hidden(path) -> bool:
+    """Hidden files (a leading dot: temporaries, editor and OS files) are never inputs."""
+    return Path(path).name.startswith(".")
+
+
+def sweep_stale(directory) -> list[Path]:
+    """Remove the temporaries that dead processes of this host left in ``directory``; returns them.
+
+    A temporary belongs to a dead process when its pid no longer exists on this host. Temporaries of
+    live processes, and of other hosts sharing the directory, are kept. Each directory is swept once
+    per process (later calls return at once).
+    """
+    directory = Path(directory)
+    key = str(directory.resolve()) if directory.exists() else ""
+    if not key or key in _swept:
+        return []
+    _swept.add(key)
+    removed, host = [], _host()
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for entry in entries:
+        match = _TEMP.match(entry.name)
+        if not match or match["host"] != host or _alive(int(match["pid"])):
+            continue
+        try:
+            shutil.rmtree(entry.path) if entry.is_dir(follow_symlinks=False) else os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def check_output(path, *, overwrite: bool = False, made_by_galgen: Callable[[Path], bool] | None = None,
+                 suffixes: tuple[str, ...] = (), directory: bool = False, parents: bool = False) -> Path:
+    """Check, before any work, that ``path`` can be written; raises InputError naming it.
+
+    An existing ``path`` needs ``overwrite`` and, when ``made_by_galgen`` is given, must pass it
+    (galgen replaces only its own files). ``suffixes`` (lower case) restricts the name. The
+    directory that will hold it must exist (or, with ``parents``, be creatable) and accept a new
+    file, which is tried rather than assumed (root ignores permission bits, not read-only mounts).
+    """
+    path = Path(path)
+    if suffixes and not path.name.lower().endswith(suffixes):
+        raise InputError(f"unsupported output format (use {', '.join(suffixes)})", path=path)
+    if path.exists():
+        if path.is_dir() != directory:
+            kind = "not a directory" if directory else "a directory"
+            raise InputError(f"output exists and is {kind}", path=path)
+        if not overwrite:
+            raise InputError("output already exists (choose another name or pass --overwrite)", path=path)
+        if made_by_galgen is not None and not made_by_galgen(path):
+            raise InputError("output exists and was not made by galgen; it is never replaced", path=path)
+    parent = path.parent
+    if not parent.is_dir():
+        existing = next((p for p in parent.parents if p.exists()), Path("."))
+        if not parents or not existing.is_dir():
+            raise InputError("output directory does not exist", path=parent)
+        parent = existing
+    probe_directory(parent, output=path)
+    return path
+
+
+def probe_directory(directory, *, output=None) -> None:
+    """InputError (naming ``output``, or the directory) unless a file can be created in ``directory``."""
+    probe = temp_path(Path(directory) / "probe")
+    try:
+        os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        raise InputError(f"cannot write here ({exc.strerror or exc})", path=output or directory) from None
+
+
+def as_galgen_error(exc: OSError, path) -> Exception:
+    """An OSError met while writing ``path`` as one line naming the real output (not its temporary).
+
+    A full disk or quota is a failure of the work (exit 1); a read-only or forbidden place is a
+    bad output path (exit 2).
+    """
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return RuntimeFailure(f"{final_path(path)}: cannot write the output ({reason})")
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.EISDIR):
+        return InputError(f"cannot write the output ({reason})", path=final_path(path))
+    return RuntimeFailure(f"{final_path(path)}: cannot write the output ({reason})")
+
+
+def output_mode(path) -> None:
+    """Give a finished output the usual umask-based mode (safetensors and mkdtemp make 0600/0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if Path(path).is_dir() else 0o666) & ~umask)
 
 
 @contextmanager
@@ -21,22 +161,34 @@ def atomic_output(path, *, parents: bool = False) -> Iterator[Path]:
     The temporary name is hidden and ends with the final name, so suffix-driven writers
     (``.fits.gz``) behave the same. A missing directory is created when ``parents`` is true and
     is an InputError otherwise. ``os.replace`` is atomic within one file system, so readers (and
-    a resumed run) never see a half-written file.
+    a resumed run) never see a half-written file. Stale temporaries of dead processes in the
+    directory are swept on its first use, and an OSError becomes one line naming ``path``.
     """
     path = Path(path)
     directory = path.parent
-    if parents:
-        directory.mkdir(parents=True, exist_ok=True)
-    elif not directory.is_dir():
+    try:
+        if parents:
+            directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise as_galgen_error(exc, path) from None
+    if not directory.is_dir():
         raise InputError("output directory does not exist", path=directory)
-    tmp = directory / f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
+    sweep_stale(directory)
+    tmp = temp_path(path)
     try:
         yield tmp
-        # some writers (safetensors) create 0600 files: give outputs the usual umask-based mode
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        output_mode(tmp)
         os.replace(tmp, path)
+    except OSError as exc:
+        _remove(tmp)
+        raise as_galgen_error(exc, path) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _remove(tmp)
         raise
+
+
+def _remove(path: Path) -> None:
+    try:
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    except OSError:
+        pass

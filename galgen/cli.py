@@ -14,13 +14,39 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from galgen import __version__
 from galgen.console import print_table
-from galgen.errors import GalgenError
+from galgen.errors import GalgenError, InputError
+
+class _OneLineErrors(TyperGroup):
+    """The command group, with usage errors as one line on stderr and exit code 2 (no panel)."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        # typer's click (bundled in newer typer, click itself in older) is reached through typer's names
+        click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click_error as exc:
+            ctx = getattr(exc, "ctx", None)
+            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
+                typer.echo(ctx.get_help(), err=True)
+                sys.exit(exc.exit_code)
+            message = " ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
+            typer.echo(f"{ctx.command_path if ctx else 'galgen'}: error: {message}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("galgen: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     name="galgen",
+    cls=_OneLineErrors,
     help="Realistic galaxy images from a denoising diffusion model, straight from and into FITS files.",
     no_args_is_help=True,
     add_completion=False,
@@ -46,6 +72,7 @@ def reported(fn):
         from galgen.console import stderr
 
         try:
+            _check_finite(kwargs)
             return fn(*args, **kwargs)
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
@@ -67,6 +94,15 @@ def reported(fn):
             raise typer.Exit(1)
 
     return wrapper
+
+
+def _check_finite(options: dict) -> None:
+    """Every number option must be finite: NaN or infinity is a usage error, before any work."""
+    import math
+
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InputError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
 
 
 def _version_callback(value: bool):
@@ -127,7 +163,7 @@ def train(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Total optimiser steps (default: 20000)."),
     batch: Optional[int] = typer.Option(None, "--batch", min=1, help="Global batch, split over processes (default: 32)."),
     lr: Optional[float] = typer.Option(None, "--lr", min=0.0, help="Peak AdamW learning rate (default: 2e-4)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of every random draw (default: 0)."),
+    seed: Optional[int] = typer.Option(None, "--seed", min=0, help="Seed of every random draw (default: 0)."),
     schedule: Optional[str] = typer.Option(None, "--schedule", help="linear (paper), linear-fine or cosine (default: linear)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l2 (paper) or l1 (default: l2)."),
     prediction: Optional[str] = typer.Option(
@@ -152,14 +188,14 @@ def train(
     """
     import time
 
+    from galgen.atomic import check_output
     from galgen.console import print_json, progress, stdout
     from galgen.dataset import open_dataset
     from galgen.engine import runtime, weights
     from galgen.engine.train import checkpoint_path, settings_for, train as run_training
-    from galgen.errors import InputError
 
-    if output.exists() and not (overwrite or resume):
-        raise InputError("output already exists (choose another name or pass --overwrite)", path=output)
+    check_output(output, overwrite=overwrite or resume is not None, made_by_galgen=weights.is_weights_file,
+                 suffixes=(".safetensors",))
     data = open_dataset(dataset)
     given = dict(steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
                  ema=ema, checkpoint_every=checkpoint_every, bf16=bf16)
@@ -212,17 +248,17 @@ def train(
 def sample(
     n: int = typer.Option(..., "-n", "--count", min=1, help="Images in the whole run (indices 0 .. n-1)."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for mock_NNNNNN.fits (created if missing)."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Weights file [default: the bundled model]."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Run seed: image i depends on (seed, i) alone."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once (memory, GPU throughput)."),
     sampler: Optional[str] = typer.Option(
         None, "--sampler", help="dpmpp_2m, dpmpp_2m_sde, ddpm (the paper's, 1000 steps), ddim or heun "
-        "[default: dpmpp_2m for v-prediction models such as the bundled one, dpmpp_2m_sde for eps models]."
+        "(default: dpmpp_2m for v-prediction models such as the bundled one, dpmpp_2m_sde for eps models)."
     ),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Sampler steps [default: the sampler's own, 25 for both defaults]."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the sampler's own, 25 for both defaults)."),
     device: str = typer.Option("auto", "--device", help="auto (every GPU, else CPU), cpu, cuda or cuda:N."),
     workers: Optional[int] = typer.Option(
-        None, "--workers", "-j", min=1, help="Processes [default: one per GPU, else one per CPU core for n >= 8]."
+        None, "--workers", "-j", min=1, help="Processes (default: one per GPU, else one per CPU core for n >= 8)."
     ),
     shard: str = typer.Option("1/1", "--shard", help="k/n: make only the indices i with i % n == k-1."),
     ra: float = typer.Option(180.0, "--ra", help="WCS tangent point, right ascension in degrees."),
@@ -243,13 +279,13 @@ def sample(
     Example: galgen sample -n 1000 -o mocks/ --seed 1 --preview mocks.png
     """
     from galgen.console import print_json, progress, stdout
-    from galgen.errors import InputError
+    from galgen.atomic import check_output
     from galgen.pipeline import SampleConfig, load_model, parse_shard, plan_devices, sample as run_sampling, shard_indices
 
     config = SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
                           ra=ra, dec=dec, exact=exact)
-    if preview is not None and preview.suffix.lower() != ".png":
-        raise InputError("--preview must name a .png file", path=preview)
+    if preview is not None:
+        check_output(preview, overwrite=True, suffixes=(".png",))
     loaded = load_model(model, device=device, bf16=bf16)
     todo = len(shard_indices(config.count, config.shard))
     devices = plan_devices(loaded.device, requested=device, workers=workers, count=todo)
@@ -302,11 +338,11 @@ def inpaint(
     Example: galgen inpaint image.fits --mask trail.fits -o fixed.fits --draws 8
     """
     from galgen.console import print_json, progress, stderr, stdout
-    from galgen.errors import InputError
+    from galgen.atomic import check_output
+    from galgen.cube import WRITE_SUFFIXES, is_galgen_file
     from galgen.repair import InpaintSettings, prepare, run
 
-    if output.exists() and not overwrite:
-        raise InputError("output already exists (choose another name or pass --overwrite)", path=output)
+    check_output(output, overwrite=overwrite, made_by_galgen=is_galgen_file, suffixes=WRITE_SUFFIXES)
     settings = InpaintSettings(sampler=sampler, steps=steps, resample=resample, jump=jump, draws=draws,
                                seed=seed, batch=min(batch, draws))
     job = prepare(image, mask_path=mask, mask_nans=mask_nans, model=model, device=device, settings=settings)
@@ -331,7 +367,7 @@ def desify(
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
     sampler: Optional[str] = typer.Option(
         None, "--sampler", help="dpmpp_2m, dpmpp_2m_sde, ddpm (the paper's), ddim or heun "
-        "[default: dpmpp_2m for v-prediction models, dpmpp_2m_sde for eps models]."
+        "(default: dpmpp_2m for v-prediction models, dpmpp_2m_sde for eps models)."
     ),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps run (default: the sampler's own, capped by strength x T)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k of input i uses noise from (seed, i x draws + k) only."),
@@ -358,7 +394,6 @@ def desify(
     """
     import tempfile
 
-    from galgen.errors import InputError
     from galgen.transfer import DesifyConfig
 
     if bool(neighbours) != (dataset is not None):
@@ -375,6 +410,10 @@ def desify(
 
     paths = expand_inputs(inputs, suffixes=INPUT_SUFFIXES)
     planned_outputs(paths, output, draws=draws, overwrite=overwrite)
+    if preview is not None:
+        from galgen.atomic import check_output
+
+        check_output(preview, overwrite=True, suffixes=(".png",))
     data = open_dataset(dataset) if dataset is not None else None
     loaded = load_model(model, device=device, bf16=bf16)
     if data is not None:
@@ -415,7 +454,7 @@ def sgd(
         "default", "--mode", help="default (exact apertures, intervals, baseline) or reference (the paper's code)."
     ),
     bootstrap: int = typer.Option(1000, "--bootstrap", min=0, help="Bootstrap draws per distance (default mode)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap, the baseline split and the reference shuffle."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the bootstrap, the baseline split and the reference shuffle."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="Write the paper's figure 4 (histograms) to this image."),
     morphology: bool = typer.Option(False, "--morphology", help="Also compare Gini, M20, C, A, S, ... (statmorph)."),
     workers: int = typer.Option(2, "--workers", "-j", min=1, help="Processes for --morphology."),
@@ -434,12 +473,13 @@ def sgd(
     Example: galgen sgd real/ mocks/ --json
     """
     from galgen.console import print_json, progress, stdout
-    from galgen.errors import InputError
+    from galgen.comparison import check_sgd_outputs
     from galgen.metrics.population import MODES, SGDConfig, plot_histograms, synthetic_galaxy_distance
     from galgen.stack import load_pair
 
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    check_sgd_outputs(plot=plot, train=train, fid_weights=fid_weights, morphology=morphology)
     config = SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed)
     real_pop, mock_pop = load_pair(real, mock, show_progress=True)
     with progress(len(real_pop) + len(mock_pop), "measuring") as advance:
@@ -495,7 +535,7 @@ def calibrate(
     mock: str = typer.Argument(..., help="Uncalibrated mocks of the model, in any of the same forms."),
     paper: bool = typer.Option(False, "--paper", help="Plain per-image pixel medians (the paper) instead of galaxy pixels."),
     write_to: Optional[Path] = typer.Option(None, "--write-to", help="Store the factors in this model file."),
-    model: Optional[Path] = typer.Option(None, "--model", help="Model to copy into --write-to [default: --write-to itself]."),
+    model: Optional[Path] = typer.Option(None, "--model", help="Model to copy into --write-to (default: --write-to itself)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ):
     """Per-band flux calibration of a model's mocks against real data.
@@ -506,13 +546,18 @@ def calibrate(
     """
     from galgen.calibrate import CalibrationConfig, calibrate as fit_calibration
     from galgen.console import print_json, progress
-    from galgen.errors import InputError
     from galgen.stack import load_pair
 
     if model is not None and write_to is None:
         raise InputError("--model names the model to copy; say where with --write-to")
-    if write_to is not None and not (model or write_to).is_file():
-        raise InputError("no such model file", path=model or write_to)
+    if write_to is not None:
+        from galgen.atomic import check_output
+        from galgen.engine.weights import read_metadata
+
+        if not (model or write_to).is_file():
+            raise InputError("no such model file", path=model or write_to)
+        read_metadata(model or write_to)  # the model to copy must be one, before anything is measured
+        check_output(write_to, overwrite=True, suffixes=(".safetensors",))
     real_pop, mock_pop = load_pair(real, mock, show_progress=True)
     with progress(len(real_pop) + len(mock_pop), "medians") as advance:
         result = fit_calibration(real_pop.flux, mock_pop.flux, bands=real_pop.bands,
@@ -540,6 +585,7 @@ def simulate(
     size: int = typer.Option(64, "--size", min=16, help="Stamp side in pixels."),
     pixel_scale: float = typer.Option(0.262, "--pixel-scale", min=0.01, help="arcsec per pixel."),
     workers: str = typer.Option("auto", "--workers", "-j", help="Processes: 'auto' (all cores) or a number."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace galaxies of these indices already there."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
     """Ground-truth DESI-like galaxies from GalSim, with a truth catalogue.
@@ -557,7 +603,7 @@ def simulate(
     with progress(n, "simulate") as advance:
         summary = run_simulation(
             n, output, seed=seed, start=start, size=size, pixel_scale=pixel_scale, workers=workers,
-            command=command_line(), on_galaxy=advance,
+            overwrite=overwrite, command=command_line(), on_galaxy=advance,
         )  # fmt: skip
     if json_out:
         print_json(summary)
@@ -614,7 +660,10 @@ def info(
 
 
 def main():
-    """Console-script entry point."""
+    """Console-script entry point (SIGTERM unwinds like Ctrl-C: temporaries removed, workers stopped)."""
+    from galgen.processes import terminate_on_sigterm
+
+    terminate_on_sigterm()
     app()
 
 

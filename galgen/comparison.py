@@ -6,6 +6,7 @@ so the CLI only adds keys to its JSON summary and tables to its output.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -25,6 +26,7 @@ def compare_morphology(real: np.ndarray, mock: np.ndarray, *, bands: str, config
     """
     from galgen.metrics.morphology import MorphologyConfig, measure_stack, morphology_units, usable_values
 
+    require_morphology()
     morph = MorphologyConfig()
     if morph.band not in bands:
         raise InputError(f"morphology is measured in the {morph.band} band, absent from bands {bands!r}")
@@ -33,6 +35,32 @@ def compare_morphology(real: np.ndarray, mock: np.ndarray, *, bands: str, config
     result = compare_properties(*tables, units=morphology_units(morph, flux_unit=unit), config=config)
     result.notes.append(f"morphology: statmorph in the {morph.band} band; galaxies flagged bad are left out")
     return result
+
+
+def require_morphology() -> None:
+    """InputError naming the ``morph`` extra unless statmorph and photutils import."""
+    from galgen.extras import require
+
+    for module in ("statmorph", "photutils.segmentation"):
+        require(module, extra="morph", purpose="galgen sgd --morphology")
+
+
+def check_sgd_outputs(*, plot=None, train=None, fid_weights=None, morphology: bool = False) -> None:
+    """Everything `galgen sgd` will write or read besides the populations, checked before they are measured."""
+    from galgen.atomic import check_output
+
+    if plot is not None:
+        from galgen.metrics.population import PLOT_SUFFIXES
+
+        check_output(plot, overwrite=True, suffixes=PLOT_SUFFIXES)
+    if train is not None:
+        from galgen.dataset import open_dataset
+
+        open_dataset(train)
+    if fid_weights is not None and not Path(fid_weights).is_file():
+        raise InputError("no such Inception weights file", path=fid_weights)
+    if morphology:
+        require_morphology()
 
 
 def check_memorisation(dataset, real: np.ndarray, mock: np.ndarray, *,

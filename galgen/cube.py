@@ -157,6 +157,32 @@ def read_provenance(path) -> dict:
         return provenance_from_header(hdul[0].header)
 
 
+MAX_BAD_FRACTION = 0.10  # a band with more NaN, masked or uncovered pixels than this is not a usable image
+
+
+def coverage_problem(bad: np.ndarray, bands: str, *, what: str, limit: float = MAX_BAD_FRACTION) -> str | None:
+    """Why a ``(band, y, x)`` image whose ``bad`` pixels are NaN, masked or uncovered is unusable, else None.
+
+    An image is unusable when, in any band, the fraction of bad pixels exceeds ``limit``; ``what``
+    names the image in the reason ("64 px crop").
+    """
+    fractions = np.asarray(bad, dtype=bool).reshape(len(bands), -1).mean(axis=1)
+    worst = int(np.argmax(fractions))
+    if fractions[worst] > limit:
+        return (f"band {bands[worst]}: {fractions[worst]:.0%} of the {what} is NaN, masked or without coverage "
+                f"(limit {limit:.0%})")
+    return None
+
+
+def is_galgen_file(path) -> bool:
+    """Whether ``path`` is a FITS file that galgen wrote (its primary header has the GALGEN card)."""
+    try:
+        with _open_fits(Path(path)) as hdul:
+            return "GALGEN" in hdul[0].header
+    except InputError:
+        return False
+
+
 def describe(path) -> dict:
     """What a FITS file holds, for ``galgen info``: layout, bands, unit, grid, provenance.
 
@@ -459,6 +485,9 @@ def _same_grid(plane: Cube, ref: Cube) -> bool:
 # ----------------------------------------------------------------------------- writing
 
 
+WRITE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")  # what galgen writes (astropy, uncompressed or gzip)
+
+
 def make_wcs(shape_yx: tuple[int, int], *, pixel_scale: float, ra: float = 180.0, dec: float = 0.0) -> WCS:
     """A gnomonic (TAN) WCS centred on (ra, dec) degrees, north up, east left, ``pixel_scale`` arcsec/pixel."""
     ny, nx = shape_yx
@@ -634,7 +663,7 @@ def _fits_column(name: str, values: np.ndarray, unit: str | None) -> fits.Column
 
 
 def _write_hdus(hdul: fits.HDUList, path: Path) -> Path:
-    if not path.name.lower().endswith((".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")):
+    if not path.name.lower().endswith(WRITE_SUFFIXES):
         raise InputError("galgen writes .fits or .fits.gz files (tile compression: run fpack on them)", path=path)
     for hdu in hdul:
         _declare_long_strings(hdu.header)

@@ -13,14 +13,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from galgen.atomic import as_galgen_error, check_output, output_mode, sweep_stale, temp_path
 from galgen.errors import InputError
 from galgen.normalize import Normalizer
 
@@ -133,33 +133,57 @@ def write_meta(directory, meta: dict) -> Path:
     return target
 
 
+def is_galgen_dataset(path) -> bool:
+    """Whether ``path`` is a directory that ``galgen prep`` wrote (its dataset.json says so)."""
+    try:
+        read_meta(path)
+    except InputError:
+        return False
+    return True
+
+
 @contextmanager
-def dataset_directory(path, *, overwrite: bool = False) -> Iterator[Path]:
+def dataset_directory(path, *, overwrite: bool = False, inputs: Sequence = ()) -> Iterator[Path]:
     """Yield a temporary directory beside ``path``; it becomes ``path`` only if the block succeeds.
 
     Nothing half-written is ever visible under the final name: on any error the temporary
-    directory is removed. An existing ``path`` is an InputError unless ``overwrite``.
+    directory is removed. An existing ``path`` is replaced only with ``overwrite``, only when it
+    is a galgen dataset, and never when it is, or holds, one of ``inputs``.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError("output already exists (choose another name or pass --overwrite)", path=path)
-    if path.exists() and not path.is_dir():
-        raise InputError("output exists and is not a directory", path=path)
+    check_output(path, overwrite=overwrite, made_by_galgen=is_galgen_dataset, directory=True)
+    if path.exists():
+        inside = _input_inside(path, inputs)
+        if inside is not None:
+            raise InputError(f"output holds the input {inside}; it is never replaced", path=path)
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise InputError("output's parent directory does not exist", path=path)
-    work = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=parent))
+    sweep_stale(parent)
+    work = temp_path(path)
+    work.mkdir()
     try:
         yield work
+        output_mode(work)
         if path.exists():
             # move the old one aside first so that a failed rename leaves it untouched
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.old-", dir=parent))
-            os.replace(path, old / "dataset")
+            old = temp_path(path)
+            os.replace(path, old)
             os.replace(work, path)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(work, path)
+    except OSError as exc:
+        shutil.rmtree(work, ignore_errors=True)
+        raise as_galgen_error(exc, path) from None
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
 
+
+def _input_inside(directory: Path, inputs: Sequence) -> Path | None:
+    """The first of ``inputs`` that is ``directory`` or lies beneath it, else None."""
+    root = directory.resolve()
+    for item in inputs:
+        resolved = Path(item).resolve()
+        if resolved == root or root in resolved.parents:
+            return Path(item)
+    return None

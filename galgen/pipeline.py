@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from galgen.atomic import probe_directory, sweep_stale
 from galgen.engine import runtime, weights
 from galgen.errors import InputError
 from galgen.normalize import Normalizer
@@ -75,6 +76,11 @@ class LoadedModel:
         """Model space [-1, 1] (N, C, H, W) -> calibrated flux in the model's unit (float32)."""
         if isinstance(x, torch.Tensor):
             x = x.detach().float().cpu().numpy()
+        if not np.isfinite(x).all():
+            from galgen.errors import RuntimeFailure
+
+            raise RuntimeFailure(f"the model {self.path.name} produced NaN or infinite pixels; nothing of them "
+                                 "is written")
         flux = self.normalizer.inverse(np.clip(x, -1.0, 1.0))
         return (flux * self.factors[:, None, None]).astype(np.float32)
 
@@ -147,8 +153,10 @@ class SampleConfig:
         k, n = self.shard
         if not 1 <= k <= n:
             raise InputError(f"shard must be k/n with 1 <= k <= n, got {k}/{n}")
-        if not -90.0 <= self.dec <= 90.0:
+        if not -90.0 <= self.dec <= 90.0:  # NaN fails this too
             raise InputError(f"dec must be in [-90, 90] degrees, got {self.dec}")
+        if not 0.0 <= self.ra <= 360.0:
+            raise InputError(f"ra must be in [0, 360] degrees, got {self.ra}")
         if self.sampler is not None:
             spec = get_sampler(self.sampler)  # InputError naming the choices
             if self.steps is None:
@@ -288,6 +296,8 @@ def sample(
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the output directory ({exc.strerror or exc})", path=out_dir) from None
+    probe_directory(out_dir)
+    sweep_stale(out_dir)  # temporaries of a killed earlier run
     todo, skipped = [], []
     for index in shard_indices(config.count, config.shard):
         path = out_dir / mock_name(index, config.count)
@@ -399,17 +409,19 @@ def _sample_on_workers(model, out_dir: Path, indices, *, devices, config: Sample
     Each worker loads the same weights file on its own device (checked by sha256). Because image
     i depends on (seed, i) alone, the split changes nothing in the files.
     """
-    import multiprocessing
+    import os
 
-    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in forked children
+    from galgen.processes import spawn_context
+
+    context = spawn_context()  # CUDA cannot be used in forked children
     queue = context.Queue()
     shares = split_for_devices(indices, len(devices))
     cpu_workers = sum(torch.device(d).type == "cpu" for d in devices)
     threads = max(1, torch.get_num_threads() // max(1, cpu_workers))
     jobs = [
         context.Process(target=_worker, daemon=True,
-                        args=(rank, device, str(model.path), model.sha256, model.bf16, str(out_dir), share, config,
-                              command, threads, queue))
+                        args=(os.getpid(), rank, device, str(model.path), model.sha256, model.bf16, str(out_dir),
+                              share, config, command, threads, queue))
         for rank, (device, share) in enumerate(zip(devices, shares))
     ]
     for job in jobs:
@@ -451,8 +463,11 @@ def _next_message(queue, jobs):
                 return "error", f"worker process exited with code {dead[0].exitcode}"
 
 
-def _worker(rank, device, path, sha256, bf16, out_dir, indices, config, command, threads, queue) -> None:
+def _worker(parent, rank, device, path, sha256, bf16, out_dir, indices, config, command, threads, queue) -> None:
     """Body of one sampling process: load the model on ``device`` and draw its share of the indices."""
+    from galgen.processes import die_with_parent
+
+    die_with_parent(parent)
     try:
         if torch.device(device).type == "cpu":
             torch.set_num_threads(threads)
@@ -465,5 +480,8 @@ def _worker(rank, device, path, sha256, bf16, out_dir, indices, config, command,
         written = _sample_indices(model, Path(out_dir), indices, sigmas=sigmas, config=config, command=command,
                                   on_progress=lambda n: queue.put(("progress", n)))
         queue.put(("done", [str(p) for p in written]))
+    except SystemExit:  # SIGTERM (the parent died or stopped us): nobody is left to tell
+        queue.cancel_join_thread()
+        raise
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         queue.put(("error", f"worker {rank} on {device}: {type(exc).__name__}: {exc}"))

@@ -21,7 +21,6 @@ Everything is written to a temporary directory beside the output and renamed at 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import time
 from array import array
@@ -33,10 +32,12 @@ from typing import Sequence
 
 import numpy as np
 
+from galgen.cube import MAX_BAD_FRACTION
 from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_meta
 from galgen.errors import InputError
 from galgen.metrics.photometry import border_pixels
 from galgen.normalize import Normalizer, kmeans_boundary, robust_sigma
+from galgen.processes import die_with_parent, spawn_context
 
 SCRATCH_NAME = "flux-scratch.f32"  # raw float32 crops of pass 1, removed after pass 2
 CHUNK_ROWS = 128  # rows normalised at a time in pass 2: 128 x 3 x 64 x 64 float32 = 6 MB per temporary
@@ -53,7 +54,7 @@ class PrepConfig:
     lower: tuple[float, ...] | None = None  # per-band lower truncation (flux); None: -sky_sigmas x sky RMS
     percentile: float = 99.9  # per-galaxy percentile fed to the k-means (paper: 99.9)
     sky_sigmas: float = 5.0  # default lower limit in units of the dataset's sky RMS
-    max_bad_fraction: float = 0.10  # skip a file when more of a band's crop is NaN or masked
+    max_bad_fraction: float = MAX_BAD_FRACTION  # skip a file when more of a band's crop is NaN or masked
     workers: int = 1  # reading processes; 1 reads in this process
 
 
@@ -146,11 +147,13 @@ def prep_dataset(
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no input files")
-    if config.size < 1:
-        raise InputError(f"--size must be positive, got {config.size}")
+    multiple = trainable_multiple()
+    if config.size < 1 or config.size % multiple:
+        raise InputError(f"--size must be a positive multiple of {multiple} (the network halves it "
+                         f"{multiple.bit_length() - 1} times), got {config.size}")
     if not config.bands.isalpha() or len(set(config.bands)) != len(config.bands):
         raise InputError(f"--bands {config.bands!r}: give distinct band letters, e.g. grz")
-    with dataset_directory(output, overwrite=overwrite) as work:
+    with dataset_directory(output, overwrite=overwrite, inputs=paths) as work:
         scratch = work / SCRATCH_NAME
         stats = _read_pass(paths, work, config=config, show_progress=show_progress)
         if not stats.count:
@@ -176,6 +179,13 @@ def prep_dataset(
         write_meta(work, _meta(result, unit=stats.unit, config=config, command=command))
     result.seconds = time.perf_counter() - start
     return result
+
+
+def trainable_multiple() -> int:
+    """Stamp sides every network preset can train are multiples of this (2 ** its down-sampling levels)."""
+    from galgen.engine.unet import PRESETS
+
+    return max(2 ** len(config.mults) for config in PRESETS.values())
 
 
 def report_result(result: PrepResult, *, as_json: bool = False) -> None:
@@ -263,7 +273,7 @@ def _normalise_pass(
 
 def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
     """Pass 1 for one file: read, check, centre-crop, measure. Never raises for a bad file."""
-    from galgen.cube import read_cube
+    from galgen.cube import coverage_problem, read_cube
 
     report = FileReport(path=str(path))
     try:
@@ -286,13 +296,8 @@ def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
     data[~np.isfinite(data)] = np.nan
     crop = centre_crop(data, size=config.size)
     bad = np.isnan(crop)
-    bad_fraction = bad.mean(axis=(1, 2))
-    worst = int(np.argmax(bad_fraction))
-    if bad_fraction[worst] > config.max_bad_fraction:
-        report.reason = (
-            f"band {config.bands[worst]}: {bad_fraction[worst]:.0%} of the {config.size} px crop is NaN, masked"
-            f" or without coverage (limit {config.max_bad_fraction:.0%})"
-        )
+    report.reason = coverage_problem(bad, config.bands, what=f"{config.size} px crop", limit=config.max_bad_fraction)
+    if report.reason:
         return report
     side = min(data.shape[1:])
     width = min(int(np.clip(side // 32, 4, 16)), side // 2)  # 13 px of a 424 px cutout: ~21k sky pixels a band
@@ -378,8 +383,8 @@ def _measure_all(paths: list[Path], config: PrepConfig):
     block = config.workers * BLOCK_PER_WORKER
     # spawn, not fork: forking would copy the progress bar's running thread and the locks it holds;
     # the workers' start-up (about a second, importing astropy) only matters for small runs
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=config.workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=config.workers, mp_context=spawn_context(), initializer=die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         for start in range(0, len(paths), block):
             yield from pool.map(measure, paths[start : start + block], chunksize=4)
 

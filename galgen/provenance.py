@@ -17,6 +17,7 @@ import re
 import textwrap
 from datetime import datetime, timezone
 from typing import Sequence
+from urllib.parse import quote, unquote
 
 from galgen import __version__
 from galgen.errors import InputError
@@ -52,8 +53,10 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
 }
 _INPUT_COUNT = "GGNIN"
 _MAX_LISTED_INPUTS = 999  # GGIN999 / GGSHA999 fill the 8-character keyword limit
-_RESERVED = {keyword for keyword, _, _ in FIELDS.values()} | {"GGNIN", "GGINSHA", "GGEXTRA"}
+_RESERVED = {keyword for keyword, _, _ in FIELDS.values()} | {"GGNIN", "GGINSHA", "GGEXTRA", "GGUTF8"}
 _EXTRA = "GGEXTRA"  # JSON map of the keywords of fields outside FIELDS, so they read back
+_ESCAPED = "GGUTF8"  # keywords whose string values are UTF-8 %-escaped (FITS cards hold printable ASCII)
+_PLAIN_ASCII = "".join(chr(c) for c in range(32, 127) if chr(c) != "%")  # kept as they are when escaping
 
 
 def make_provenance(*, command: str, inputs: Sequence = (), **fields) -> dict:
@@ -107,9 +110,28 @@ def provenance_to_header(provenance: dict, header) -> None:
                             f"{provenance['command']}")
 
 
+def fits_text(text: str) -> tuple[str, bool]:
+    """``text`` as a FITS card can hold it, and whether it had to be escaped.
+
+    Printable ASCII stays as it is. Anything else (``mocks été``, a tab) is written with every
+    character outside printable ASCII, and ``%`` itself, as %-escaped UTF-8 (RFC 3986), which
+    `unescape_text` reverses exactly.
+    """
+    text = str(text)
+    if text.isascii() and text.isprintable():
+        return text, False
+    return quote(text, safe=_PLAIN_ASCII), True
+
+
+def unescape_text(text: str) -> str:
+    """Inverse of the escaping in `fits_text`."""
+    return unquote(text, errors="strict")
+
+
 def add_history(header, text: str) -> None:
-    """HISTORY cards for one line of text, wrapped at spaces (72 characters fit a card)."""
-    lines = textwrap.wrap(str(text), 72, subsequent_indent="  ", break_on_hyphens=False) or [""]
+    """HISTORY cards for one line of text, wrapped at spaces (72 characters fit a card; escaped as `fits_text`)."""
+    text, _ = fits_text(text)
+    lines = textwrap.wrap(text, 72, subsequent_indent="  ", break_on_hyphens=False) or [""]
     for line in lines:
         header.add_history(line)
 
@@ -120,10 +142,13 @@ def provenance_from_header(header) -> dict:
     extra = _json_or_none(header.get(_EXTRA))
     if isinstance(extra, dict):
         fields.update({k: (v[0], bool(v[1])) for k, v in extra.items() if isinstance(v, list) and len(v) == 2})
+    escaped = set(str(header.get(_ESCAPED, "")).split())
     provenance: dict = {}
     for keyword, (name, as_json) in fields.items():
         if keyword in header:
             value = header[keyword]
+            if keyword in escaped and isinstance(value, str):
+                value = unescape_text(value)
             decoded = _json_or_none(value) if as_json else None
             provenance[name] = value if decoded is None else decoded  # a damaged JSON card stays text
     if _INPUT_COUNT in header:
@@ -142,6 +167,12 @@ def set_card(header, keyword: str, value, comment: str = "") -> None:
     """Set a card, dropping the comment where it would not fit on the card (no truncation warning)."""
     from astropy.io.fits import Card
 
+    if isinstance(value, str):
+        value, escaped = fits_text(value)
+        if escaped:
+            listed = str(header.get(_ESCAPED, "")).split()
+            if keyword not in listed:
+                header[_ESCAPED] = (" ".join([*listed, keyword]), "values %-escaped UTF-8 (RFC 3986)")
     if not (isinstance(value, str) and len(value) > 68):  # long strings put the comment on CONTINUE
         room = 80 - len(str(Card(keyword, value)).rstrip()) - 3
         comment = comment if len(comment) <= room else ""
@@ -198,4 +229,10 @@ def _inputs_from_header(header) -> list[dict]:
     count = int(header[_INPUT_COUNT])
     if count > _MAX_LISTED_INPUTS:
         return [{"count": count, "sha256_of_sha256s": header.get("GGINSHA")}]
-    return [{"path": header.get(f"GGIN{n}"), "sha256": header.get(f"GGSHA{n}")} for n in range(1, count + 1)]
+    escaped = set(str(header.get(_ESCAPED, "")).split())
+
+    def path(n):
+        value = header.get(f"GGIN{n}")
+        return unescape_text(value) if f"GGIN{n}" in escaped and isinstance(value, str) else value
+
+    return [{"path": path(n), "sha256": header.get(f"GGSHA{n}")} for n in range(1, count + 1)]

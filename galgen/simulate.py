@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from galgen.errors import InputError, RuntimeFailure
+from galgen.errors import InputError
 
 BANDS = "grz"
 PIXEL_SCALE = 0.262  # arcsec / pixel, DECam as resampled by the Legacy Surveys
@@ -40,8 +40,6 @@ DISK_THICKNESS = 0.2  # intrinsic axis ratio of an edge-on disk
 SERSIC_N_STEP = 0.1  # GalSim caches 100 Sersic tables; a 0.1 grid over [2, 4] keeps drawing fast
 PSF_FWHM_R = (1.15, 1.32)  # arcsec, r-band seeing
 PSF_BAND_FACTOR = (1.06, 1.0, 0.95)  # FWHM ~ lambda**-0.2 (Kolmogorov), g r z relative to r
-
-SIM_EXTRA = "pip install 'galgen[sim]'"
 
 
 @dataclass(frozen=True)
@@ -79,11 +77,9 @@ class GalaxyParams:
 
 
 def _galsim():
-    try:
-        import galsim
-    except ImportError as exc:
-        raise RuntimeFailure(f"galgen simulate needs GalSim, which is not installed: {SIM_EXTRA}") from exc
-    return galsim
+    from galgen.extras import require
+
+    return require("galsim", extra="sim", purpose="galgen simulate")
 
 
 def draw_params(seed: int, index: int, *, size: int = 64, pixel_scale: float = PIXEL_SCALE) -> GalaxyParams:
@@ -362,6 +358,9 @@ def draw_galaxy(
     return (add_sky_noise(clean, params) if noise else clean), truth
 
 
+TRUTH_NAME = "truth.fits"
+
+
 def file_name(index: int) -> str:
     """The cube file of galaxy ``index``: ``sim_000042.fits``."""
     return f"sim_{index:06d}.fits"
@@ -413,6 +412,7 @@ def simulate(
     size: int = 64,
     pixel_scale: float = PIXEL_SCALE,
     workers=None,
+    overwrite: bool = False,
     command: str = "galgen.simulate.simulate",
     on_galaxy=None,
 ) -> dict:
@@ -423,6 +423,10 @@ def simulate(
     catalogue, one row per galaxy in index order, is written last. ``on_galaxy()`` is called
     once per finished galaxy (a progress bar). Returns a summary dict.
 
+    Galaxies already in ``out_dir`` are an InputError unless ``overwrite`` (and galgen made them).
+    A ``truth.fits`` of the same run (seed, size, pixel scale) is extended: its rows for other
+    indices are kept, so ``--start`` grows a run in place; one of another run is refused.
+
     Workers are started with ``spawn`` (safe beside threads), so a script calling this with
     ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
     """
@@ -430,16 +434,15 @@ def simulate(
     for name, value, low in (("n", n, 1), ("seed", seed, 0), ("start", start, 0), ("size", size, 16)):
         if int(value) != value or value < low:
             raise InputError(f"{name} must be an integer >= {low}, got {value}")
-    if not pixel_scale > 0:
-        raise InputError(f"pixel scale must be positive, got {pixel_scale}")
+    if not (math.isfinite(pixel_scale) and pixel_scale > 0):
+        raise InputError(f"pixel scale must be positive and finite, got {pixel_scale}")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError("output exists and is not a directory", path=out)
-    out.mkdir(parents=True, exist_ok=True)
+    indices = range(start, start + n)
+    earlier = _earlier_truth(out, indices, seed=seed, size=size, pixel_scale=pixel_scale, overwrite=overwrite)
+    _check_free(out, indices, overwrite=overwrite)
     workers = min(resolve_workers(workers), n)
 
     task = _WriteGalaxy(str(out), int(seed), int(size), float(pixel_scale), command)
-    indices = range(start, start + n)
     began = time.perf_counter()
     columns: dict[str, np.ndarray] = {}  # the catalogue as arrays: 8 bytes per value, flat per galaxy
     with _pool(workers) as pool:
@@ -454,7 +457,9 @@ def simulate(
                 on_galaxy()
     seconds = time.perf_counter() - began
 
-    truth_path = _write_truth(columns, out / "truth.fits", seed=seed, start=start, size=size,
+    if earlier is not None:
+        columns = _merged(earlier, columns)
+    truth_path = _write_truth(columns, out / TRUTH_NAME, seed=seed, start=int(columns["index"].min()), size=size,
                               pixel_scale=pixel_scale, command=command, simulator=f"galsim {galsim.__version__}")  # fmt: skip
     return {
         "out_dir": str(out),
@@ -481,10 +486,10 @@ class _pool:
 
     def __enter__(self):
         if self.workers > 1:
-            import multiprocessing
+            from galgen.processes import die_with_parent, spawn_context
 
             # spawn: the parent may hold threads (a progress bar, torch) that fork would copy half-way
-            self.pool = multiprocessing.get_context("spawn").Pool(self.workers)
+            self.pool = spawn_context().Pool(self.workers, initializer=die_with_parent, initargs=(os.getpid(),))
         return self.pool
 
     def __exit__(self, *exc_info):
@@ -500,3 +505,58 @@ def _write_truth(columns: dict[str, np.ndarray], path: Path, *, command: str, **
     count = len(columns["index"])
     provenance = make_provenance(command=command, count=count, psf_beta=PSF_BETA, **fields)
     return write_table(columns, path, units=TRUTH_UNITS, provenance=provenance)
+
+
+def _check_free(out: Path, indices: range, *, overwrite: bool) -> None:
+    """Create ``out`` and check that the galaxies of ``indices`` may be written into it."""
+    from galgen.atomic import as_galgen_error, probe_directory, sweep_stale
+    from galgen.cube import is_galgen_file
+
+    if out.exists() and not out.is_dir():
+        raise InputError("output exists and is not a directory", path=out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise as_galgen_error(exc, out) from None
+    probe_directory(out)
+    sweep_stale(out)  # temporaries of a killed earlier run
+    taken = [out / file_name(i) for i in indices if (out / file_name(i)).exists()]
+    if taken and not overwrite:
+        raise InputError(f"output already exists ({len(taken)} of the {len(indices)} galaxies; "
+                         "pass --overwrite to replace them)", path=taken[0])
+    foreign = next((p for p in taken if not is_galgen_file(p)), None)
+    if foreign is not None:
+        raise InputError("output exists and was not made by galgen; it is never replaced", path=foreign)
+
+
+def _earlier_truth(out: Path, indices: range, *, seed: int, size: int, pixel_scale: float,
+                   overwrite: bool) -> dict | None:
+    """The columns of a truth.fits already in ``out`` (None if there is none), checked to be of this run."""
+    from galgen.cube import read_provenance, read_table
+
+    path = out / TRUTH_NAME
+    if not path.exists():
+        return None
+    found = read_provenance(path)
+    if not found.get("version"):
+        raise InputError("output exists and was not made by galgen; it is never replaced", path=path)
+    wanted = {"seed": seed, "size": size, "pixel_scale": pixel_scale}
+    differ = [k for k, v in wanted.items() if found.get(k) != v]
+    if differ:
+        raise InputError(f"a truth catalogue of another run is in the way ({', '.join(differ)} differ); "
+                         "choose another output directory", path=path)
+    columns = read_table(path)
+    overlap = np.isin(columns["index"], np.asarray(indices))
+    if overlap.any() and not overwrite:
+        raise InputError(f"output already exists ({int(overlap.sum())} of the {len(indices)} galaxies are in "
+                         "the truth catalogue; pass --overwrite to replace them)", path=path)
+    return {name: values[~overlap] for name, values in columns.items()}
+
+
+def _merged(earlier: dict, new: dict) -> dict:
+    """Rows of both catalogues in index order (the new rows replace none: overlaps were removed)."""
+    if set(earlier) != set(new):
+        raise InputError("the truth catalogue in the way has other columns (another galgen version); "
+                         "choose another output directory")
+    order = np.argsort(np.concatenate([earlier["index"], new["index"]]), kind="stable")
+    return {name: np.concatenate([earlier[name], new[name]])[order] for name in new}

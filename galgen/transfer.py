@@ -272,13 +272,16 @@ def prepare_input(path, *, bands: str, size: int, pixel_scale: float | None, uni
             f"picture {planes.shape[2]}x{planes.shape[1]} px: centre square resized to {size}x{size}"]
         pixels = np.clip(resize_planes(square, size, conserve_sum=False), -1.0, 1.0)
         return Prepared(pixels=pixels, space="model", wcs=None, notes=notes)
-    from galgen.cube import read_cube
+    from galgen.cube import coverage_problem, read_cube
 
     cube = read_cube(path, bands=bands)
     if unit is not None and cube.unit != unit:
         raise InputError(f"flux unit {cube.unit!r}, the model works in {unit!r}", path=path)
     flux, wcs, notes = cube_on_grid(cube, size=size, pixel_scale=pixel_scale)
     missing = ~np.isfinite(flux)
+    problem = coverage_problem(missing, bands, what=f"{size} px model grid")
+    if problem:
+        raise InputError(f"not enough valid pixels to desify: {problem}", path=path)
     if missing.any():
         notes.append(f"{int(missing.sum())} masked or uncovered pixel values set to 0")
         flux = np.where(missing, np.float32(0), flux)

@@ -1,4 +1,5 @@
 import json
+import os
 
 import numpy as np
 import pytest
@@ -64,8 +65,8 @@ def test_dataset_directory_is_all_or_nothing(tmp_path):
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
     with dataset_directory(target) as work:
-        (work / "first").write_text("1")
-    assert (target / "first").exists()
+        write_meta(work, {"count": 1})
+    assert (target / "dataset.json").exists()
     with pytest.raises(InputError, match="already exists"):
         with dataset_directory(target):
             pass
@@ -73,6 +74,33 @@ def test_dataset_directory_is_all_or_nothing(tmp_path):
         (work / "second").write_text("2")
     assert sorted(p.name for p in target.iterdir()) == ["second"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+    assert oct(target.stat().st_mode & 0o777) == oct(0o777 & ~_umask())  # not mkdtemp's 0700
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_overwrite_replaces_only_a_galgen_dataset_that_holds_no_input(tmp_path):
+    thesis = tmp_path / "work" / "thesis.txt"
+    thesis.parent.mkdir()
+    thesis.write_text("four years")
+    with pytest.raises(InputError, match="not made by galgen"):
+        with dataset_directory(thesis.parent, overwrite=True):
+            pass
+    assert thesis.read_text() == "four years"
+    target = tmp_path / "cut"
+    with dataset_directory(target) as work:
+        write_meta(work, {"count": 1})
+    cutout = target / "a.fits"
+    cutout.write_bytes(b"x")
+    for inputs in ([cutout], [target]):
+        with pytest.raises(InputError, match="holds the input"):
+            with dataset_directory(target, overwrite=True, inputs=inputs):
+                pass
+    assert cutout.exists()
 
 
 def test_write_images_checks_the_row_count(tmp_path):

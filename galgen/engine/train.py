@@ -12,6 +12,7 @@ environment. Rank 0 alone reports and saves.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import functools
@@ -24,12 +25,13 @@ import numpy as np
 import torch
 
 from galgen import __version__
+from galgen.atomic import sweep_stale
 from galgen.engine import weights
 from galgen.engine.denoiser import LOSSES, PREDICTIONS, Denoiser
 from galgen.engine.runtime import autocast, generator, mix_seed
 from galgen.engine.schedules import SCHEDULES
 from galgen.engine.unet import UNet, UNetConfig, preset
-from galgen.errors import InputError
+from galgen.errors import InputError, RuntimeFailure
 
 # tags keep the different random streams of one (seed, step) apart
 _INIT, _EPOCH, _SAMPLE, _DROPOUT = 0, 1, 2, 3
@@ -82,6 +84,7 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # mean loss over the global batch, per step run
     output: Path | None = None  # the weights file (rank 0)
     checkpoint: Path | None = None  # the last checkpoint written (rank 0)
+    saved_step: int | None = None  # the step of that checkpoint
 
 
 def checkpoint_path(output) -> Path:
@@ -129,6 +132,8 @@ def train(
     """
     _check_images(images, unet)
     rank, world, device = _distributed(torch.device(device))
+    if rank == 0:
+        sweep_stale(Path(output).parent)  # a killed run's half-written checkpoint
     if config.batch % world:
         raise ValueError(f"batch {config.batch} does not split evenly over {world} processes")
     torch.manual_seed(mix_seed(config.seed, _INIT))
@@ -167,20 +172,52 @@ def train(
         _update_ema(ema, net, decay=min(config.ema, (1 + age) / (10 + age)))
         pending.append(loss.detach())
         done = step + 1
-        if done % max(1, config.log_every) == 0 or done == config.steps:
+        saving = done == config.steps or (config.checkpoint_every and done % config.checkpoint_every == 0)
+        if done % max(1, config.log_every) == 0 or saving:
             losses = _global_mean(torch.stack(pending), world)
+            _check_finite(losses, first=done - len(pending) + 1, result=result)
             result.losses.extend(losses.tolist())
             pending = []
             if rank == 0 and callback is not None:
                 callback(done, float(losses.mean()))
-        if rank == 0 and (done == config.steps or (config.checkpoint_every and done % config.checkpoint_every == 0)):
-            result.checkpoint = _save_checkpoint(checkpoint_path(output), net=net, ema=ema, optimizer=optimizer,
-                                                 meta={**meta, "step": done, "ema_from": ema_from})
+        if rank == 0 and saving:
+            with _diverged_at(done, result):
+                result.checkpoint = _save_checkpoint(checkpoint_path(output), net=net, ema=ema, optimizer=optimizer,
+                                                     meta={**meta, "step": done, "ema_from": ema_from})
+            result.saved_step = done
         result.step = done
     if rank == 0:
-        result.output = weights.save_weights(output, ema.state_dict(), {**meta, "kind": weights.MODEL_KIND,
-                                                                         "step": result.step})
+        with _diverged_at(result.step, result):
+            result.output = weights.save_weights(output, ema.state_dict(), {**meta, "kind": weights.MODEL_KIND,
+                                                                             "step": result.step})
     return result
+
+
+class TrainingDiverged(RuntimeFailure):
+    """The loss or the weights became NaN or infinite; nothing after the last good checkpoint is written."""
+
+
+def _check_finite(losses: torch.Tensor, *, first: int, result: TrainResult) -> None:
+    """TrainingDiverged at the first of ``losses`` (steps first, first + 1, ...) that is NaN or infinite."""
+    bad = (~torch.isfinite(losses)).nonzero()
+    if len(bad):
+        raise TrainingDiverged(f"the loss became {float(losses[bad[0, 0]])} at step {first + int(bad[0, 0])} "
+                               f"(learning rate too high?); {_kept(result)}")
+
+
+@contextlib.contextmanager
+def _diverged_at(step: int, result: TrainResult):
+    try:
+        yield
+    except weights.NonFiniteWeights:
+        raise TrainingDiverged(f"the weights became NaN or infinite by step {step} (learning rate too high?); "
+                               f"{_kept(result)}") from None
+
+
+def _kept(result: TrainResult) -> str:
+    if result.checkpoint is None:
+        return "nothing was written by this run"
+    return f"the last good checkpoint, step {result.saved_step}, is kept: {result.checkpoint}"
 
 
 def _distributed(device: torch.device) -> tuple[int, int, torch.device]:

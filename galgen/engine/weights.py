@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Mapping
 
 from galgen.atomic import atomic_output
-from galgen.errors import InputError
+from galgen.errors import InputError, RuntimeFailure
 
 METADATA_KEY = "galgen"
 MODEL_KIND = "galgen-model"
@@ -26,11 +26,18 @@ CHECKPOINT_KIND = "galgen-checkpoint"
 _MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
 
 
+class NonFiniteWeights(RuntimeFailure):
+    """Tensors holding NaN or infinity: never written, never loaded."""
+
+
 def save_weights(path, state_dict: Mapping, metadata: dict) -> Path:
-    """Write tensors and JSON metadata as one safetensors file, atomically."""
+    """Write tensors and JSON metadata as one safetensors file, atomically; NonFiniteWeights if any is NaN/inf."""
     from safetensors.torch import save_file
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
+    bad = first_non_finite(tensors)
+    if bad is not None:
+        raise NonFiniteWeights(f"{path}: not written: tensor {bad} holds NaN or infinite values")
     header = {"format": "pt", METADATA_KEY: json.dumps(metadata, allow_nan=False, sort_keys=True)}
     with atomic_output(path, parents=True) as tmp:
         save_file(tensors, str(tmp), metadata=header)
@@ -65,6 +72,25 @@ def read_header(path) -> dict:
     return header
 
 
+def first_non_finite(tensors: Mapping) -> str | None:
+    """The name of the first floating-point tensor holding NaN or infinity, else None."""
+    import torch
+
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            return name
+    return None
+
+
+def is_weights_file(path) -> bool:
+    """Whether ``path`` is a safetensors file that galgen wrote (a model or a checkpoint)."""
+    try:
+        read_metadata(path)
+    except InputError:
+        return False
+    return True
+
+
 def read_metadata(path) -> dict:
     """galgen's JSON metadata of a weights or checkpoint file (no torch needed)."""
     meta = read_header(path).get("__metadata__")
@@ -96,9 +122,17 @@ def load_model(path, *, device="cpu"):
     from galgen.engine.denoiser import Denoiser
     from galgen.engine.unet import UNet, UNetConfig
 
+    import torch
+
     meta = read_metadata(path)
     try:
         config = UNetConfig.from_dict(meta["unet"])
+        with torch.device("meta"):  # shapes only, no memory: the file's table is checked before building
+            expected = {k: tuple(v.shape) for k, v in UNet(config).state_dict().items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"weights metadata is unusable: {exc}", path=path) from None
+    _check_table(path, expected, prefix="ema." if meta["kind"] == CHECKPOINT_KIND else "")
+    try:
         denoiser = Denoiser(UNet(config), schedule=meta["schedule"], timesteps=int(meta["timesteps"]),
                             prediction=meta.get("prediction", "eps"))  # older files: eps
     except (KeyError, TypeError, ValueError) as exc:
@@ -106,11 +140,28 @@ def load_model(path, *, device="cpu"):
     tensors = load_tensors(path, device=device)
     if meta["kind"] == CHECKPOINT_KIND:
         tensors = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
+    bad = first_non_finite(tensors)
+    if bad is not None:
+        raise InputError(f"weights tensor {bad} holds NaN or infinite values (training diverged?)", path=path)
     try:
         denoiser.net.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:
         raise InputError(f"weights do not match their configuration: {str(exc).splitlines()[0]}", path=path) from None
     return denoiser.to(device).eval().requires_grad_(False), meta
+
+
+def _check_table(path, expected: dict, *, prefix: str) -> None:
+    """InputError unless the file's tensor table holds exactly the ``expected`` names and shapes."""
+    table = {k[len(prefix):]: tuple(v.get("shape", ())) for k, v in read_header(path).items()
+             if k != "__metadata__" and k.startswith(prefix)}
+    if table == expected:
+        return
+    missing = sorted(set(expected) - set(table))
+    wrong = sorted(k for k in set(expected) & set(table) if expected[k] != table[k])
+    what = (f"tensor {missing[0]} is missing" if missing else f"tensor {wrong[0]} has shape {table[wrong[0]]}, "
+            f"the configuration needs {expected[wrong[0]]}" if wrong else
+            f"unexpected tensor {sorted(set(table) - set(expected))[0]}")
+    raise InputError(f"weights do not match their configuration: {what}", path=path)
 
 
 def file_sha256(path) -> str:

@@ -545,6 +545,10 @@ def _known_scales(scale, count: int, fallback: float) -> tuple[np.ndarray, int]:
     return np.where(unknown, fallback, values), int(unknown.sum())
 
 
+# what matplotlib's Agg backend writes, by suffix (checked before any galaxy is measured)
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pgf")
+
+
 def plot_histograms(result: SGDResult, path, *, labels=("real", "mock")) -> None:
     """The paper's figure 4: per property, histograms of both populations with W1 and Cohen's d.
 
