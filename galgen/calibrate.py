@@ -16,9 +16,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from galgen.errors import RuntimeFailure
+from galgen.errors import InputError, RuntimeFailure
 from galgen.metrics import photometry as phot
-from galgen.metrics.population import json_safe
+from galgen.metrics.population import MIN_GALAXIES, json_safe
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def fit_line(mock, real) -> tuple[float, float, float]:
 
 
 def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = CalibrationConfig(),
-              on_progress=None) -> Calibration:
+              on_progress=None, labels: tuple[str, str] = ("real", "mock")) -> Calibration:
     """Per-band flux multipliers for mocks (Smith et al. 2022, section 4).
 
     Parameters
@@ -171,6 +171,8 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
         Plain medians (``paper``) or galaxy-pixel medians (default).
     on_progress : callable, optional
         Called with the number of images done, chunk by chunk (real, then mock).
+    labels : (str, str)
+        Names of the two sets in errors (a band with fewer than MIN_GALAXIES usable medians).
 
     Returns
     -------
@@ -186,6 +188,10 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
         unusable = int((~np.isfinite(real_medians[:, i])).sum()), int((~np.isfinite(mock_medians[:, i])).sum())
         if any(unusable):
             notes.append(f"{band}: {unusable[0]} real and {unusable[1]} mock images without galaxy pixels, left out")
+        for label, medians, bad in zip(labels, (real_medians, mock_medians), unusable):
+            if len(medians) - bad < MIN_GALAXIES:
+                raise InputError(f"band {band}: only {len(medians) - bad} of {len(medians)} images have galaxy "
+                                 f"pixels; a calibration needs at least {MIN_GALAXIES}", path=label)
         real_paired, mock_paired = pair_by_rank(real_medians[:, i], mock_medians[:, i])
         slope, offset, scatter = fit_line(mock_paired, real_paired)
         fits.append(BandFit(band=band, factor=slope, offset=offset, scatter=scatter, pairs=int(real_paired.size)))

@@ -486,7 +486,7 @@ def sgd(
         result = synthetic_galaxy_distance(
             real_pop.flux, mock_pop.flux, bands=real_pop.bands, pixel_scale=real_pop.pixel_scales,
             mock_pixel_scale=mock_pop.pixel_scales, config=config,
-            on_progress=advance,
+            on_progress=advance, labels=(real, mock),
         )
     result.notes[:0] = real_pop.notes + mock_pop.notes
     summary = result.to_dict()
@@ -561,7 +561,7 @@ def calibrate(
     real_pop, mock_pop = load_pair(real, mock, show_progress=True)
     with progress(len(real_pop) + len(mock_pop), "medians") as advance:
         result = fit_calibration(real_pop.flux, mock_pop.flux, bands=real_pop.bands,
-                                 config=CalibrationConfig(paper=paper), on_progress=advance)
+                                 config=CalibrationConfig(paper=paper), on_progress=advance, labels=(real, mock))
     result.notes[:0] = real_pop.notes + mock_pop.notes
     if write_to is not None:
         from galgen.engine.weights import write_calibration

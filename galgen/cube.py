@@ -79,12 +79,17 @@ class Cube:
     @property
     def pixel_scale(self) -> float | None:
         """Pixel scale in arcsec/pixel (geometric mean of the two axes), or None without a WCS."""
-        if self.wcs is None:
-            return None
-        from astropy.wcs.utils import proj_plane_pixel_scales
+        return wcs_pixel_scale(self.wcs)
 
-        scales = proj_plane_pixel_scales(self.wcs)  # degrees per pixel along x and y
-        return float(np.sqrt(scales[0] * scales[1]) * 3600.0)
+
+def wcs_pixel_scale(wcs: WCS | None) -> float | None:
+    """Pixel scale of a celestial WCS in arcsec/pixel (geometric mean of the two axes), or None."""
+    if wcs is None:
+        return None
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    scales = proj_plane_pixel_scales(wcs)  # degrees per pixel along x and y
+    return float(np.sqrt(scales[0] * scales[1]) * 3600.0)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -111,7 +116,7 @@ def read_cube(path, *, hdu: int | str | None = None, bands: str | None = None,
         file_bands = _header_bands(header, data.shape[0])
         wcs = _celestial_wcs(header, path)
         unit = _unit(header)
-        kept = _reference_cards(header)
+        kept = _reference_cards(header, keep_wcs=wcs is None)
     data, mask, names = _select_bands(data, mask, file_bands, bands, path)
     return Cube(data=data, bands=names, wcs=wcs, unit=unit, mask=mask if mask.any() else None,
                 header=kept, path=str(path))
@@ -212,17 +217,78 @@ def describe(path) -> dict:
 
 
 def _describe_image(hdul: fits.HDUList, index: int, path: Path) -> dict:
+    """The image's layout and its count of bad pixels, read a block of rows at a time (memory stays flat)."""
     image = hdul[index]
-    data, mask = _read_pixels(hdul, index, path, zero_is_missing=None)
-    cube = Cube(data=data, bands=_header_bands(image.header, data.shape[0]) or "?" * data.shape[0],
-                wcs=_celestial_wcs(image.header, path), unit=_unit(image.header), mask=mask)
+    shape = _cube_shape(image.header, path)
+    wcs = _celestial_wcs(image.header, path)
     centre = None
-    if cube.wcs is not None:
-        ny, nx = data.shape[1:]
-        ra, dec = cube.wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
+    if wcs is not None:
+        ny, nx = shape[1:]
+        ra, dec = wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
         centre = {"ra": float(ra), "dec": float(dec)}
-    return {"kind": "image", "hdu": index, "shape": list(cube.shape), "bands": cube.bands, "unit": cube.unit,
-            "pixel_scale": cube.pixel_scale, "centre": centre, "masked_pixels": int(mask.sum())}
+    return {"kind": "image", "hdu": index, "shape": list(shape),
+            "bands": _header_bands(image.header, shape[0]) or "?" * shape[0], "unit": _unit(image.header),
+            "pixel_scale": wcs_pixel_scale(wcs), "centre": centre,
+            "masked_pixels": _count_bad_pixels(hdul, index, shape, path)}
+
+
+_BLOCK_PIXELS = 1 << 22  # pixels read at a time when counting (16 MB as float32)
+
+
+def _cube_shape(header, path: Path) -> tuple[int, int, int]:
+    """(band, y, x) of an image HDU from its header, as `_as_float_cube` would shape its data."""
+    axes = [int(header.get(f"NAXIS{i}", 0)) for i in range(int(header.get("NAXIS", 0)), 0, -1)]
+    if len(axes) == 2:
+        axes = [1, *axes]
+    elif len(axes) > 3 and all(n == 1 for n in axes[:-3]):
+        axes = axes[-3:]
+    if len(axes) != 3 or min(axes) < 1:
+        raise InputError(f"expected a 2-D image or a 3-D (band, y, x) cube, got shape {tuple(axes)}", path=path)
+    return tuple(axes)
+
+
+def _count_bad_pixels(hdul: fits.HDUList, index: int, shape, path: Path) -> int:
+    """Bad pixels as `_read_pixels` defines them (non-finite, BLANK, mask extensions, no-coverage zeros), in blocks."""
+    image = hdul[index]
+    _check_complete(image, path)
+    flags = [h for i, h in enumerate(hdul) if i != index and _is_image(h) and h.name.upper() in _MASK_EXTNAMES]
+    for hdu in flags:
+        _check_complete(hdu, path)
+    zero_is_missing = "GALGEN" not in image.header and "GALGEN" not in hdul[0].header
+    lead = (0,) * (int(image.header["NAXIS"]) - 3) if image.header["NAXIS"] > 3 else ()
+    rows = max(1, _BLOCK_PIXELS // shape[2])
+    count = 0
+    for band in range(shape[0]):
+        for y0 in range(0, shape[1], rows):
+            where = (*lead, band, slice(y0, y0 + rows)) if image.header["NAXIS"] >= 3 else (slice(y0, y0 + rows),)
+            raw = _read_section(image, where, path)
+            data, bad = _as_float_cube(raw[np.newaxis], image.header, path)
+            if zero_is_missing:
+                bad |= data == 0.0
+            for hdu in flags:
+                bad |= _flag_section(hdu, band, y0, rows, shape, path)
+            count += int(bad.sum())
+    return count
+
+
+def _read_section(hdu, where, path: Path) -> np.ndarray:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AstropyUserWarning)
+        try:
+            return np.asarray(hdu.section[where])
+        except (AstropyUserWarning, OSError, ValueError, EOFError, TypeError, IndexError, KeyError) as exc:
+            raise InputError(f"cannot read the image data ({_first_line(exc)})", path=path) from None
+
+
+def _flag_section(hdu, band: int, y0: int, rows: int, shape, path: Path) -> np.ndarray:
+    """Rows ``y0 .. y0 + rows`` of a mask extension for ``band`` (a 2-D mask serves every band)."""
+    naxis = int(hdu.header.get("NAXIS", 0))
+    fshape = _cube_shape(hdu.header, path) if naxis >= 2 else None
+    if fshape is None or fshape[1:] != tuple(shape[1:]) or fshape[0] not in (1, shape[0]):
+        raise InputError(f"{hdu.name} extension has shape {fshape}, the image {tuple(shape)}", path=path)
+    where = (slice(y0, y0 + rows),) if naxis == 2 else (*(0,) * (naxis - 3), band if fshape[0] > 1 else 0,
+                                                          slice(y0, y0 + rows))
+    return _read_section(hdu, where, path) != 0
 
 
 @contextmanager
@@ -430,12 +496,22 @@ def _unit(header) -> str:
     return unit
 
 
-def _reference_cards(header) -> fits.Header:
-    """The input's descriptive cards: everything but layout, WCS and galgen's own keywords."""
+def wcs_cards(header: fits.Header) -> fits.Header:
+    """The WCS cards among ``header``'s (those `_reference_cards` keeps for a non-celestial WCS)."""
+    return fits.Header([c for c in header.cards if _WCS_KEY.match(c.keyword)])
+
+
+def _reference_cards(header, *, keep_wcs: bool = False) -> fits.Header:
+    """The input's descriptive cards: everything but layout, galgen's own keywords and a celestial WCS.
+
+    With ``keep_wcs`` (the WCS is not celestial, e.g. plain pixel or detector coordinates, so
+    `Cube.wcs` cannot hold it) the WCS cards are kept here, and an output on the same pixel grid
+    carries them on.
+    """
     kept = fits.Header()
     for card in header.cards:
         key = card.keyword
-        if _STRUCTURAL.match(key) or _WCS_KEY.match(key) or key.startswith("GG") or key == "GALGEN":
+        if _STRUCTURAL.match(key) or (_WCS_KEY.match(key) and not keep_wcs) or key.startswith("GG") or key == "GALGEN":
             continue
         if key in ("COMMENT", "") and "FITS (Flexible Image Transport System)" in str(card.value):
             continue

@@ -78,6 +78,7 @@ class Prepared:
     space: str  # "model" (a picture, already in [-1, 1]) or "flux" (a FITS cube, model's unit)
     wcs: object | None  # astropy WCS of the model grid, None where the input gives no sky position
     notes: list[str] = field(default_factory=list)  # what was done to it, for the output's HISTORY
+    grid_cards: object | None = None  # a non-celestial WCS (FITS cards) still true of the output grid
 
 
 @dataclass
@@ -272,7 +273,7 @@ def prepare_input(path, *, bands: str, size: int, pixel_scale: float | None, uni
             f"picture {planes.shape[2]}x{planes.shape[1]} px: centre square resized to {size}x{size}"]
         pixels = np.clip(resize_planes(square, size, conserve_sum=False), -1.0, 1.0)
         return Prepared(pixels=pixels, space="model", wcs=None, notes=notes)
-    from galgen.cube import coverage_problem, read_cube
+    from galgen.cube import coverage_problem, read_cube, wcs_cards
 
     cube = read_cube(path, bands=bands)
     if unit is not None and cube.unit != unit:
@@ -285,7 +286,11 @@ def prepare_input(path, *, bands: str, size: int, pixel_scale: float | None, uni
     if missing.any():
         notes.append(f"{int(missing.sum())} masked or uncovered pixel values set to 0")
         flux = np.where(missing, np.float32(0), flux)
-    return Prepared(pixels=flux, space="flux", wcs=wcs, notes=notes)
+    cards = wcs_cards(cube.header) if cube.wcs is None else None  # a non-celestial WCS sits in the header
+    if cards is not None and len(cards) and cube.data.shape[-2:] != (size, size):
+        notes.append("the input's non-celestial WCS was dropped: the grid was resized")
+        cards = None
+    return Prepared(pixels=flux, space="flux", wcs=wcs, notes=notes, grid_cards=cards or None)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -299,6 +304,7 @@ class InputStack:
     pixels: np.ndarray  # (N, C, size, size) float32 model space [-1, 1], memory-mapped from a work file
     wcs: list  # per input: the WCS of its model grid, or None
     notes: list[list[str]]  # per input: what was done to it (HISTORY)
+    grid_cards: list = field(default_factory=list)  # per input: its non-celestial WCS cards, or None
 
 
 def read_inputs(paths: Sequence, work_dir, *, model, on_input: Callable[[int], None] | None = None) -> InputStack:
@@ -313,18 +319,20 @@ def read_inputs(paths: Sequence, work_dir, *, model, on_input: Callable[[int], N
     paths = [Path(p) for p in paths]
     wcs: list = []
     notes: list[list[str]] = []
+    cards: list = []
 
     def rows():
         for path in paths:
             item = _prepare(path, model)
             wcs.append(item.wcs)
             notes.append(item.notes)
+            cards.append(item.grid_cards)
             if on_input is not None:
                 on_input(1)
             yield _model_space(item, model)[None]
 
     target = write_images(work_dir, (len(paths), len(model.bands), model.size, model.size), rows())
-    return InputStack(paths=paths, pixels=np.load(target, mmap_mode="r"), wcs=wcs, notes=notes)
+    return InputStack(paths=paths, pixels=np.load(target, mmap_mode="r"), wcs=wcs, notes=notes, grid_cards=cards)
 
 
 def planned_outputs(inputs: Sequence, out_dir, *, draws: int, overwrite: bool) -> list[list[Path]]:
@@ -421,8 +429,9 @@ def desify(
             history = [f"desify: {source.name}, draw {k} of {config.draws}, strength {config.strength:g}, "
                        f"{config.sampler} {steps} steps ({nfe} NFE), seed {config.seed}, index {index}",
                        *(f"desify input: {note}" for note in stack.notes[i])]
-            grid = stack.wcs[i] if stack.wcs[i] is not None else default_grid
-            cube = Cube(data=image, bands=model.bands, wcs=grid, unit=unit)
+            cards = stack.grid_cards[i] if i < len(stack.grid_cards) else None
+            grid = stack.wcs[i] if stack.wcs[i] is not None or cards is not None else default_grid
+            cube = Cube(data=image, bands=model.bands, wcs=grid, unit=unit, **({} if cards is None else {"header": cards}))
             path = write_cube(cube, names[i][k], provenance=provenance, history=history)
             outputs.append(Output(path=path, input=source, draw=k, index=index))
     return DesifyResult(outputs=outputs, sampler=config.sampler, steps=steps, nfe=nfe, strength=config.strength,

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from galgen.errors import InputError
 from galgen.metrics import photometry as phot
 
 MODES = ("default", "reference")
@@ -406,6 +407,19 @@ def json_safe(value):
     return value
 
 
+MIN_GALAXIES = 2  # a distance, a spread and a bootstrap need two measured galaxies per set at the least
+
+
+def _check_counts(real: dict, mock: dict, *, labels: tuple[str, str]) -> None:
+    """InputError naming the set when fewer than MIN_GALAXIES of its galaxies have a measured value."""
+    for label, table in zip(labels, (real, mock)):
+        for name, values in table.items():
+            count = int(np.isfinite(values).sum())
+            if count < MIN_GALAXIES:
+                raise InputError(f"only {count} of {len(values)} galaxies have a measurable {name}; "
+                                 f"statistics need at least {MIN_GALAXIES}", path=label)
+
+
 def _shuffle_truncate(table: dict[str, np.ndarray], size: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     order = rng.permutation(len(next(iter(table.values()))))[:size]
     return {name: values[order] for name, values in table.items()}
@@ -424,7 +438,8 @@ def _compare_one(name, real, mock, *, unit, draws, mode, confidence, rng) -> tup
     return row, samples
 
 
-def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray], *, units: dict[str, str], config: SGDConfig = SGDConfig()) -> SGDResult:
+def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray], *, units: dict[str, str],
+                       config: SGDConfig = SGDConfig(), labels: tuple[str, str] = ("real", "mock")) -> SGDResult:
     """The SGD between two tables of per-galaxy properties.
 
     Parameters
@@ -435,6 +450,8 @@ def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray],
         Unit of each property.
     config : SGDConfig
         ``mode``, ``bootstrap``, ``seed``, ``confidence``.
+    labels : (str, str)
+        Names of the two sets in errors (the CLI passes what the user typed).
 
     Returns
     -------
@@ -447,6 +464,7 @@ def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray],
         the comparison's sample sizes (:func:`split_half_wasserstein1`); the SGD's interval sums
         the per-property draws (properties resampled independently) and its floor the floors.
     """
+    _check_counts(real, mock, labels=labels)
     rng = np.random.default_rng(config.seed)
     n_real, n_mock = len(next(iter(real.values()))), len(next(iter(mock.values())))
     notes = []
@@ -491,7 +509,8 @@ def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray],
 
 
 def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale=None, mock_pixel_scale=None,
-                              config: SGDConfig = SGDConfig(), on_progress=None) -> SGDResult:
+                              config: SGDConfig = SGDConfig(), on_progress=None,
+                              labels: tuple[str, str] = ("real", "mock")) -> SGDResult:
     """Synthetic Galaxy Distance between two stacks of images (Smith et al. 2022, section 4.1).
 
     Parameters
@@ -508,6 +527,8 @@ def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale=N
         Mode and options.
     on_progress : callable, optional
         Called with the number of galaxies measured so far, chunk by chunk (real, then mock).
+    labels : (str, str)
+        Names of the two sets in errors (fewer than MIN_GALAXIES measurable galaxies).
 
     Returns
     -------
@@ -533,7 +554,7 @@ def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale=N
         mock = default_properties(mock_flux, bands=bands, pixel_scale=scales[1][0], config=config, on_progress=on_progress)
         size_band = bands[_band_index(bands, config.size_band)]
         notes.append(f"R_e: half-light radius from the {size_band}-band curve of growth")
-    result = compare_properties(real, mock, units=property_units(bands), config=config)
+    result = compare_properties(real, mock, units=property_units(bands), config=config, labels=labels)
     result.notes[:0] = notes
     return result
 
