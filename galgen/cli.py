@@ -210,7 +210,7 @@ def train(
     metadata = {
         "normalizer": data.normalizer.to_dict(), "bands": data.bands, "pixel_scale": data.meta.get("pixel_scale"),
         "unit": data.meta.get("unit"), "command": command_line(),
-        "data": {"path": str(dataset.resolve()), "count": len(data), "size": data.size, "command": data.meta.get("command")},
+        "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
     }
     lead = int(os.environ.get("RANK", "0")) == 0
     start = time.perf_counter()

@@ -110,17 +110,19 @@ def provenance_to_header(provenance: dict, header) -> None:
                             f"{provenance['command']}")
 
 
-def fits_text(text: str) -> tuple[str, bool]:
+def fits_text(text: str, *, card_value: bool = False) -> tuple[str, bool]:
     """``text`` as a FITS card can hold it, and whether it had to be escaped.
 
     Printable ASCII stays as it is. Anything else (``mocks été``, a tab) is written with every
     character outside printable ASCII, and ``%`` itself, as %-escaped UTF-8 (RFC 3986), which
-    `unescape_text` reverses exactly.
+    `unescape_text` reverses exactly. A ``card_value`` longer than one card that holds a quote
+    is escaped too (quotes become %27): astropy drops the start of a long string when one of its
+    CONTINUE pieces begins with a quote, as shell-quoted paths in a command line do.
     """
     text = str(text)
-    if text.isascii() and text.isprintable():
+    if text.isascii() and text.isprintable() and not (card_value and len(text) > 68 and "'" in text):
         return text, False
-    return quote(text, safe=_PLAIN_ASCII), True
+    return quote(text, safe=_PLAIN_ASCII.replace("'", "") if card_value else _PLAIN_ASCII), True
 
 
 def unescape_text(text: str) -> str:
@@ -168,7 +170,7 @@ def set_card(header, keyword: str, value, comment: str = "") -> None:
     from astropy.io.fits import Card
 
     if isinstance(value, str):
-        value, escaped = fits_text(value)
+        value, escaped = fits_text(value, card_value=True)
         if escaped:
             listed = str(header.get(_ESCAPED, "")).split()
             if keyword not in listed:
