@@ -88,3 +88,21 @@ def test_every_keyword_is_documented():
 def test_a_damaged_json_card_reads_back_as_text():
     header = fits.Header([("GGNORM", "{not json"), ("GGEXTRA", "also not json"), ("GGSEED", 4)])
     assert provenance_from_header(header) == {"normaliser": "{not json", "seed": 4}
+
+
+def test_text_fits_cannot_hold_is_escaped_and_reads_back_exactly():
+    from astropy.io import fits
+
+    from galgen.provenance import fits_text, provenance_from_header, provenance_to_header
+
+    assert fits_text("galgen sample -n 10 -o mocks/") == ("galgen sample -n 10 -o mocks/", False)
+    assert fits_text("mocks été 100%") == ("mocks %C3%A9t%C3%A9 100%25", True)
+    long_quoted = "galgen sample -o '" + "x" * 70 + " y' --seed 1"  # a CONTINUE piece would start with a quote
+    for command in ("galgen sample -o 'mocks été'", "tab\there", long_quoted, "galgen desify 'galaxie à moi.png'"):
+        header = fits.Header()
+        provenance_to_header({"command": command, "model": "modèle.safetensors",
+                              "inputs": [{"path": "/data/é.fits", "sha256": "0" * 64}]}, header)
+        read = provenance_from_header(fits.Header.fromstring(header.tostring()))
+        assert read["command"] == command and read["model"] == "modèle.safetensors"
+        assert read["inputs"][0]["path"] == "/data/é.fits"
+        assert header.tostring().isascii()
