@@ -41,6 +41,9 @@ from galgen.processes import die_with_parent, spawn_context
 
 SCRATCH_NAME = "flux-scratch.f32"  # raw float32 crops of pass 1, removed after pass 2
 CHUNK_ROWS = 128  # rows normalised at a time in pass 2: 128 x 3 x 64 x 64 float32 = 6 MB per temporary
+# stamp sides every network preset can train: 2 ** its down-sampling levels (a test ties it to engine.unet's
+# presets; kept here so that prep never imports torch)
+SIZE_MULTIPLE = 8
 BLOCK_PER_WORKER = 32  # files handed to the pool at a time per worker, so pending results stay bounded
 
 
@@ -147,10 +150,9 @@ def prep_dataset(
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no input files")
-    multiple = trainable_multiple()
-    if config.size < 1 or config.size % multiple:
-        raise InputError(f"--size must be a positive multiple of {multiple} (the network halves it "
-                         f"{multiple.bit_length() - 1} times), got {config.size}")
+    if config.size < 1 or config.size % SIZE_MULTIPLE:
+        raise InputError(f"--size must be a positive multiple of {SIZE_MULTIPLE} (the network halves it "
+                         f"{SIZE_MULTIPLE.bit_length() - 1} times), got {config.size}")
     if not config.bands.isalpha() or len(set(config.bands)) != len(config.bands):
         raise InputError(f"--bands {config.bands!r}: give distinct band letters, e.g. grz")
     with dataset_directory(output, overwrite=overwrite, inputs=paths) as work:
@@ -179,13 +181,6 @@ def prep_dataset(
         write_meta(work, _meta(result, unit=stats.unit, config=config, command=command))
     result.seconds = time.perf_counter() - start
     return result
-
-
-def trainable_multiple() -> int:
-    """Stamp sides every network preset can train are multiples of this (2 ** its down-sampling levels)."""
-    from galgen.engine.unet import PRESETS
-
-    return max(2 ** len(config.mults) for config in PRESETS.values())
 
 
 def report_result(result: PrepResult, *, as_json: bool = False) -> None:

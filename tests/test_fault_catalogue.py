@@ -410,6 +410,13 @@ def test_15_a_missing_list_entry_is_the_same_error_everywhere(model_file, tmp_pa
         assert "line 4: no such file" in line and str(listing) in line
 
 
+def test_15_prep_size_multiple_is_what_every_network_preset_needs():
+    from galgen.engine.unet import PRESETS
+    from galgen.prep import SIZE_MULTIPLE
+
+    assert SIZE_MULTIPLE == max(2 ** len(config.mults) for config in PRESETS.values())
+
+
 def test_15_prep_refuses_a_size_the_network_cannot_train(tmp_path):
     galaxies(tmp_path / "cut", 2)
     assert "multiple of 8" in one_line_error(invoke("prep", tmp_path / "cut", "-o", tmp_path / "ds", "--size", 30))
