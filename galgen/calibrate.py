@@ -7,7 +7,15 @@ fit ``real = m * mock + c``; the gradient ``m`` is the band's multiplier (paper:
 
 On sky-subtracted stamps most pixels are sky, so a plain median is mostly noise; by default
 the median is taken over the galaxy's own pixels (more than ``threshold`` x the background RMS
-above the background). ``paper=True`` keeps the plain median.
+above the background). ``paper=True`` keeps the plain median and the paper's line.
+
+The paper's least-squares line is biased on independent populations: both sorted samples are
+noisy estimates of the same quantiles, so the fit suffers regression dilution (its slope falls
+below 1, and the free offset trades against it), ruled by the few brightest pairs. By default
+the factor is instead the median over the rank pairs of ``log(real / mock)``: a flux multiplier
+needs no offset, swapping the two sets gives exactly the reciprocal, and the median is immune
+to the sparse bright tail (benchmarks/calibration_bias.py; docs/metrics.md). Its interval is a
+bootstrap over the images of both sets.
 """
 
 from __future__ import annotations
@@ -25,8 +33,11 @@ from galgen.metrics.population import MIN_GALAXIES, json_safe
 class CalibrationConfig:
     """How the per-image medians are taken."""
 
-    paper: bool = False  # True: plain median of all pixels (the paper); False: of the galaxy's pixels
+    paper: bool = False  # True: plain medians and the least-squares line (the paper); False: see the module
     threshold: float = 2.0  # galaxy pixels lie more than threshold x background RMS above the background
+    bootstrap: int = 400  # resamples of both sets for the factor's interval (0: none)
+    confidence: float = 0.95  # of that interval
+    seed: int = 0  # of the resampling
 
     @property
     def method(self) -> str:
@@ -34,7 +45,8 @@ class CalibrationConfig:
             return "rank-paired per-image plain pixel medians, least-squares line (Smith et al. 2022)"
         return (
             f"rank-paired per-image medians of galaxy pixels (> {self.threshold:g} x border-sigma-clipped "
-            "background RMS above the background), least-squares line"
+            "background RMS above the background), factor = median over pairs of real / mock (no offset), "
+            f"{self.confidence:.0%} bootstrap interval"
         )
 
 
@@ -44,9 +56,10 @@ class BandFit:
 
     band: str
     factor: float  # m, the flux multiplier for mocks
-    offset: float  # c, in flux units
+    offset: float  # c, in flux units (0 by construction in the default method)
     scatter: float  # RMS of the real medians about the line, flux units
     pairs: int  # rank pairs fitted
+    interval: tuple[float, float] | None = None  # bootstrap interval of m (default method)
 
 
 @dataclass
@@ -86,6 +99,7 @@ class Calibration:
             "factors": self.factors,
             "offsets": {fit.band: fit.offset for fit in self.fits},
             "scatter": {fit.band: fit.scatter for fit in self.fits},
+            "intervals": {fit.band: list(fit.interval) for fit in self.fits if fit.interval is not None},
             "method": self.method,
             "n_real": self.n_real,
             "n_mock": self.n_mock,
@@ -144,6 +158,34 @@ def pair_by_rank(real, mock) -> tuple[np.ndarray, np.ndarray]:
     return (small, matched) if real.size < mock.size else (matched, small)
 
 
+def ratio_factor(real_paired, mock_paired) -> float:
+    """``exp(median(log(real_k / mock_k)))`` over the rank pairs with both medians positive (NaN if none).
+
+    Unbiased for independent draws of one population scaled by m, whatever its shape: the
+    median of the pairs' log-ratios is m's log up to sampling noise symmetric about it.
+    """
+    real, mock = np.asarray(real_paired, dtype=np.float64), np.asarray(mock_paired, dtype=np.float64)
+    positive = (real > 0) & (mock > 0)
+    if not positive.any():
+        return float("nan")
+    return float(np.exp(np.median(np.log(real[positive] / mock[positive]))))
+
+
+def _bootstrap_interval(real, mock, *, config: CalibrationConfig, stream: int) -> tuple[float, float] | None:
+    """Percentile interval of `ratio_factor` over resamples (with replacement) of both sets' medians."""
+    real, mock = real[np.isfinite(real)], mock[np.isfinite(mock)]
+    if not config.bootstrap or min(real.size, mock.size) < MIN_GALAXIES:
+        return None
+    rng = np.random.default_rng([config.seed, stream])
+    draws = np.empty(config.bootstrap)
+    for k in range(config.bootstrap):
+        pr, pm = pair_by_rank(real[rng.integers(0, real.size, real.size)], mock[rng.integers(0, mock.size, mock.size)])
+        draws[k] = ratio_factor(pr, pm)
+    tail = 50 * (1 - config.confidence)
+    low, high = np.nanpercentile(draws, [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def fit_line(mock, real) -> tuple[float, float, float]:
     """Least-squares line ``real = m * mock + c``: returns ``(m, c, rms residual)``."""
     mock, real = np.asarray(mock, dtype=np.float64), np.asarray(real, dtype=np.float64)
@@ -177,9 +219,10 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
     Returns
     -------
     Calibration
-        Per band ``m, c`` of ``median_real = m * median_mock + c`` fitted by least squares over
-        rank-paired medians (:func:`pair_by_rank`), and the RMS scatter about the line;
-        multiplying mocks by ``m`` matches their flux scale to the real data.
+        Per band the factor ``m`` from rank-paired medians (:func:`pair_by_rank`): by default
+        :func:`ratio_factor` (no offset) with a bootstrap interval; with ``config.paper`` the
+        paper's least-squares ``median_real = m * median_mock + c``. The RMS scatter of the real
+        medians about the line; multiplying mocks by ``m`` matches their flux scale to the real data.
     """
     real_medians = image_medians(real_flux, config=config, on_progress=on_progress)
     mock_medians = image_medians(mock_flux, config=config, on_progress=on_progress)
@@ -193,6 +236,13 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
                 raise InputError(f"band {band}: only {len(medians) - bad} of {len(medians)} images have galaxy "
                                  f"pixels; a calibration needs at least {MIN_GALAXIES}", path=label)
         real_paired, mock_paired = pair_by_rank(real_medians[:, i], mock_medians[:, i])
-        slope, offset, scatter = fit_line(mock_paired, real_paired)
-        fits.append(BandFit(band=band, factor=slope, offset=offset, scatter=scatter, pairs=int(real_paired.size)))
+        if config.paper:
+            slope, offset, scatter = fit_line(mock_paired, real_paired)
+            interval = None
+        else:
+            slope, offset = ratio_factor(real_paired, mock_paired), 0.0
+            scatter = float(np.sqrt(np.mean((real_paired - slope * mock_paired) ** 2)))
+            interval = _bootstrap_interval(real_medians[:, i], mock_medians[:, i], config=config, stream=i)
+        fits.append(BandFit(band=band, factor=slope, offset=offset, scatter=scatter, pairs=int(real_paired.size),
+                            interval=interval))
     return Calibration(fits=fits, method=config.method, n_real=len(real_medians), n_mock=len(mock_medians), notes=notes)

@@ -540,7 +540,9 @@ def calibrate(
 ):
     """Per-band flux calibration of a model's mocks against real data.
 
-    Fits real = m * mock + c to rank-paired per-image medians; m is the band's flux multiplier.
+    Per band, the flux multiplier m of the mocks from rank-paired per-image medians of galaxy
+    pixels: the median of real / mock over the pairs, with a bootstrap interval (--paper: the
+    paper's plain medians and least-squares line real = m * mock + c).
 
     Example: galgen calibrate real/ mocks/ --write-to model.safetensors
     """
@@ -571,8 +573,10 @@ def calibrate(
     if json_out:
         print_json({**result.to_dict(), "written_to": None if write_to is None else str(write_to)})
         return
-    rows = [(f.band, f"{f.factor:.4f}", f"{f.offset:.4g}", f"{f.scatter:.4g}", str(f.pairs)) for f in result.fits]
-    print_table(f"Flux calibration: {result.method}", ("band", "m", "c", "scatter", "pairs"), rows, notes=result.notes)
+    rows = [(f.band, f"{f.factor:.4f}", "-" if f.interval is None else f"[{f.interval[0]:.4f}, {f.interval[1]:.4f}]",
+             f"{f.offset:.4g}", f"{f.scatter:.4g}", str(f.pairs)) for f in result.fits]
+    print_table(f"Flux calibration: {result.method}", ("band", "m", "interval", "c", "scatter", "pairs"), rows,
+                notes=result.notes)
 
 
 @app.command()

@@ -49,3 +49,10 @@ def decals_dir() -> Path:
     if not DECALS.is_dir():
         pytest.skip(f"real data not present ({DECALS})")
     return DECALS
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that read ../shared/data carry the ``realdata`` marker (``-m "not realdata"`` leaves them out)."""
+    for item in items:
+        if "decals_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.realdata)

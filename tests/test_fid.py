@@ -74,7 +74,7 @@ def standin_weights(tmp_path_factory):
     Like the StyleGAN/clean-fid TorchScript file it takes ``return_features`` and returns
     logits-like garbage without it, so the test also proves the flag is passed.
     """
-    torch = pytest.importorskip("torch")
+    import torch
 
     class StandIn(torch.nn.Module):
         def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:

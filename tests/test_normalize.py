@@ -102,3 +102,15 @@ def test_invalid_normalizers_are_input_errors(kwargs):
 def test_wrong_band_count_is_an_input_error():
     with pytest.raises(InputError, match="bands"):
         _normalizer().forward(np.zeros((3, 4, 4)))
+
+
+def test_inverse_extrapolates_linearly_beyond_the_range():
+    norm = Normalizer(bands="g", lower=(-0.05,), upper=(1.95,))  # 1 unit of x is 1.0 flux
+    x = np.array([-3.0, -1.0, 0.0, 1.0, 2.5]).reshape(1, 1, 5)
+    np.testing.assert_allclose(norm.inverse(x).ravel(), [-2.05, -0.05, 0.95, 1.95, 3.45])
+
+
+def test_robust_sigma_of_nothing_is_nan():
+    assert np.isnan(robust_sigma(np.array([])))
+    assert np.isnan(robust_sigma(np.array([np.nan, np.inf])))
+    assert robust_sigma(np.array([1.0, 1.0, 1.0])) == 0.0

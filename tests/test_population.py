@@ -152,3 +152,53 @@ def test_result_to_dict_is_json_safe_and_says_the_mode():
     assert summary["mode"] == "default" and summary["properties"]["g"]["n_real"] == 19
     assert any("not measurable" in note for note in summary["notes"])
     assert len(result.table_rows()) == 7
+
+
+def test_reference_mode_sees_a_pure_flux_scaling_as_a_magnitude_shift():
+    # the paper's 113-pixel aperture minus the corner background is linear in flux too
+    real = galaxy_stack(60, seed=4)
+    mock = real * np.float32(10 ** (-0.4 * 0.3))
+    result = pop.synthetic_galaxy_distance(real, mock, bands="grz", config=pop.SGDConfig(mode="reference", seed=1))
+    w1 = {p.name: p.w1 for p in result.properties}
+    for band in "grz":
+        assert w1[band] == pytest.approx(0.3, abs=1e-4)
+    assert w1["g-r"] == pytest.approx(0.0, abs=1e-5) and w1["r-z"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_reference_mode_keeps_a_seeded_random_subset_of_the_larger_set():
+    real, mock = galaxy_stack(50, seed=1), galaxy_stack(30, seed=3)
+    full = pop.reference_properties(real, bands="grz")["g"]
+
+    def kept(seed):
+        config = pop.SGDConfig(mode="reference", seed=seed)
+        return pop.synthetic_galaxy_distance(real, mock, bands="grz", config=config).real_values["g"]
+
+    one, other = kept(9), kept(10)
+    assert len(one) == 30 and set(one.tolist()) <= set(full.tolist())  # a subset of the real galaxies
+    assert set(one.tolist()) != set(other.tolist())  # which subset follows the seed
+    assert set(one.tolist()) != set(np.sort(full)[:30].tolist()) and set(one.tolist()) != set(full[:30].tolist())
+
+
+def test_cohens_d_small_only_below_the_threshold_with_a_real_effect():
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.0, 1.0, 4000)
+    units = {"x": "mag"}
+    for shift, small in ((0.1, True), (0.5, False)):
+        result = pop.compare_properties({"x": base}, {"x": rng.normal(shift, 1.0, 4000)}, units=units,
+                                        config=pop.SGDConfig(bootstrap=0))
+        row = result.properties[0]
+        assert row.cohens_d == pytest.approx(shift, abs=0.05) and row.small is small
+
+
+def test_mock_pixel_scale_sets_the_mocks_sizes_and_unknown_scales_are_noted():
+    real = galaxy_stack(20, seed=6)
+    same = pop.synthetic_galaxy_distance(real, real, bands="grz", pixel_scale=0.262, mock_pixel_scale=0.262,
+                                         config=pop.SGDConfig(bootstrap=0))
+    half = pop.synthetic_galaxy_distance(real, real, bands="grz", pixel_scale=0.262, mock_pixel_scale=0.131,
+                                         config=pop.SGDConfig(bootstrap=0))
+    np.testing.assert_allclose(half.mock_values["R_e"], 0.5 * same.mock_values["R_e"])
+    np.testing.assert_allclose(half.real_values["R_e"], same.real_values["R_e"])
+    assert {p.name: p.w1 for p in same.properties}["R_e"] == 0.0
+    unknown = pop.synthetic_galaxy_distance(real, real, bands="grz", pixel_scale=None, mock_pixel_scale=[np.nan] * 20,
+                                            config=pop.SGDConfig(bootstrap=0))
+    assert "40 images without a pixel scale: assumed 0.262 arcsec/pixel" in unknown.notes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from galgen.engine.runtime import ImageNoise, autocast, generator, mix_seed, pick_device, setup_threads
+from galgen.engine.runtime import ImageNoise, autocast, generator, mix_seed, pick_device
 
 
 def test_image_noise_rows_depend_only_on_seed_and_index():
@@ -59,11 +59,3 @@ def test_autocast_runs_matmuls_in_bf16_only_when_enabled():
         assert (a @ a).dtype == torch.bfloat16
     with autocast(torch.device("cpu"), enabled=False):
         assert (a @ a).dtype == torch.float32
-
-
-def test_setup_threads():
-    before = torch.get_num_threads()
-    try:
-        assert setup_threads(1) == 1
-    finally:
-        torch.set_num_threads(before)

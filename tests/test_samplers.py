@@ -237,6 +237,11 @@ def test_select_sigmas_full_table_clipping_and_strength():
         spaced = S.select_sigmas(LINEAR, "dpmpp_2m", 10, spacing=spacing)
         assert len(spaced) == 11 and spaced[-2] == LINEAR[0] and spaced[0] == LINEAR[-1]
         assert torch.all(spaced[1:] < spaced[:-1])
+    # karras: Karras et al. 2022 eq. 5, rho = 7, by hand
+    lo, hi = float(LINEAR[0]) ** (1 / 7), float(LINEAR[-1]) ** (1 / 7)
+    expected = [(hi + i / 9 * (lo - hi)) ** 7 for i in range(10)] + [0.0]
+    karras = S.select_sigmas(LINEAR, "dpmpp_2m", 10, spacing="karras")
+    torch.testing.assert_close(karras.double(), torch.tensor(expected, dtype=torch.float64), rtol=1e-6, atol=0)
     steps = S.select_sigmas(LINEAR, "heun", 10).log()[:-1].diff()
     torch.testing.assert_close(steps, steps[:1].expand(9))  # logsnr: even steps in log(sigma)
     # SDEdit: the paper's t = 600 of 1000
@@ -324,8 +329,8 @@ class ExactEps(torch.nn.Module):
 
 @pytest.mark.parametrize("schedule", ["linear", "cosine"])
 def test_samplers_through_the_engine_denoiser_match_the_ideal_one(schedule):
-    denoiser_module = pytest.importorskip("galgen.engine.denoiser")
-    runtime = pytest.importorskip("galgen.engine.runtime")
+    from galgen.engine import denoiser as denoiser_module
+    from galgen.engine import runtime
     net = ExactEps(0.2, 0.4)
     engine = denoiser_module.Denoiser(net, schedule=schedule)
     net.t_to_sigma = engine.t_to_sigma

@@ -44,9 +44,31 @@ def test_json_reports_every_property_with_interval_and_baseline(populations):
     assert summary["mode"] == "default" and (summary["n_real"], summary["n_mock"]) == (40, 30)
     assert set(summary["properties"]) == {"g", "r", "z", "R_e", "g-r", "r-z"}
     g = summary["properties"]["g"]
-    # mocks 1.5x brighter: magnitudes about 2.5 log10(1.5) = 0.44 brighter
+    # independent mocks 1.5x brighter: magnitudes about 2.5 log10(1.5) = 0.44 brighter, with sampling noise
     assert 0.2 < g["w1"] < 0.8 and g["ci"][0] <= g["w1"] <= g["ci"][1] and g["baseline"] > 0
     assert summary["sgd"] == pytest.approx(sum(p["w1"] for p in summary["properties"].values()))
+
+
+def test_a_known_flux_shift_gives_its_magnitude_shift_in_both_modes(populations, tmp_path):
+    # the real cubes times 1.5, noise included: every measurement of both modes is linear in flux, so
+    # every band's W1 is 2.5 log10(1.5) = 0.440 mag and the colours do not move
+    from galgen.cube import read_cube, write_cube
+
+    real, _, _ = populations
+    brighter = tmp_path / "brighter"
+    brighter.mkdir()
+    for path in sorted(real.glob("*.fits")):
+        cube = read_cube(path)
+        cube.data = cube.data * np.float32(1.5)
+        write_cube(cube, brighter / path.name)
+    for mode in ("default", "reference"):
+        result = CliRunner().invoke(app, ["sgd", str(real), str(brighter), "--json", "--mode", mode,
+                                          "--bootstrap", "20"])
+        assert result.exit_code == 0, result.output
+        rows = json.loads(result.stdout)["properties"]
+        for band in "grz":
+            assert rows[band]["w1"] == pytest.approx(2.5 * np.log10(1.5), abs=1e-4), (mode, band)
+        assert rows["g-r"]["w1"] < 1e-4 and rows["r-z"]["w1"] < 1e-4, mode
 
 
 def test_same_population_against_itself_is_zero_in_both_modes(populations):
@@ -104,5 +126,7 @@ def test_real_decals_cutouts_in_both_modes(decals_dir, tmp_path):
         assert result.exit_code == 0, result.output
         summary = json.loads(result.stdout)
         assert summary["mode"] == mode and (summary["n_real"], summary["n_mock"]) == (3, 2)
-        assert summary["sgd"] > 0
+        rows = summary["properties"]
+        assert summary["sgd"] == pytest.approx(sum(row["w1"] for row in rows.values()))
+        assert all(row["w1"] > 0 and row["n_real"] == 3 and row["n_mock"] == 2 for row in rows.values())
     assert any("masked" in note for note in summary["notes"])

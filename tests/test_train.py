@@ -131,6 +131,60 @@ def test_augmentation_is_the_dihedral_group():
     assert torch.equal(turned[4][0], image[0].flip(-1))
 
 
+def test_train_itself_lowers_the_loss():
+    # one fixed batch of 4 (batch = dataset size, no augmentation): train() must fit it, so a broken
+    # optimiser step, loss or data path fails here
+    x = np.random.default_rng(3).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
+    config = TrainConfig(steps=60, batch=4, lr=3e-3, warmup=1, log_every=1, checkpoint_every=0, augment=False,
+                         bf16=False)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        result = train(x, unet=SMALL, config=config, output=f"{work}/m.safetensors")
+    first, last = np.mean(result.losses[:5]), np.mean(result.losses[-10:])
+    assert last < first / 2, (first, last)
+
+
+def test_a_periodic_checkpoint_resumes_exactly(images, tmp_path):
+    import shutil as sh
+
+    config = TrainConfig(steps=5, batch=4, warmup=2, log_every=1, checkpoint_every=2)
+    kept = tmp_path / "step2.ckpt.safetensors"
+
+    def keep_step_two(step, loss):  # called before step `step`'s own checkpoint: step 2's exists at step 3
+        if step == 3:
+            sh.copy(checkpoint_path(tmp_path / "whole.safetensors"), kept)
+
+    whole = train(images, unet=SMALL, config=config, output=tmp_path / "whole.safetensors", callback=keep_step_two)
+    assert read_metadata(kept)["step"] == 2
+    rest = train(images, unet=SMALL, config=config, output=tmp_path / "rest.safetensors", resume=kept)
+    assert rest.losses == whole.losses[2:]
+    assert same_tensors(whole.output, rest.output)
+
+
+def test_resume_refuses_what_it_cannot_continue(images, tmp_path):
+    first = train(images, unet=SMALL, config=TrainConfig(steps=2, **QUICK), output=tmp_path / "a.safetensors")
+    cases = [
+        (first.output, SMALL, TrainConfig(steps=3, **QUICK), "not a training checkpoint"),
+        (first.checkpoint, UNetConfig(**{**SMALL.to_dict(), "base": 32}), TrainConfig(steps=3, **QUICK),
+         "another network configuration"),
+        (first.checkpoint, SMALL, TrainConfig(steps=3, schedule="cosine", **QUICK), "linear schedule"),
+        (first.checkpoint, SMALL, TrainConfig(steps=1, **QUICK), "beyond --steps 1"),
+    ]
+    for resume, unet, config, message in cases:
+        with pytest.raises(InputError, match=message):
+            train(images, unet=unet, config=config, output=tmp_path / "b.safetensors", resume=resume)
+    assert not (tmp_path / "b.safetensors").exists()
+
+
+def test_nan_training_data_is_an_input_error(tmp_path):
+    bad = np.zeros((4, 3, 16, 16), np.float32)
+    bad[2, 1, 3, 3] = np.nan
+    with pytest.raises(InputError, match="NaN or infinite"):
+        train(bad, unet=SMALL, config=TrainConfig(steps=2, **QUICK), output=tmp_path / "x.safetensors")
+    assert not (tmp_path / "x.safetensors").exists()
+
+
 def test_images_that_do_not_fit_the_model_are_an_input_error(images, tmp_path):
     with pytest.raises(InputError, match=r"shape \(10, 3, 16, 16\).*\(N, 3, 32, 32\)"):
         train(images, unet=UNetConfig(**{**SMALL.to_dict(), "size": 32}), config=TrainConfig(steps=1),

@@ -71,12 +71,3 @@ class ImageNoise:
         rows = [torch.randn(like.shape[1:], generator=g, dtype=torch.float32) for g in self.generators]
         dtype = like.dtype if like.dtype.is_floating_point else torch.float32
         return torch.stack(rows).to(device=like.device, dtype=dtype)
-
-
-def setup_threads(threads: int | None = None) -> int:
-    """Intra-op threads for CPU work: the given count, else $OMP_NUM_THREADS, else torch's default."""
-    if threads is None and os.environ.get("OMP_NUM_THREADS", "").isdigit():
-        threads = int(os.environ["OMP_NUM_THREADS"])
-    if threads:
-        torch.set_num_threads(max(1, threads))
-    return torch.get_num_threads()
