@@ -17,6 +17,7 @@ def test_bundled_model_describes_itself():
     assert bundled_model_path().stat().st_size < 10 * 2**20  # "a few MB"
 
 
+@pytest.mark.slow  # the bundled 64 px model samples 8 mocks: about 2 minutes on 2 cores
 def test_bundled_model_mocks_have_the_training_sky_level_and_noise():
     """The default sampler keeps the sky of the training images: level 0, noise 0.007 / 0.013 / 0.029
     nanomaggy (simulate). The earlier eps-prediction model put the median mock's sky 2-4 noise RMS

@@ -18,6 +18,7 @@ def pair(tmp_path_factory):
     return population(root / "real", 24, seed=11), population(root / "mock", 12, seed=12, brighter=3.0)
 
 
+@pytest.mark.slow  # statmorph on 36 galaxies: about 15 s
 def test_morphology_table_and_fid_skip_in_json(pair):
     real, mock = pair
     result = CliRunner().invoke(app, ["sgd", str(real), str(mock), "--json", "--bootstrap", "20", "--morphology",

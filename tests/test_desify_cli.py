@@ -109,6 +109,7 @@ def test_a_bad_input_after_good_ones_writes_nothing(tmp_path, cartoons, model_fi
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # an interpreter start-up importing torch
 def test_desify_as_a_subprocess(tmp_path, cartoons, model_file):
     command = [sys.executable, "-m", "galgen", "desify", str(cartoons[0]), "-o", str(tmp_path / "out"),
                "--model", str(model_file), "--steps", "2", "--no-bf16", "--strength", "0.3"]

@@ -122,6 +122,7 @@ def test_2_simulate_refuses_existing_galaxies_and_extends_the_truth_catalogue(tm
     assert (out / "sim_000005.fits").read_text() == "mine"
 
 
+@pytest.mark.slow  # an interpreter start-up importing torch
 def test_3_non_ascii_command_lines_are_escaped_in_fits_and_read_back(model_file, tmp_path):
     out = tmp_path / "mocks été"
     run = subprocess.run([sys.executable, "-m", "galgen", "sample", "-n", "1", "-o", str(out), "--model",

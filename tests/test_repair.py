@@ -133,6 +133,7 @@ def test_fills_are_seeded(tiny_model):
     assert np.isfinite(one.data).all()
 
 
+@pytest.mark.slow  # six inpainting runs over six tiles
 def test_draws_give_a_spread_inside_the_mask_only_whatever_the_batch(tiny_model):
     image, mask = galaxy(), diagonal_mask()
     three = InpaintSettings(steps=4, jump=2, resample=2, draws=3, batch=3)

@@ -128,5 +128,6 @@ def test_real_decals_cutouts_in_both_modes(decals_dir, tmp_path):
         assert summary["mode"] == mode and (summary["n_real"], summary["n_mock"]) == (3, 2)
         rows = summary["properties"]
         assert summary["sgd"] == pytest.approx(sum(row["w1"] for row in rows.values()))
-        assert all(row["w1"] > 0 and row["n_real"] == 3 and row["n_mock"] == 2 for row in rows.values())
+        counts = (3, 2) if mode == "default" else (2, 2)  # the reference shuffles and truncates to 2
+        assert all(row["w1"] > 0 and (row["n_real"], row["n_mock"]) == counts for row in rows.values()), rows
     assert any("masked" in note for note in summary["notes"])

@@ -131,6 +131,7 @@ def test_augmentation_is_the_dihedral_group():
     assert torch.equal(turned[4][0], image[0].flip(-1))
 
 
+@pytest.mark.slow  # 60 real optimiser steps: about 5 s
 def test_train_itself_lowers_the_loss():
     # one fixed batch of 4 (batch = dataset size, no augmentation): train() must fit it, so a broken
     # optimiser step, loss or data path fails here
@@ -287,6 +288,7 @@ def test_cli_refuses_bad_input_in_one_line(dataset, tmp_path):
     assert result.exit_code == 2 and "checkpoint is for 3 bands of 16 px, the data has 3 of 32 px" in result.output
 
 
+@pytest.mark.slow  # an interpreter start-up importing torch
 def test_python_dash_m_galgen_train_runs_as_a_subprocess(dataset, tmp_path):
     out = tmp_path / "sub.safetensors"
     run = subprocess.run(
