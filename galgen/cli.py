@@ -280,12 +280,13 @@ def sample(
     """
     from galgen.console import print_json, progress, stdout
     from galgen.atomic import check_output
+    from galgen.preview import is_galgen_figure
     from galgen.pipeline import SampleConfig, load_model, parse_shard, plan_devices, sample as run_sampling, shard_indices
 
     config = SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
                           ra=ra, dec=dec, exact=exact)
     if preview is not None:
-        check_output(preview, overwrite=True, suffixes=(".png",))
+        check_output(preview, overwrite=True, suffixes=(".png",), made_by_galgen=is_galgen_figure)
     loaded = load_model(model, device=device, bf16=bf16)
     todo = len(shard_indices(config.count, config.shard))
     devices = plan_devices(loaded.device, requested=device, workers=workers, count=todo)
@@ -412,8 +413,9 @@ def desify(
     planned_outputs(paths, output, draws=draws, overwrite=overwrite)
     if preview is not None:
         from galgen.atomic import check_output
+        from galgen.preview import is_galgen_figure
 
-        check_output(preview, overwrite=True, suffixes=(".png",))
+        check_output(preview, overwrite=True, suffixes=(".png",), made_by_galgen=is_galgen_figure)
     data = open_dataset(dataset) if dataset is not None else None
     loaded = load_model(model, device=device, bf16=bf16)
     if data is not None:
@@ -554,12 +556,12 @@ def calibrate(
         raise InputError("--model names the model to copy; say where with --write-to")
     if write_to is not None:
         from galgen.atomic import check_output
-        from galgen.engine.weights import read_metadata
+        from galgen.engine.weights import is_weights_file, read_metadata
 
         if not (model or write_to).is_file():
             raise InputError("no such model file", path=model or write_to)
         read_metadata(model or write_to)  # the model to copy must be one, before anything is measured
-        check_output(write_to, overwrite=True, suffixes=(".safetensors",))
+        check_output(write_to, overwrite=True, suffixes=(".safetensors",), made_by_galgen=is_weights_file)
     real_pop, mock_pop = load_pair(real, mock, show_progress=True)
     with progress(len(real_pop) + len(mock_pop), "medians") as advance:
         result = fit_calibration(real_pop.flux, mock_pop.flux, bands=real_pop.bands,

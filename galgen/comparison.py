@@ -51,8 +51,9 @@ def check_sgd_outputs(*, plot=None, train=None, fid_weights=None, morphology: bo
 
     if plot is not None:
         from galgen.metrics.population import PLOT_SUFFIXES
+        from galgen.preview import is_galgen_figure
 
-        check_output(plot, overwrite=True, suffixes=PLOT_SUFFIXES)
+        check_output(plot, overwrite=True, suffixes=PLOT_SUFFIXES, made_by_galgen=is_galgen_figure)
     if train is not None:
         from galgen.dataset import open_dataset
 

@@ -77,15 +77,43 @@ def montage(tiles: Sequence[np.ndarray], *, columns: int | None = None, gap: int
     return canvas
 
 
+def figure_metadata(suffix: str) -> dict:
+    """The metadata that marks a figure as galgen's (`is_galgen_figure`), for matplotlib's savefig."""
+    from galgen import __version__
+
+    key = {"png": "Software", "pdf": "Creator", "svg": "Creator", "ps": "Creator", "eps": "Creator"}.get(suffix)
+    return {} if key is None else {key: f"galgen {__version__}"}
+
+
+def is_galgen_figure(path) -> bool:
+    """Whether a figure file carries galgen's mark (PNG Software, PDF/SVG/PS Creator) in its first or last 64 kB.
+
+    Figures are replaced only when galgen made them; formats without such metadata (JPEG, TIFF,
+    WebP) are never replaced.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+            handle.seek(max(0, Path(path).stat().st_size - (1 << 16)))
+            tail = handle.read()
+    except OSError:
+        return False
+    parts = (head.lower(), tail.lower())
+    return any(b"galgen " in part and (b"software" in part or b"creator" in part) for part in parts)
+
+
 def save_png(image: np.ndarray, path) -> Path:
-    """Write an RGB uint8 array as PNG, atomically (temporary name, then rename)."""
-    from PIL import Image
+    """Write an RGB uint8 array as PNG, atomically (temporary name, then rename), marked as galgen's."""
+    from PIL import Image, PngImagePlugin
 
     from galgen.atomic import atomic_output
 
     path = Path(path)
+    info = PngImagePlugin.PngInfo()
+    for key, value in figure_metadata("png").items():
+        info.add_text(key, value)
     with atomic_output(path) as tmp:
-        Image.fromarray(image, mode="RGB").save(tmp, format="PNG")
+        Image.fromarray(image, mode="RGB").save(tmp, format="PNG", pnginfo=info)
     return path
 
 

@@ -336,12 +336,16 @@ def read_inputs(paths: Sequence, work_dir, *, model, on_input: Callable[[int], N
 
 
 def planned_outputs(inputs: Sequence, out_dir, *, draws: int, overwrite: bool) -> list[list[Path]]:
-    """`output_paths`, checked: existing files are an InputError unless ``overwrite``."""
+    """`output_paths`, checked: existing files are an InputError unless ``overwrite`` and galgen made them."""
+    from galgen.cube import is_galgen_file
+
     names = output_paths([Path(p) for p in inputs], Path(out_dir), draws=draws)
-    if not overwrite:
-        existing = [p for row in names for p in row if p.exists()]
-        if existing:
-            raise InputError(f"output exists ({len(existing)} in all; pass --overwrite to replace)", path=existing[0])
+    existing = [p for row in names for p in row if p.exists()]
+    if existing and not overwrite:
+        raise InputError(f"output exists ({len(existing)} in all; pass --overwrite to replace)", path=existing[0])
+    foreign = next((p for p in existing if not is_galgen_file(p)), None)
+    if foreign is not None:
+        raise InputError("output exists and was not made by galgen; it is never replaced", path=foreign)
     return names
 
 

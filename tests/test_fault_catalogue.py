@@ -468,3 +468,34 @@ def test_the_bundled_model_records_no_build_machine_paths():
     meta = read_metadata(bundled_model_path())
     for text in (meta["command"], meta["data"]["path"], meta["data"]["command"] or ""):
         assert not any(part.startswith("/") for part in text.split()), text
+
+
+def test_figures_and_side_outputs_are_replaced_only_if_galgen_made_them(model_file, tmp_path):
+    real, mock = tmp_path / "real", tmp_path / "mock"
+    galaxies(real, 3)
+    galaxies(mock, 3, seed=1)
+    for name in ("fig.png", "fig.pdf", "fig.svg"):
+        figure = tmp_path / name
+        figure.write_text("a colleague's figure")
+        assert "not made by galgen" in one_line_error(invoke("sgd", real, mock, "--plot", figure))
+        assert figure.read_text() == "a colleague's figure"
+        figure.unlink()
+        assert invoke("sgd", real, mock, "--plot", figure, "--bootstrap", 10).exit_code == 0
+        made = figure.stat().st_mtime_ns
+        assert invoke("sgd", real, mock, "--plot", figure, "--bootstrap", 10).exit_code == 0  # galgen's: replaced
+        assert figure.stat().st_mtime_ns != made
+    preview = tmp_path / "holiday.png"
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(preview)
+    line = one_line_error(invoke("sample", "-n", 1, "-o", tmp_path / "m", "--model", model_file, "--steps", 1,
+                                 "--preview", preview))
+    assert "not made by galgen" in line and not (tmp_path / "m").exists()
+    foreign = tmp_path / "notes.safetensors"
+    foreign.write_bytes(b"not a model")
+    line = one_line_error(invoke("calibrate", real, mock, "--model", model_file, "--write-to", foreign))
+    assert "not made by galgen" in line and foreign.read_bytes() == b"not a model"
+    picture = tmp_path / "cartoon.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(picture)
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "cartoon_draw0.fits").write_text("mine")
+    line = one_line_error(invoke("desify", picture, "-o", tmp_path / "d", "--model", model_file, "--overwrite"))
+    assert "not made by galgen" in line and (tmp_path / "d" / "cartoon_draw0.fits").read_text() == "mine"

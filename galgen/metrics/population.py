@@ -601,8 +601,11 @@ def plot_histograms(result: SGDResult, path, *, labels=("real", "mock")) -> None
     fig.tight_layout()
     from galgen.atomic import atomic_output
 
+    from galgen.preview import figure_metadata
+
+    suffix = Path(path).suffix.lstrip(".").lower() or "png"
     try:
         with atomic_output(path) as tmp:
-            fig.savefig(tmp, format=Path(path).suffix.lstrip(".").lower() or "png")
+            fig.savefig(tmp, format=suffix, metadata=figure_metadata(suffix) or None)
     finally:
         plt.close(fig)
