@@ -164,30 +164,47 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.mark.slow  # two spawned workers each import torch: about 15 s
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
-def test_4_sample_workers_die_with_their_parent(model_file, tmp_path, signum):
-    out = tmp_path / "mocks"
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "galgen", "sample", "-n", "200", "-o", str(out), "--model", str(model_file),
-         "--steps", "300", "--sampler", "ddim", "-j", "2", "--batch", "1"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+@pytest.mark.parametrize("command, signum", [
+    ("sample", signal.SIGKILL), ("sample", signal.SIGTERM), ("sample", signal.SIGINT), ("simulate", signal.SIGKILL),
+])
+def test_4_workers_die_with_their_parent(model_file, tmp_path, command, signum):
+    out = tmp_path / "out"
+    args = {"sample": ["sample", "-n", "200", "-o", str(out), "--model", str(model_file), "--steps", "300",
+                       "--sampler", "ddim", "-j", "2", "--batch", "1"],
+            "simulate": ["simulate", "-n", "5000", "-o", str(out), "-j", "2"]}[command]
+    parent = subprocess.Popen([sys.executable, "-m", "galgen", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
     deadline = time.monotonic() + 120
-    while not list(out.glob("mock_*.fits")) and time.monotonic() < deadline and parent.poll() is None:
+    while not list(out.glob("*_*.fits")) and time.monotonic() < deadline and parent.poll() is None:
         time.sleep(0.2)
     workers = [pid for pid in _children(parent.pid) if _alive(pid)]
     assert len(workers) >= 2, parent.stderr.read() if parent.poll() is not None else workers
     parent.send_signal(signum)
     code = parent.wait(timeout=30)
-    assert code == (-signal.SIGKILL if signum == signal.SIGKILL else 143)
+    assert code == {signal.SIGKILL: -signal.SIGKILL, signal.SIGTERM: 143, signal.SIGINT: 130}[signum]
     deadline = time.monotonic() + 20
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(pid) for pid in workers)
-    made = len(list(out.glob("mock_*.fits")))
+    made = len(list(out.glob("*_*.fits")))
     time.sleep(1.0)
-    assert len(list(out.glob("mock_*.fits"))) == made < 200  # nobody writes on
-    if signum == signal.SIGTERM:  # unwound like Ctrl-C: no temporaries left behind
+    assert len(list(out.glob("*_*.fits"))) == made  # nobody writes on
+    assert not (out / "truth.fits").exists() or command == "sample"
+    if signum != signal.SIGKILL:  # unwound like Ctrl-C: no temporaries left behind
         assert not list(out.glob(".tmp-*"))
+
+
+def test_5_a_killed_trainings_checkpoint_temporary_is_swept_when_training_starts(dataset, tmp_path):
+    from galgen.atomic import temp_path
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    parts = temp_path(tmp_path / "m.ckpt.safetensors").name.split("-", 4)
+    parts[2] = str(gone.pid)
+    stale = tmp_path / "-".join(parts)
+    stale.write_bytes(b"51 MB of a checkpoint, cut short")
+    assert invoke("train", dataset, "-o", tmp_path / "m.safetensors", "--steps", 1, "--batch", 2).exit_code == 0
+    assert not stale.exists() and (tmp_path / "m.ckpt.safetensors").exists()
 
 
 def test_5_hidden_temporaries_are_never_inputs_and_stale_ones_are_swept(model_file, tmp_path):
