@@ -30,7 +30,7 @@ def make_mocks(real, *, seed=1, extra_noise=0.1):
     """mock = real / factor + fresh sky noise (``extra_noise`` x the scaled sky): what calibration must undo.
 
     The galaxy-pixel selection depends on the noise level, so mocks much noisier than the real
-    data bias m (docs/metrics.md: about -1.5% when the noise is 12% higher).
+    data bias m (docs/metrics.md: about -7 % on independent draws when the noise is 12 % higher).
     """
     rng = np.random.default_rng(seed)
     factors = np.array(FACTORS)[None, :, None, None]
@@ -49,12 +49,13 @@ def test_recovers_the_injected_factors_within_one_percent():
 @pytest.mark.parametrize("factors", [(1.0, 1.0, 1.0), FACTORS])
 def test_independent_draws_of_one_population_give_the_true_factors(factors):
     # not copies: two independent draws of 1000, the second divided by the factors. The paper's
-    # least-squares line is off by several per cent here (regression dilution); the default is not
+    # least-squares line is off by several per cent here (regression dilution); the default is not.
+    # Its sampling sd on these discs is 1.7 % per band (docs/metrics.md), so 3.5 % is 2 sd
     real = real_galaxies(1000, seed=21)
     mock = real_galaxies(1000, seed=22) / np.array(factors, dtype=np.float32)[None, :, None, None]
     result = calibrate(real, mock, bands="grz")
     for fit, factor in zip(result.fits, factors):
-        assert fit.factor == pytest.approx(factor, rel=0.015), fit
+        assert fit.factor == pytest.approx(factor, rel=0.035), fit
         assert fit.interval[0] <= factor <= fit.interval[1] and fit.offset == 0.0
     paper_line = calibrate(real, mock, bands="grz", config=CalibrationConfig(bootstrap=0))
     assert [f.factor for f in paper_line.fits] == [f.factor for f in result.fits]  # the interval changes nothing
