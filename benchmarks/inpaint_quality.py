@@ -61,13 +61,12 @@ def parse_args(argv=None):
 
 def simulated_cases(count: int, *, seed: int, size: int):
     """(observed, noise-free, (H, W) trail mask, sky RMS per band) for ``count`` galaxies with a trail each."""
-    from galgen.simulate import SKY_SIGMA, draw_galaxy
+    from galgen.simulate import SKY_SIGMA, draw_observation
 
     rms = np.asarray(SKY_SIGMA)
     ranges = TrailRanges(max_offset=0.1)  # through the galaxy, where there is flux to recover
     for index in range(count):
-        observed, _ = draw_galaxy(seed, index, size=size)
-        clean, _ = draw_galaxy(seed, index, size=size, noise=False)
+        observed, clean, _ = draw_observation(seed, index, size=size)
         trail = random_trail((size, size), seed=seed * 100_003 + index, rms=rms, ranges=ranges)
         _, mask = deface(observed, trail)
         yield observed, clean, mask, rms

@@ -592,6 +592,9 @@ def simulate(
     pixel_scale: float = typer.Option(0.262, "--pixel-scale", min=0.01, help="arcsec per pixel."),
     workers: str = typer.Option("auto", "--workers", "-j", help="Processes: 'auto' (all cores) or a number."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace galaxies of these indices already there."),
+    noise_free: bool = typer.Option(
+        False, "--noise-free", help="Also write each galaxy before the sky noise, as a NOISEFREE extension."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
     """Ground-truth DESI-like galaxies from GalSim, with a truth catalogue.
@@ -609,7 +612,7 @@ def simulate(
     with progress(n, "simulate") as advance:
         summary = run_simulation(
             n, output, seed=seed, start=start, size=size, pixel_scale=pixel_scale, workers=workers,
-            overwrite=overwrite, command=command_line(), on_galaxy=advance,
+            overwrite=overwrite, noise_free=noise_free, command=command_line(), on_galaxy=advance,
         )  # fmt: skip
     if json_out:
         print_json(summary)

@@ -352,13 +352,25 @@ def draw_galaxy(
     seed: int, index: int, *, size: int = 64, pixel_scale: float = PIXEL_SCALE, psf: bool = True, noise: bool = True
 ) -> tuple[np.ndarray, dict]:
     """Galaxy ``index`` of run ``seed``: (image float32 (3, size, size) in nanomaggies, truth dict)."""
+    observed, clean, truth = draw_observation(seed, index, size=size, pixel_scale=pixel_scale, psf=psf)
+    return (observed if noise else clean), truth
+
+
+def draw_observation(
+    seed: int, index: int, *, size: int = 64, pixel_scale: float = PIXEL_SCALE, psf: bool = True
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Galaxy ``index`` of run ``seed`` observed and noise-free: (with sky noise, without, truth dict).
+
+    Both images are float32 (3, size, size) in nanomaggies; the noise-free one is the PSF-convolved
+    galaxy before the sky noise is added, the truth a fill or a denoiser can be scored against.
+    """
     params = draw_params(seed, index, size=size, pixel_scale=pixel_scale)
     clean = render(params, size=size, pixel_scale=pixel_scale, psf=psf)
-    truth = truth_row(params, clean, size=size)
-    return (add_sky_noise(clean, params) if noise else clean), truth
+    return add_sky_noise(clean, params), clean, truth_row(params, clean, size=size)
 
 
 TRUTH_NAME = "truth.fits"
+NOISE_FREE_HDU = "NOISEFREE"  # extension name of the noise-free image (simulate --noise-free)
 
 
 def file_name(index: int) -> str:
@@ -375,18 +387,24 @@ class _WriteGalaxy:
     size: int
     pixel_scale: float
     command: str
+    noise_free: bool = False  # also write the noise-free image as a NOISEFREE extension
 
     def __call__(self, index: int) -> dict:
         from galgen.cube import Cube, make_wcs, write_cube
         from galgen.provenance import make_provenance
 
-        image, truth = draw_galaxy(self.seed, index, size=self.size, pixel_scale=self.pixel_scale)
+        image, clean, truth = draw_observation(self.seed, index, size=self.size, pixel_scale=self.pixel_scale)
         cube = Cube(data=image, bands=BANDS, wcs=make_wcs(image.shape[1:], pixel_scale=self.pixel_scale))
         provenance = make_provenance(
             command=self.command, seed=self.seed, index=index, simulator=f"galsim {_galsim().__version__}"
         )
         history = [f"GalSim bulge + disk + knots, Moffat PSF, Gaussian sky; truth: truth.fits index {index}"]
-        write_cube(cube, Path(self.out_dir) / file_name(index), provenance=provenance, history=history)
+        extras = []
+        if self.noise_free:
+            extras = [(NOISE_FREE_HDU, clean)]
+            history.append(f"{NOISE_FREE_HDU} extension: the same galaxy before the sky noise (PSF-convolved)")
+        write_cube(cube, Path(self.out_dir) / file_name(index), provenance=provenance, history=history,
+                   extra_hdus=extras)
         return {"file": file_name(index), **truth}
 
 
@@ -413,6 +431,7 @@ def simulate(
     pixel_scale: float = PIXEL_SCALE,
     workers=None,
     overwrite: bool = False,
+    noise_free: bool = False,
     command: str = "galgen.simulate.simulate",
     on_galaxy=None,
 ) -> dict:
@@ -422,6 +441,9 @@ def simulate(
     by a pool of ``workers`` processes; memory stays flat whatever ``n``); the truth
     catalogue, one row per galaxy in index order, is written last. ``on_galaxy()`` is called
     once per finished galaxy (a progress bar). Returns a summary dict.
+
+    With ``noise_free`` each cube also holds the galaxy before the sky noise, as its NOISEFREE
+    extension (``read_cube(path, hdu="NOISEFREE")``), to score fills and denoisers against truth.
 
     Galaxies already in ``out_dir`` are an InputError unless ``overwrite`` (and galgen made them).
     A ``truth.fits`` of the same run (seed, size, pixel scale) is extended: its rows for other
@@ -442,7 +464,7 @@ def simulate(
     _check_free(out, indices, overwrite=overwrite)
     workers = min(resolve_workers(workers), n)
 
-    task = _WriteGalaxy(str(out), int(seed), int(size), float(pixel_scale), command)
+    task = _WriteGalaxy(str(out), int(seed), int(size), float(pixel_scale), command, bool(noise_free))
     began = time.perf_counter()
     columns: dict[str, np.ndarray] = {}  # the catalogue as arrays: 8 bytes per value, flat per galaxy
     with _pool(workers) as pool:

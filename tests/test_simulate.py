@@ -294,3 +294,21 @@ def test_theta_is_counter_clockwise_from_x_towards_y():
     mxx, myy, mxy = ((plane * m).sum() / plane.sum() for m in (dx * dx, dy * dy, dx * dy))
     assert np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy)) == pytest.approx(30.0, abs=1.0)
     assert sim.truth_row(disk, image, size=SIZE)["pa"] == pytest.approx(120.0)  # east of north, east left
+
+
+def test_noise_free_extension_holds_the_galaxy_before_the_sky_noise(tmp_path):
+    from galgen.cube import read_cube
+
+    result = CliRunner().invoke(app, ["simulate", "-n", "2", "-o", str(tmp_path / "s"), "--size", "32", "-j", "1",
+                                      "--seed", "5", "--noise-free"])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "s" / "sim_000001.fits"
+    observed, clean = read_cube(path), read_cube(path, hdu="NOISEFREE")
+    expected_observed, expected_clean, _ = sim.draw_observation(5, 1, size=32)
+    np.testing.assert_array_equal(observed.data, expected_observed)
+    np.testing.assert_array_equal(clean.data, expected_clean)
+    assert clean.bands == "grz" and clean.unit == "nanomaggy" and clean.pixel_scale == pytest.approx(0.262)
+    residual = (observed.data - clean.data).reshape(3, -1).std(axis=1)  # what is left is the sky noise
+    np.testing.assert_allclose(residual, sim.SKY_SIGMA, rtol=0.1)
+    assert np.array_equal(sim.draw_galaxy(5, 1, size=32)[0], expected_observed)  # the same draw as before
+    assert_fitsverify_clean(path)
