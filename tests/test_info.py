@@ -100,3 +100,40 @@ def test_info_subprocess_exit_codes(mock_cube, tmp_path):
 def test_info_on_a_missing_file_exits_2(tmp_path):
     result = runner.invoke(app, ["info", str(tmp_path / "nope.fits")])
     assert result.exit_code == 2 and "nope.fits: no such file" in result.stderr
+
+
+@pytest.mark.parametrize("layout", ["cube+mask", "2d-mask", "int-blank", "2d", "compressed"])
+def test_bad_pixel_count_in_blocks_equals_the_whole_image_reader(tmp_path, monkeypatch, layout):
+    from astropy.io import fits
+
+    from galgen import cube as cube_module
+
+    monkeypatch.setattr(cube_module, "_BLOCK_PIXELS", 64)  # many blocks of a few rows
+    rng = np.random.default_rng(4)
+    data = rng.normal(size=(3, 37, 29)).astype(np.float32)
+    data[1, 5, 6] = np.nan
+    data[2, 30, 1] = 0.0  # no coverage in a file galgen did not write
+    header = fits.Header({"BANDS": "grz"})
+    path = tmp_path / "x.fits"
+    if layout == "cube+mask":
+        mask = np.zeros((3, 37, 29), np.uint8)
+        mask[0, 10:12] = 1
+        fits.HDUList([fits.PrimaryHDU(data, header=header), fits.ImageHDU(mask, name="MASK")]).writeto(path)
+    elif layout == "2d-mask":
+        mask = np.zeros((37, 29), np.uint8)
+        mask[:, 3] = 1
+        fits.HDUList([fits.PrimaryHDU(data, header=header), fits.ImageHDU(mask, name="FLAGS")]).writeto(path)
+    elif layout == "int-blank":
+        raw = rng.integers(-100, 100, (3, 37, 29)).astype(np.int16)
+        raw[0, 0, :7] = -32768
+        fits.PrimaryHDU(raw, header=fits.Header({"BANDS": "grz", "BLANK": -32768})).writeto(path)
+    elif layout == "2d":
+        fits.PrimaryHDU(data[1], header=fits.Header({"BANDS": "r"})).writeto(path)
+    else:
+        path = tmp_path / "x.fits.fz"
+        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data, header=header)]).writeto(path)
+    described = cube_module.describe(path)
+    whole = cube_module.read_cube(path)
+    expected = 0 if whole.mask is None else int(whole.mask.sum())
+    assert described["masked_pixels"] == expected > 0
+    assert described["shape"] == list(whole.shape)
