@@ -187,6 +187,28 @@ def atomic_output(path, *, parents: bool = False) -> Iterator[Path]:
         raise
 
 
+@contextmanager
+def scratch_directory(beside) -> Iterator[Path]:
+    """A temporary work directory beside ``beside`` (an output directory), removed when the block ends.
+
+    It sits in the nearest existing directory above ``beside`` and is named like an output's
+    temporary, so when the process is killed the next run there sweeps it (`sweep_stale`, called
+    here first), rather than leaving it in the system's temporary directory.
+    """
+    beside = Path(beside)
+    directory = next((p for p in beside.parents if p.is_dir()), Path("."))
+    sweep_stale(directory)
+    work = temp_path(directory / f"{beside.name}.work")
+    try:
+        work.mkdir()
+    except OSError as exc:
+        raise as_galgen_error(exc, beside) from None
+    try:
+        yield work
+    finally:
+        _remove(work)
+
+
 def _remove(path: Path) -> None:
     try:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)

@@ -393,8 +393,7 @@ def desify(
 
     Example: galgen desify cartoon.png -o desified/ --strength 0.6 --draws 4 --preview desified.png
     """
-    import tempfile
-
+    from galgen.atomic import scratch_directory
     from galgen.transfer import DesifyConfig
 
     if bool(neighbours) != (dataset is not None):
@@ -421,7 +420,7 @@ def desify(
     if data is not None:
         check_dataset(data, k=neighbours, bands=loaded.bands, size=loaded.size)
     _, run_steps, _ = plan_sigmas(loaded, config)
-    with tempfile.TemporaryDirectory(prefix="galgen-desify-") as work:
+    with scratch_directory(output) as work:
         with progress(len(paths), "reading") as advance:  # every input checked before any output is written
             stack = read_inputs(paths, work, model=loaded, on_input=advance)
         with progress(len(paths) * draws * run_steps, "desify") as advance:

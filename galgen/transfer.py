@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from galgen.atomic import scratch_directory
 from galgen.errors import InputError
 from galgen.inputs import FITS_SUFFIXES, is_fits_name
 
@@ -392,7 +392,7 @@ def desify(
     config = (config or DesifyConfig()).for_model(model)
     if not isinstance(inputs, InputStack):
         planned_outputs(inputs, out_dir, draws=config.draws, overwrite=overwrite)  # fail before reading
-        with tempfile.TemporaryDirectory(prefix="galgen-desify-") as work:
+        with scratch_directory(out_dir) as work:
             stack = read_inputs(inputs, work, model=model)
             return desify(stack, out_dir, model=model, config=config, command=command, overwrite=overwrite,
                           on_step=on_step)

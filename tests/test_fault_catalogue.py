@@ -516,3 +516,26 @@ def test_figures_and_side_outputs_are_replaced_only_if_galgen_made_them(model_fi
     (tmp_path / "d" / "cartoon_draw0.fits").write_text("mine")
     line = one_line_error(invoke("desify", picture, "-o", tmp_path / "d", "--model", model_file, "--overwrite"))
     assert "not made by galgen" in line and (tmp_path / "d" / "cartoon_draw0.fits").read_text() == "mine"
+
+
+def test_5_desify_keeps_its_scratch_beside_the_output_and_sweeps_a_killed_runs(model_file, tmp_path):
+    from galgen.atomic import temp_path
+
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    parts = temp_path(tmp_path / "out.work").name.split("-", 4)
+    parts[2] = str(gone.pid)
+    stale = tmp_path / "-".join(parts)  # a killed desify's stack of inputs
+    stale.mkdir()
+    (stale / "images.npy").write_bytes(b"x" * 1000)
+    picture = tmp_path / "cartoon.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(picture)
+    assert invoke("desify", picture, "-o", tmp_path / "out", "--model", model_file, "--steps", 1).exit_code == 0
+    assert not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cartoon.png", "out"]  # no scratch left
+    empty = tmp_path / "empty.fits"
+    from astropy.io import fits
+
+    fits.PrimaryHDU(np.zeros((3, 16, 16), np.float32), header=fits.Header({"BANDS": "grz"})).writeto(empty)
+    one_line_error(invoke("desify", picture, empty, "-o", tmp_path / "out2", "--model", model_file))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cartoon.png", "empty.fits", "out"]
