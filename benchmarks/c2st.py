@@ -2,7 +2,7 @@
 
     python benchmarks/c2st.py A/ B/ [--epochs 12] [--seed 0]
 
-Both sets are read as flux cubes (galgen.stack), stretched per band as asinh(flux / sky RMS) (the
+Both sets are read as flux cubes (galgen.populations), stretched per band as asinh(flux / sky RMS) (the
 simulate sky RMS, so the network sees structure at the noise level), balanced to the smaller
 size, and split in two halves. A CNN trained on one half of both sets (with random flips and
 quarter turns: galaxies have no orientation) scores the other half, and the other way round, so
@@ -26,7 +26,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from galgen.simulate import SKY_SIGMA  # noqa: E402
-from galgen.stack import load_population  # noqa: E402
+from galgen.populations import load_population  # noqa: E402
 
 
 def stretch(flux: np.ndarray) -> torch.Tensor:

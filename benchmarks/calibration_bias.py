@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from galgen.calibrate import CalibrationConfig, calibrate, fit_line, image_medians, pair_by_rank  # noqa: E402
-from galgen.stack import load_population  # noqa: E402
+from galgen.populations import load_population  # noqa: E402
 
 
 def estimators(real_q: np.ndarray, mock_q: np.ndarray) -> dict[str, float]:

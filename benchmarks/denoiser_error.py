@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from galgen.metrics.photometry import border_pixels
-from galgen.pipeline import load_model
+from galgen.model import load_model
 
 SIGMAS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 

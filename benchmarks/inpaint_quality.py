@@ -4,7 +4,7 @@ Method (SCIENCE.md section 5, Smith et al. 2022 fig. 6): GalSim galaxies from ga
 DR9-like sky noise) are crossed by a random satellite trail (galgen.trails) through the galaxy;
 the trail's pixels are filled by
 
-- galgen (guided diffusion with RePaint resampling, galgen.repair.inpaint_cube),
+- galgen (guided diffusion with RePaint resampling, galgen.flows.inpaint.fill),
 - astropy.convolution.interpolate_replace_nans (Gaussian kernel, per band),
 - skimage.restoration.inpaint_biharmonic (per band),
 - and, as the ceiling, the noise-free GalSim image itself (with --draws K also the mean of K
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from galgen.cube import Cube, read_cube
-from galgen.pipeline import load_model
-from galgen.repair import InpaintSettings, inpaint_cube, inpaint_stamps
+from galgen.model import load_model
+from galgen.flows.inpaint import InpaintConfig, fill, fill_stamps
 from galgen.trails import Trail, TrailRanges, deface, random_trail, sky_rms
 
 DECALS = Path(__file__).resolve().parents[2] / "shared" / "data" / "decals-grz" / "example_a.fits"
@@ -101,17 +101,17 @@ def fractional_errors(filled: np.ndarray, truth: np.ndarray, mask: np.ndarray, r
 
 def run_simulations(args, model) -> tuple[list[str], list[tuple]]:
     """Score every method over the same galaxies and trails; diffusion fills all stamps in one batch."""
-    settings = InpaintSettings(sampler=args.sampler, steps=args.steps, jump=args.jump, resample=args.resample,
+    settings = InpaintConfig(sampler=args.sampler, steps=args.steps, jump=args.jump, resample=args.resample,
                                seed=args.seed)
     cases = list(simulated_cases(args.count, seed=args.seed, size=model.size))
     observed, clean, masks, rms = (np.stack(column) for column in zip(*cases))
     start = time.perf_counter()
-    diffusion = inpaint_stamps(observed, masks[:, None], model=model, settings=settings)
+    diffusion = fill_stamps(observed, masks[:, None], model=model, config=settings)
     fills = {"galgen diffusion (one draw)": (diffusion, time.perf_counter() - start)}
     if args.draws > 1:  # further draws with other seeds; their mean estimates the posterior mean
         start = time.perf_counter()
-        more = [inpaint_stamps(observed, masks[:, None], model=model,
-                               settings=dataclasses.replace(settings, seed=args.seed + k)) for k in range(1, args.draws)]
+        more = [fill_stamps(observed, masks[:, None], model=model,
+                               config=dataclasses.replace(settings, seed=args.seed + k)) for k in range(1, args.draws)]
         seconds = fills["galgen diffusion (one draw)"][1] + time.perf_counter() - start
         fills[f"galgen diffusion (mean of {args.draws} draws)"] = (np.mean([diffusion, *more], axis=0), seconds)
     # the ceiling: the noise-free image itself, which no fill can know better
@@ -121,9 +121,9 @@ def run_simulations(args, model) -> tuple[list[str], list[tuple]]:
             observed[i], masks[i], kernel=args.kernel),
         "skimage inpaint_biharmonic": lambda i: fill_biharmonic(observed[i], masks[i]),
     }
-    for name, fill in classical.items():
+    for name, classical_fill in classical.items():
         start = time.perf_counter()
-        fills[name] = (np.stack([fill(i) for i in range(len(cases))]), time.perf_counter() - start)
+        fills[name] = (np.stack([classical_fill(i) for i in range(len(cases))]), time.perf_counter() - start)
     # (column label, truth, significance): the paper's score, the same against the noise-free
     # image, and the paper's score on bright pixels only, where the sky noise is under 10 %
     scores = [("observed > 3 sigma", observed, SIGNIFICANT), ("noise-free > 3 sigma", clean, SIGNIFICANT),
@@ -171,8 +171,8 @@ def real_cutout_png(args, model) -> Path:
     defaced, trail_pixels = deface(cube.data, trail)
     mask = np.broadcast_to(trail_pixels, cube.shape) | (cube.mask if cube.mask is not None else False)
     start = time.perf_counter()
-    result = inpaint_cube(Cube(data=defaced, bands=cube.bands, wcs=cube.wcs), mask, model=model,
-                          settings=InpaintSettings(sampler=args.sampler, steps=args.steps, jump=args.jump,
+    result = fill(Cube(data=defaced, bands=cube.bands, wcs=cube.wcs), mask, model=model,
+                          config=InpaintConfig(sampler=args.sampler, steps=args.steps, jump=args.jump,
                                                    resample=args.resample, seed=args.seed))
     seconds = time.perf_counter() - start
     for note in result.notes:

@@ -94,7 +94,7 @@ def timed(run):
 
 def main(argv=None) -> None:
     from galgen.metrics.neighbours import nearest_neighbours
-    from galgen.transfer import output_neighbours
+    from galgen.flows.desify import output_neighbours
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000, help="dataset images")

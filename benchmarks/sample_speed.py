@@ -31,7 +31,8 @@ import torch
 from galgen.engine import samplers, weights
 from galgen.engine.train import TrainConfig
 from galgen.engine.unet import UNet, preset
-from galgen.pipeline import SampleConfig, default_sampler, draw, load_model, sample
+from galgen.flows.sample import SampleConfig, draw, run as sample
+from galgen.model import load_model
 
 # galgen's sampler -> diffusers' DPMSolverMultistepScheduler algorithm (both order 2)
 DIFFUSERS_ALGORITHM = {"dpmpp_2m": "dpmsolver++", "dpmpp_2m_sde": "sde-dpmsolver++"}
@@ -49,7 +50,7 @@ def tiny_model_file(directory: Path) -> Path:
 
 def time_galgen(model_path: Path, sampler: str, *, images: int, nfe: int, bf16: bool, exact: bool) -> float:
     model = load_model(model_path, device="cpu", bf16=bf16)
-    sigmas = samplers.select_sigmas(model.denoiser.sigmas, sampler, nfe)
+    sigmas = samplers.select_sigmas(model.module.sigmas, sampler, nfe)
     draw(model, [0], seed=0, sigmas=sigmas[-3:], sampler=sampler, exact=exact)  # warm-up
     start = time.perf_counter()
     draw(model, range(images), seed=0, sigmas=sigmas, sampler=sampler, exact=exact)
@@ -96,8 +97,8 @@ def sample_1000_estimate(model_path: Path, *, images: int, sampler: str) -> tupl
     model = load_model(model_path, device="cpu")
     config = SampleConfig(count=images, sampler=sampler)
     with tempfile.TemporaryDirectory() as out:
-        sample(model, Path(out) / "warm", config=SampleConfig(count=1, steps=2))
-        result = sample(model, Path(out) / "mocks", config=config)
+        sample(Path(out) / "warm", model=model, config=SampleConfig(count=1, steps=2))
+        result = sample(Path(out) / "mocks", model=model, config=config)
     return result.seconds / images, result.nfe
 
 
@@ -108,15 +109,15 @@ def main() -> None:
     parser.add_argument("--nfe", type=int, default=25, help="network evaluations per image")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch intra-op threads")
     parser.add_argument("--sampler", choices=sorted(DIFFUSERS_ALGORITHM),
-                        help="galgen's sampler [default: the model's own, pipeline.default_sampler]")
+                        help="galgen's sampler [default: the model's own, LoadedModel.default_sampler]")
     parser.add_argument("--skip-diffusers", action="store_true", help="only galgen's rows")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         model_path = args.model or tiny_model_file(Path(tmp))
         loaded = load_model(model_path, device="cpu")
-        galgen_params = sum(p.numel() for p in loaded.denoiser.net.parameters())
-        sampler = args.sampler or default_sampler(loaded)
+        galgen_params = sum(p.numel() for p in loaded.module.net.parameters())
+        sampler = args.sampler or loaded.default_sampler
         print(f"{args.images} images of 64 px per run, {args.nfe} NFE, {args.threads} thread(s), CPU")
         print(f"{'loop':52s} {'dtype':5s} {'images/s':>9s} {'s/image':>8s}")
         for bf16 in (False, True):

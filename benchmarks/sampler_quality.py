@@ -25,7 +25,8 @@ import torch
 
 from galgen.engine import samplers
 from galgen.metrics.population import SGDConfig, synthetic_galaxy_distance
-from galgen.pipeline import draw, load_model
+from galgen.flows.sample import draw
+from galgen.model import load_model
 
 DEFAULT_RUNS = "dpmpp_2m:10,dpmpp_2m:15,dpmpp_2m:25,dpmpp_2m_sde:25,dpmpp_2m_sde:50,ddim:50,ddpm:50,ddpm:1000"
 
@@ -39,7 +40,7 @@ def simulated(n: int, seed: int, size: int, pixel_scale: float) -> np.ndarray:
 
 def mocks(model, n: int, *, sampler: str, steps: int, batch: int) -> tuple[np.ndarray, float, int]:
     """n mocks in flux (the model's calibration applied), sampling seconds, NFE."""
-    sigmas = samplers.select_sigmas(model.denoiser.sigmas, sampler, steps)
+    sigmas = samplers.select_sigmas(model.module.sigmas, sampler, steps)
     start = time.perf_counter()
     images = [model.to_flux(draw(model, range(first, min(n, first + batch)), seed=0, sigmas=sigmas,
                                  sampler=sampler, exact=False))

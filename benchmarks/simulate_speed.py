@@ -47,7 +47,7 @@ def main() -> None:
             done = []  # time of each finished galaxy: start-up shows as the first, throughput as the slope
             began = time.perf_counter()
             sim.simulate(args.n, out, seed=0, size=args.size, workers=workers, command="benchmark",
-                         on_galaxy=lambda: done.append(time.perf_counter() - began))  # fmt: skip
+                         on_progress=lambda stage, n, total: n and done.append(time.perf_counter() - began))  # fmt: skip
             wall = time.perf_counter() - began
             half = len(done) // 2
             steady = (len(done) - 1 - half) / (done[-1] - done[half])

@@ -1,39 +1,43 @@
 """galgen: realistic galaxy images from denoising diffusion models, from and into FITS files.
 
 The public Python API is imported lazily so that ``import galgen`` (and ``galgen --help``)
-stays fast and never pulls in torch.
+stays fast and never pulls in torch. The commands without a name here are modules with a
+``run``: ``galgen.sgd.run``, ``galgen.calibrate.run``, ``galgen.simulate.simulate``.
 """
 
 __version__ = "0.1.0"
 
 _PUBLIC = {
     # FITS cubes and provenance
-    "Cube": "galgen.cube",
-    "read_cube": "galgen.cube",
-    "read_band_files": "galgen.cube",
-    "write_cube": "galgen.cube",
-    "read_table": "galgen.cube",
-    "write_table": "galgen.cube",
-    "make_wcs": "galgen.cube",
-    "read_provenance": "galgen.cube",
-    "make_provenance": "galgen.provenance",
-    # data preparation
-    "Normalizer": "galgen.normalize",
-    "open_dataset": "galgen.dataset",
-    "prep_dataset": "galgen.prep",
-    "PrepConfig": "galgen.prep",
-    "draw_galaxy": "galgen.simulate",
-    # models and what they make
-    "load_model": "galgen.pipeline",
-    "sample": "galgen.pipeline",
-    "SampleConfig": "galgen.pipeline",
-    "inpaint_cube": "galgen.repair",
-    "InpaintSettings": "galgen.repair",
-    "desify": "galgen.transfer",
-    "DesifyConfig": "galgen.transfer",
+    "Cube": ("galgen.cube", "Cube"),
+    "read_cube": ("galgen.cube", "read_cube"),
+    "read_band_files": ("galgen.cube", "read_band_files"),
+    "write_cube": ("galgen.cube", "write_cube"),
+    "read_table": ("galgen.cube", "read_table"),
+    "write_table": ("galgen.cube", "write_table"),
+    "make_wcs": ("galgen.cube", "make_wcs"),
+    "read_provenance": ("galgen.cube", "read_provenance"),
+    "make_provenance": ("galgen.provenance", "make_provenance"),
+    # data preparation and ground truth
+    "Normalizer": ("galgen.normalize", "Normalizer"),
+    "open_dataset": ("galgen.dataset", "open_dataset"),
+    "prep_dataset": ("galgen.prep", "prep_dataset"),
+    "PrepConfig": ("galgen.prep", "PrepConfig"),
+    "draw_galaxy": ("galgen.simulate", "draw_galaxy"),
+    "load_population": ("galgen.populations", "load_population"),
+    # the model and its flows: each run(...) writes files and returns a result with to_dict()
+    "load_model": ("galgen.model", "load_model"),
+    "train": ("galgen.flows.train", "run"),
+    "sample": ("galgen.flows.sample", "run"),
+    "SampleConfig": ("galgen.flows.sample", "SampleConfig"),
+    "inpaint": ("galgen.flows.inpaint", "run"),
+    "inpaint_cube": ("galgen.flows.inpaint", "fill"),
+    "InpaintConfig": ("galgen.flows.inpaint", "InpaintConfig"),
+    "desify": ("galgen.flows.desify", "run"),
+    "DesifyConfig": ("galgen.flows.desify", "DesifyConfig"),
     # population metrics
-    "synthetic_galaxy_distance": "galgen.metrics.population",
-    "SGDConfig": "galgen.metrics.population",
+    "synthetic_galaxy_distance": ("galgen.metrics.population", "synthetic_galaxy_distance"),
+    "SGDConfig": ("galgen.metrics.population", "SGDConfig"),
 }
 
 
@@ -41,7 +45,8 @@ def __getattr__(name):
     if name in _PUBLIC:
         import importlib
 
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
+        module, attribute = _PUBLIC[name]
+        return getattr(importlib.import_module(module), attribute)
     raise AttributeError(f"module 'galgen' has no attribute {name!r}")
 
 

@@ -110,7 +110,8 @@ def check_output(path, *, overwrite: bool = False, made_by_galgen: Callable[[Pat
             kind = "not a directory" if directory else "a directory"
             raise InputError(f"output exists and is {kind}", path=path)
         if not overwrite:
-            raise InputError("output already exists (choose another name or pass --overwrite)", path=path)
+            raise InputError("output already exists (choose another name or replace it)", path=path,
+                             options="overwrite")
         if made_by_galgen is not None and not made_by_galgen(path):
             raise InputError("output exists and was not made by galgen; it is never replaced", path=path)
     parent = path.parent

@@ -71,6 +71,7 @@ class Calibration:
     n_real: int
     n_mock: int
     notes: list[str] = field(default_factory=list)
+    written_to: str | None = None  # the model file the factors were stored in, if any
 
     @property
     def factors(self) -> dict[str, float]:
@@ -85,6 +86,7 @@ class Calibration:
             "n_real": self.n_real,
             "n_mock": self.n_mock,
             "notes": list(self.notes),
+            "written_to": self.written_to,
         })
 
     def metadata(self) -> dict:
@@ -106,7 +108,7 @@ class Calibration:
         }
 
 
-def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig(), on_progress=None) -> np.ndarray:
+def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig(), advance=None) -> np.ndarray:
     """Median pixel value of every image in every band.
 
     Parameters
@@ -117,7 +119,7 @@ def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig(), on_p
         ``paper=True``: median of all pixels. Otherwise the median over the pixels with
         ``f - b > threshold * sigma_b``, where ``b, sigma_b`` are the sigma-clipped level and RMS
         of the border frame (:func:`galgen.metrics.photometry.border_background`).
-    on_progress : callable, optional
+    advance : callable, optional
         Called with the number of images done, chunk by chunk (from worker threads).
 
     Returns
@@ -136,7 +138,7 @@ def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig(), on_p
             block = np.where(galaxy, block, np.nan)
         medians[rows] = phot.nanmedian_last(block.reshape(*block.shape[:2], -1))
 
-    phot.for_each_chunk(count, measure, on_progress=on_progress)
+    phot.for_each_chunk(count, measure, advance=advance)
     return medians
 
 
@@ -200,7 +202,7 @@ def fit_line(mock, real) -> tuple[float, float, float]:
 
 
 def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = CalibrationConfig(),
-              on_progress=None, labels: tuple[str, str] = ("real", "mock")) -> Calibration:
+              advance=None, labels: tuple[str, str] = ("real", "mock")) -> Calibration:
     """Per-band flux multipliers for mocks (Smith et al. 2022, section 4).
 
     Parameters
@@ -211,7 +213,7 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
         One letter per plane.
     config : CalibrationConfig
         Plain medians (``paper``) or galaxy-pixel medians (default).
-    on_progress : callable, optional
+    advance : callable, optional
         Called with the number of images done, chunk by chunk (real, then mock).
     labels : (str, str)
         Names of the two sets in errors (a band with fewer than MIN_GALAXIES usable medians).
@@ -224,8 +226,8 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
         paper's least-squares ``median_real = m * median_mock + c``. The RMS scatter of the real
         medians about the line; multiplying mocks by ``m`` matches their flux scale to the real data.
     """
-    real_medians = image_medians(real_flux, config=config, on_progress=on_progress)
-    mock_medians = image_medians(mock_flux, config=config, on_progress=on_progress)
+    real_medians = image_medians(real_flux, config=config, advance=advance)
+    mock_medians = image_medians(mock_flux, config=config, advance=advance)
     fits, notes = [], []
     for i, band in enumerate(bands):
         unusable = int((~np.isfinite(real_medians[:, i])).sum()), int((~np.isfinite(mock_medians[:, i])).sum())
@@ -246,3 +248,42 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
         fits.append(BandFit(band=band, factor=slope, offset=offset, scatter=scatter, pairs=int(real_paired.size),
                             interval=interval))
     return Calibration(fits=fits, method=config.method, n_real=len(real_medians), n_mock=len(mock_medians), notes=notes)
+
+
+def run(real, mock, *, config: CalibrationConfig = CalibrationConfig(), write_to=None, model=None,
+        on_progress=None) -> Calibration:
+    """`galgen calibrate`: measure the factors of ``mock`` (a model's uncalibrated mocks) against ``real``.
+
+    Each population is FITS cubes, a directory, a glob, @list or a dataset. With ``write_to`` the
+    factors are stored in that model file (a copy of ``model`` when given, else ``write_to``
+    itself), atomically; the model is checked before anything is measured. Progress stages:
+    "reading real", "reading mock", "medians".
+    """
+    from pathlib import Path
+
+    from galgen.populations import load_pair
+    from galgen.progress import stage
+
+    write_to, model = (None if p is None else Path(p) for p in (write_to, model))
+    if model is not None and write_to is None:
+        raise InputError("a model to copy needs a file to write it to", options=("model", "write_to"))
+    if write_to is not None:
+        from galgen.atomic import check_output
+        from galgen.engine.weights import is_weights_file, read_metadata
+
+        source = model or write_to
+        if not source.is_file():
+            raise InputError("no such model file", path=source)
+        read_metadata(source)  # the model to copy must be one, before anything is measured
+        check_output(write_to, overwrite=True, suffixes=(".safetensors",), made_by_galgen=is_weights_file)
+    real_pop, mock_pop = load_pair(real, mock, on_progress=on_progress)
+    result = calibrate(real_pop.flux, mock_pop.flux, bands=real_pop.bands, config=config, labels=(str(real), str(mock)),
+                       advance=stage(on_progress, "medians", len(real_pop) + len(mock_pop)))
+    result.notes[:0] = real_pop.notes + mock_pop.notes
+    if write_to is not None:
+        from galgen.engine.weights import write_calibration
+
+        write_calibration(model or write_to, write_to, result.metadata())
+        result.written_to = str(write_to)
+        result.notes.append(f"factors written to {write_to}")
+    return result

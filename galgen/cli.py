@@ -17,7 +17,6 @@ import typer
 from typer.core import TyperGroup
 
 from galgen import __version__
-from galgen.console import print_table
 from galgen.errors import GalgenError, InputError
 
 class _OneLineErrors(TyperGroup):
@@ -79,7 +78,7 @@ def reported(fn):
         except GalgenError as exc:
             if os.environ.get("GALGEN_DEBUG"):
                 raise
-            stderr.print(f"galgen {fn.__name__}: error: {exc}", markup=False, highlight=False)
+            stderr.print(f"galgen {fn.__name__}: error: {exc.text(_flag)}", markup=False, highlight=False)
             raise typer.Exit(exc.exit_code)
         except Exception as exc:  # noqa: BLE001 - the last line of defence for users
             if os.environ.get("GALGEN_DEBUG"):
@@ -94,6 +93,32 @@ def reported(fn):
             raise typer.Exit(1)
 
     return wrapper
+
+
+def _flag(name: str) -> str:
+    """A library option name as this CLI's flag: mask_nans -> --mask-nans."""
+    return "--" + name.replace("_", "-")
+
+
+def _finish(result, *, json_out: bool, line: str | None = None) -> None:
+    """The result as one JSON object (``--json``), or its summary line on stdout."""
+    from galgen.console import print_json, stdout
+
+    if json_out:
+        print_json(result.to_dict() if hasattr(result, "to_dict") else result)
+    elif line is not None:
+        stdout.print(line, markup=False, highlight=False)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'k/n' (k 1-based) -> (k, n); InputError for anything else."""
+    try:
+        k, n = (int(p) for p in str(text).split("/"))
+    except ValueError:
+        raise InputError(f"--shard must look like k/n (for example 2/4), got {text!r}") from None
+    if not 1 <= k <= n:
+        raise InputError(f"--shard k/n needs 1 <= k <= n, got {text!r}")
+    return k, n
 
 
 def _check_finite(options: dict) -> None:
@@ -139,19 +164,40 @@ def prep(
 
     Example: galgen prep cutouts/ -o data/train --size 64 --bands grz --lower 0
     """
+    from galgen.console import progress
     from galgen.inputs import expand_inputs
-    from galgen.prep import PrepConfig, parse_band_values, prep_dataset, report_result
+    from galgen.prep import PrepConfig, parse_band_values, prep_dataset
 
     config = PrepConfig(
-        size=size,
-        bands=bands,
+        size=size, bands=bands, workers=workers,
         upper=None if upper is None else parse_band_values(upper, bands=bands, option="--upper"),
         lower=None if lower == "auto" else parse_band_values(lower, bands=bands, option="--lower"),
-        workers=workers,
     )
-    paths = expand_inputs(inputs)
-    result = prep_dataset(paths, output, config=config, command=command_line(), overwrite=overwrite, show_progress=True)
-    report_result(result, as_json=json_out)
+    with progress() as on_progress:
+        result = prep_dataset(expand_inputs(inputs), output, config=config, command=command_line(),
+                              overwrite=overwrite, on_progress=on_progress)
+    _report_skipped(result)
+    limits = "".join(f"\n  {b}: [{lo:.5g}, {hi:.5g}] -> [-1, 1]" for b, lo, hi in
+                     zip(result.normalizer.bands, result.normalizer.lower, result.normalizer.upper))
+    _finish(result, json_out=json_out, line=f"{result.output}: {result.count} images, bands "
+            f"{result.normalizer.bands}, {result.seconds:.1f} s{limits}")
+
+
+def _report_skipped(result) -> None:
+    """prep's skipped files (a table) and warnings, on stderr."""
+    from rich.table import Table
+
+    from galgen.console import stderr
+
+    if result.skipped:
+        table = Table(title=f"skipped {len(result.skipped)} of {result.inputs} inputs", title_justify="left")
+        table.add_column("file", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for path, reason in result.skipped:
+            table.add_row(path, reason)
+        stderr.print(table)
+    for warning in result.warnings:
+        stderr.print(f"galgen prep: warning: {warning}", markup=False, highlight=False)
 
 
 @app.command()
@@ -186,61 +232,17 @@ def train(
 
     Example: galgen train data/train -o model.safetensors --preset tiny --steps 20000
     """
-    import time
+    from galgen.console import progress
+    from galgen.flows import train as flow
 
-    from galgen.atomic import check_output
-    from galgen.console import print_json, progress, stdout
-    from galgen.dataset import open_dataset
-    from galgen.engine import runtime, weights
-    from galgen.engine.train import checkpoint_path, settings_for, train as run_training
-
-    check_output(output, overwrite=overwrite or resume is not None, made_by_galgen=weights.is_weights_file,
-                 suffixes=(".safetensors",))
-    data = open_dataset(dataset)
-    given = dict(steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
-                 ema=ema, checkpoint_every=checkpoint_every, bf16=bf16)
-    try:
-        unet, config = settings_for(preset, bands=len(data.bands), size=data.size, resume=resume,
-                                    **{k: v for k, v in given.items() if v is not None})
-        where = runtime.pick_device(device)
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
-    if resume is not None and weights.read_metadata(resume).get("normalizer") != data.normalizer.to_dict():
-        raise InputError("checkpoint was trained on data with another normalisation", path=resume)
-    metadata = {
-        "normalizer": data.normalizer.to_dict(), "bands": data.bands, "pixel_scale": data.meta.get("pixel_scale"),
-        "unit": data.meta.get("unit"), "command": command_line(),
-        "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
-    }
-    lead = int(os.environ.get("RANK", "0")) == 0
-    start = time.perf_counter()
-    with progress(config.steps, "train", disable=not lead) as advance:
-        state = {"step": weights.read_metadata(resume)["step"] if resume else 0, "time": start}
-        advance(state["step"])
-
-        def report(step: int, mean_loss: float):
-            now = time.perf_counter()
-            rate = (step - state["step"]) / max(now - state["time"], 1e-9)
-            advance(step - state["step"], loss=mean_loss, **{"it/s": rate})
-            state.update(step=step, time=now)
-
-        result = run_training(data.images, unet=unet, config=config, output=output, metadata=metadata,
-                              resume=resume, device=where, callback=report)
-    if not lead:
-        return
-    seconds = time.perf_counter() - start
-    summary = {
-        "output": str(result.output), "checkpoint": str(checkpoint_path(output)), "step": result.step,
-        "loss": sum(result.losses[-config.log_every:]) / max(1, len(result.losses[-config.log_every:])),
-        "seconds": round(seconds, 3), "images_per_second": len(result.losses) * config.batch / seconds,
-        "sha256": weights.file_sha256(result.output), "device": str(where),
-    }
-    if json_out:
-        print_json(summary)
-    else:
-        stdout.print(f"wrote {summary['output']} (step {result.step}, loss {summary['loss']:.4g}, "
-                     f"{summary['images_per_second']:.1f} img/s, sha256 {summary['sha256'][:12]})",
-                     markup=False, highlight=False)
+    settings = dict(steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
+                    ema=ema, checkpoint_every=checkpoint_every, bf16=bf16)
+    with progress(disable=not flow.is_lead()) as on_progress:
+        result = flow.run(dataset, output, preset=preset, settings=settings, resume=resume, device=device,
+                          overwrite=overwrite, command=command_line(), on_progress=on_progress)
+    if result is not None:  # the lead process reports
+        _finish(result, json_out=json_out, line=f"wrote {result.output} (step {result.step}, loss {result.loss:.4g}, "
+                f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]})")
 
 
 @app.command()
@@ -278,35 +280,21 @@ def sample(
 
     Example: galgen sample -n 1000 -o mocks/ --seed 1 --preview mocks.png
     """
-    from galgen.console import print_json, progress, stdout
-    from galgen.atomic import check_output
-    from galgen.preview import is_galgen_figure
-    from galgen.pipeline import SampleConfig, load_model, parse_shard, plan_devices, sample as run_sampling, shard_indices
+    from galgen.console import progress
+    from galgen.flows import sample as flow
+    from galgen.model import load_model
 
-    config = SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
-                          ra=ra, dec=dec, exact=exact)
-    if preview is not None:
-        check_output(preview, overwrite=True, suffixes=(".png",), made_by_galgen=is_galgen_figure)
+    config = flow.SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
+                               ra=ra, dec=dec, exact=exact, workers=workers)
     loaded = load_model(model, device=device, bf16=bf16)
-    todo = len(shard_indices(config.count, config.shard))
-    devices = plan_devices(loaded.device, requested=device, workers=workers, count=todo)
-    with progress(todo, "sample") as advance:
-        result = run_sampling(loaded, output, config=config, command=command_line(), devices=devices,
-                              on_progress=advance)
-    summary = result.to_dict()
-    if preview is not None:
-        from galgen.preview import preview_files
-
-        summary["preview"] = str(preview_files(sorted(result.written + result.skipped)[:64], preview))
-    if json_out:
-        print_json(summary)
-        return
-    rate = summary["images_per_second"]
-    stdout.print(
-        f"{summary['written']} mocks written, {summary['skipped']} already there, in {result.out_dir} "
-        f"({result.sampler}, {result.nfe} NFE, {rate or 0:.3g} images/s on {', '.join(result.devices)}; "
-        f"model sha256 {result.model_sha256[:12]})", markup=False, highlight=False,
-    )
+    with progress() as on_progress:
+        result = flow.run(output, model=loaded, config=config, preview=preview, command=command_line(),
+                          on_progress=on_progress)
+    rate = result.to_dict()["images_per_second"] or 0
+    _finish(result, json_out=json_out, line=(
+        f"{len(result.written)} mocks written, {len(result.skipped)} already there, in {result.out_dir} "
+        f"({result.sampler}, {result.nfe} NFE, {rate:.3g} images/s on {', '.join(result.devices)}; "
+        f"model sha256 {result.model_sha256[:12]})"))
 
 
 @app.command()
@@ -338,24 +326,20 @@ def inpaint(
 
     Example: galgen inpaint image.fits --mask trail.fits -o fixed.fits --draws 8
     """
-    from galgen.console import print_json, progress, stderr, stdout
-    from galgen.atomic import check_output
-    from galgen.cube import WRITE_SUFFIXES, is_galgen_file
-    from galgen.repair import InpaintSettings, prepare, run
+    from galgen.console import progress, stderr
+    from galgen.flows import inpaint as flow
+    from galgen.model import load_model
 
-    check_output(output, overwrite=overwrite, made_by_galgen=is_galgen_file, suffixes=WRITE_SUFFIXES)
-    settings = InpaintSettings(sampler=sampler, steps=steps, resample=resample, jump=jump, draws=draws,
-                               seed=seed, batch=min(batch, draws))
-    job = prepare(image, mask_path=mask, mask_nans=mask_nans, model=model, device=device, settings=settings)
-    with progress(job.total_steps, "inpaint") as advance:
-        summary = run(job, output, command=command_line(), on_step=advance)
-    for note in summary["notes"]:
+    config = flow.InpaintConfig(sampler=sampler, steps=steps, resample=resample, jump=jump, draws=draws, seed=seed,
+                                batch=min(batch, draws), mask_nans=mask_nans)
+    loaded = load_model(model, device=device)
+    with progress() as on_progress:
+        result = flow.run(image, output, mask=mask, model=loaded, config=config, overwrite=overwrite,
+                          command=command_line(), on_progress=on_progress)
+    for note in result.notes:
         stderr.print(f"note: {note}", markup=False, highlight=False)
-    if json_out:
-        print_json(summary)
-        return
-    stdout.print(f"wrote {summary['output']}: {summary['filled_pixels']} pixels filled in {summary['tiles']} tile(s), "
-                 f"{summary['draws']} draw(s), {summary['seconds']:.1f} s", markup=False, highlight=False)
+    _finish(result, json_out=json_out, line=f"wrote {result.output}: {result.filled_pixels} pixels filled in "
+            f"{result.tiles} tile(s), {result.draws} draw(s), {result.seconds:.1f} s")
 
 
 @app.command()
@@ -393,57 +377,28 @@ def desify(
 
     Example: galgen desify cartoon.png -o desified/ --strength 0.6 --draws 4 --preview desified.png
     """
-    from galgen.atomic import scratch_directory
-    from galgen.transfer import DesifyConfig
-
-    if bool(neighbours) != (dataset is not None):
-        raise InputError("--neighbours K and --dataset DIR go together")
-    config = DesifyConfig(strength=strength, draws=draws, sampler=sampler, steps=steps, seed=seed, batch=batch,
-                          exact=exact)
-    from galgen.console import print_json, progress, stdout
+    from galgen.console import print_table, progress
     from galgen.dataset import open_dataset
+    from galgen.flows import desify as flow
     from galgen.inputs import expand_inputs
-    from galgen.pipeline import load_model
-    from galgen.transfer import (INPUT_SUFFIXES, NEIGHBOUR_GROUP, check_dataset, desify_montage, output_neighbours,
-                                 plan_sigmas, planned_outputs, read_inputs)
-    from galgen.transfer import desify as run_desify
+    from galgen.model import load_model
+    from galgen.regrid import INPUT_SUFFIXES
 
+    config = flow.DesifyConfig(strength=strength, draws=draws, sampler=sampler, steps=steps, seed=seed, batch=batch,
+                               exact=exact, neighbours=neighbours)
     paths = expand_inputs(inputs, suffixes=INPUT_SUFFIXES)
-    planned_outputs(paths, output, draws=draws, overwrite=overwrite)
-    if preview is not None:
-        from galgen.atomic import check_output
-        from galgen.preview import is_galgen_figure
-
-        check_output(preview, overwrite=True, suffixes=(".png",), made_by_galgen=is_galgen_figure)
     data = open_dataset(dataset) if dataset is not None else None
     loaded = load_model(model, device=device, bf16=bf16)
-    if data is not None:
-        check_dataset(data, k=neighbours, bands=loaded.bands, size=loaded.size)
-    _, run_steps, _ = plan_sigmas(loaded, config)
-    with scratch_directory(output) as work:
-        with progress(len(paths), "reading") as advance:  # every input checked before any output is written
-            stack = read_inputs(paths, work, model=loaded, on_input=advance)
-        with progress(len(paths) * draws * run_steps, "desify") as advance:
-            result = run_desify(stack, output, model=loaded, config=config, command=command_line(),
-                                overwrite=overwrite, on_step=advance)
-    rows = []
-    if data is not None:
-        passes = -(-len(result.outputs) // NEIGHBOUR_GROUP)
-        with progress(passes * len(data), "neighbours") as advance:
-            rows = output_neighbours([o.path for o in result.outputs], data, k=neighbours, progress=advance)
-    if preview is not None:
-        desify_montage(result, preview, model=loaded, neighbours=rows, dataset=data)
-    summary = {**result.to_dict(), "model": str(loaded.path), "model_sha256": loaded.sha256, "out_dir": str(output),
-               "neighbours": [row.to_dict() for row in rows], "preview": None if preview is None else str(preview)}
-    if json_out:
-        print_json(summary)
-        return
-    stdout.print(f"wrote {summary['count']} file(s) to {output}: strength {strength:g}, {result.sampler} {result.steps} "
-                 f"steps ({result.nfe} NFE), {result.seconds:.1f} s", markup=False, highlight=False)
-    if rows:
+    with progress() as on_progress:
+        result = flow.run(paths, output, model=loaded, config=config, dataset=data, preview=preview,
+                          overwrite=overwrite, command=command_line(), on_progress=on_progress)
+    _finish(result, json_out=json_out, line=f"wrote {len(result.outputs)} file(s) to {output}: strength {strength:g}, "
+            f"{result.sampler} {result.steps} steps ({result.nfe} NFE), {result.seconds:.1f} s")
+    if result.neighbours and not json_out:
         print_table(f"{neighbours} nearest images of {dataset} (normalised pixel distance)",
                     ("output", "rank", "index", "source", "distance"),
-                    [(r.output.name, str(r.rank), str(r.index), r.source or "-", f"{r.distance:.4g}") for r in rows])
+                    [(r.output.name, str(r.rank), str(r.index), r.source or "-", f"{r.distance:.4g}")
+                     for r in result.neighbours])
 
 
 @app.command()
@@ -473,32 +428,19 @@ def sgd(
 
     Example: galgen sgd real/ mocks/ --json
     """
-    from galgen.console import print_json, progress, stdout
-    from galgen.comparison import check_sgd_outputs
-    from galgen.metrics.population import MODES, SGDConfig, plot_histograms, synthetic_galaxy_distance
-    from galgen.stack import load_pair
+    from galgen import sgd as flow
+    from galgen.console import print_table, progress, stdout
+    from galgen.metrics.population import MODES, SGDConfig
 
     if mode not in MODES:
         raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    check_sgd_outputs(plot=plot, train=train, fid_weights=fid_weights, morphology=morphology)
-    config = SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed)
-    real_pop, mock_pop = load_pair(real, mock, show_progress=True)
-    with progress(len(real_pop) + len(mock_pop), "measuring") as advance:
-        result = synthetic_galaxy_distance(
-            real_pop.flux, mock_pop.flux, bands=real_pop.bands, pixel_scale=real_pop.pixel_scales,
-            mock_pixel_scale=mock_pop.pixel_scales, config=config,
-            on_progress=advance, labels=(real, mock),
-        )
-    result.notes[:0] = real_pop.notes + mock_pop.notes
-    summary = result.to_dict()
-    extras = _sgd_extras(real_pop, mock_pop, config=config, morphology=morphology, workers=workers,
-                         train=train, fid_weights=fid_weights)
-    summary.update({name: value.to_dict() for name, value in extras.items()})
-    if plot is not None:
-        plot_histograms(result, plot)
+    with progress() as on_progress:
+        report = flow.run(real, mock, config=SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed), plot=plot,
+                          morphology=morphology, workers=workers, train=train, fid_weights=fid_weights,
+                          on_progress=on_progress)
     if json_out:
-        print_json(summary)
-        return
+        return _finish(report, json_out=True)
+    result, extras = report.sgd, report.extras
     print_table(f"SGD ({result.mode} mode): {result.n_real} real vs {result.n_mock} mock", result.TABLE_HEADER,
                 result.table_rows(), notes=result.notes)
     if "morphology" in extras:
@@ -506,27 +448,7 @@ def sgd(
                     notes=extras["morphology"].notes)
     if "memorisation" in extras:
         stdout.print(f"memorisation: {extras['memorisation'].verdict}", markup=False, highlight=False)
-    if "fid" in extras:
-        stdout.print(extras["fid"].message, markup=False, highlight=False)
-
-
-def _sgd_extras(real_pop, mock_pop, *, config, morphology, workers, train, fid_weights) -> dict:
-    """The optional comparisons asked for on the command line, by name."""
-    from galgen import comparison
-    from galgen.console import progress
-
-    extras = {}
-    if morphology:
-        with progress(len(real_pop) + len(mock_pop), "morphology") as advance:
-            extras["morphology"] = comparison.compare_morphology(
-                real_pop.flux, mock_pop.flux, bands=real_pop.bands, config=config, unit=real_pop.unit,
-                workers=workers, on_progress=advance)
-    if train is not None:
-        with progress(None, "nearest training images") as advance:
-            extras["memorisation"] = comparison.check_memorisation(train, real_pop.flux, mock_pop.flux,
-                                                                   on_progress=advance)
-    extras["fid"] = comparison.compare_fid(real_pop.flux, mock_pop.flux, weights=fid_weights)
-    return extras
+    stdout.print(extras["fid"].message, markup=False, highlight=False)
 
 
 @app.command()
@@ -547,33 +469,14 @@ def calibrate(
 
     Example: galgen calibrate real/ mocks/ --write-to model.safetensors
     """
-    from galgen.calibrate import CalibrationConfig, calibrate as fit_calibration
-    from galgen.console import print_json, progress
-    from galgen.stack import load_pair
+    from galgen import calibrate as flow
+    from galgen.console import print_table, progress
 
-    if model is not None and write_to is None:
-        raise InputError("--model names the model to copy; say where with --write-to")
-    if write_to is not None:
-        from galgen.atomic import check_output
-        from galgen.engine.weights import is_weights_file, read_metadata
-
-        if not (model or write_to).is_file():
-            raise InputError("no such model file", path=model or write_to)
-        read_metadata(model or write_to)  # the model to copy must be one, before anything is measured
-        check_output(write_to, overwrite=True, suffixes=(".safetensors",), made_by_galgen=is_weights_file)
-    real_pop, mock_pop = load_pair(real, mock, show_progress=True)
-    with progress(len(real_pop) + len(mock_pop), "medians") as advance:
-        result = fit_calibration(real_pop.flux, mock_pop.flux, bands=real_pop.bands,
-                                 config=CalibrationConfig(paper=paper), on_progress=advance, labels=(real, mock))
-    result.notes[:0] = real_pop.notes + mock_pop.notes
-    if write_to is not None:
-        from galgen.engine.weights import write_calibration
-
-        write_calibration(model or write_to, write_to, result.metadata())
-        result.notes.append(f"factors written to {write_to}")
+    with progress() as on_progress:
+        result = flow.run(real, mock, config=flow.CalibrationConfig(paper=paper), write_to=write_to, model=model,
+                          on_progress=on_progress)
     if json_out:
-        print_json({**result.to_dict(), "written_to": None if write_to is None else str(write_to)})
-        return
+        return _finish(result, json_out=True)
     rows = [(f.band, f"{f.factor:.4f}", "-" if f.interval is None else f"[{f.interval[0]:.4f}, {f.interval[1]:.4f}]",
              f"{f.offset:.4g}", f"{f.scatter:.4g}", str(f.pairs)) for f in result.fits]
     print_table(f"Flux calibration: {result.method}", ("band", "m", "interval", "c", "scatter", "pairs"), rows,
@@ -603,24 +506,17 @@ def simulate(
 
     Example: galgen simulate -n 1000 -o sims/ --seed 1
     """
-    from galgen.console import print_json, progress, stdout
-    from galgen.simulate import resolve_workers
-    from galgen.simulate import simulate as run_simulation
+    from galgen.console import progress
+    from galgen.simulate import resolve_workers, simulate as run_simulation
 
     resolve_workers(workers)  # a bad value fails before the progress bar shows
-    with progress(n, "simulate") as advance:
-        summary = run_simulation(
-            n, output, seed=seed, start=start, size=size, pixel_scale=pixel_scale, workers=workers,
-            overwrite=overwrite, noise_free=noise_free, command=command_line(), on_galaxy=advance,
-        )  # fmt: skip
-    if json_out:
-        print_json(summary)
-        return
-    stdout.print(
+    with progress() as on_progress:
+        summary = run_simulation(n, output, seed=seed, start=start, size=size, pixel_scale=pixel_scale,
+                                 workers=workers, overwrite=overwrite, noise_free=noise_free, command=command_line(),
+                                 on_progress=on_progress)
+    _finish(summary, json_out=json_out, line=(
         f"{summary['count']} galaxies ({summary['first'].name} .. {summary['last'].name}) and truth.fits in "
-        f"{summary['out_dir']}: {summary['galaxies_per_s']} galaxies/s on {summary['workers']} worker(s)",
-        markup=False, highlight=False,
-    )  # fmt: skip
+        f"{summary['out_dir']}: {summary['galaxies_per_s']} galaxies/s on {summary['workers']} worker(s)"))
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """Terminal output shared by the CLI: results on stdout, progress and errors on stderr.
 
-Only the CLI and the plain-Python glue use this module; the engine reports progress
-through callbacks and never imports rich.
+Only the CLI uses this module; the library reports progress through callbacks
+(galgen.progress) and never prints.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import sys
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.markup import escape
 
 stdout = Console(soft_wrap=True)
 stderr = Console(stderr=True, soft_wrap=True)
@@ -24,7 +25,6 @@ def print_json(obj) -> None:
 
 def print_table(title: str, header, rows, *, notes=()) -> None:
     """A rich table on stdout, then one line per note; cells are plain text, never rich markup."""
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=escape(title), title_justify="left")
@@ -47,15 +47,26 @@ def _jsonable(value):
 
 
 @contextmanager
-def progress(total: int | None, description: str, *, disable: bool = False, every: float = 30.0):
-    """A rich progress bar on stderr; yields ``advance(n=1, **fields)``.
+def progress(*, disable: bool = False, every: float = 30.0):
+    """Progress bars on stderr for a flow; yields its ``on_progress(stage, n, total, **fields)`` (galgen.progress).
 
-    Extra fields (loss, it/s ...) are shown after the bar when given. When stderr is not a
-    terminal (pipelines, batch jobs, nohup) a live bar shows nothing, so a plain line
-    ``description: done/total (pct) elapsed ... fields`` is printed every ``every`` seconds instead.
+    Each stage gets its own bar, opened when the flow announces it; extra fields (loss, it/s ...)
+    are shown after the bar. When stderr is not a terminal (pipelines, batch jobs, nohup) a live
+    bar shows nothing, so a plain line ``stage: done/total (pct) elapsed ... fields`` is printed
+    every ``every`` seconds and when a stage completes.
     """
-    if not disable and not stderr.is_terminal:
-        yield _plain_progress(total, description, every)
+    if disable:
+        yield lambda stage, n=0, total=None, **fields: None
+        return
+    if not stderr.is_terminal:
+        bars: dict = {}
+
+        def plain(stage, n=0, total=None, **fields):
+            if stage not in bars:
+                bars[stage] = _plain_progress(total, stage, every)
+            bars[stage](n, **fields)
+
+        yield plain
         return
     from rich.progress import (
         BarColumn,
@@ -75,11 +86,13 @@ def progress(total: int | None, description: str, *, disable: bool = False, ever
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
     ]
-    with Progress(*columns, console=stderr, disable=disable, transient=False) as bar:
-        task = bar.add_task(description, total=total, info="")
+    with Progress(*columns, console=stderr, transient=False) as bar:
+        tasks: dict = {}
 
-        def advance(n: int = 1, **fields):
-            bar.update(task, advance=n, info=_format_fields(fields))
+        def advance(stage, n=0, total=None, **fields):
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(escape(stage), total=total, info="")
+            bar.update(tasks[stage], advance=n, info=_format_fields(fields))
 
         yield advance
 
@@ -98,7 +111,7 @@ def _plain_progress(total: int | None, description: str, every: float):
         nonlocal done, last
         done += n
         now = time.monotonic()
-        if now - last >= every or (total is not None and done >= total):
+        if n and (now - last >= every or (total is not None and done >= total)):
             last = now
             share = f" ({100 * done / total:.0f}%)" if total else ""
             line = f"{description}: {done:.0f}/{total if total is not None else '?'}{share} elapsed {now - start:.0f}s"

@@ -525,7 +525,7 @@ def _align_plane(plane: Cube, ref: Cube, *, method: str, path: Path) -> tuple[np
     """One band file's pixels on the reference grid: (flux, mask)."""
     data = plane.data[0]
     mask = plane.mask[0] if plane.mask is not None else np.zeros(data.shape, dtype=bool)
-    if _same_grid(plane, ref):
+    if same_grid(plane, ref):
         return data, mask
     if plane.wcs is None or ref.wcs is None:
         raise InputError(
@@ -546,16 +546,19 @@ def _align_plane(plane: Cube, ref: Cube, *, method: str, path: Path) -> tuple[np
     return out, bad
 
 
-def _same_grid(plane: Cube, ref: Cube) -> bool:
-    if plane.shape[1:] != ref.shape[1:]:
+def same_grid(a: Cube, b: Cube) -> bool:
+    """Are two cubes on the same pixel grid: same shape, and corner pixels on the same sky (1e-3 px)?
+
+    Two cubes without a WCS are on the same grid when their shapes agree; one WCS alone is not.
+    """
+    if a.shape[1:] != b.shape[1:]:
         return False
-    if plane.wcs is None or ref.wcs is None:
-        return plane.wcs is None and ref.wcs is None
-    ny, nx = ref.shape[1:]
+    if a.wcs is None or b.wcs is None:
+        return a.wcs is None and b.wcs is None
+    ny, nx = a.shape[1:]
     corners = np.array([[0, 0], [nx - 1, 0], [0, ny - 1], [nx - 1, ny - 1]], dtype=float)
-    a = plane.wcs.all_pix2world(corners, 0)
-    b = ref.wcs.all_pix2world(corners, 0)
-    return bool(np.allclose(a, b, rtol=0, atol=1e-10))
+    tolerance = 1e-3 * (a.pixel_scale or 1.0) / 3600.0  # degrees
+    return bool(np.allclose(a.wcs.all_pix2world(corners, 0), b.wcs.all_pix2world(corners, 0), rtol=0, atol=tolerance))
 
 
 # ----------------------------------------------------------------------------- writing

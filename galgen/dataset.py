@@ -51,6 +51,33 @@ class Dataset:
     def size(self) -> int:
         return int(self.images.shape[-1])
 
+    def nearest(self, flux: np.ndarray, *, k: int, advance=None) -> tuple[np.ndarray, np.ndarray]:
+        r"""The k images nearest to each of ``flux`` (N, C, H, W), in this dataset's normalised pixel space.
+
+        The flux is normalised with the dataset's own normaliser (``x = 2 (clip(f) - lo) / (A - lo) - 1``,
+        so both sides are in the same [-1, 1] units) and compared with every memory-mapped image by
+        galgen.metrics.neighbours.nearest_neighbours (exact, chunked; :math:`d = \sqrt{\sum (q - r)^2}`
+        over all C x H x W values). Returns (indices, distances), each (N, k); ``advance(n)`` counts rows.
+        """
+        from galgen.metrics.neighbours import nearest_neighbours
+
+        if flux.shape[1:] != self.images.shape[1:]:
+            raise InputError(f"images are {flux.shape[1:]}, the dataset's {self.images.shape[1:]}", path=self.path)
+        return nearest_neighbours(self.normalizer.forward(flux), self.images, k=k, advance=advance)
+
+    def source_paths(self, rows) -> dict[int, str]:
+        """The source file of each wanted row, read from sources.jsonl in one streaming pass."""
+        rows = {int(r) for r in rows}
+        if not rows or self.path is None or not (self.path / SOURCES_NAME).is_file():
+            return {}
+        found: dict[int, str] = {}
+        for row, record in enumerate(self.sources()):
+            if row in rows and record.get("path"):
+                found[row] = str(record["path"])
+            if row >= max(rows):
+                break
+        return found
+
     def sources(self) -> Iterator[dict]:
         """Where each image came from, in row order (path, bytes, mtime, pixel scale, statistics)."""
         if self.path is None:

@@ -7,19 +7,30 @@ shows the traceback instead.
 
 
 class GalgenError(Exception):
-    """Base class: a failure the user can act on, described in one line."""
+    """Base class: a failure the user can act on, described in one line.
+
+    ``options`` name the settings (Python keywords) that would fix it; the text says them as
+    keywords, the CLI as its flags (`text`), so library messages never name a CLI flag.
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *, path=None, options: tuple[str, ...] | str = ()):
+        self.path = None if path is None else str(path)
+        self.message = message
+        self.options = (options,) if isinstance(options, str) else tuple(options)
+        super().__init__(self.text())
+
+    def text(self, option_name=lambda name: name) -> str:
+        """The one-line message, the options spelled by ``option_name`` (the CLI passes its flag spelling)."""
+        hint = f" (see {', '.join(option_name(o) for o in self.options)})" if self.options else ""
+        return f"{self.path}: {self.message}{hint}" if self.path else f"{self.message}{hint}"
 
 
 class InputError(GalgenError):
     """A file or an argument is unusable: unreadable, truncated, wrong shape, out of range."""
 
     exit_code = 2
-
-    def __init__(self, message: str, *, path=None):
-        self.path = None if path is None else str(path)
-        super().__init__(f"{self.path}: {message}" if self.path else message)
 
 
 class NotAnImage(InputError):

@@ -1,8 +1,8 @@
 """Frechet Inception Distance (Heusel et al. 2017) between two galaxy populations.
 
-grz flux cubes are rendered to 8-bit RGB with a fixed Lupton et al. (2004) asinh stretch
-(z -> red, r -> green, g -> blue; ``astropy.visualization.make_lupton_rgb`` with
-``minimum=0, stretch=0.5 nanomaggy, Q=8`` unless told otherwise), passed through an
+grz flux cubes are rendered to 8-bit RGB with the fixed Lupton et al. (2004) asinh stretch of
+galgen.preview (z -> red, r -> green, g -> blue; ``minimum=0, stretch=0.5 nanomaggy, Q=8``,
+equal band weights, unless told otherwise), passed through an
 Inception-v3 network given as a local TorchScript file, and the Frechet distance between
 Gaussians fitted to the 2048-d pool features is reported. Weights are never downloaded:
 without a file the result says that FID was skipped.
@@ -21,22 +21,16 @@ from typing import Callable
 import numpy as np
 
 from galgen.errors import InputError
-from galgen.metrics.frechet import RunningMoments, frechet_distance
+from galgen.metrics.frechet import frechet_distance
+from galgen.metrics.moments import RunningMoments
+from galgen.preview import Stretch, lupton_rgb
 
 SKIPPED = "FID skipped: no Inception weights given"
 INCEPTION_SIZE = 299
 
 
-@dataclass(frozen=True)
-class RgbStretch:
-    """How grz flux becomes RGB: Lupton et al. (2004) asinh, parameters in flux units."""
-
-    minimum: float = 0.0   # flux mapped to black (nanomaggy)
-    stretch: float = 0.5   # linear range of the asinh (nanomaggy)
-    q: float = 8.0         # asinh softening parameter
-
-    def describe(self) -> str:
-        return f"Lupton asinh RGB (z,r,g -> R,G,B), minimum={self.minimum}, stretch={self.stretch}, Q={self.q}"
+# FID renders with equal band weights (preview's montages weight the bands like the Legacy Survey viewer)
+FID_STRETCH = Stretch(weights={})
 
 
 @dataclass
@@ -47,30 +41,22 @@ class FidResult:
     message: str
     n_real: int = 0
     n_mock: int = 0
-    stretch: str = field(default_factory=lambda: RgbStretch().describe())
+    stretch: str = field(default_factory=FID_STRETCH.describe)
 
     def to_dict(self) -> dict:
         return {"fid": self.value, "message": self.message, "n_real": self.n_real,
                 "n_mock": self.n_mock, "rgb": self.stretch}
 
 
-def render_rgb(flux: np.ndarray, *, stretch: RgbStretch = RgbStretch()) -> np.ndarray:
+def render_rgb(flux: np.ndarray, *, stretch: Stretch = FID_STRETCH) -> np.ndarray:
     """Render (N, 3, H, W) flux, bands in wavelength order (e.g. g, r, z), to uint8 (N, H, W, 3).
 
-    The reddest band drives red and the bluest blue, as in Legacy Survey colour images.
-    NaN pixels are drawn black.
+    The reddest band drives red and the bluest blue (galgen.preview.lupton_rgb). NaN pixels are black.
     """
-    from astropy.visualization import make_lupton_rgb
-
     flux = np.asarray(flux)
     if flux.ndim != 4 or flux.shape[1] != 3:
         raise InputError(f"FID needs three-band images (N, 3, H, W), got shape {flux.shape}")
-    out = np.empty((flux.shape[0], flux.shape[2], flux.shape[3], 3), dtype=np.uint8)
-    for i, cube in enumerate(np.nan_to_num(flux.astype(np.float32), nan=stretch.minimum)):
-        with np.errstate(divide="ignore", invalid="ignore"):  # black pixels: astropy divides 0 by 0, then masks
-            out[i] = make_lupton_rgb(cube[2], cube[1], cube[0], minimum=stretch.minimum,
-                                     stretch=stretch.stretch, Q=stretch.q)
-    return out
+    return np.stack([lupton_rgb(cube, "grz", stretch=stretch) for cube in flux])  # grz: any three, blue first
 
 
 def load_inception(path, *, device: str = "cpu"):
@@ -104,21 +90,21 @@ def inception_features(rgb: np.ndarray, net, *, device: str = "cpu") -> np.ndarr
     return feats.reshape(feats.shape[0], -1).double().cpu().numpy()
 
 
-def population_moments(flux, net, *, stretch: RgbStretch, batch_size: int, device: str,
-                       progress: Callable[[int], None] | None = None) -> RunningMoments:
+def population_moments(flux, net, *, stretch: Stretch, batch_size: int, device: str,
+                       advance: Callable[[int], None] | None = None) -> RunningMoments:
     """Feature mean and covariance of a (possibly memory-mapped) stack, batch by batch."""
-    moments = RunningMoments()
+    moments = RunningMoments(covariance=True)
     for start in range(0, len(flux), batch_size):
         batch = np.asarray(flux[start:start + batch_size])
         moments.add(inception_features(render_rgb(batch, stretch=stretch), net, device=device))
-        if progress is not None:
-            progress(len(batch))
+        if advance is not None:
+            advance(len(batch))
     return moments
 
 
-def fid(real: np.ndarray, mock: np.ndarray, *, weights=None, stretch: RgbStretch = RgbStretch(),
+def fid(real: np.ndarray, mock: np.ndarray, *, weights=None, stretch: Stretch = FID_STRETCH,
         batch_size: int = 50, device: str = "cpu",
-        progress: Callable[[int], None] | None = None) -> FidResult:
+        advance: Callable[[int], None] | None = None) -> FidResult:
     """FID between two flux stacks (N, 3, H, W) in nanomaggies; skipped when ``weights`` is None.
 
     Parameters
@@ -127,9 +113,9 @@ def fid(real: np.ndarray, mock: np.ndarray, *, weights=None, stretch: RgbStretch
         Flux cubes, bands in wavelength order; memmaps are read batch by batch.
     weights : path or None
         Local TorchScript Inception-v3 file. None gives ``FidResult(None, SKIPPED)``.
-    stretch : RgbStretch
+    stretch : galgen.preview.Stretch
         The flux -> RGB rendering, stated in the result.
-    progress : callable(n) or None
+    advance : callable(n) or None
         Called after each batch with the number of images done.
 
     Returns
@@ -143,7 +129,7 @@ def fid(real: np.ndarray, mock: np.ndarray, *, weights=None, stretch: RgbStretch
         if len(stack) < 2:
             raise InputError(f"FID needs at least two {name} images, got {len(stack)}")
     net = load_inception(weights, device=device)
-    args = dict(stretch=stretch, batch_size=batch_size, device=device, progress=progress)
+    args = dict(stretch=stretch, batch_size=batch_size, device=device, advance=advance)
     mu_r, cov_r = population_moments(real, net, **args).statistics()
     mu_m, cov_m = population_moments(mock, net, **args).statistics()
     value = frechet_distance(mu_r, cov_r, mu_m, cov_m)

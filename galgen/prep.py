@@ -32,12 +32,14 @@ from typing import Sequence
 
 import numpy as np
 
+from galgen.crop import centre_crop
 from galgen.cube import MAX_BAD_FRACTION
 from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_meta
 from galgen.errors import InputError
 from galgen.metrics.photometry import border_pixels
 from galgen.normalize import Normalizer, kmeans_boundary, robust_sigma
 from galgen.processes import die_with_parent, spawn_context
+from galgen.progress import Progress, stage
 
 SCRATCH_NAME = "flux-scratch.f32"  # raw float32 crops of pass 1, removed after pass 2
 CHUNK_ROWS = 128  # rows normalised at a time in pass 2: 128 x 3 x 64 x 64 float32 = 6 MB per temporary
@@ -140,7 +142,7 @@ def prep_dataset(
     config: PrepConfig = PrepConfig(),
     command: str = "",
     overwrite: bool = False,
-    show_progress: bool = False,
+    on_progress: Progress | None = None,
 ) -> PrepResult:
     """Turn FITS cutouts into a dataset directory (images.npy + dataset.json) at ``output``.
 
@@ -151,19 +153,19 @@ def prep_dataset(
     if not paths:
         raise InputError("no input files")
     if config.size < 1 or config.size % SIZE_MULTIPLE:
-        raise InputError(f"--size must be a positive multiple of {SIZE_MULTIPLE} (the network halves it "
+        raise InputError(f"size must be a positive multiple of {SIZE_MULTIPLE} (the network halves it "
                          f"{SIZE_MULTIPLE.bit_length() - 1} times), got {config.size}")
     if not config.bands.isalpha() or len(set(config.bands)) != len(config.bands):
-        raise InputError(f"--bands {config.bands!r}: give distinct band letters, e.g. grz")
+        raise InputError(f"bands {config.bands!r}: give distinct band letters, e.g. grz")
     with dataset_directory(output, overwrite=overwrite, inputs=paths) as work:
         scratch = work / SCRATCH_NAME
-        stats = _read_pass(paths, work, config=config, show_progress=show_progress)
+        stats = _read_pass(paths, work, config=config, on_progress=on_progress)
         if not stats.count:
             first_path, first_reason = stats.skipped[0]
             raise InputError(f"none of the {len(paths)} inputs is usable; first: {first_path}: {first_reason}")
         normalizer, choice = fit_normalizer(stats.table(stats.peaks), stats.table(stats.sky_rms), config=config)
         _normalise_pass(
-            scratch, work, stats.count, size=config.size, normalizer=normalizer, show_progress=show_progress
+            scratch, work, stats.count, size=config.size, normalizer=normalizer, on_progress=on_progress
         )
         scratch.unlink()
         scales = np.frombuffer(stats.pixel_scales, dtype=np.float64)
@@ -183,40 +185,11 @@ def prep_dataset(
     return result
 
 
-def report_result(result: PrepResult, *, as_json: bool = False) -> None:
-    """Skipped files and warnings on stderr; the summary (or one JSON object) on stdout."""
-    from rich.table import Table
-
-    from galgen.console import print_json, stderr, stdout
-
-    if result.skipped:
-        table = Table(title=f"skipped {len(result.skipped)} of {result.inputs} inputs", title_justify="left")
-        table.add_column("file", overflow="fold")
-        table.add_column("reason", overflow="fold")
-        for path, reason in result.skipped:
-            table.add_row(path, reason)
-        stderr.print(table)
-    for warning in result.warnings:
-        stderr.print(f"galgen prep: warning: {warning}", markup=False, highlight=False)
-    if as_json:
-        print_json(result.to_dict())
-        return
-    norm = result.normalizer
-    stdout.print(f"{result.output}: {result.count} images, bands {norm.bands}, {result.seconds:.1f} s", markup=False)
-    for band, lo, hi in zip(norm.bands, norm.lower, norm.upper):
-        stdout.print(f"  {band}: [{lo:.5g}, {hi:.5g}] -> [-1, 1]", markup=False, highlight=False)
-
-
-def _read_pass(paths, work: Path, *, config: PrepConfig, show_progress: bool) -> PassOne:
+def _read_pass(paths, work: Path, *, config: PrepConfig, on_progress: Progress | None) -> PassOne:
     """Pass 1: measure every file; usable crops (flux) go to the scratch file, their records to sources.jsonl."""
-    from galgen.console import progress
-
     stats = PassOne(bands=len(config.bands))
-    with (
-        open(work / SCRATCH_NAME, "wb") as scratch,
-        open(work / SOURCES_NAME, "w") as sources,
-        progress(len(paths), "prep: reading", disable=not show_progress) as advance,
-    ):
+    advance = stage(on_progress, "prep: reading", len(paths))
+    with open(work / SCRATCH_NAME, "wb") as scratch, open(work / SOURCES_NAME, "w") as sources:
         for report in _measure_all(paths, config):
             reason = report.reason or _unit_mismatch(report, stats.unit)
             if reason:
@@ -244,11 +217,9 @@ def _source_record(report: FileReport) -> dict:
 
 
 def _normalise_pass(
-    scratch: Path, work: Path, count: int, *, size: int, normalizer: Normalizer, show_progress: bool
+    scratch: Path, work: Path, count: int, *, size: int, normalizer: Normalizer, on_progress: Progress | None
 ) -> None:
     """Pass 2: normalise the scratch crops chunk by chunk into images.npy."""
-    from galgen.console import progress
-
     bands = len(normalizer.bands)
     shape = (count, bands, size, size)
     # bad pixels take the value of zero flux (the sky), not 0 in [-1, 1], which is mid-range flux
@@ -262,8 +233,8 @@ def _normalise_pass(
             yield np.where(np.isnan(block), fill, block)
             advance(rows)
 
-    with open(scratch, "rb") as handle, progress(count, "prep: normalising", disable=not show_progress) as advance:
-        write_images(work, shape, blocks(handle, advance))
+    with open(scratch, "rb") as handle:
+        write_images(work, shape, blocks(handle, stage(on_progress, "prep: normalising", count)))
 
 
 def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
@@ -289,7 +260,7 @@ def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
     if cube.mask is not None:
         data[cube.mask] = np.nan
     data[~np.isfinite(data)] = np.nan
-    crop = centre_crop(data, size=config.size)
+    crop = np.ascontiguousarray(centre_crop(data, config.size))
     bad = np.isnan(crop)
     report.reason = coverage_problem(bad, config.bands, what=f"{config.size} px crop", limit=config.max_bad_fraction)
     if report.reason:
@@ -301,13 +272,6 @@ def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
     report.peak = tuple(float(np.nanpercentile(plane, config.percentile)) for plane in crop)
     report.sky_rms = tuple(robust_sigma(frame) for frame in border_pixels(data, width=width))
     return report
-
-
-def centre_crop(data: np.ndarray, *, size: int) -> np.ndarray:
-    """The central ``size x size`` pixels of a ``(C, H, W)`` array (an odd margin drops its extra pixel at the end)."""
-    _, h, w = data.shape
-    top, left = (h - size) // 2, (w - size) // 2
-    return np.ascontiguousarray(data[:, top : top + size, left : left + size])
 
 
 def fit_normalizer(peaks: np.ndarray, sky_rms: np.ndarray, *, config: PrepConfig) -> tuple[Normalizer, dict]:
@@ -389,7 +353,7 @@ def _shape_problem(cube, config: PrepConfig) -> str | None:
     if data.ndim != 3 or cube.bands != config.bands:
         return f"expected a ({config.bands}, y, x) cube, got bands {cube.bands!r} in shape {data.shape}"
     if min(data.shape[1:]) < config.size:
-        return f"{data.shape[2]}x{data.shape[1]} px is smaller than --size {config.size}"
+        return f"{data.shape[2]}x{data.shape[1]} px is smaller than the crop size {config.size}"
     return None
 
 

@@ -15,8 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-WAVELENGTH_ORDER = "ugrizy"  # bands a cube may carry, bluest first
-
+from galgen.bands import band_order
 
 @dataclass(frozen=True)
 class Stretch:
@@ -28,7 +27,7 @@ class Stretch:
     weights: dict = field(default_factory=lambda: {"g": 1.76, "r": 1.0, "z": 0.65})
 
     def describe(self) -> str:
-        weights = ", ".join(f"{b} x{w:g}" for b, w in self.weights.items())
+        weights = ", ".join(f"{b} x{w:g}" for b, w in self.weights.items()) or "equal"
         return f"Lupton asinh RGB, stretch {self.stretch:g}, Q {self.q:g}, minimum 0; weights {weights}"
 
 
@@ -43,7 +42,7 @@ def lupton_rgb(flux: np.ndarray, bands: str, *, stretch: Stretch = Stretch()) ->
     flux = np.nan_to_num(np.asarray(flux, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
     if flux.ndim != 3 or flux.shape[0] != len(bands):
         raise ValueError(f"flux must be (band, y, x) with one plane per band of {bands!r}, got {flux.shape}")
-    order = sorted(range(len(bands)), key=lambda i: WAVELENGTH_ORDER.find(bands[i]))
+    order = band_order(bands, strict=False)
     planes = [flux[i] * float(stretch.weights.get(bands[i], 1.0)) for i in order]
     if len(planes) == 1:
         red = green = blue = planes[0]
@@ -152,22 +151,3 @@ def side_by_side(left: Sequence[np.ndarray], right: Sequence[np.ndarray], out_pn
     draw.text((panels[0].shape[1] + gap + 2, 1), labels[1], fill=(255, 255, 255))
     draw.text((2, label_h + height + 1), stretch.describe(), fill=(200, 200, 200))
     return save_png(np.asarray(image), out_png)
-
-
-def mocks_beside_simulations(mock_paths: Sequence, out_png, *, sim_seed: int = 1000, columns: int | None = None,
-                             zoom: int = 2, stretch: Stretch = Stretch()) -> Path:
-    """N mocks (FITS files) beside N fresh `galgen simulate` galaxies of seed ``sim_seed``, same stretch.
-
-    The simulations take the mocks' size and pixel scale (0.262 arcsec without a WCS); they need
-    GalSim. The figure for the closing note: does the model's population look like its training
-    distribution?
-    """
-    from galgen.cube import read_cube
-    from galgen.simulate import BANDS, PIXEL_SCALE, draw_galaxy
-
-    cubes = [read_cube(p, bands=BANDS) for p in mock_paths]
-    size = cubes[0].shape[-1]
-    scale = cubes[0].pixel_scale or PIXEL_SCALE
-    sims = [draw_galaxy(sim_seed, i, size=size, pixel_scale=scale)[0] for i in range(len(cubes))]
-    return side_by_side([c.data for c in cubes], sims, out_png, bands=BANDS, columns=columns, zoom=zoom,
-                        stretch=stretch)

@@ -60,3 +60,65 @@ def _watch(parent_pid: int, every: float = 2.0) -> None:
 
     stop = threading.Event()
     threading.Thread(target=loop, daemon=True, name="galgen-parent-watch").start()
+
+
+def run_workers(target, shares: list[tuple], *, labels: list[str], advance=None) -> list:
+    """Run ``target(*share, advance=...)`` in one spawned process per share; their results, in order.
+
+    ``target`` is a module-level function; its ``advance(n)`` calls reach ``advance(n)`` here.
+    A worker that raises or dies stops the others (their outputs are whole or absent, being atomic)
+    and becomes a RuntimeFailure naming ``labels[rank]``.
+    """
+    from galgen.errors import RuntimeFailure
+
+    context = spawn_context()  # CUDA cannot be used in forked children
+    queue = context.Queue()
+    jobs = [context.Process(target=_worker, daemon=True, args=(os.getpid(), rank, target, share, queue))
+            for rank, share in enumerate(shares)]
+    for job in jobs:
+        job.start()
+    results, failure, finished = {}, None, False
+    try:
+        while len(results) < len(jobs) and failure is None:
+            kind, rank, payload = _next_message(queue, jobs)
+            if kind == "progress" and advance is not None:
+                advance(payload)
+            elif kind == "done":
+                results[rank] = payload
+            elif kind == "error":
+                failure = f"worker {rank} on {labels[rank]}: {payload}"
+        finished = failure is None
+    finally:
+        for job in jobs:  # on an error or an interrupt the others stop too
+            if not finished and job.is_alive():
+                job.terminate()
+            job.join()
+    if failure is not None:
+        raise RuntimeFailure(f"a worker process failed: {failure}")
+    return [results[rank] for rank in range(len(jobs))]
+
+
+def _next_message(queue, jobs):
+    """The next worker message; an error message if a worker died without saying why."""
+    import queue as queues
+
+    while True:
+        try:
+            return queue.get(timeout=1.0)
+        except queues.Empty:
+            dead = [rank for rank, job in enumerate(jobs) if job.exitcode not in (None, 0)]
+            if dead:
+                return "error", dead[0], f"process exited with code {jobs[dead[0]].exitcode}"
+
+
+def _worker(parent: int, rank: int, target, share: tuple, queue) -> None:
+    """Body of one worker process: run ``target`` on its share, report progress, result or error."""
+    die_with_parent(parent)
+    try:
+        result = target(*share, advance=lambda n: queue.put(("progress", rank, n)))
+        queue.put(("done", rank, result))
+    except SystemExit:  # SIGTERM (the parent died or stopped us): nobody is left to tell
+        queue.cancel_join_thread()
+        raise
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        queue.put(("error", rank, f"{type(exc).__name__}: {exc}"))

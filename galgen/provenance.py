@@ -65,8 +65,6 @@ def make_provenance(*, command: str, inputs: Sequence = (), **fields) -> dict:
     ``inputs`` are file paths; each is recorded as ``{"path", "sha256"}``. Fields that are
     None are left out. Field names must be identifiers (they become header keywords).
     """
-    from galgen.engine.weights import file_sha256  # the one sha256 of a file that headers cite (no torch)
-
     for name in fields:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
             raise ValueError(f"provenance field names are lower-case identifiers, got {name!r}")
@@ -74,13 +72,15 @@ def make_provenance(*, command: str, inputs: Sequence = (), **fields) -> dict:
         "version": __version__,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
         "command": str(command),
-        "inputs": [{"path": str(p), "sha256": _checksum(p, file_sha256)} for p in inputs],
+        "inputs": [{"path": str(p), "sha256": _checksum(p)} for p in inputs],
     }
     provenance.update({k: _plain(v) for k, v in fields.items() if v is not None})
     return provenance
 
 
-def _checksum(path, file_sha256) -> str:
+def _checksum(path) -> str:
+    from galgen.checksum import file_sha256
+
     try:
         return file_sha256(path)
     except OSError as exc:

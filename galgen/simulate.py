@@ -1,4 +1,4 @@
-"""GalSim ground truth: DESI-like g, r, z galaxies with a truth catalogue (SCIENCE.md section 9).
+"""GalSim ground truth: DESI-like g, r, z galaxies with a truth catalogue.
 
 A galaxy is a Sersic bulge plus an exponential disk with star-forming knots
 (``galsim.RandomKnots`` tracing the disk), seen through a Moffat PSF on 0.262 arcsec
@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from galgen.errors import InputError
+from galgen.progress import stage
 
 BANDS = "grz"
 PIXEL_SCALE = 0.262  # arcsec / pixel, DECam as resampled by the Legacy Surveys
@@ -415,9 +416,9 @@ def resolve_workers(workers) -> int:
     try:
         count = int(workers)
     except (TypeError, ValueError):
-        raise InputError(f"--workers must be 'auto' or a positive integer, got {workers!r}") from None
+        raise InputError(f"workers must be 'auto' or a positive integer, got {workers!r}") from None
     if count < 1:
-        raise InputError(f"--workers must be 'auto' or a positive integer, got {workers!r}")
+        raise InputError(f"workers must be 'auto' or a positive integer, got {workers!r}")
     return count
 
 
@@ -433,14 +434,14 @@ def simulate(
     overwrite: bool = False,
     noise_free: bool = False,
     command: str = "galgen.simulate.simulate",
-    on_galaxy=None,
+    on_progress=None,
 ) -> dict:
     """Write galaxies ``start .. start + n - 1`` of run ``seed`` into ``out_dir``, plus ``truth.fits``.
 
     Each galaxy becomes ``sim_{index:06d}.fits`` (written atomically as soon as it is drawn,
     by a pool of ``workers`` processes; memory stays flat whatever ``n``); the truth
-    catalogue, one row per galaxy in index order, is written last. ``on_galaxy()`` is called
-    once per finished galaxy (a progress bar). Returns a summary dict.
+    catalogue, one row per galaxy in index order, is written last. Progress: stage "simulate",
+    in galaxies (galgen.progress). Returns a summary dict.
 
     With ``noise_free`` each cube also holds the galaxy before the sky noise, as its NOISEFREE
     extension (``read_cube(path, hdu="NOISEFREE")``), to score fills and denoisers against truth.
@@ -465,6 +466,7 @@ def simulate(
     workers = min(resolve_workers(workers), n)
 
     task = _WriteGalaxy(str(out), int(seed), int(size), float(pixel_scale), command, bool(noise_free))
+    advance = stage(on_progress, "simulate", n)
     began = time.perf_counter()
     columns: dict[str, np.ndarray] = {}  # the catalogue as arrays: 8 bytes per value, flat per galaxy
     with _pool(workers) as pool:
@@ -475,8 +477,7 @@ def simulate(
                     dtype = np.asarray(value).dtype
                     columns[name] = np.empty(n, dtype="U64" if dtype.kind == "U" else dtype)
                 columns[name][row_number] = value
-            if on_galaxy is not None:
-                on_galaxy()
+            advance(1)
     seconds = time.perf_counter() - began
 
     if earlier is not None:
@@ -544,8 +545,8 @@ def _check_free(out: Path, indices: range, *, overwrite: bool) -> None:
     sweep_stale(out)  # temporaries of a killed earlier run
     taken = [out / file_name(i) for i in indices if (out / file_name(i)).exists()]
     if taken and not overwrite:
-        raise InputError(f"output already exists ({len(taken)} of the {len(indices)} galaxies; "
-                         "pass --overwrite to replace them)", path=taken[0])
+        raise InputError(f"output already exists ({len(taken)} of the {len(indices)} galaxies)",
+                         path=taken[0], options="overwrite")
     foreign = next((p for p in taken if not is_galgen_file(p)), None)
     if foreign is not None:
         raise InputError("output exists and was not made by galgen; it is never replaced", path=foreign)
@@ -571,7 +572,7 @@ def _earlier_truth(out: Path, indices: range, *, seed: int, size: int, pixel_sca
     overlap = np.isin(columns["index"], np.asarray(indices))
     if overlap.any() and not overwrite:
         raise InputError(f"output already exists ({int(overlap.sum())} of the {len(indices)} galaxies are in "
-                         "the truth catalogue; pass --overwrite to replace them)", path=path)
+                         "the truth catalogue)", path=path, options="overwrite")
     return {name: values[~overlap] for name, values in columns.items()}
 
 

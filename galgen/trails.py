@@ -1,4 +1,4 @@
-"""Satellite trails drawn onto images, for tests and the inpainting benchmark (SCIENCE.md section 5).
+"""Satellite trails drawn onto images, for tests and the inpainting benchmark.
 
 A trail is a straight strip of constant surface brightness across the image: a direction, a
 perpendicular offset from the image centre, a full width, a flux per pixel in each band, and
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAD_TO_SIGMA = 1.4826  # sigma of a Gaussian / its median absolute deviation
+from galgen.normalize import MAD_TO_SIGMA
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from galgen.engine.weights import read_metadata
-from galgen.pipeline import bundled_model_path, load_model
+from galgen.model import bundled_model_path, load_model
 
 
 def test_bundled_model_describes_itself():
@@ -25,11 +25,11 @@ def test_bundled_model_mocks_have_the_training_sky_level_and_noise():
     about ten times too large (docs/sampling.md)."""
     from galgen.engine import samplers
     from galgen.metrics.photometry import border_background
-    from galgen.pipeline import default_sampler, draw
+    from galgen.flows.sample import draw
 
     model = load_model(device="cpu")
-    sampler = default_sampler(model)
-    sigmas = samplers.select_sigmas(model.denoiser.sigmas, sampler, samplers.SAMPLERS[sampler].default_steps)
+    sampler = model.default_sampler
+    sigmas = samplers.select_sigmas(model.module.sigmas, sampler, samplers.SAMPLERS[sampler].default_steps)
     flux = model.to_flux(draw(model, range(8), seed=0, sigmas=sigmas, sampler=sampler, exact=False))
     assert flux.shape == (8, 3, 64, 64) and np.isfinite(flux).all()
     level, rms = border_background(flux)

@@ -14,7 +14,7 @@ from conftest import assert_fitsverify_clean
 from galgen.cli import app
 from galgen.cube import read_cube, read_provenance
 from galgen.normalize import Normalizer
-from test_transfer import NORMALIZER, gaussian_cube, model_file, picture, write_dataset  # noqa: F401 - model_file is a fixture
+from test_flow_desify import NORMALIZER, gaussian_cube, model_file, picture, write_dataset  # noqa: F401 - model_file is a fixture
 
 runner = CliRunner()
 
@@ -78,7 +78,7 @@ def test_desify_prints_a_summary_and_a_neighbour_table(tmp_path, cartoons, model
 @pytest.mark.parametrize("args, message", [
     (["--strength", "0"], "strength must lie in (0, 1], got 0"),
     (["--strength", "1.01"], "strength must lie in (0, 1], got 1.01"),
-    (["--neighbours", "3"], "--neighbours K and --dataset DIR go together"),
+    (["--neighbours", "3"], "neighbours and dataset go together (see --neighbours, --dataset)"),
     (["--sampler", "euler"], "unknown sampler 'euler'"),
 ])
 def test_bad_settings_exit_2_with_one_line(tmp_path, cartoons, model_file, args, message):

@@ -480,7 +480,7 @@ def test_help_states_every_default_in_words():
 
 def test_the_bundled_model_records_no_build_machine_paths():
     from galgen.engine.weights import read_metadata
-    from galgen.pipeline import bundled_model_path
+    from galgen.model import bundled_model_path
 
     meta = read_metadata(bundled_model_path())
     for text in (meta["command"], meta["data"]["path"], meta["data"]["command"] or ""):

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from galgen.errors import InputError
-from galgen.fid import SKIPPED, RgbStretch, fid, render_rgb
-from galgen.metrics.frechet import RunningMoments, feature_statistics, frechet_distance
+from galgen.fid import SKIPPED, fid, render_rgb
+from galgen.metrics.frechet import feature_statistics, frechet_distance
+from galgen.metrics.moments import RunningMoments
 
 
 def test_frechet_distance_of_one_dimensional_gaussians():
@@ -41,7 +42,7 @@ def test_frechet_distance_is_rotation_invariant_and_zero_on_itself():
 
 def test_running_moments_match_numpy_in_any_batching():
     features = np.random.default_rng(1).normal(1000.0, 2.0, size=(257, 6))  # far from zero on purpose
-    moments = RunningMoments()
+    moments = RunningMoments(covariance=True)
     for start in range(0, 257, 50):
         moments.add(features[start:start + 50])
     mean, cov = moments.statistics()
@@ -102,11 +103,11 @@ def test_fid_feature_path_with_a_scripted_standin(standin_weights):
     rng = np.random.default_rng(2)
     real, same, brighter = population(rng, 40, 1.0), population(rng, 40, 1.0), population(rng, 40, 3.0)
     seen = []
-    close = fid(real, same, weights=standin_weights, batch_size=16, progress=seen.append)
+    close = fid(real, same, weights=standin_weights, batch_size=16, advance=seen.append)
     far = fid(real, brighter, weights=standin_weights, batch_size=16)
     assert sum(seen) == 80 and close.n_real == close.n_mock == 40
     assert 0 <= close.value < 0.1 * far.value
-    assert "stretch=0.5, Q=8" in close.message
+    assert "stretch 0.5, Q 8" in close.message
     # the value is the Frechet distance of the stand-in's features, computed here by hand
     import torch
     import torch.nn.functional as F
@@ -114,7 +115,7 @@ def test_fid_feature_path_with_a_scripted_standin(standin_weights):
     net = torch.jit.load(str(standin_weights))
 
     def features(flux):
-        x = torch.from_numpy(render_rgb(flux, stretch=RgbStretch())).permute(0, 3, 1, 2).float()
+        x = torch.from_numpy(render_rgb(flux)).permute(0, 3, 1, 2).float()
         return net(F.interpolate(x, size=(299, 299), mode="bilinear"), return_features=True).double().numpy()
 
     want = frechet_distance(*feature_statistics(features(real)), *feature_statistics(features(brighter)))

@@ -16,7 +16,7 @@ from conftest import assert_fitsverify_clean
 from galgen.cli import app
 from galgen.cube import Cube, read_cube, read_provenance, write_cube
 from galgen.engine.weights import file_sha256
-from test_repair import diagonal_mask, galaxy, write_tiny_model
+from test_flow_inpaint import diagonal_mask, galaxy, write_tiny_model
 
 FAST = ["--steps", "4", "--jump", "2", "--resample", "2"]
 

@@ -136,7 +136,7 @@ def test_failed_stamps_become_nan_with_a_flag():
     stack = np.stack([np.full((3, 64, 64), np.nan),
                       np.random.default_rng(5).normal(0, 1, (3, 64, 64))]).astype(np.float32)
     seen = []
-    table = measure_stack(stack, chunk_size=1, progress=seen.append)
+    table = measure_stack(stack, chunk_size=1, advance=seen.append)
     assert seen == [1, 1]
     assert table["flag"].tolist() == [FLAG_NO_SOURCE, FLAG_NO_SOURCE]
     assert np.isnan(table["gini"]).all() and table["flag"].dtype == np.int16

@@ -40,7 +40,7 @@ def test_planted_copies_are_found_at_exact_distance(tmp_path):
     queries = np.array(reference[[5, 299, 128]])
     queries[2, 0, 0, 0] += 0.25  # one pixel changed: distance exactly 0.25
     seen = []
-    idx, dist = nearest_neighbours(queries, reference, k=2, chunk_rows=64, progress=seen.append)
+    idx, dist = nearest_neighbours(queries, reference, k=2, chunk_rows=64, advance=seen.append)
     assert idx[:, 0].tolist() == [5, 299, 128]
     assert dist[:2, 0].tolist() == [0.0, 0.0]
     assert dist[2, 0] == pytest.approx(0.25, abs=1e-7)

@@ -153,7 +153,7 @@ def test_whole_stacks_at_once_equal_one_by_one():
 
 def test_metrics_never_import_torch():
     code = (
-        "import sys; import galgen.metrics.photometry, galgen.metrics.population, galgen.calibrate, galgen.stack;"
+        "import sys; import galgen.metrics.photometry, galgen.metrics.population, galgen.calibrate, galgen.populations;"
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0

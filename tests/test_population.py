@@ -120,7 +120,7 @@ def test_default_mode_half_light_radius_is_in_arcsec():
 def test_progress_counts_every_galaxy_once():
     done = []
     pop.synthetic_galaxy_distance(galaxy_stack(700), galaxy_stack(40, seed=1), bands="grz", pixel_scale=0.262,
-                                  config=pop.SGDConfig(bootstrap=0), on_progress=done.append)
+                                  config=pop.SGDConfig(bootstrap=0), advance=done.append)
     assert sum(done) == 740 and len(done) == 3  # chunks of 512: 512 + 188 real, 40 mock
 
 

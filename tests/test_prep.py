@@ -12,7 +12,8 @@ from galgen.cube import Cube, make_wcs, write_cube
 from galgen.dataset import open_dataset
 from galgen.errors import InputError
 from galgen.normalize import Normalizer
-from galgen.prep import PrepConfig, centre_crop, parse_band_values, prep_dataset
+from galgen.crop import centre_crop
+from galgen.prep import PrepConfig, parse_band_values, prep_dataset
 
 SKY = (0.007, 0.013, 0.029)  # DR9-like per-pixel noise, g r z (nanomaggies)
 runner = CliRunner()
@@ -45,13 +46,13 @@ def cutouts(tmp_path):
 
 def test_centre_crop_takes_the_middle():
     data = np.arange(2 * 6 * 7).reshape(2, 6, 7)
-    crop = centre_crop(data, size=2)
+    crop = centre_crop(data, 2)
     np.testing.assert_array_equal(crop, data[:, 2:4, 2:4])
 
 
 def test_prep_writes_a_normalised_memmapped_dataset(cutouts, tmp_path):
     out = tmp_path / "ds"
-    result = prep_dataset(sorted(cutouts.iterdir()), out, config=PrepConfig(size=64))
+    result = prep_dataset(sorted(cutouts.iterdir()), out, config=PrepConfig(64))
     ds = open_dataset(out)
     assert result.count == len(ds) == 8 and not result.skipped
     assert isinstance(ds.images, np.memmap) and ds.images.shape == (8, 3, 64, 64)
@@ -72,7 +73,7 @@ def test_prep_writes_a_normalised_memmapped_dataset(cutouts, tmp_path):
     assert sources[3]["bytes"] == os.path.getsize(source) and sources[3]["sky_rms"][0] == pytest.approx(SKY[0], rel=0.1)
     from galgen.cube import read_cube
 
-    expected = ds.normalizer.forward(centre_crop(read_cube(source).data, size=64))
+    expected = ds.normalizer.forward(centre_crop(read_cube(source).data, 64))
     np.testing.assert_array_equal(ds.images[3], expected)
     assert ds.meta["pixel_scale"] == 0.262 and ds.meta["unit"] == "nanomaggy"  # exactly: no WCS float noise
     assert ds.meta["galgen_version"] and ds.meta["provenance"]["date"]
@@ -86,7 +87,7 @@ def test_inverse_recovers_the_flux_inside_the_range(cutouts, tmp_path):
     ds = open_dataset(tmp_path / "ds")
     from galgen.cube import read_cube
 
-    flux = centre_crop(read_cube(paths[1]).data, size=32)
+    flux = centre_crop(read_cube(paths[1]).data, 32)
     np.testing.assert_allclose(ds.normalizer.inverse(ds.images[1]), flux, atol=5e-6)
     assert ds.meta["normalizer_choice"]["upper"]["method"] == "given"
 
@@ -104,11 +105,11 @@ def test_bad_inputs_are_skipped_with_reasons(cutouts, tmp_path):
     speckled[0, 40:45, 40:45] = np.nan  # 25 pixels: 0.6% of the crop, filled with the sky value
     speckled = _write(tmp_path / "speckled.fits", speckled)
     paths = [*sorted(cutouts.iterdir()), truncated, small, holey, two_band, speckled]
-    result = prep_dataset(paths, tmp_path / "ds", config=PrepConfig(size=64))
+    result = prep_dataset(paths, tmp_path / "ds", config=PrepConfig(64))
     reasons = {os.path.basename(p): r for p, r in result.skipped}
     assert set(reasons) == {"truncated.fits", "small.fits", "holey.fits", "two_band.fits"}
     assert "truncated" in reasons["truncated.fits"]
-    assert "smaller than --size 64" in reasons["small.fits"]
+    assert "smaller than the crop size 64" in reasons["small.fits"]
     assert reasons["holey.fits"].startswith("band r: 32%")
     assert "z" in reasons["two_band.fits"]
     assert all("\n" not in r for r in reasons.values())
@@ -122,7 +123,7 @@ def test_bad_inputs_are_skipped_with_reasons(cutouts, tmp_path):
 def test_nothing_usable_is_an_input_error_and_writes_nothing(tmp_path):
     small = _write(tmp_path / "small.fits", _galaxy(np.random.default_rng(9), side=40))
     with pytest.raises(InputError, match="none of the 1 inputs is usable"):
-        prep_dataset([small], tmp_path / "ds", config=PrepConfig(size=64))
+        prep_dataset([small], tmp_path / "ds", config=PrepConfig(64))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["small.fits"]
 
 

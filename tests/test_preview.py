@@ -59,7 +59,11 @@ def test_preview_files_and_side_by_side_write_pngs(tmp_path):
 
 def test_mocks_beside_simulations_draws_as_many_simulations(tmp_path):
     pytest.importorskip("galsim")
-    from galgen.preview import mocks_beside_simulations
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from mocks_vs_simulations import mocks_beside_simulations
 
     cube = Cube(data=np.zeros((3, 32, 32)), bands="grz", wcs=make_wcs((32, 32), pixel_scale=0.262))
     paths = [write_cube(cube, tmp_path / f"mock_{i}.fits") for i in range(2)]

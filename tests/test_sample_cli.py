@@ -84,8 +84,9 @@ def test_the_default_sampler_follows_what_the_network_predicts(model_file):
     # the CLI and desify leave the sampler to the model: deterministic for v, stochastic for eps
     import typer.main
 
-    from galgen.pipeline import DEFAULT_SAMPLERS, SampleConfig, default_sampler, load_model
-    from galgen.transfer import DesifyConfig
+    from galgen.flows.desify import DesifyConfig
+    from galgen.flows.sample import SampleConfig
+    from galgen.model import DEFAULT_SAMPLERS, load_model
 
     commands = typer.main.get_command(app).commands
     for name in ("sample", "desify"):
@@ -94,9 +95,9 @@ def test_the_default_sampler_follows_what_the_network_predicts(model_file):
     assert DesifyConfig().sampler is None and SampleConfig(count=1).sampler is None
     assert DEFAULT_SAMPLERS == {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde"}
     bundled = load_model(device="cpu")
-    assert bundled.denoiser.prediction == "v" and default_sampler(bundled) == "dpmpp_2m"
+    assert bundled.module.prediction == "v" and bundled.default_sampler == "dpmpp_2m"
     config = SampleConfig(count=1).for_model(bundled)
     assert (config.sampler, config.steps) == ("dpmpp_2m", 25)
     assert SampleConfig(count=1, sampler="ddpm").for_model(bundled).sampler == "ddpm"  # a choice is kept
     assert DesifyConfig().for_model(bundled).sampler == "dpmpp_2m"
-    assert default_sampler(load_model(model_file, device="cpu")) == "dpmpp_2m_sde"  # the tiny test model: eps
+    assert load_model(model_file, device="cpu").default_sampler == "dpmpp_2m_sde"  # the tiny test model: eps

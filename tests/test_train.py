@@ -19,7 +19,7 @@ from galgen.cli import app
 from galgen.engine.denoiser import Denoiser
 from galgen.engine.train import TrainConfig, _batch, _dihedral, checkpoint_path, train
 from galgen.engine.unet import UNet, UNetConfig
-from galgen.engine.weights import load_model, read_metadata
+from galgen.engine.weights import load_denoiser, read_metadata
 from galgen.errors import InputError
 
 SMALL = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
@@ -73,8 +73,8 @@ def test_resuming_with_another_prediction_fine_tunes_and_restarts_the_ema(images
     v = train(images, unet=SMALL, config=config, output=tmp_path / "v.safetensors", resume=eps.checkpoint)
     meta = read_metadata(v.checkpoint)
     assert (meta["prediction"], meta["train"]["prediction"], meta["ema_from"], meta["step"]) == ("v", "v", 3, 5)
-    denoiser, _ = load_model(v.output)
-    assert denoiser.prediction == "v" and load_model(eps.output)[0].prediction == "eps"
+    denoiser, _ = load_denoiser(v.output)
+    assert denoiser.prediction == "v" and load_denoiser(eps.output)[0].prediction == "eps"
     # the EMA restarted from the network at step 3 (not the eps run's average), and its warm-up
     # decay (1 + k) / (10 + k) counts from there: two updates later it is exactly this mix
     start = load_file(str(eps.checkpoint))
@@ -170,7 +170,7 @@ def test_resume_refuses_what_it_cannot_continue(images, tmp_path):
         (first.checkpoint, UNetConfig(**{**SMALL.to_dict(), "base": 32}), TrainConfig(steps=3, **QUICK),
          "another network configuration"),
         (first.checkpoint, SMALL, TrainConfig(steps=3, schedule="cosine", **QUICK), "linear schedule"),
-        (first.checkpoint, SMALL, TrainConfig(steps=1, **QUICK), "beyond --steps 1"),
+        (first.checkpoint, SMALL, TrainConfig(steps=1, **QUICK), "beyond the 1 steps asked for"),
     ]
     for resume, unet, config, message in cases:
         with pytest.raises(InputError, match=message):
@@ -246,7 +246,7 @@ def test_cli_trains_resumes_and_writes_a_self_describing_model(dataset, tmp_path
     assert (meta["schedule"], meta["loss"], meta["step"], meta["bands"]) == ("cosine", "l1", 2, "grz")
     assert meta["normalizer"]["upper"] == [5, 5, 5] and meta["unet"]["size"] == 16
     assert meta["train"]["seed"] == 3 and meta["data"]["count"] == 6
-    denoiser, _ = load_model(out)
+    denoiser, _ = load_denoiser(out)
     assert denoiser.schedule == "cosine"
     # resuming keeps the checkpoint's settings (cosine, l1, seed 3) and goes on to --steps
     result = runner.invoke(app, ["train", str(dataset), "-o", str(out), "--steps", "3",

@@ -16,7 +16,7 @@ from galgen.engine.weights import (
     CHECKPOINT_KIND,
     MODEL_KIND,
     file_sha256,
-    load_model,
+    load_denoiser,
     read_metadata,
     save_weights,
     write_calibration,
@@ -44,7 +44,7 @@ def model_file(tmp_path):
 
 def test_round_trip_gives_the_same_network_and_metadata(model_file):
     path, net = model_file
-    denoiser, meta = load_model(path)
+    denoiser, meta = load_denoiser(path)
     assert isinstance(denoiser, Denoiser) and not denoiser.training
     assert meta == metadata() == read_metadata(path)
     assert denoiser.schedule == "cosine"
@@ -58,7 +58,7 @@ def test_checkpoints_load_their_ema_weights(tmp_path, model_file):
     tensors = {f"ema.{k}": v for k, v in net.state_dict().items()}
     tensors.update({f"model.{k}": torch.zeros_like(v) for k, v in net.state_dict().items()})
     path = save_weights(tmp_path / "run.ckpt.safetensors", tensors, metadata(kind=CHECKPOINT_KIND))
-    denoiser, meta = load_model(path)
+    denoiser, meta = load_denoiser(path)
     assert meta["kind"] == CHECKPOINT_KIND
     assert all(torch.equal(denoiser.net.state_dict()[k], v) for k, v in net.state_dict().items())
 
@@ -68,7 +68,7 @@ def test_truncated_file_is_an_input_error(model_file, tmp_path):
     cut = tmp_path / "cut.safetensors"
     cut.write_bytes(path.read_bytes()[: os.path.getsize(path) - 1000])
     with pytest.raises(InputError, match="truncated") as err:
-        load_model(cut)
+        load_denoiser(cut)
     assert str(cut) in str(err.value)
     cut.write_bytes(path.read_bytes()[:5])
     with pytest.raises(InputError, match="too short"):
@@ -89,14 +89,14 @@ def test_garbage_is_an_input_error(tmp_path, content, message):
     path = tmp_path / "bad.safetensors"
     path.write_bytes(content)
     with pytest.raises(InputError, match=message):
-        load_model(path)
+        load_denoiser(path)
 
 
 def test_foreign_safetensors_is_an_input_error(tmp_path):
     path = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(3)}, str(path), metadata={"format": "pt"})
     with pytest.raises(InputError, match="not a galgen model"):
-        load_model(path)
+        load_denoiser(path)
     save_file({"w": torch.zeros(3)}, str(path), metadata={"galgen": json.dumps({"kind": "lora"})})
     with pytest.raises(InputError, match="no known file kind"):
         read_metadata(path)
@@ -107,10 +107,10 @@ def test_weights_that_do_not_fit_their_configuration_are_an_input_error(tmp_path
     wider = UNetConfig(**{**SMALL.to_dict(), "base": 32})
     path = save_weights(tmp_path / "mismatch.safetensors", net.state_dict(), metadata(wider))
     with pytest.raises(InputError, match="do not match"):
-        load_model(path)
+        load_denoiser(path)
     path = save_weights(tmp_path / "noconfig.safetensors", net.state_dict(), {"kind": MODEL_KIND})
     with pytest.raises(InputError, match="unusable"):
-        load_model(path)
+        load_denoiser(path)
 
 
 def test_missing_file_is_an_input_error(tmp_path):
@@ -127,7 +127,7 @@ def test_write_calibration_in_place_keeps_tensors_and_changes_the_hash(model_fil
     assert meta["calibration"] == {"g": 1.18, "r": 1.16, "z": 1.23}
     assert {k: v for k, v in meta.items() if k != "calibration"} == metadata()
     assert file_sha256(path) != before
-    denoiser, _ = load_model(path)
+    denoiser, _ = load_denoiser(path)
     assert all(torch.equal(denoiser.net.state_dict()[k], v) for k, v in net.state_dict().items())
     assert [p.name for p in tmp_path.iterdir()] == ["model.safetensors"]  # no temporary left behind
 

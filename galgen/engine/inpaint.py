@@ -11,11 +11,11 @@ bit for bit. Pure torch.
 from __future__ import annotations
 
 import math
-from typing import Callable, Iterator, Optional
+from typing import Optional
 
 import torch
 
-from galgen.engine.samplers import Callback, Denoiser, Noise, as_working, get_sampler, nfe, sigma_list, standard_normal
+from galgen.engine.samplers import Callback, DenoiseFn, Noise, as_working, get_sampler, nfe, sigma_list, standard_normal
 from galgen.errors import InputError
 
 
@@ -58,7 +58,7 @@ def repaint_nfe(sampler: str, steps: int, *, jump: int = 1, resample: int = 1) -
 
 
 def inpaint(
-    denoiser: Denoiser,
+    denoiser: DenoiseFn,
     image: torch.Tensor,
     mask: torch.Tensor,
     sigmas,
@@ -112,62 +112,3 @@ class _StepCounter:
         if self.callback is not None:
             self.callback(self.count, x, sigma, denoised)
         self.count += 1
-
-
-class RunningMoments:
-    """Per-pixel mean and standard deviation over draws, fed in batches (Welford/Chan's parallel update).
-
-    Memory stays that of one image whatever the number of draws.
-    """
-
-    def __init__(self):
-        self.count, self.mean, self._m2 = 0, None, None
-
-    def update(self, draws: torch.Tensor) -> None:
-        """Add a batch of draws (N, ...) in float64."""
-        draws = draws.to(torch.float64)
-        n = draws.shape[0]
-        batch_mean = draws.mean(dim=0)
-        batch_m2 = ((draws - batch_mean) ** 2).sum(dim=0)
-        if self.count == 0:
-            self.count, self.mean, self._m2 = n, batch_mean, batch_m2
-            return
-        total = self.count + n
-        delta = batch_mean - self.mean
-        self.mean = self.mean + delta * (n / total)
-        self._m2 = self._m2 + batch_m2 + delta**2 * (self.count * n / total)
-        self.count = total
-
-    @property
-    def std(self) -> torch.Tensor:
-        """Sample standard deviation (ddof = 1; zero for a single draw)."""
-        if self.count < 2:
-            return torch.zeros_like(self.mean)
-        return (self._m2 / (self.count - 1)).sqrt()
-
-
-def inpaint_draws(
-    denoiser: Denoiser,
-    image: torch.Tensor,
-    mask: torch.Tensor,
-    sigmas,
-    *,
-    draws: int,
-    batch: int,
-    noise_for: Callable[[list[int]], Noise],
-    transform: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
-    **inpaint_options,
-) -> Iterator[tuple[list[int], torch.Tensor]]:
-    """Inpaint one image (C, H, W) ``draws`` times, ``batch`` draws at a time; yields (draw indices, results).
-
-    ``noise_for(indices)`` gives the noise callable of a batch (runtime.ImageNoise(seed, indices)), so
-    draw k is the same whatever the batch size. ``transform`` (e.g. back to flux) is applied to each
-    batch before it is yielded; feed the batches to RunningMoments for the uncertainty map.
-    """
-    if draws < 1 or batch < 1:
-        raise InputError(f"draws and batch must be >= 1, got {draws} and {batch}")
-    for first in range(0, draws, batch):
-        indices = list(range(first, min(first + batch, draws)))
-        images = image.unsqueeze(0).expand(len(indices), *image.shape)
-        result = inpaint(denoiser, images, mask, sigmas, noise=noise_for(indices), **inpaint_options)
-        yield indices, result if transform is None else transform(result)

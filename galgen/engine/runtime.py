@@ -8,7 +8,6 @@ or the number of devices.
 from __future__ import annotations
 
 import hashlib
-import os
 from contextlib import nullcontext
 from typing import Sequence
 

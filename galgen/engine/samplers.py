@@ -26,7 +26,7 @@ import torch
 from galgen.engine.schedules import clip_log_snr, karras_sigmas, log_snr_sigmas, timestep_sigmas
 from galgen.errors import InputError
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+DenoiseFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Noise = Callable[[torch.Tensor], torch.Tensor]
 Callback = Callable[[int, torch.Tensor, float, torch.Tensor], None]
 Project = Callable[[torch.Tensor, float], torch.Tensor]
@@ -37,7 +37,7 @@ def as_working(x: torch.Tensor) -> torch.Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def _denoise(denoiser: Denoiser, x: torch.Tensor, sigma: float) -> torch.Tensor:
+def _denoise(denoiser: DenoiseFn, x: torch.Tensor, sigma: float) -> torch.Tensor:
     sigma_batch = torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device)
     return denoiser(x, sigma_batch).to(x.dtype)
 
@@ -77,7 +77,7 @@ def ancestral_step(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[f
 
 
 def sample_ddim(
-    denoiser: Denoiser,
+    denoiser: DenoiseFn,
     x: torch.Tensor,
     sigmas,
     *,
@@ -102,7 +102,7 @@ def sample_ddim(
 
 
 def sample_ddpm(
-    denoiser: Denoiser,
+    denoiser: DenoiseFn,
     x: torch.Tensor,
     sigmas,
     *,
@@ -151,7 +151,7 @@ def _dpmpp_2m(denoiser, x, sigmas, *, eta, noise, callback, project) -> torch.Te
 
 
 def sample_dpmpp_2m(
-    denoiser: Denoiser,
+    denoiser: DenoiseFn,
     x: torch.Tensor,
     sigmas,
     *,
@@ -169,7 +169,7 @@ def sample_dpmpp_2m(
 
 
 def sample_dpmpp_2m_sde(
-    denoiser: Denoiser,
+    denoiser: DenoiseFn,
     x: torch.Tensor,
     sigmas,
     *,
@@ -188,7 +188,7 @@ def sample_dpmpp_2m_sde(
 
 
 def sample_heun(
-    denoiser: Denoiser,
+    denoiser: DenoiseFn,
     x: torch.Tensor,
     sigmas,
     *,
@@ -275,7 +275,7 @@ def select_sigmas(
     "trailing", evenly spaced discrete timesteps, noisiest first, ``steps`` capped by the timesteps
     that remain; "logsnr", even in log(sigma) between the smallest and the largest kept sigma (every
     sampler's default: trailing spacing starves the fine scales, where the sky noise lives, see
-    docs/samplers.md); "karras", rho = 7 over the same range. Asking for at least as many steps as
+    docs/engine.md); "karras", rho = 7 over the same range. Asking for at least as many steps as
     there are kept timesteps gives every timestep, whatever the spacing: ddpm with 1000 steps is
     the paper's sampler exactly.
     """
@@ -303,7 +303,7 @@ def select_sigmas(
 
 def run_sampler(
     sampler: str,
-    denoiser: Denoiser,
+    denoiser: DenoiseFn,
     x: torch.Tensor,
     sigmas,
     *,
@@ -318,7 +318,7 @@ def run_sampler(
 
 
 def sdedit(
-    denoiser: Denoiser,
+    denoiser: DenoiseFn,
     image: torch.Tensor,
     sigmas,
     *,

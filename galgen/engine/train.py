@@ -319,7 +319,8 @@ def _load_checkpoint(path, *, net, ema, optimizer, unet: UNetConfig, config: Tra
         raise InputError(f"checkpoint was trained with the {meta.get('schedule')} schedule", path=path)
     step = int(meta["step"])
     if step > config.steps:
-        raise InputError(f"checkpoint is at step {step}, beyond --steps {config.steps}", path=path)
+        raise InputError(f"checkpoint is at step {step}, beyond the {config.steps} steps asked for", path=path,
+                         options="steps")
     tensors = weights.load_tensors(path, device=next(net.parameters()).device)
     try:
         net.load_state_dict(_prefixed(tensors, "model."))

@@ -66,7 +66,7 @@ class UNetConfig:
 # doubling per level, the usual choice of the DDPM code their implementation grew from. Attention
 # sits in the 64 px blocks (and the 32 px bottleneck, which always attends), not at 256 or 128 px,
 # where one map would hold 65k x 65k (or 16k x 16k) entries per head; `attention` moves it
-# (SCIENCE.md section 3).
+# (docs/training.md).
 PRESETS: dict[str, UNetConfig] = {
     "tiny": UNetConfig(size=64, base=32, mults=(1, 2, 4), attention=(16,), heads=4, groups=8),
     "small": UNetConfig(size=64, base=64, mults=(1, 2, 4), attention=(16,), heads=4, groups=32),

@@ -11,13 +11,13 @@ Two kinds of file share the format:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from pathlib import Path
 from typing import Mapping
 
 from galgen.atomic import atomic_output
+from galgen.checksum import file_sha256  # noqa: F401 - the weights API names it too
 from galgen.errors import InputError, RuntimeFailure
 
 METADATA_KEY = "galgen"
@@ -117,7 +117,7 @@ def load_tensors(path, *, device="cpu") -> dict:
         raise InputError(f"corrupt weights file: {str(exc).splitlines()[0]}", path=path) from None
 
 
-def load_model(path, *, device="cpu"):
+def load_denoiser(path, *, device="cpu"):
     """(Denoiser, metadata) from a model file (or a checkpoint's EMA weights), in eval mode."""
     from galgen.engine.denoiser import Denoiser
     from galgen.engine.unet import UNet, UNetConfig
@@ -162,15 +162,6 @@ def _check_table(path, expected: dict, *, prefix: str) -> None:
             f"the configuration needs {expected[wrong[0]]}" if wrong else
             f"unexpected tensor {sorted(set(table) - set(expected))[0]}")
     raise InputError(f"weights do not match their configuration: {what}", path=path)
-
-
-def file_sha256(path) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks (what output headers cite)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_calibration(src, dst, calibration: dict) -> Path:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from galgen.metrics.moments import RunningMoments
+
 
 def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean vector and covariance matrix of a set of feature vectors.
@@ -24,7 +26,7 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     sigma : ndarray, shape (D, D)
         Unbiased sample covariance (divisor N - 1), float64.
     """
-    moments = RunningMoments()
+    moments = RunningMoments(covariance=True)
     moments.add(features)
     return moments.statistics()
 
@@ -69,39 +71,3 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, eps: float = 1e-6) -> float:
         covmean = covmean.real
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
-
-
-class RunningMoments:
-    """Mean and covariance of feature vectors added batch by batch, in constant memory.
-
-    Sums are taken about a fixed shift (the first batch's mean) so that the covariance
-    does not lose its digits to cancellation when features are far from zero.
-    """
-
-    def __init__(self) -> None:
-        self.count = 0
-        self._shift = None
-        self._sum = None
-        self._outer = None
-
-    def add(self, features: np.ndarray) -> None:
-        """Fold one batch of feature vectors, shape (B, D), into the running sums."""
-        batch = np.asarray(features, dtype=np.float64)
-        if batch.ndim != 2:
-            raise ValueError(f"features must be (B, D), got {batch.shape}")
-        if self._shift is None:
-            self._shift = batch.mean(axis=0)
-            self._sum = np.zeros_like(self._shift)
-            self._outer = np.zeros((batch.shape[1], batch.shape[1]))
-        centred = batch - self._shift
-        self._sum += centred.sum(axis=0)
-        self._outer += centred.T @ centred
-        self.count += batch.shape[0]
-
-    def statistics(self) -> tuple[np.ndarray, np.ndarray]:
-        """(mean, unbiased covariance) of everything added so far; needs two or more vectors."""
-        if self.count < 2:
-            raise ValueError("need at least two feature vectors")
-        mean_offset = self._sum / self.count
-        cov = (self._outer - self.count * np.outer(mean_offset, mean_offset)) / (self.count - 1)
-        return self._shift + mean_offset, cov

@@ -46,14 +46,14 @@ class MemorisationReport:
 
 
 def nearest_training_distance(images, train, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                              progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                              advance: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(distance, index) of each image's nearest training image, in normalised pixel units."""
-    idx, dist = nearest_neighbours(images, train, k=1, chunk_rows=chunk_rows, progress=progress)
+    idx, dist = nearest_neighbours(images, train, k=1, chunk_rows=chunk_rows, advance=advance)
     return dist[:, 0], idx[:, 0]
 
 
 def memorisation_report(mocks, train, held_out, *, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                        progress: Callable[[int], None] | None = None) -> MemorisationReport:
+                        advance: Callable[[int], None] | None = None) -> MemorisationReport:
     r"""Compare mock-to-train with held-out-real-to-train nearest-neighbour distances.
 
     Parameters
@@ -64,7 +64,7 @@ def memorisation_report(mocks, train, held_out, *, chunk_rows: int = DEFAULT_CHU
         The training images in the same space (a memmap is fine; read in chunks).
     held_out : array_like, shape (R, C, H, W)
         Real images the model never saw, same space. Needs R >= 20 for the percentiles.
-    progress : callable(n) or None
+    advance : callable(n) or None
         Called with training rows done (the training set is read once).
 
     Returns
@@ -79,7 +79,7 @@ def memorisation_report(mocks, train, held_out, *, chunk_rows: int = DEFAULT_CHU
         raise InputError(f"the memorisation check needs at least 20 held-out real images, got {len(held_out)}")
     # one pass over the (possibly huge) training set for both query sets
     queries = np.concatenate([np.asarray(mocks, np.float32), np.asarray(held_out, np.float32)])
-    distances, _ = nearest_training_distance(queries, train, chunk_rows=chunk_rows, progress=progress)
+    distances, _ = nearest_training_distance(queries, train, chunk_rows=chunk_rows, advance=advance)
     return summarise_distances(distances[:len(mocks)], distances[len(mocks):], n_train=len(train))
 
 

@@ -181,7 +181,7 @@ def _measure_chunk(stamps: np.ndarray, config: MorphologyConfig) -> list[dict[st
 
 def measure_stack(images, *, bands: str = "grz", config: MorphologyConfig = MorphologyConfig(),
                   workers: int = 1, chunk_size: int = 16,
-                  progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+                  advance: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
     r"""Morphology of every galaxy in a stack (N, C, H, W), one band, in parallel processes.
 
     Per galaxy (statmorph definitions; Lotz et al. 2004, Conselice 2003):
@@ -208,7 +208,7 @@ def measure_stack(images, *, bands: str = "grz", config: MorphologyConfig = Morp
         Processes (1 measures in this process).
     chunk_size : int
         Galaxies per task sent to a worker.
-    progress : callable(n) or None
+    advance : callable(n) or None
         Called with the number of galaxies finished.
 
     Returns
@@ -230,8 +230,8 @@ def measure_stack(images, *, bands: str = "grz", config: MorphologyConfig = Morp
         for offset, row in enumerate(rows):
             for name, value in row.items():
                 table[name][start + offset] = value
-        if progress is not None:
-            progress(len(rows))
+        if advance is not None:
+            advance(len(rows))
 
     starts = range(0, n, chunk_size)
 

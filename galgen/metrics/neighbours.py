@@ -29,7 +29,7 @@ def as_rows(images) -> np.ndarray:
 
 
 def nearest_neighbours(queries, reference, *, k: int = 1, chunk_rows: int = DEFAULT_CHUNK_ROWS,
-                       progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                       advance: Callable[[int], None] | None = None) -> tuple[np.ndarray, np.ndarray]:
     r"""The k reference images nearest to each query, in Euclidean pixel distance.
 
     Parameters
@@ -42,7 +42,7 @@ def nearest_neighbours(queries, reference, *, k: int = 1, chunk_rows: int = DEFA
         Neighbours per query; must not exceed N.
     chunk_rows : int
         Reference rows per chunk (memory ~ chunk_rows x D x 4 bytes plus M x chunk_rows x 4).
-    progress : callable(n) or None
+    advance : callable(n) or None
         Called with the number of reference rows done after each chunk.
 
     Returns
@@ -70,8 +70,8 @@ def nearest_neighbours(queries, reference, *, k: int = 1, chunk_rows: int = DEFA
         rc = np.subtract(ref[start:start + chunk_rows], centre, dtype=np.float32)  # one pass, centred
         approx_d2, cols = _screen(qc, q_norm, rc, keep)
         cand_d2, cand_i = _merge(cand_d2, cand_i, approx_d2, cols + start, keep)
-        if progress is not None:
-            progress(len(rc))
+        if advance is not None:
+            advance(len(rc))
     exact = _exact_d2(q, ref, cand_i)
     best_d2, best_i = _smallest(exact, cand_i, k)
     return best_i, np.sqrt(best_d2)

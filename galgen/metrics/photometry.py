@@ -115,21 +115,21 @@ def _chunks(count: int, size: int = CHUNK_STAMPS):
         yield slice(start, min(start + size, count))
 
 
-def for_each_chunk(count: int, work, *, workers: int | None = None, on_progress=None) -> None:
+def for_each_chunk(count: int, work, *, workers: int | None = None, advance=None) -> None:
     """Call ``work(rows)`` for every chunk of ``CHUNK_STAMPS`` stamps, on a pool of threads.
 
     numpy's sorts, sums and matrix products release the GIL, so threads use every core;
     ``work`` writes its results into preallocated arrays by ``rows`` (a slice), so the order
     of completion does not matter. ``workers``: default the number of CPUs (at most 8).
-    ``on_progress(n)``, if given, is called with the number of stamps of each finished chunk.
+    ``advance(n)``, if given, is called with the number of stamps of each finished chunk.
     """
     import os
     from concurrent.futures import ThreadPoolExecutor
 
     def run(rows):
         work(rows)
-        if on_progress is not None:
-            on_progress(rows.stop - rows.start)
+        if advance is not None:
+            advance(rows.stop - rows.start)
 
     chunks = list(_chunks(count))
     workers = min(workers or os.cpu_count() or 1, 8, len(chunks) or 1)

@@ -227,7 +227,7 @@ def _with_colours(mags: np.ndarray, sizes: np.ndarray, bands: str) -> dict[str, 
     return table
 
 
-def reference_properties(flux, *, bands: str, config: SGDConfig = SGDConfig(), on_progress=None) -> dict[str, np.ndarray]:
+def reference_properties(flux, *, bands: str, config: SGDConfig = SGDConfig(), advance=None) -> dict[str, np.ndarray]:
     """Per-galaxy properties as the companion code measures them.
 
     Parameters
@@ -238,7 +238,7 @@ def reference_properties(flux, *, bands: str, config: SGDConfig = SGDConfig(), o
         One letter per plane, e.g. ``"grz"``.
     config : SGDConfig
         Zero point and the hard-coded pixel scale.
-    on_progress : callable, optional
+    advance : callable, optional
         Called with the number of galaxies measured, chunk by chunk (from worker threads).
 
     Returns
@@ -261,11 +261,11 @@ def reference_properties(flux, *, bands: str, config: SGDConfig = SGDConfig(), o
         mags[rows] = phot.magnitudes(block[..., disk].sum(axis=-1) - background * disk.sum(), zero_point=config.zero_point)
         sizes[rows] = phot.reference_size_proxy(block[:, g], pixel_scale=config.reference_pixel_scale)
 
-    phot.for_each_chunk(count, measure, on_progress=on_progress)
+    phot.for_each_chunk(count, measure, advance=advance)
     return _with_colours(mags, sizes, bands)
 
 
-def default_properties(flux, *, bands: str, pixel_scale, config: SGDConfig = SGDConfig(), on_progress=None) -> dict[str, np.ndarray]:
+def default_properties(flux, *, bands: str, pixel_scale, config: SGDConfig = SGDConfig(), advance=None) -> dict[str, np.ndarray]:
     """Per-galaxy properties measured galgen's way.
 
     Parameters
@@ -278,7 +278,7 @@ def default_properties(flux, *, bands: str, pixel_scale, config: SGDConfig = SGD
         Arcsec per pixel, for the half-light radius: one for all, or one per image.
     config : SGDConfig
         Aperture diameter, size band, zero point.
-    on_progress : callable, optional
+    advance : callable, optional
         Called with the number of galaxies measured, chunk by chunk (from worker threads).
 
     Returns
@@ -310,7 +310,7 @@ def default_properties(flux, *, bands: str, pixel_scale, config: SGDConfig = SGD
         cog = phot.curve_of_growth(block[:, size_plane], radii, background=level[:, size_plane])
         sizes[rows] = phot.half_light_radius(cog, radii) * scale[rows]
 
-    phot.for_each_chunk(count, measure, on_progress=on_progress)
+    phot.for_each_chunk(count, measure, advance=advance)
     return _with_colours(mags, sizes, bands)
 
 
@@ -509,7 +509,7 @@ def compare_properties(real: dict[str, np.ndarray], mock: dict[str, np.ndarray],
 
 
 def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale=None, mock_pixel_scale=None,
-                              config: SGDConfig = SGDConfig(), on_progress=None,
+                              config: SGDConfig = SGDConfig(), advance=None,
                               labels: tuple[str, str] = ("real", "mock")) -> SGDResult:
     """Synthetic Galaxy Distance between two stacks of images (Smith et al. 2022, section 4.1).
 
@@ -525,7 +525,7 @@ def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale=N
         (None, NaN) are taken as the DESI Legacy Surveys' 0.262, with a note.
     config : SGDConfig
         Mode and options.
-    on_progress : callable, optional
+    advance : callable, optional
         Called with the number of galaxies measured so far, chunk by chunk (real, then mock).
     labels : (str, str)
         Names of the two sets in errors (fewer than MIN_GALAXIES measurable galaxies).
@@ -539,8 +539,8 @@ def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale=N
         raise ValueError(f"unknown SGD mode {config.mode!r}; choose one of {', '.join(MODES)}")
     notes = []
     if config.mode == "reference":
-        real = reference_properties(real_flux, bands=bands, config=config, on_progress=on_progress)
-        mock = reference_properties(mock_flux, bands=bands, config=config, on_progress=on_progress)
+        real = reference_properties(real_flux, bands=bands, config=config, advance=advance)
+        mock = reference_properties(mock_flux, bands=bands, config=config, advance=advance)
         if "g" not in bands:
             notes.append(f"no g band: the size proxy used band {bands[_band_index(bands, 'g')]}")
     else:
@@ -550,8 +550,8 @@ def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale=N
         unknown = sum(count for _, count in scales)
         if unknown:
             notes.append(f"{unknown} images without a pixel scale: assumed {fallback} arcsec/pixel")
-        real = default_properties(real_flux, bands=bands, pixel_scale=scales[0][0], config=config, on_progress=on_progress)
-        mock = default_properties(mock_flux, bands=bands, pixel_scale=scales[1][0], config=config, on_progress=on_progress)
+        real = default_properties(real_flux, bands=bands, pixel_scale=scales[0][0], config=config, advance=advance)
+        mock = default_properties(mock_flux, bands=bands, pixel_scale=scales[1][0], config=config, advance=advance)
         size_band = bands[_band_index(bands, config.size_band)]
         notes.append(f"R_e: half-light radius from the {size_band}-band curve of growth")
     result = compare_properties(real, mock, units=property_units(bands), config=config, labels=labels)

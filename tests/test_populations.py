@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from galgen.errors import InputError
-from galgen.stack import centre_crop, load_pair, load_population
+from galgen.crop import centre_crop
+from galgen.populations import load_pair, load_population
 
 
 def write_cubes(directory, stamps, *, bands="grz", pixel_scale=0.262, prefix="gal"):
@@ -121,7 +122,7 @@ def test_catalogue_beside_the_cubes_is_skipped_with_a_note(tmp_path):
     import numpy as np
 
     from galgen.cube import Cube, write_cube, write_table
-    from galgen.stack import load_population
+    from galgen.populations import load_population
 
     for i in range(3):
         write_cube(Cube(np.full((3, 8, 8), i, np.float32), bands="grz"), tmp_path / f"sim_{i}.fits")

@@ -1,4 +1,4 @@
-"""Image-level inpainting (galgen.repair): masks, tiles, draws, exactness outside the mask."""
+"""The inpaint flow (galgen.flows.inpaint) and its tiles: masks, tiles, draws, exactness outside the mask."""
 
 from __future__ import annotations
 
@@ -10,21 +10,13 @@ from galgen.cube import Cube, make_wcs, write_cube
 from galgen.engine.unet import UNet, UNetConfig
 from galgen.engine.weights import MODEL_KIND, save_weights
 from galgen.errors import InputError
-from galgen.pipeline import load_model
-from galgen.repair import (
-    InpaintSettings,
-    axis_cores,
-    check_mask,
-    inpaint_cube,
-    inpaint_stamps,
-    plan_tiles,
-    read_mask,
-    tiles_for,
-)
+from galgen.flows.inpaint import InpaintConfig, check_mask, fill, fill_stamps, plan, read_mask
+from galgen.model import load_model
+from galgen.tiles import axis_cores, plan_tiles
 
 TINY = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
 NORMALIZER = {"bands": "grz", "lower": [-0.05, -0.05, -0.1], "upper": [1.0, 1.5, 2.0]}
-FAST = InpaintSettings(steps=4, jump=2, resample=2)  # 6 NFE per tile: seconds, not minutes
+FAST = InpaintConfig(steps=4, jump=2, resample=2)  # 6 NFE per tile: seconds, not minutes
 
 
 
@@ -88,7 +80,7 @@ def test_tiles_cover_every_masked_pixel_once_and_only_where_needed():
 def test_output_equals_input_outside_the_mask_bit_for_bit(tiny_model):
     image, mask = galaxy(), diagonal_mask()
     image.data[mask] = np.nan  # masked pixels are never read
-    result = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
+    result = fill(image, mask, model=tiny_model, config=FAST)
     assert result.tiles > 1  # 40 x 48 pixels with a 16 px model
     assert np.array_equal(result.data[~mask], image.data[~mask])
     assert np.isfinite(result.data).all()
@@ -116,18 +108,18 @@ def test_a_multi_tile_fill_equals_the_known_answer_pixel_for_pixel(tiny_model, m
         return (basis @ coef).T.reshape(n, c, h, w)
 
     monkeypatch.setattr(tiny_model, "denoise", plane_fit)
-    result = inpaint_cube(image, mask, model=tiny_model, settings=InpaintSettings(steps=100, jump=1, resample=1))
-    assert result.tiles > 2 and len({(t.y0, t.x0) for t in tiles_for(image, mask, model=tiny_model,
-                                                                     settings=FAST)}) == result.tiles
+    result = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=100, jump=1, resample=1))
+    assert result.tiles > 2 and len({(t.y0, t.x0) for t in plan(image, mask, model=tiny_model,
+                                                                config=FAST).tiles}) == result.tiles
     error = np.abs(result.data[mask] - plane[mask])  # the plane is found up to the last step's noise
     assert error.max() < 3e-3 and error.mean() < 1e-3, (error.max(), error.mean())
 
 
 def test_fills_are_seeded(tiny_model):
     image, mask = galaxy(), diagonal_mask()
-    one = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
-    again = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
-    other = inpaint_cube(image, mask, model=tiny_model, settings=InpaintSettings(steps=4, jump=2, resample=2, seed=5))
+    one = fill(image, mask, model=tiny_model, config=FAST)
+    again = fill(image, mask, model=tiny_model, config=FAST)
+    other = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=4, jump=2, resample=2, seed=5))
     assert np.array_equal(one.data, again.data)
     assert not np.array_equal(one.data[mask], other.data[mask])
     assert np.isfinite(one.data).all()
@@ -136,11 +128,11 @@ def test_fills_are_seeded(tiny_model):
 @pytest.mark.slow  # six inpainting runs over six tiles
 def test_draws_give_a_spread_inside_the_mask_only_whatever_the_batch(tiny_model):
     image, mask = galaxy(), diagonal_mask()
-    three = InpaintSettings(steps=4, jump=2, resample=2, draws=3, batch=3)
-    result = inpaint_cube(image, mask, model=tiny_model, settings=three)
+    three = InpaintConfig(steps=4, jump=2, resample=2, draws=3, batch=3)
+    result = fill(image, mask, model=tiny_model, config=three)
     assert (result.std >= 0).all() and (result.std[~mask] == 0).all()
     assert (result.std[mask] > 0).mean() > 0.5  # a random network saturates some fills at the range ends
-    single = inpaint_cube(image, mask, model=tiny_model, settings=InpaintSettings(steps=4, jump=2, resample=2,
+    single = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=4, jump=2, resample=2,
                                                                                   draws=3, batch=1))
     np.testing.assert_allclose(single.data, result.data, atol=1e-5)
     np.testing.assert_allclose(single.std, result.std, atol=1e-5)
@@ -150,7 +142,7 @@ def test_an_image_smaller_than_the_model_is_padded(tiny_model):
     image = galaxy((3, 12, 10))
     mask = np.zeros(image.shape, dtype=bool)
     mask[:, 5, :] = True
-    result = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
+    result = fill(image, mask, model=tiny_model, config=FAST)
     assert result.data.shape == (3, 12, 10) and result.tiles == 1
     assert np.array_equal(result.data[~mask], image.data[~mask]) and np.isfinite(result.data).all()
 
@@ -161,14 +153,14 @@ def test_bands_are_matched_by_name_and_extra_bands_pass_through(tiny_model):
     image = Cube(data=np.concatenate([extra, base.data[::-1]]), bands="izrg", wcs=base.wcs)
     mask = np.zeros(image.shape, dtype=bool)
     mask[1:] = diagonal_mask()
-    result = inpaint_cube(image, mask, model=tiny_model, settings=FAST)
-    reference = inpaint_cube(base, diagonal_mask(), model=tiny_model, settings=FAST)
+    result = fill(image, mask, model=tiny_model, config=FAST)
+    reference = fill(base, diagonal_mask(), model=tiny_model, config=FAST)
     assert np.array_equal(result.data[0], extra[0])
     np.testing.assert_allclose(result.data[1:], reference.data[::-1], atol=1e-6)
 
 
 @pytest.mark.parametrize("case,message", [
-    ("empty", "no pixel"), ("all", "every pixel"), ("other_band", "cannot fill"), ("nan_outside", "--mask-nans"),
+    ("empty", "no pixel"), ("all", "every pixel"), ("other_band", "cannot fill"), ("nan_outside", "mask_nans"),
 ])
 def test_bad_masks_are_input_errors(case, message):
     image = Cube(data=np.ones((4, 8, 8), np.float32), bands="grzi")
@@ -213,7 +205,7 @@ def test_the_default_margin_is_an_eighth_of_the_model(tiny_model):
     image = galaxy((3, 64, 64))
     mask = np.zeros(image.shape, dtype=bool)
     mask[:, 30, :] = True
-    tiles = tiles_for(image, mask, model=tiny_model, settings=InpaintSettings())
+    tiles = plan(image, mask, model=tiny_model, config=InpaintConfig()).tiles
     # margin 16 / 8 = 2 px: cores of up to 16 - 2 x 2 = 12 px, ceil((64 - 2 x 2) / 12) = 5 along the row
     assert len(tiles) == 5 and all(t.core_y.start <= 30 < t.core_y.stop for t in tiles)
 
@@ -224,20 +216,20 @@ def test_stamps_in_one_batch_match_the_single_image_path(tiny_model):
     masks[0, 0, 7:9, :] = True
     masks[1, 0, :, 3] = True
     stamps = np.stack([first.data, second.data])
-    filled = inpaint_stamps(stamps, masks, model=tiny_model, settings=FAST)
-    alone = inpaint_cube(first, np.broadcast_to(masks[0], first.shape), model=tiny_model, settings=FAST)
+    filled = fill_stamps(stamps, masks, model=tiny_model, config=FAST)
+    alone = fill(first, np.broadcast_to(masks[0], first.shape), model=tiny_model, config=FAST)
     np.testing.assert_allclose(filled[0], alone.data, atol=1e-5)
     outside = ~np.broadcast_to(masks, stamps.shape)
     assert np.array_equal(filled[outside], stamps[outside])
     with pytest.raises(InputError, match="stamps must be"):
-        inpaint_stamps(stamps[:, :, :8], masks[:, :, :8], model=tiny_model, settings=FAST)
+        fill_stamps(stamps[:, :, :8], masks[:, :, :8], model=tiny_model, config=FAST)
 
 
 def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model):
     image, mask = galaxy(), diagonal_mask()
-    assert inpaint_cube(image, mask, model=tiny_model, settings=FAST).notes == []  # the blob peaks below upper
+    assert fill(image, mask, model=tiny_model, config=FAST).notes == []  # the blob peaks below upper
     row = 20
     beside = np.nonzero(mask[0, row])[0].max() + 1  # the first known pixel right of the trail in this row
     image.data[1, row, beside] = 5.0  # above r's upper limit 1.5
-    notes = inpaint_cube(image, mask, model=tiny_model, settings=FAST).notes
+    notes = fill(image, mask, model=tiny_model, config=FAST).notes
     assert any(note.startswith("1 known pixels beside the mask exceed") and "r 1.5" in note for note in notes)

@@ -1,23 +1,27 @@
-"""The optional comparisons of `galgen sgd` beyond photometry: morphology, memorisation, FID.
+"""`galgen sgd`: the population distance between real and mock galaxies, and what goes with it.
 
-Each takes the two flux stacks the SGD already loaded and returns a result with ``to_dict()``,
-so the CLI only adds keys to its JSON summary and tables to its output.
+The way of two populations: files or datasets -> `populations.load_pair` (one flux stack each)
+-> `metrics.population.synthetic_galaxy_distance` (photometry, Wasserstein-1 distances, effect
+sizes, intervals) and the comparisons asked for beyond it (morphology, memorisation, FID), each a
+result with ``to_dict()`` -> an `SGDReport`; the figure when asked.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from galgen.crop import centre_crop
 from galgen.errors import InputError
 from galgen.metrics.population import SGDConfig, SGDResult, compare_properties
-from galgen.stack import centre_crop
+from galgen.progress import Progress, stage
 
 
 def compare_morphology(real: np.ndarray, mock: np.ndarray, *, bands: str, config: SGDConfig, unit: str,
-                       workers: int = 1, on_progress: Callable[[int], None] | None = None) -> SGDResult:
+                       workers: int = 1, advance: Callable[[int], None] | None = None) -> SGDResult:
     """Wasserstein-1 per morphology statistic (statmorph; Lotz et al. 2004, Conselice 2003).
 
     Every galaxy is measured (``metrics.morphology.measure_stack``, galaxies flagged bad dropped)
@@ -30,7 +34,7 @@ def compare_morphology(real: np.ndarray, mock: np.ndarray, *, bands: str, config
     morph = MorphologyConfig()
     if morph.band not in bands:
         raise InputError(f"morphology is measured in the {morph.band} band, absent from bands {bands!r}")
-    tables = [usable_values(measure_stack(stack, bands=bands, config=morph, workers=workers, progress=on_progress))
+    tables = [usable_values(measure_stack(stack, bands=bands, config=morph, workers=workers, advance=advance))
               for stack in (real, mock)]
     result = compare_properties(*tables, units=morphology_units(morph, flux_unit=unit), config=config)
     result.notes.append(f"morphology: statmorph in the {morph.band} band; galaxies flagged bad are left out")
@@ -42,7 +46,7 @@ def require_morphology() -> None:
     from galgen.extras import require
 
     for module in ("statmorph", "photutils.segmentation"):
-        require(module, extra="morph", purpose="galgen sgd --morphology")
+        require(module, extra="morph", purpose="morphology statistics")
 
 
 def check_sgd_outputs(*, plot=None, train=None, fid_weights=None, morphology: bool = False) -> None:
@@ -65,7 +69,7 @@ def check_sgd_outputs(*, plot=None, train=None, fid_weights=None, morphology: bo
 
 
 def check_memorisation(dataset, real: np.ndarray, mock: np.ndarray, *,
-                       on_progress: Callable[[int], None] | None = None):
+                       advance: Callable[[int], None] | None = None):
     """Nearest-training-image distances of the mocks against held-out real galaxies (two-models test).
 
     ``dataset`` is the prepared training set; both stacks are centre-cropped to its size and
@@ -88,12 +92,59 @@ def check_memorisation(dataset, real: np.ndarray, mock: np.ndarray, *,
     def normalised(stack):
         return np.nan_to_num(train.normalizer.forward(centre_crop(stack, (size, size))), nan=0.0)
 
-    return memorisation_report(normalised(mock), train.images, normalised(real), progress=on_progress)
+    return memorisation_report(normalised(mock), train.images, normalised(real), advance=advance)
 
 
 def compare_fid(real: np.ndarray, mock: np.ndarray, *, weights=None,
-                on_progress: Callable[[int], None] | None = None):
+                advance: Callable[[int], None] | None = None):
     """FID from a local TorchScript Inception file, or a result that says it was skipped."""
     from galgen.fid import fid
 
-    return fid(real, mock, weights=weights, progress=on_progress)
+    return fid(real, mock, weights=weights, advance=advance)
+
+
+@dataclass
+class SGDReport:
+    """The SGD and the comparisons asked for beside it, by name (morphology, memorisation, fid)."""
+
+    sgd: SGDResult
+    extras: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {**self.sgd.to_dict(), **{name: value.to_dict() for name, value in self.extras.items()}}
+
+
+def run(real, mock, *, config: SGDConfig = SGDConfig(), plot=None, morphology: bool = False, workers: int = 1,
+        train=None, fid_weights=None, on_progress: Progress | None = None) -> SGDReport:
+    """Compare two populations (each FITS cubes, a directory, a glob, @list or a dataset).
+
+    Everything to be written or read besides the populations is checked first. ``plot``: the
+    paper's figure 4; ``morphology``: statmorph statistics (``workers`` processes); ``train``: a
+    training dataset for the memorisation check (``real`` must be held out from it); ``fid_weights``:
+    a local TorchScript Inception file. Progress stages: "reading real", "reading mock",
+    "measuring", "morphology", "nearest training images".
+    """
+    from galgen.metrics.population import plot_histograms, synthetic_galaxy_distance
+    from galgen.populations import load_pair
+
+    labels = (str(real), str(mock))
+    check_sgd_outputs(plot=plot, train=train, fid_weights=fid_weights, morphology=morphology)
+    real_pop, mock_pop = load_pair(real, mock, on_progress=on_progress)
+    result = synthetic_galaxy_distance(
+        real_pop.flux, mock_pop.flux, bands=real_pop.bands, pixel_scale=real_pop.pixel_scales,
+        mock_pixel_scale=mock_pop.pixel_scales, config=config, labels=labels,
+        advance=stage(on_progress, "measuring", len(real_pop) + len(mock_pop)),
+    )
+    result.notes[:0] = real_pop.notes + mock_pop.notes
+    report = SGDReport(sgd=result)
+    if morphology:
+        report.extras["morphology"] = compare_morphology(
+            real_pop.flux, mock_pop.flux, bands=real_pop.bands, config=config, unit=real_pop.unit, workers=workers,
+            advance=stage(on_progress, "morphology", len(real_pop) + len(mock_pop)))
+    if train is not None:
+        report.extras["memorisation"] = check_memorisation(
+            train, real_pop.flux, mock_pop.flux, advance=stage(on_progress, "nearest training images", None))
+    report.extras["fid"] = compare_fid(real_pop.flux, mock_pop.flux, weights=fid_weights)
+    if plot is not None:
+        plot_histograms(result, plot)
+    return report

@@ -1,4 +1,4 @@
-"""Domain transfer (galgen.transfer): inputs onto the model's grid and range, SDEdit, outputs, neighbours."""
+"""The desify flow (galgen.flows.desify, galgen.regrid): inputs onto the model's grid and range, SDEdit, outputs, neighbours."""
 
 from __future__ import annotations
 
@@ -17,16 +17,10 @@ from galgen.dataset import SOURCES_NAME, open_dataset, write_images, write_meta
 from galgen.engine.denoiser import Denoiser
 from galgen.engine.weights import file_sha256
 from galgen.errors import InputError
-from galgen.pipeline import load_model
-from galgen.transfer import (
-    DesifyConfig,
-    band_order,
-    desify,
-    output_neighbours,
-    plan_sigmas,
-    prepare_input,
-    read_picture,
-)
+from galgen.bands import band_order
+from galgen.flows.desify import DesifyConfig, output_neighbours, plan_sigmas, run as desify
+from galgen.model import load_model
+from galgen.regrid import prepare_input, read_picture
 
 SIZE = TINY.size  # 16 px
 S = 0.3  # pixel spread of the ideal model's data, in [-1, 1] units
@@ -72,14 +66,14 @@ def unet_model(model_file):
 
 def with_network(loaded, net):
     """The same loaded model file with ``net`` in place of the U-Net (same schedule and sigma table)."""
-    denoiser = Denoiser(net, schedule=loaded.denoiser.schedule, timesteps=len(loaded.denoiser.sigmas))
-    return dataclasses.replace(loaded, denoiser=denoiser.eval())
+    denoiser = Denoiser(net, schedule=loaded.module.schedule, timesteps=len(loaded.module.sigmas))
+    return dataclasses.replace(loaded, module=denoiser.eval())
 
 
 @pytest.fixture(scope="module")
 def model(unet_model):
     """The ideal denoiser of N(0, S^2) pixels: every result has a known answer."""
-    return with_network(unet_model, GaussianEps(S, unet_model.denoiser.sigmas))
+    return with_network(unet_model, GaussianEps(S, unet_model.module.sigmas))
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +244,7 @@ def test_strength_sets_the_noise_level_exactly(tmp_path, identity_model):
     grey = picture(tmp_path / "grey.png", np.full((16, 16), 128, np.uint8))
     config = DesifyConfig(strength=0.05, draws=4, sampler="ddim", steps=10, seed=3)
     result = desify([grey], tmp_path / "out", model=identity_model, config=config)
-    sigma = float(identity_model.denoiser.sigmas[49])
+    sigma = float(identity_model.module.sigmas[49])
     start = 128 / 127.5 - 1
     residual = np.stack([identity_model.to_model(read_cube(o.path).data) for o in result.outputs]) - start
     assert residual.std() == pytest.approx(sigma, rel=0.05)
@@ -290,7 +284,7 @@ def test_sdedit_with_the_ideal_denoiser_follows_the_exact_flow(tmp_path, model):
     grey = picture(tmp_path / "grey.png", np.full((16, 16), 150, np.uint8))
     config = DesifyConfig(strength=0.1, draws=2, seed=4, steps=40, sampler="dpmpp_2m")
     result = desify([grey], tmp_path / "out", model=model, config=config)
-    sigma0 = float(model.denoiser.sigmas[99])
+    sigma0 = float(model.module.sigmas[99])
     for out in result.outputs:
         n = ImageNoise(4, [out.index])(torch.empty(1, 3, SIZE, SIZE))[0].numpy()
         expected = (150 / 127.5 - 1 + sigma0 * n) * S / np.sqrt(S**2 + sigma0**2)
@@ -391,7 +385,7 @@ def open_dataset_normalise(path):
 
 
 def test_neighbours_check_the_dataset(tmp_path, model):
-    from galgen.transfer import check_dataset
+    from galgen.flows.desify import check_dataset
 
     dataset = write_dataset(tmp_path / "ds", np.zeros((4, 3, 8, 8), np.float32), sources=False)
     with pytest.raises(InputError, match="dataset holds grz images of 8 px"):

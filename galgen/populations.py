@@ -14,7 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
+from galgen.crop import centre_crop
 from galgen.errors import InputError, NotAnImage
+from galgen.progress import Progress, stage
 
 DATASET_MANIFEST = "dataset.json"
 CHUNK_STAMPS = 1024
@@ -41,14 +43,14 @@ def is_dataset(path) -> bool:
     return Path(path).is_dir() and (Path(path) / DATASET_MANIFEST).is_file()
 
 
-def load_population(items: Sequence, *, label: str = "images", show_progress: bool = False) -> Population:
+def load_population(items: Sequence, *, label: str = "images", on_progress: Progress | None = None) -> Population:
     """Read every galaxy named by ``items`` into one float32 stack.
 
     ``items`` is what the user typed: FITS files, directories, globs, ``@list.txt`` files, or a
     single dataset directory. Masked pixels become NaN. Raises InputError naming the file
     that cannot be read, or whose bands or unit disagree with the first file's.
     """
-    return _load_resolved(resolve_inputs(items), label=label, show_progress=show_progress)
+    return _load_resolved(resolve_inputs(items), label=label, on_progress=on_progress)
 
 
 def resolve_inputs(items: Sequence) -> Path | list[Path]:
@@ -61,28 +63,10 @@ def resolve_inputs(items: Sequence) -> Path | list[Path]:
     return expand_inputs(items)
 
 
-def _load_resolved(source: Path | list[Path], *, label: str, show_progress: bool) -> Population:
+def _load_resolved(source: Path | list[Path], *, label: str, on_progress: Progress | None) -> Population:
     if isinstance(source, Path):
-        return _load_dataset(source, label=label, show_progress=show_progress)
-    return _load_cubes(source, label=label, show_progress=show_progress)
-
-
-def centre_crop(data: np.ndarray, shape_yx) -> np.ndarray:
-    """The central ``shape_yx`` of ``(..., H, W)`` data, keeping pixel ``(W // 2, H // 2)`` central."""
-    height, width = data.shape[-2:]
-    top = height // 2 - shape_yx[0] // 2
-    left = width // 2 - shape_yx[1] // 2
-    return data[..., top : top + shape_yx[0], left : left + shape_yx[1]]
-
-
-def _progress(show: bool, total: int, description: str):
-    from contextlib import nullcontext
-
-    if not show:
-        return nullcontext(lambda n=1, **fields: None)
-    from galgen.console import progress
-
-    return progress(total, description)
+        return _load_dataset(source, label=label, on_progress=on_progress)
+    return _load_cubes(source, label=label, on_progress=on_progress)
 
 
 def _read_one(path: Path):
@@ -102,39 +86,39 @@ def _read_one(path: Path):
     return cube, data
 
 
-def _load_cubes(paths: list[Path], *, label: str, show_progress: bool) -> Population:
+def _load_cubes(paths: list[Path], *, label: str, on_progress: Progress | None) -> Population:
     first = None
     stamps: list[np.ndarray] = []
     shape = None
     cropped = False
     scales: list[float] = []
     tables: list[Path] = []
-    with _progress(show_progress, len(paths), f"reading {label}") as advance:
-        for path in paths:
-            try:
-                cube, data = _read_one(path)
-            except NotAnImage:
-                # a catalogue beside the cubes (simulate's truth.fits): not a galaxy, skip it
-                tables.append(path)
-                advance(1)
-                continue
-            if first is None:
-                first = cube
-            elif (cube.bands, cube.unit) != (first.bands, first.unit):
-                raise InputError(
-                    f"bands/unit {cube.bands!r}/{cube.unit!r} differ from {first.path or paths[0]}'s "
-                    f"{first.bands!r}/{first.unit!r}",
-                    path=path,
-                )
-            scales.append(np.nan if cube.pixel_scale is None else float(cube.pixel_scale))
-            smallest = data.shape[-2:] if shape is None else (min(shape[0], data.shape[-2]), min(shape[1], data.shape[-1]))
-            cropped |= shape is not None and tuple(data.shape[-2:]) != tuple(shape)
-            if shape is not None and smallest != shape:
-                # crop what is held so far when a smaller stamp turns up: memory stays near the final size
-                stamps = [np.ascontiguousarray(centre_crop(s, smallest)) for s in stamps]
-            shape = smallest
-            stamps.append(np.ascontiguousarray(centre_crop(data, shape)))
+    advance = stage(on_progress, f"reading {label}", len(paths))
+    for path in paths:
+        try:
+            cube, data = _read_one(path)
+        except NotAnImage:
+            # a catalogue beside the cubes (simulate's truth.fits): not a galaxy, skip it
+            tables.append(path)
             advance(1)
+            continue
+        if first is None:
+            first = cube
+        elif (cube.bands, cube.unit) != (first.bands, first.unit):
+            raise InputError(
+                f"bands/unit {cube.bands!r}/{cube.unit!r} differ from {first.path or paths[0]}'s "
+                f"{first.bands!r}/{first.unit!r}",
+                path=path,
+            )
+        scales.append(np.nan if cube.pixel_scale is None else float(cube.pixel_scale))
+        smallest = data.shape[-2:] if shape is None else (min(shape[0], data.shape[-2]), min(shape[1], data.shape[-1]))
+        cropped |= shape is not None and tuple(data.shape[-2:]) != tuple(shape)
+        if shape is not None and smallest != shape:
+            # crop what is held so far when a smaller stamp turns up: memory stays near the final size
+            stamps = [np.ascontiguousarray(centre_crop(s, smallest)) for s in stamps]
+        shape = smallest
+        stamps.append(np.ascontiguousarray(centre_crop(data, shape)))
+        advance(1)
     if not stamps:
         raise InputError(f"no galaxy images among the {len(paths)} {label} files (only tables)", path=paths[0])
     notes = [f"{label}: skipped {len(tables)} file(s) holding no image: {', '.join(p.name for p in tables[:3])}"] if tables else []
@@ -164,17 +148,17 @@ def _load_cubes(paths: list[Path], *, label: str, show_progress: bool) -> Popula
     )
 
 
-def _load_dataset(path: Path, *, label: str, show_progress: bool) -> Population:
+def _load_dataset(path: Path, *, label: str, on_progress: Progress | None) -> Population:
     from galgen.dataset import open_dataset
 
     dataset = open_dataset(path)
     images = dataset.images
     flux = np.empty(images.shape, dtype=np.float32)
-    with _progress(show_progress, images.shape[0], f"reading {label}") as advance:
-        for start in range(0, images.shape[0], CHUNK_STAMPS):
-            stop = min(start + CHUNK_STAMPS, images.shape[0])
-            flux[start:stop] = dataset.normalizer.inverse(np.asarray(images[start:stop], dtype=np.float32))
-            advance(stop - start)
+    advance = stage(on_progress, f"reading {label}", images.shape[0])
+    for start in range(0, images.shape[0], CHUNK_STAMPS):
+        stop = min(start + CHUNK_STAMPS, images.shape[0])
+        flux[start:stop] = dataset.normalizer.inverse(np.asarray(images[start:stop], dtype=np.float32))
+        advance(stop - start)
     meta = dataset.meta
     scale = meta.get("pixel_scale")
     return Population(
@@ -188,15 +172,15 @@ def _load_dataset(path: Path, *, label: str, show_progress: bool) -> Population:
     )
 
 
-def load_pair(real_items, mock_items, *, show_progress: bool = False) -> tuple[Population, Population]:
+def load_pair(real_items, mock_items, *, on_progress: Progress | None = None) -> tuple[Population, Population]:
     """Load a real and a mock population that can be compared pixel for pixel.
 
     Both must share bands and unit (InputError otherwise); when their stamp sizes differ, both
     are centre-cropped to the common size, with a note.
     """
     real_source, mock_source = resolve_inputs(real_items), resolve_inputs(mock_items)  # fail before reading
-    real = _load_resolved(real_source, label="real", show_progress=show_progress)
-    mock = _load_resolved(mock_source, label="mock", show_progress=show_progress)
+    real = _load_resolved(real_source, label="real", on_progress=on_progress)
+    mock = _load_resolved(mock_source, label="mock", on_progress=on_progress)
     if real.bands != mock.bands:
         raise InputError(f"mock bands {mock.bands!r} differ from the real bands {real.bands!r}", path=mock.paths[0])
     if real.unit != mock.unit:

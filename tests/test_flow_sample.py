@@ -1,4 +1,4 @@
-"""pipeline.sample: batch- and shard-invariant images, resume, calibration, provenance, worker split."""
+"""flows.sample: batch- and shard-invariant images, resume, calibration, provenance, worker split."""
 
 from __future__ import annotations
 
@@ -11,16 +11,9 @@ from galgen.cube import read_cube, read_provenance
 from galgen.engine.samplers import select_sigmas
 from galgen.engine.weights import file_sha256
 from galgen.errors import InputError
-from galgen.pipeline import (
-    SampleConfig,
-    draw,
-    load_model,
-    mock_name,
-    parse_shard,
-    sample,
-    shard_indices,
-    split_for_devices,
-)
+from galgen.cli import parse_shard
+from galgen.flows.sample import SampleConfig, draw, mock_name, run, shard_indices, split_for_devices
+from galgen.model import load_model
 from tiny_model import make_tiny_model
 
 
@@ -38,7 +31,7 @@ def data_of(directory, count):
 @pytest.mark.parametrize("sampler, steps", [("dpmpp_2m", 4), ("ddpm", 6)])
 def test_an_image_is_the_same_bits_in_any_batch(model_file, bf16, sampler, steps):
     model = load_model(model_file, device="cpu", bf16=bf16)
-    sigmas = select_sigmas(model.denoiser.sigmas, sampler, steps)
+    sigmas = select_sigmas(model.module.sigmas, sampler, steps)
     together = draw(model, range(7), seed=5, sigmas=sigmas, sampler=sampler)
     alone = torch.cat([draw(model, [i], seed=5, sigmas=sigmas, sampler=sampler) for i in range(7)])
     pair = draw(model, [4, 1], seed=5, sigmas=sigmas, sampler=sampler)
@@ -54,7 +47,7 @@ def test_files_are_identical_for_batch_1_batch_7_and_a_shard(model_file, tmp_pat
     runs = {}
     for name, batch, shard in (("b1", 1, (1, 1)), ("b7", 7, (1, 1)), ("s23", 2, (2, 3))):
         config = SampleConfig(count=7, seed=3, batch=batch, steps=3, shard=shard)
-        result = sample(model, tmp_path / name, config=config)
+        result = run(tmp_path / name, model=model, config=config)
         runs[name] = data_of(tmp_path / name, 7)
         assert len(result.written) == len(shard_indices(7, shard)) and result.nfe == 3
     assert sorted(runs["s23"]) == [1, 4]
@@ -67,14 +60,14 @@ def test_files_are_identical_for_batch_1_batch_7_and_a_shard(model_file, tmp_pat
 def test_resume_skips_complete_files_and_remakes_the_rest(model_file, tmp_path):
     model = load_model(model_file, device="cpu")
     config = SampleConfig(count=4, seed=1, batch=3, steps=2)
-    sample(model, tmp_path, config=config)
+    run(tmp_path, model=model, config=config)
     before = data_of(tmp_path, 4)
     kept = tmp_path / mock_name(0, 4)
     stamp = kept.stat().st_mtime_ns
     for i in (1, 3):
         (tmp_path / mock_name(i, 4)).unlink()
     seen = []
-    result = sample(model, tmp_path, config=config, on_progress=seen.append)
+    result = run(tmp_path, model=model, config=config, on_progress=lambda stage, n, total: seen.append(n))
     assert [p.name for p in result.written] == [mock_name(1, 4), mock_name(3, 4)]
     assert len(result.skipped) == 2 and kept.stat().st_mtime_ns == stamp
     assert sum(seen) == pytest.approx(4.0)  # skipped files count as done on the progress bar
@@ -85,17 +78,17 @@ def test_resume_skips_complete_files_and_remakes_the_rest(model_file, tmp_path):
 
 def test_a_mock_of_another_run_is_not_taken_as_done(model_file, tmp_path):
     model = load_model(model_file, device="cpu")
-    sample(model, tmp_path, config=SampleConfig(count=1, seed=1, steps=2))
+    run(tmp_path, model=model, config=SampleConfig(count=1, seed=1, steps=2))
     with pytest.raises(InputError, match="seed differ"):
-        sample(model, tmp_path, config=SampleConfig(count=1, seed=2, steps=2))
+        run(tmp_path, model=model, config=SampleConfig(count=1, seed=2, steps=2))
 
 
 def test_calibration_factors_multiply_the_flux_exactly(model_file, tmp_path):
     factors = {"g": 2.0, "r": 0.5, "z": 1.23}
     calibrated = make_tiny_model(tmp_path / "calibrated.safetensors", calibration={"factors": factors})
     config = SampleConfig(count=2, seed=4, steps=2)
-    sample(load_model(model_file, device="cpu"), tmp_path / "plain", config=config)
-    sample(load_model(calibrated, device="cpu"), tmp_path / "cal", config=config)
+    run(tmp_path / "plain", model=load_model(model_file, device="cpu"), config=config)
+    run(tmp_path / "cal", model=load_model(calibrated, device="cpu"), config=config)
     plain, cal = data_of(tmp_path / "plain", 2), data_of(tmp_path / "cal", 2)
     for i in range(2):
         assert np.array_equal(cal[i][0], plain[i][0] * np.float32(2.0))
@@ -108,7 +101,7 @@ def test_calibration_factors_multiply_the_flux_exactly(model_file, tmp_path):
 
 def test_mock_header_carries_wcs_units_and_provenance(model_file, tmp_path):
     model = load_model(model_file, device="cpu")
-    sample(model, tmp_path, config=SampleConfig(count=3, seed=9, sampler="ddim", steps=2, ra=150.1, dec=2.2),
+    run(tmp_path, model=model, config=SampleConfig(count=3, seed=9, sampler="ddim", steps=2, ra=150.1, dec=2.2),
            command="galgen sample -n 3")
     path = tmp_path / mock_name(2, 3)
     cube = read_cube(path)
@@ -134,7 +127,7 @@ def test_bad_settings_are_input_errors(model_file, tmp_path):
     with pytest.raises(InputError, match="steps"):
         SampleConfig(count=1, steps=0)
     with pytest.raises(InputError, match="steps must be in 1..1000"):
-        sample(load_model(model_file, device="cpu"), tmp_path / "out", config=SampleConfig(count=1, steps=1001))
+        run(tmp_path / "out", model=load_model(model_file, device="cpu"), config=SampleConfig(count=1, steps=1001))
     assert not (tmp_path / "out").exists()
 
 
@@ -153,9 +146,10 @@ def test_index_split_over_shards_and_devices_covers_every_image_once():
 def test_two_worker_processes_write_what_one_process_writes(model_file, tmp_path):
     model = load_model(model_file, device="cpu")
     config = SampleConfig(count=5, seed=2, batch=2, steps=2)
-    sample(model, tmp_path / "one", config=config)
+    run(tmp_path / "one", model=model, config=config)
     seen = []
-    result = sample(model, tmp_path / "two", config=config, devices=["cpu", "cpu"], on_progress=seen.append)
+    result = run(tmp_path / "two", model=model, config=SampleConfig(count=5, seed=2, batch=2, steps=2, devices=("cpu", "cpu")),
+                 on_progress=lambda stage, n, total: seen.append(n))
     assert len(result.written) == 5 and result.devices == ["cpu", "cpu"]
     assert sum(seen) == pytest.approx(5.0)
     one, two = data_of(tmp_path / "one", 5), data_of(tmp_path / "two", 5)
@@ -168,18 +162,21 @@ def test_a_failing_worker_is_a_runtime_failure_naming_it(model_file, tmp_path):
 
     model = load_model(model_file, device="cpu")
     with pytest.raises(RuntimeFailure, match="worker 1 on cuda:99"):
-        sample(model, tmp_path, config=SampleConfig(count=4, steps=1), devices=["cpu", "cuda:99"])
+        run(tmp_path, model=model, config=SampleConfig(count=4, steps=1, devices=("cpu", "cuda:99")))
     assert not list(tmp_path.glob(".tmp-*"))
 
 
 def test_cpu_runs_use_one_process_per_core_unless_small(monkeypatch):
     import os
 
-    from galgen.pipeline import plan_devices
+    from types import SimpleNamespace
+
+    from galgen.flows.sample import plan_devices
 
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    cpu = torch.device("cpu")
-    assert plan_devices(cpu, count=1000) == ["cpu", "cpu"]
-    assert plan_devices(cpu, count=5) is None  # spawning costs more than it saves
-    assert plan_devices(cpu, count=5, workers=3) == ["cpu"] * 3
-    assert plan_devices(cpu, count=1000, workers=1) is None
+    cpu = SimpleNamespace(device=torch.device("cpu"), requested_device="auto")
+    assert plan_devices(cpu, SampleConfig(count=1000)) == ["cpu", "cpu"]
+    assert plan_devices(cpu, SampleConfig(count=5)) is None  # spawning costs more than it saves
+    assert plan_devices(cpu, SampleConfig(count=5, workers=3)) == ["cpu"] * 3
+    assert plan_devices(cpu, SampleConfig(count=1000, workers=1)) is None
+    assert plan_devices(cpu, SampleConfig(count=1000, shard=(1, 200))) is None  # 5 images in this shard

@@ -1,0 +1,382 @@
+"""`galgen inpaint`: fill occluded pixels (satellite trails, bad columns) by guided diffusion.
+
+The way of one image: FITS image + mask (`read_mask`) -> `plan` (the model's bands, the checked
+mask, the tiles of galgen.tiles, the noise levels) -> `fill`: per draw, tile by tile, the flux
+through `LoadedModel.to_model` into [-1, 1], RePaint-guided sampling (galgen.engine.inpaint),
+`LoadedModel.to_flux` back -> the mean and spread of the draws (metrics.moments) -> the input with
+only the masked pixels replaced -> `output.write_output` (primary image, MASK, STD).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+from galgen.cube import Cube, describe, read_cube, same_grid
+from galgen.errors import InputError
+from galgen.progress import Progress, stage
+from galgen.tiles import Tile, plan_tiles
+
+DEFAULT_SAMPLER = "ddim"  # with eta = 1, 50 steps, jump 5, resample 3: docs/sampling.md's measured best
+SCALE_TOLERANCE = 0.01  # relative pixel-scale difference above which the user is told
+
+
+@dataclass(frozen=True)
+class InpaintConfig:
+    """How the masked pixels are filled; every field ends up in the output's provenance."""
+
+    sampler: str = DEFAULT_SAMPLER  # reverse-diffusion sampler (galgen.engine.samplers)
+    steps: Optional[int] = None  # sampler steps; None = the sampler's default (ddim: 50)
+    eta: float = 1.0  # ddim only: 1 draws the DDPM posterior noise (unbiased fills), 0 is the ODE
+    jump: int = 5  # RePaint jump length j (steps descended before going back up)
+    resample: int = 3  # RePaint resampling count r (1 = plain replacement guidance)
+    draws: int = 1  # independent fills; the output is their mean, STD their spread
+    seed: int = 0  # draw k uses noise seeded by (seed, k) only
+    batch: int = 4  # draws run side by side on the device
+    margin: Optional[int] = None  # context kept around each committed core; None = model size // 8
+    mask_nans: bool = False  # also fill the image's own bad pixels (NaN/inf, BLANK, MASK extension, no coverage)
+
+    def __post_init__(self):
+        from galgen.engine.samplers import get_sampler
+
+        for name in ("jump", "resample", "draws", "batch"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.steps is not None and self.steps < 1:
+            raise InputError(f"steps must be >= 1, got {self.steps}")
+        if self.margin is not None and self.margin < 0:
+            raise InputError(f"margin must be >= 0, got {self.margin}")
+        get_sampler(self.sampler)  # an unknown name fails before anything is read
+
+    def sampler_options(self) -> dict:
+        """Keyword options the engine passes to the sampler (eta for ddim only)."""
+        return {"eta": self.eta} if self.sampler == "ddim" else {}
+
+    def resolved_steps(self) -> int:
+        from galgen.engine.samplers import get_sampler
+
+        return self.steps or get_sampler(self.sampler).default_steps
+
+
+@dataclass
+class Fill:
+    """Filled flux of the whole image and what it took."""
+
+    data: np.ndarray  # float32 (band, y, x): the input outside the mask, bit for bit; the mean fill inside
+    std: np.ndarray  # float32 (band, y, x): per-pixel std of the draws inside the mask, 0 outside
+    mask: np.ndarray  # bool (band, y, x): the pixels filled
+    tiles: int  # model-sized tiles run per draw
+    nfe: int  # network evaluations per tile and draw
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class InpaintResult:
+    """What an `inpaint` run wrote."""
+
+    output: Path
+    filled_pixels: int
+    bands: str
+    tiles: int
+    draws: int
+    nfe_per_tile: int
+    seed: int
+    sampler: str
+    seconds: float
+    notes: list[str]
+
+    def to_dict(self) -> dict:
+        return {"output": str(self.output), "filled_pixels": self.filled_pixels, "bands": self.bands,
+                "tiles": self.tiles, "draws": self.draws, "nfe_per_tile": self.nfe_per_tile, "seed": self.seed,
+                "sampler": self.sampler, "seconds": round(self.seconds, 3), "notes": self.notes}
+
+
+@dataclass
+class Plan:
+    """What a fill will do, worked out once before it starts (the progress bar's total too)."""
+
+    rows: list[int]  # image planes of the model's bands, in the model's order
+    mask: np.ndarray  # bool (model band, y, x): the pixels to fill
+    tiles: list[Tile]
+    steps: int  # sampler steps of one tile's walk, RePaint's returns included
+    nfe: int  # network evaluations per tile and draw
+
+    def total_steps(self, config: InpaintConfig) -> int:
+        """Sampler steps the whole fill takes: tiles x steps x draw batches."""
+        return len(self.tiles) * math.ceil(config.draws / config.batch) * self.steps
+
+
+# ----------------------------------------------------------------------------- masks
+
+
+def read_mask(path, *, image: Cube) -> np.ndarray:
+    """A mask file as a boolean (band, y, x) array over the image's bands: non-zero or NaN = bad.
+
+    A 2-D mask (one plane) applies to every band; a 3-D mask needs one plane per band, matched
+    by name when its header names them. Its shape, and its WCS when both files have one, must
+    be the image's.
+    """
+    path = Path(path)
+    info = describe(path)
+    if info.get("kind") != "image":
+        raise InputError("the mask file holds no image", path=path)
+    planes, named = info["shape"][0], "?" not in info["bands"]
+    if planes == 1:
+        bands = None if named else "m"
+    elif named:
+        missing = [b for b in image.bands if b not in info["bands"]]
+        if missing:
+            raise InputError(f"mask names bands {info['bands']!r}, the image has {image.bands!r}", path=path)
+        bands = image.bands
+    elif planes == len(image.bands):
+        bands = image.bands
+    else:
+        raise InputError(f"mask has {planes} planes, the image {len(image.bands)} bands ({image.bands})", path=path)
+    cube = read_cube(path, bands=bands, zero_is_missing=False)
+    if cube.shape[1:] != image.shape[1:]:
+        raise InputError(f"mask is {cube.shape[1]} x {cube.shape[2]} pixels, the image "
+                         f"{image.shape[1]} x {image.shape[2]}", path=path)
+    if cube.wcs is not None and image.wcs is not None and not same_grid(cube, image):
+        raise InputError("mask and image have different WCS (not the same pixel grid)", path=path)
+    bad = cube.data != 0
+    if cube.mask is not None:
+        bad |= cube.mask  # NaN in a mask file counts as bad
+    return np.broadcast_to(bad, image.shape).copy()
+
+
+def check_mask(mask: np.ndarray, *, image: Cube, bands: str) -> np.ndarray:
+    """Validate a (band, y, x) mask for filling ``bands``; returns it restricted to those bands.
+
+    Empty, all-masked, or masked pixels in a band the model cannot fill are InputErrors; so are
+    non-finite image pixels left outside the mask (the network cannot condition on them).
+    """
+    where = f" ({image.path})" if image.path else ""
+    missing = [b for b in bands if b not in image.bands]
+    if missing:
+        raise InputError(f"the image{where} has bands {image.bands!r}; the model needs {bands!r}")
+    rows = [image.bands.index(b) for b in bands]
+    others = [i for i in range(len(image.bands)) if i not in rows]
+    if others and mask[others].any():
+        names = "".join(image.bands[i] for i in others)
+        raise InputError(f"masked pixels in band(s) {names!r}, which the model ({bands}) cannot fill")
+    chosen = mask[rows]
+    if not chosen.any():
+        raise InputError("the mask selects no pixel: nothing to fill")
+    if chosen.all():
+        raise InputError("the mask covers every pixel: nothing is left to condition on")
+    unusable = ~np.isfinite(image.data[rows]) & ~chosen
+    if unusable.any():
+        raise InputError(f"{int(unusable.sum())} NaN/inf image pixels lie outside the mask{where}; "
+                         "add them to the mask", options="mask_nans")
+    return chosen
+
+
+# ----------------------------------------------------------------------------- filling
+
+
+def plan(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig) -> Plan:
+    """Check ``mask`` (bool (band, y, x) over the image's bands) and work out the tiles and steps."""
+    from galgen.engine.inpaint import repaint_nfe, repaint_steps
+
+    chosen = check_mask(mask, image=image, bands=model.bands)
+    steps = config.resolved_steps()
+    margin = model.size // 8 if config.margin is None else config.margin
+    return Plan(rows=[image.bands.index(b) for b in model.bands], mask=chosen,
+                tiles=plan_tiles(chosen.any(axis=0), size=model.size, margin=margin),
+                steps=repaint_steps(steps, jump=config.jump, resample=config.resample),
+                nfe=repaint_nfe(config.sampler, steps, jump=config.jump, resample=config.resample))
+
+
+def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = InpaintConfig(),
+         advance: Optional[Callable[[], None]] = None, planned: Plan | None = None) -> Fill:
+    """Fill the masked pixels of ``image`` with ``model`` (a galgen.model.LoadedModel), draw by draw.
+
+    ``mask`` is boolean (band, y, x) over the image's bands (`read_mask`, or the cube's own mask).
+    Only the model's bands are filled (matched by name). Flux goes to model space with the model's
+    calibration factors divided out and its normaliser applied (LoadedModel.to_model), and back.
+    ``advance()`` is called once per sampler step (`Plan.total_steps` in all).
+    """
+    import torch
+
+    from galgen.engine.runtime import ImageNoise
+    from galgen.metrics.moments import RunningMoments
+
+    planned = planned or plan(image, mask, model=model, config=config)
+    rows, chosen = planned.rows, planned.mask
+    sigmas = model.sigmas(config.sampler, config.resolved_steps())
+    ny, nx = image.shape[1:]
+    height, width = max(ny, model.size), max(nx, model.size)
+    # an image smaller than the model is padded with masked pixels, filled and cut off again
+    pending = np.ones((len(rows), height, width), dtype=bool)
+    pending[:, :ny, :nx] = chosen
+    flux = np.zeros((len(rows), height, width), dtype=np.float32)
+    flux[:, :ny, :nx] = np.where(chosen, 0.0, image.data[rows])
+    known = torch.from_numpy(model.to_model(flux)).to(model.device)
+    pending_t = torch.from_numpy(pending).to(model.device)
+
+    callback = (lambda *_: advance()) if advance is not None else None
+    moments = RunningMoments()
+    for first in range(0, config.draws, config.batch):
+        indices = list(range(first, min(first + config.batch, config.draws)))
+        noise = ImageNoise(config.seed, indices, device=model.device)
+        state = known.unsqueeze(0).repeat(len(indices), 1, 1, 1)
+        todo = pending_t.clone()
+        for tile in planned.tiles:
+            state, todo = _fill_tile(state, todo, tile, model=model, sigmas=sigmas, config=config, noise=noise,
+                                     callback=callback)
+        moments.add(model.to_flux(state[:, :, :ny, :nx]))
+
+    data = image.data.copy()
+    data[rows] = np.where(chosen, moments.mean.astype(np.float32), image.data[rows])
+    std = np.zeros(image.shape, dtype=np.float32)
+    std[rows] = np.where(chosen, moments.std.astype(np.float32), 0.0)
+    filled = np.zeros(image.shape, dtype=bool)
+    filled[rows] = chosen
+    notes = [scale_note(image, model), clipping_note(image.data[rows], chosen, model=model)]
+    return Fill(data=data, std=std, mask=filled, tiles=len(planned.tiles), nfe=planned.nfe,
+                notes=[n for n in notes if n])
+
+
+def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: InpaintConfig = InpaintConfig(),
+                advance: Optional[Callable[[], None]] = None) -> np.ndarray:
+    """Fill many model-sized stamps at once: (N, C, size, size) flux in the model's bands -> filled flux.
+
+    One draw per stamp, all stamps in one batch (the fast path for catalogues of cutouts and for
+    benchmarks); stamp n uses the noise of draw n of ``config.seed``, so stamp 0 matches
+    `fill` on that stamp alone. ``masks`` (N, C or 1, size, size) boolean, True = fill.
+    Outside the masks the result equals ``images`` bit for bit.
+    """
+    import torch
+
+    from galgen.engine.inpaint import inpaint
+    from galgen.engine.runtime import ImageNoise
+
+    images = np.asarray(images, dtype=np.float32)
+    masks = np.broadcast_to(np.asarray(masks, dtype=bool), images.shape).copy()
+    if images.shape[1:] != (len(model.bands), model.size, model.size):
+        raise InputError(f"stamps must be (N, {len(model.bands)}, {model.size}, {model.size}), got {images.shape}")
+    sigmas = model.sigmas(config.sampler, config.resolved_steps())
+    known = torch.from_numpy(model.to_model(np.where(masks, 0.0, images))).to(model.device)
+    filled = inpaint(model.denoise, known, torch.from_numpy(masks).to(model.device), sigmas,
+                     sampler=config.sampler, jump=config.jump, resample=config.resample,
+                     noise=ImageNoise(config.seed, range(len(images)), device=model.device),
+                     callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
+    return np.where(masks, model.to_flux(filled), images)
+
+
+def _fill_tile(state, todo, tile: Tile, *, model, sigmas, config: InpaintConfig, noise, callback):
+    """Inpaint one tile of a batch of draws and commit its core; returns the new (state, todo)."""
+    from galgen.engine.inpaint import inpaint
+
+    size = model.size
+    ys, xs = slice(tile.y0, tile.y0 + size), slice(tile.x0, tile.x0 + size)
+    window = inpaint(model.denoise, state[:, :, ys, xs], todo[:, ys, xs], sigmas, sampler=config.sampler,
+                     jump=config.jump, resample=config.resample, noise=noise, callback=callback,
+                     **config.sampler_options())
+    cy = slice(tile.core_y.start - tile.y0, tile.core_y.stop - tile.y0)
+    cx = slice(tile.core_x.start - tile.x0, tile.core_x.stop - tile.x0)
+    state[:, :, tile.core_y, tile.core_x] = window[:, :, cy, cx].to(state.dtype)
+    todo[:, tile.core_y, tile.core_x] = False
+    return state, todo
+
+
+def scale_note(image: Cube, model) -> Optional[str]:
+    """A sentence when the image's pixel scale differs from the model's training scale, else None."""
+    if model.pixel_scale is None:
+        return None
+    if image.pixel_scale is None:
+        return f"the image has no WCS; its pixels are taken to be the model's {model.pixel_scale:.3f} arcsec"
+    ratio = image.pixel_scale / model.pixel_scale
+    if abs(ratio - 1) <= SCALE_TOLERANCE:
+        return None
+    return (f"image pixel scale {image.pixel_scale:.3f} arcsec differs from the model's {model.pixel_scale:.3f} "
+            f"(x{ratio:.2f}): the fill has the training data's structure per pixel, not per arcsec")
+
+
+def clipping_note(flux: np.ndarray, mask: np.ndarray, *, model, reach: int = 2) -> Optional[str]:
+    """A sentence when known pixels next to the mask exceed the model's upper truncation, else None.
+
+    ``flux`` and ``mask`` (C, H, W) in the model's bands. The normaliser clips at its upper limit A
+    (times the calibration factor), so fills beside such pixels (a trail across a bright galaxy
+    core) are capped at A and come out too faint there.
+    """
+    from scipy.ndimage import binary_dilation
+
+    upper = np.asarray(model.normalizer.upper) * model.factors
+    ring = binary_dilation(mask, structure=np.ones((1, 2 * reach + 1, 2 * reach + 1), dtype=bool)) & ~mask
+    bright = ring & (flux > upper[:, None, None])
+    if not bright.any():
+        return None
+    limits = ", ".join(f"{b} {a:.3g}" for b, a in zip(model.bands, upper))
+    return (f"{int(bright.sum())} known pixels beside the mask exceed the model's upper truncation ({limits}): "
+            "fills there are capped at it and too faint")
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig(), overwrite: bool = False,
+        command: str = "galgen.flows.inpaint", on_progress: Progress | None = None) -> InpaintResult:
+    """Fill ``image`` (a FITS file) where ``mask`` (a FITS file) and/or ``config.mask_nans`` say; write ``out``.
+
+    The mask is the union of the mask file (non-zero = bad) and, with ``mask_nans``, the image's
+    own bad pixels (NaN/inf, BLANK, a MASK/FLAGS extension, survey no-coverage zeros). Everything
+    is read and checked before the first step. The output FITS (atomic) holds the filled image
+    (the mean of the draws), a MASK extension of the filled pixels and, with draws > 1, STD, their
+    per-pixel spread. An existing ``out`` is replaced only with ``overwrite`` and only if galgen
+    made it. Progress: stage "inpaint", in sampler steps.
+    """
+    from galgen.atomic import check_output
+    from galgen.cube import WRITE_SUFFIXES, is_galgen_file
+    from galgen.flows.output import write_output
+
+    check_output(out, overwrite=overwrite, made_by_galgen=is_galgen_file, suffixes=WRITE_SUFFIXES)
+    if mask is None and not config.mask_nans:
+        raise InputError("say which pixels to fill: a mask file and/or the image's own bad pixels",
+                         options=("mask", "mask_nans"))
+    cube = read_cube(image)
+    bad = np.zeros(cube.shape, dtype=bool)
+    if mask is not None:
+        bad |= read_mask(mask, image=cube)
+    if config.mask_nans and cube.mask is not None:
+        bad |= cube.mask
+    if model.meta.get("unit") and model.unit != cube.unit:
+        raise InputError(f"image flux is in {cube.unit!r} but the model was trained on {model.unit!r}", path=image)
+    planned = plan(cube, bad, model=model, config=config)
+    start = time.perf_counter()
+    advance = stage(on_progress, "inpaint", planned.total_steps(config))
+    result = fill(cube, bad, model=model, config=config, advance=advance, planned=planned)
+    seconds = time.perf_counter() - start
+    extras = [("MASK", result.mask)] + ([("STD", result.std)] if config.draws > 1 else [])
+    write_output(
+        Cube(data=result.data, bands=cube.bands, wcs=cube.wcs, unit=cube.unit, header=cube.header), out,
+        model=model, command=command, inputs=[Path(image)] + ([Path(mask)] if mask is not None else []),
+        history=describe_fill(result, config=config, bands=model.bands, size=model.size) + result.notes,
+        extra_hdus=extras, seed=config.seed, sampler=config.sampler, steps=config.resolved_steps(), nfe=result.nfe,
+        eta=config.sampler_options().get("eta"), resample=config.resample, jump=config.jump, draws=config.draws,
+        tiles=result.tiles, tile_size=model.size, filled=int(result.mask.sum()),
+    )
+    return InpaintResult(output=Path(out), filled_pixels=int(result.mask.sum()), bands=model.bands,
+                         tiles=result.tiles, draws=config.draws, nfe_per_tile=result.nfe, seed=config.seed,
+                         sampler=config.sampler, seconds=seconds, notes=result.notes)
+
+
+def describe_fill(result: Fill, *, config: InpaintConfig, bands: str, size: int) -> list[str]:
+    """HISTORY lines saying what was filled and how."""
+    eta = f" eta={config.eta:g}" if config.sampler == "ddim" else ""
+    lines = [
+        f"inpaint: filled {int(result.mask.sum())} masked pixels of bands {bands} by guided diffusion with "
+        f"RePaint resampling (Lugmayr et al. 2022): {config.sampler}{eta}, {config.resolved_steps()} steps, "
+        f"jump {config.jump}, resample {config.resample}, {result.nfe} NFE per tile, "
+        f"{result.tiles} tile(s) of {size} px filled in sequence",
+        "inpaint: pixels outside the MASK extension are the input's, unchanged",
+    ]
+    if config.draws > 1:
+        lines.append(f"inpaint: primary image = mean of {config.draws} draws; STD extension = their "
+                     "per-pixel standard deviation (0 outside the mask)")
+    return lines

@@ -1,0 +1,281 @@
+"""`galgen sample`: noise -> mock galaxies as FITS cubes, a batch at a time, resumable and sharded.
+
+The way of one image: index i of run seed s -> `draw` (noise of (s, i) alone, the sampler over
+`LoadedModel.denoise`) -> `LoadedModel.to_flux` -> a `Cube` with a TAN WCS at the model's pixel
+scale -> `output.write_output` (provenance, atomic) -> ``mock_NNNNNN.fits``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from galgen.errors import InputError
+from galgen.model import LoadedModel
+from galgen.progress import Progress, stage
+
+MOCK_PREFIX = "mock_"
+PREVIEW_MOCKS = 64  # mocks in a --preview montage at most
+# what a file already in the output directory must share with this run to be skipped as done
+_RUN_IDENTITY = ("model_sha256", "seed", "index", "sampler", "steps", "bf16")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    """What `sample` draws, where the mocks sit on the sky, and the processes that draw them."""
+
+    count: int  # images in the whole run: indices 0 .. count-1 (over all shards)
+    seed: int = 0  # image i depends on (seed, i) alone
+    batch: int = 8  # images in flight at once (memory; GPU throughput)
+    sampler: str | None = None  # a name in galgen.engine.samplers.SAMPLERS; None: the model's default
+    steps: int | None = None  # sampler steps; None: the sampler's registry default
+    shard: tuple[int, int] = (1, 1)  # (k, n), k 1-based: this run makes the indices i with i % n == k - 1
+    ra: float = 180.0  # WCS tangent point (degrees) of every mock
+    dec: float = 0.0
+    exact: bool | None = None  # one image per network call (bit-identical whatever the batch); None: on CPU only
+    workers: int | None = None  # processes; None: one per GPU the model may use, or per CPU core for >= 8 images
+    devices: tuple[str, ...] | None = None  # explicit device per worker process (overrides workers)
+
+    def __post_init__(self):
+        from galgen.engine.samplers import get_sampler
+
+        if self.count < 1 or self.batch < 1:
+            raise InputError(f"count and batch must be >= 1, got {self.count} and {self.batch}")
+        k, n = self.shard
+        if not 1 <= k <= n:
+            raise InputError(f"shard must be k/n with 1 <= k <= n, got {k}/{n}")
+        if not -90.0 <= self.dec <= 90.0:  # NaN fails this too
+            raise InputError(f"dec must be in [-90, 90] degrees, got {self.dec}")
+        if not 0.0 <= self.ra <= 360.0:
+            raise InputError(f"ra must be in [0, 360] degrees, got {self.ra}")
+        if self.sampler is not None:
+            spec = get_sampler(self.sampler)  # InputError naming the choices
+            if self.steps is None:
+                object.__setattr__(self, "steps", spec.default_steps)
+        if self.steps is not None and self.steps < 1:
+            raise InputError(f"steps must be >= 1, got {self.steps}")
+        if self.workers is not None and self.workers < 1:
+            raise InputError(f"workers must be >= 1, got {self.workers}")
+
+    def for_model(self, model: LoadedModel) -> SampleConfig:
+        """This config with the model's default sampler filled in where none was chosen."""
+        return self if self.sampler is not None else replace(self, sampler=model.default_sampler)
+
+    @property
+    def indices(self) -> range:
+        """The image indices this run (its shard) makes."""
+        return shard_indices(self.count, self.shard)
+
+
+@dataclass
+class SampleResult:
+    """What a `sample` run did."""
+
+    out_dir: Path
+    written: list[Path]
+    skipped: list[Path]
+    seconds: float
+    sampler: str
+    steps: int
+    nfe: int
+    model_sha256: str
+    devices: list[str]
+    exact: bool
+    preview: Path | None = None
+
+    def to_dict(self) -> dict:
+        made = len(self.written)
+        return {
+            "out_dir": str(self.out_dir), "written": made, "skipped": len(self.skipped),
+            "first": str(self.written[0]) if self.written else None,
+            "last": str(self.written[-1]) if self.written else None,
+            "seconds": round(self.seconds, 3), "images_per_second": made / self.seconds if self.seconds > 0 else None,
+            "sampler": self.sampler, "steps": self.steps, "nfe": self.nfe, "model_sha256": self.model_sha256,
+            "devices": self.devices, "exact": self.exact, "preview": None if self.preview is None else str(self.preview),
+        }
+
+
+def shard_indices(count: int, shard: tuple[int, int] = (1, 1)) -> range:
+    """Image indices of shard (k, n) in a run of ``count``: i with i % n == k - 1."""
+    k, n = shard
+    return range(k - 1, count, n)
+
+
+def split_for_devices(indices, devices: int) -> list[list[int]]:
+    """Interleave indices over worker processes (one per GPU): worker w takes every devices-th from w."""
+    indices = list(indices)
+    return [indices[w::devices] for w in range(devices)]
+
+
+def mock_name(index: int, count: int) -> str:
+    """File name of image ``index``: mock_000042.fits, zero-padded to fit the run (at least 6 digits)."""
+    return f"{MOCK_PREFIX}{index:0{max(6, len(str(count - 1)))}d}.fits"
+
+
+def draw(model: LoadedModel, indices, *, seed: int, sigmas: torch.Tensor, sampler: str, exact: bool = True,
+         advance: Callable[[], None] | None = None) -> torch.Tensor:
+    """Images ``indices`` of run ``seed`` in model space (B, C, H, W), float32 on the model's device.
+
+    Noise comes from one generator per image seeded by (seed, index) (runtime.ImageNoise), so
+    with ``exact`` an image is bit-identical whatever batch it is drawn in.
+    """
+    from functools import partial
+
+    from galgen.engine import runtime, samplers
+
+    indices = list(indices)
+    noise = runtime.ImageNoise(seed, indices, device=model.device)
+    shape = (len(indices), len(model.bands), model.size, model.size)
+    x = float(sigmas[0]) * noise(torch.empty(shape, device=model.device))
+    callback = None if advance is None else (lambda *_: advance())
+    with torch.no_grad():
+        return samplers.run_sampler(sampler, partial(model.denoise, exact=exact), x, sigmas, noise=noise,
+                                    callback=callback)
+
+
+def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, command: str = "galgen.flows.sample",
+        on_progress: Progress | None = None) -> SampleResult:
+    """Write mocks ``mock_NNNNNN.fits`` of shard ``config.shard`` into ``out_dir``, a batch at a time.
+
+    Each mock is the model's image in flux units (normaliser inverse times the calibration
+    factors), with a TAN WCS at the model's pixel scale centred on (ra, dec), BUNIT, BANDS and
+    provenance. Files already present are complete (atomic writes): they are checked to be of this
+    run and skipped, so an interrupted run resumes. Several devices or CPU workers (`plan_devices`)
+    each take an interleaved share of the indices; the files do not change. ``preview``: a PNG
+    montage of the first mocks. Progress: stage "sample", in images.
+    """
+    from galgen.engine.samplers import nfe
+    from galgen.flows.output import check_preview, output_directory
+
+    start = time.perf_counter()
+    config = config.for_model(model)
+    sigmas = model.sigmas(config.sampler, config.steps)  # checks the steps before anything is made
+    check_preview(preview)
+    out_dir = output_directory(out_dir)
+    todo, skipped = [], []
+    for index in config.indices:
+        path = out_dir / mock_name(index, config.count)
+        if path.exists():
+            _check_done(path, model, config, index)
+            skipped.append(path)
+        else:
+            todo.append(index)
+    advance = stage(on_progress, "sample", len(config.indices))
+    advance(len(skipped))
+    devices = plan_devices(model, config)
+    if devices is None:
+        written = draw_and_write(model, out_dir, todo, config=config, command=command, advance=advance)
+        devices = [str(model.device)]
+    else:
+        from galgen.processes import run_workers
+
+        shares = [(str(model.path), model.sha256, model.bf16, device, str(out_dir), share, config, command,
+                   _threads(devices)) for device, share in zip(devices, split_for_devices(todo, len(devices)))]
+        written = [Path(p) for paths in run_workers(_worker, shares, labels=devices, advance=advance)
+                   for p in paths]
+    steps = len(sigmas) - 1
+    made = sorted(written + skipped)
+    if preview is not None:
+        from galgen.preview import preview_files
+
+        preview = preview_files(made[:PREVIEW_MOCKS], preview)
+    return SampleResult(
+        out_dir=out_dir, written=sorted(written), skipped=skipped, seconds=time.perf_counter() - start,
+        sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps), model_sha256=model.sha256,
+        devices=devices, exact=_exact_on(devices[0], config),
+        preview=preview,
+    )
+
+
+def plan_devices(model: LoadedModel, config: SampleConfig) -> list[str] | None:
+    """The devices of the sampling processes (None: this process alone).
+
+    A model loaded with ``device="auto"`` on a machine with several GPUs uses them all, one process
+    each. On the CPU a single process with several threads scales poorly on 64 px images, so runs
+    of 8 or more images use one single-threaded process per core. ``config.workers`` overrides
+    the count, ``config.devices`` the whole plan.
+    """
+    import os
+
+    if config.devices:
+        return list(config.devices) if len(config.devices) > 1 else None
+    workers, count = config.workers, len(config.indices)
+    if model.device.type == "cuda":
+        every = model.requested_device == "auto"
+        gpus = torch.cuda.device_count() if every else 1
+        n = workers or gpus
+        return [f"cuda:{i % gpus}" if every else str(model.device) for i in range(n)] if n > 1 else None
+    n = workers or (os.cpu_count() or 1 if count >= 8 else 1)
+    return ["cpu"] * n if n > 1 else None
+
+
+def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: SampleConfig, command: str,
+                   advance=None) -> list[Path]:
+    """Draw and write ``indices`` batch by batch on the model's device; ``advance(images)`` per sampler step."""
+    from galgen.cube import Cube, make_wcs
+    from galgen.engine.samplers import get_sampler, nfe
+    from galgen.flows.output import write_output
+
+    exact = model.exact(config.exact)
+    sigmas = model.sigmas(config.sampler, config.steps)
+    steps = len(sigmas) - 1
+    wcs = None
+    if model.pixel_scale is not None:
+        wcs = make_wcs((model.size, model.size), pixel_scale=model.pixel_scale, ra=config.ra, dec=config.dec)
+    written = []
+    for first in range(0, len(indices), config.batch):
+        batch = indices[first : first + config.batch]
+        step = None if advance is None else (lambda n=len(batch): advance(n / steps))
+        flux = model.to_flux(draw(model, batch, seed=config.seed, sigmas=sigmas, sampler=config.sampler,
+                                  exact=exact, advance=step))
+        for index, image in zip(batch, flux):
+            history = (f"mock {index} of seed {config.seed}: {config.sampler} {steps} steps from model "
+                       f"{model.path.name} (sha256 {model.sha256[:12]})")
+            path = write_output(
+                Cube(data=image, bands=model.bands, wcs=wcs, unit=model.unit), out_dir / mock_name(index, config.count),
+                model=model, command=command, history=[history], seed=config.seed, index=index, count=config.count,
+                sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps),
+                spacing=get_sampler(config.sampler).spacing, exact=exact,
+            )
+            written.append(path)
+    return written
+
+
+def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int) -> None:
+    """A file in the way must be this run's own mock (same model, seed, index, sampler, steps, bf16)."""
+    from galgen.cube import read_provenance
+
+    found = read_provenance(path)
+    wanted = {"model_sha256": model.sha256, "seed": config.seed, "index": index, "sampler": config.sampler,
+              "steps": config.steps, "bf16": model.bf16}
+    differ = [key for key in _RUN_IDENTITY if found.get(key) != wanted[key]]
+    if differ:
+        raise InputError(f"a mock of another run is in the way ({', '.join(differ)} differ); "
+                         "choose another output directory or remove it", path=path)
+
+
+def _exact_on(device: str, config: SampleConfig) -> bool:
+    return torch.device(device).type == "cpu" if config.exact is None else bool(config.exact)
+
+
+def _threads(devices: list[str]) -> int:
+    """Threads per CPU worker: this process's share of the cores."""
+    cpu_workers = sum(torch.device(d).type == "cpu" for d in devices)
+    return max(1, torch.get_num_threads() // max(1, cpu_workers))
+
+
+def _worker(path, sha256, bf16, device, out_dir, indices, config, command, threads, *, advance) -> list[str]:
+    """Body of one sampling process: load the model on ``device`` and draw its share of the indices."""
+    from galgen.model import load_model
+
+    if torch.device(device).type == "cpu":
+        torch.set_num_threads(threads)
+    model = load_model(path, device=device, bf16=bf16)
+    if model.sha256 != sha256:
+        raise InputError("weights file changed while sampling", path=path)
+    written = draw_and_write(model, Path(out_dir), indices, config=config, command=command, advance=advance)
+    return [str(p) for p in written]

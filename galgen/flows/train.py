@@ -1,0 +1,98 @@
+"""`galgen train`: a prepared dataset -> diffusion-model weights (safetensors, EMA) and a checkpoint.
+
+The way of one image: ``images.npy`` (memory-mapped, [-1, 1]) -> the training loop of
+galgen.engine.train (batches, augmentation, EMA, autocast, DDP under torchrun) -> the weights
+file, with the dataset's normaliser, bands, pixel scale and unit in its metadata, so a weights
+file alone is enough to sample.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from galgen.errors import InputError
+from galgen.progress import Progress, stage
+
+
+@dataclass
+class TrainSummary:
+    """What a `train` run did (rank 0)."""
+
+    output: Path
+    checkpoint: Path
+    step: int
+    loss: float  # mean loss over the last log interval
+    seconds: float
+    images_per_second: float
+    sha256: str
+    device: str
+
+    def to_dict(self) -> dict:
+        return {"output": str(self.output), "checkpoint": str(self.checkpoint), "step": self.step, "loss": self.loss,
+                "seconds": round(self.seconds, 3), "images_per_second": self.images_per_second,
+                "sha256": self.sha256, "device": self.device}
+
+
+def is_lead() -> bool:
+    """Whether this process reports and saves: rank 0 of torchrun, or the only process."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, resume=None, device: str = "auto",
+        overwrite: bool = False, command: str = "galgen.flows.train",
+        on_progress: Progress | None = None) -> TrainSummary | None:
+    """Train on ``dataset`` (a `galgen prep` directory) and write ``output`` (.safetensors) and its checkpoint.
+
+    ``settings`` override the preset's TrainConfig fields (steps, batch, lr, seed, schedule, loss,
+    prediction, ema, checkpoint_every, bf16); ``resume`` continues exactly from a checkpoint of the
+    same data. Progress stage "train", in steps, with the loss and the rate as fields. Returns the
+    summary on the lead process, None on the others.
+    """
+    from galgen.atomic import check_output
+    from galgen.checksum import file_sha256
+    from galgen.dataset import open_dataset
+    from galgen.engine import runtime, weights
+    from galgen.engine.train import checkpoint_path, settings_for, train
+
+    check_output(output, overwrite=overwrite or resume is not None, made_by_galgen=weights.is_weights_file,
+                 suffixes=(".safetensors",))
+    data = open_dataset(dataset)
+    try:
+        unet, config = settings_for(preset, bands=len(data.bands), size=data.size, resume=resume,
+                                    **{k: v for k, v in (settings or {}).items() if v is not None})
+        where = runtime.pick_device(device)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    if resume is not None and weights.read_metadata(resume).get("normalizer") != data.normalizer.to_dict():
+        raise InputError("checkpoint was trained on data with another normalisation", path=resume)
+    metadata = {
+        "normalizer": data.normalizer.to_dict(), "bands": data.bands, "pixel_scale": data.meta.get("pixel_scale"),
+        "unit": data.meta.get("unit"), "command": command,
+        "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
+    }
+    lead = is_lead()
+    first = weights.read_metadata(resume)["step"] if resume else 0
+    advance = stage(on_progress if lead else None, "train", config.steps)
+    advance(first)
+    start = time.perf_counter()
+    last = {"step": first, "time": start}
+
+    def report(step: int, mean_loss: float):
+        now = time.perf_counter()
+        rate = (step - last["step"]) / max(now - last["time"], 1e-9)
+        advance(step - last["step"], loss=mean_loss, **{"it/s": rate})
+        last.update(step=step, time=now)
+
+    result = train(data.images, unet=unet, config=config, output=output, metadata=metadata, resume=resume,
+                   device=where, callback=report)
+    if not lead:
+        return None
+    seconds = time.perf_counter() - start
+    recent = result.losses[-config.log_every:]
+    return TrainSummary(output=Path(result.output), checkpoint=checkpoint_path(output), step=result.step,
+                        loss=sum(recent) / max(1, len(recent)), seconds=seconds,
+                        images_per_second=len(result.losses) * config.batch / seconds,
+                        sha256=file_sha256(result.output), device=str(where))

@@ -1,0 +1,164 @@
+"""The loaded model: a weights file made ready to run, with every fact the flows need from it.
+
+`load_model` reads a safetensors file (default: the bundled model) onto a device and returns a
+`LoadedModel`: the denoiser D(x, sigma) the samplers call, the normaliser and calibration that
+take flux to the network's [-1, 1] space and back, the default sampler, the noise levels of a
+run, and the provenance fields every output made with it carries. The flows (galgen.flows)
+use nothing else of the engine's weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from galgen.engine import runtime, weights
+from galgen.errors import InputError, RuntimeFailure
+from galgen.normalize import Normalizer
+
+BUNDLED_MODEL = "default.safetensors"
+# The sampler used when none is named, per network output (docs/sampling.md, "Choosing the sampler").
+# A v network is accurate at every noise level, and the deterministic solver then gives the mocks
+# closest to the data per step; an eps network's error grows with sigma, and only a stochastic
+# solver forgets it.
+DEFAULT_SAMPLERS = {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde"}
+
+
+def bundled_model_path() -> Path:
+    """Where the default model ships inside the package (galgen/models/)."""
+    return Path(str(files("galgen.models") / BUNDLED_MODEL))
+
+
+@dataclass
+class LoadedModel:
+    """A denoiser ready to run, with the facts of its weights file."""
+
+    module: torch.nn.Module  # engine.denoiser.Denoiser: the network and its preconditioning
+    meta: dict  # the weights file's metadata
+    path: Path
+    sha256: str
+    device: torch.device
+    bf16: bool  # the network runs under bf16 autocast
+    normalizer: Normalizer
+    factors: np.ndarray = field(repr=False)  # (C,) calibration multipliers, ones when uncalibrated
+    requested_device: str = "auto"  # what the caller asked for ("auto" lets `sample` use every GPU)
+
+    @property
+    def bands(self) -> str:
+        return self.normalizer.bands
+
+    @property
+    def size(self) -> int:
+        return int(self.meta["unet"]["size"])
+
+    @property
+    def pixel_scale(self) -> float | None:
+        scale = self.meta.get("pixel_scale")
+        return None if scale is None else float(scale)
+
+    @property
+    def unit(self) -> str:
+        return self.meta.get("unit") or "nanomaggy"
+
+    @property
+    def calibrated(self) -> bool:
+        return "calibration" in self.meta
+
+    @property
+    def calibration(self) -> dict[str, float] | None:
+        """Band -> flux factor as the weights file stores it (None when uncalibrated)."""
+        if not self.calibrated:
+            return None
+        stored = self.meta["calibration"].get("factors", {})
+        return {band: float(stored.get(band, 1.0)) for band in self.bands}
+
+    @property
+    def default_sampler(self) -> str:
+        """The sampler `sample` and `desify` use when none is named: by what the network predicts."""
+        return DEFAULT_SAMPLERS[self.module.prediction]
+
+    def exact(self, requested: bool | None) -> bool:
+        """Whether the network sees one image per call: asked for, or by default on the CPU.
+
+        oneDNN's batched convolutions and matrix products are not batch-invariant bit for bit (the
+        time-embedding Linear and some conv shapes differ by ~1e-7 between batch 1 and 7), so exact
+        reproducibility needs a fixed network batch. On a CPU one image per call costs 0-30 %
+        (docs/sampling.md); on a GPU it would waste the device, so there it is opt-in.
+        """
+        return self.device.type == "cpu" if requested is None else bool(requested)
+
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
+        """D(x, sigma) for the samplers: the network under bf16 autocast, the result in float32.
+
+        With ``exact`` the network sees one image per call, so an image does not depend on its batch.
+        """
+        if exact and x.shape[0] > 1:
+            return torch.cat([self.denoise(x[b : b + 1], sigma[b : b + 1]) for b in range(x.shape[0])])
+        with torch.no_grad(), runtime.autocast(self.device, enabled=self.bf16):
+            return self.module(x, sigma).float()
+
+    def sigmas(self, sampler: str, steps: int | None = None, *, strength: float = 1.0) -> torch.Tensor:
+        """The noise levels a run of ``sampler`` visits (steps None: its default), on the CPU."""
+        from galgen.engine.samplers import get_sampler, select_sigmas
+
+        steps = get_sampler(sampler).default_steps if steps is None else steps
+        return select_sigmas(self.module.sigmas.cpu(), sampler, steps, strength=strength)
+
+    def to_flux(self, x) -> np.ndarray:
+        """Model space [-1, 1] (N, C, H, W) -> calibrated flux in the model's unit (float32)."""
+        if isinstance(x, torch.Tensor):
+            x = x.detach().float().cpu().numpy()
+        if not np.isfinite(x).all():
+            raise RuntimeFailure(f"the model {self.path.name} produced NaN or infinite pixels; nothing of them "
+                                 "is written")
+        flux = self.normalizer.inverse(np.clip(x, -1.0, 1.0))
+        return (flux * self.factors[:, None, None]).astype(np.float32)
+
+    def to_model(self, flux: np.ndarray) -> np.ndarray:
+        """Flux (..., C, H, W) -> model space [-1, 1]: calibration divided out, then normalised."""
+        return self.normalizer.forward(np.asarray(flux, dtype=np.float32) / self.factors[:, None, None])
+
+    def provenance(self) -> dict:
+        """The provenance fields every output made with this model carries (calibration recorded here only)."""
+        return {
+            "model_sha256": self.sha256, "model": self.path.name, "schedule": self.meta.get("schedule"),
+            "bf16": self.bf16, "device": str(self.device), "normaliser": self.normalizer.to_dict(),
+            "calibrated": self.calibrated,
+            "calibration": self.calibration,
+        }
+
+    def flux_history(self) -> str:
+        """One HISTORY line saying how the network's output became flux."""
+        if not self.calibrated:
+            return "flux = normaliser inverse (model not calibrated)"
+        factors = ", ".join(f"{b} x{f:.4g}" for b, f in zip(self.bands, self.factors))
+        return f"flux = normaliser inverse times calibration factors ({factors})"
+
+
+def load_model(model: str | Path | None = None, *, device: str = "auto", bf16: bool = True) -> LoadedModel:
+    """Load a weights file (default: the bundled model) onto a device, validated.
+
+    Raises InputError naming the file when it is missing, corrupt or lacks a normaliser.
+    """
+    path = bundled_model_path() if model is None else Path(model)
+    if not path.is_file():
+        hint = " (the bundled model is missing from this install; name a weights file)" if model is None else ""
+        raise InputError(f"no such weights file{hint}", path=path)
+    try:
+        where = runtime.pick_device(device)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    module, meta = weights.load_denoiser(path, device=where)
+    # oneDNN's convolutions (and cuDNN's in bf16) run fastest on NHWC; the input follows the weights
+    module.net.to(memory_format=torch.channels_last)
+    if "normalizer" not in meta:
+        raise InputError("weights file has no normaliser (was it written by 'galgen train'?)", path=path)
+    normalizer = Normalizer.from_dict(meta["normalizer"])
+    calibration = meta.get("calibration", {}).get("factors", {})
+    factors = np.array([float(calibration.get(band, 1.0)) for band in normalizer.bands], dtype=np.float32)
+    return LoadedModel(module=module, meta=meta, path=path, sha256=weights.file_sha256(path), device=where,
+                       bf16=bf16, normalizer=normalizer, factors=factors, requested_device=device)
