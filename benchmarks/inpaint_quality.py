@@ -1,6 +1,6 @@
 """Inpainting quality: guided diffusion against classical fills, on simulated galaxies crossed by trails.
 
-Method (SCIENCE.md section 5, Smith et al. 2022 fig. 6): GalSim galaxies from galgen.simulate (with
+Method (Smith et al. 2022 fig. 6): GalSim galaxies from galgen.simulate (with
 DR9-like sky noise) are crossed by a random satellite trail (galgen.trails) through the galaxy;
 the trail's pixels are filled by
 

@@ -105,7 +105,7 @@ def _finish(result, *, json_out: bool, line: str | None = None) -> None:
     from galgen.console import print_json, stdout
 
     if json_out:
-        print_json(result.to_dict() if hasattr(result, "to_dict") else result)
+        print_json(result.to_dict())
     elif line is not None:
         stdout.print(line, markup=False, highlight=False)
 
@@ -511,12 +511,12 @@ def simulate(
 
     resolve_workers(workers)  # a bad value fails before the progress bar shows
     with progress() as on_progress:
-        summary = run_simulation(n, output, seed=seed, start=start, size=size, pixel_scale=pixel_scale,
+        result = run_simulation(n, output, seed=seed, start=start, size=size, pixel_scale=pixel_scale,
                                  workers=workers, overwrite=overwrite, noise_free=noise_free, command=command_line(),
                                  on_progress=on_progress)
-    _finish(summary, json_out=json_out, line=(
-        f"{summary['count']} galaxies ({summary['first'].name} .. {summary['last'].name}) and truth.fits in "
-        f"{summary['out_dir']}: {summary['galaxies_per_s']} galaxies/s on {summary['workers']} worker(s)"))
+    _finish(result, json_out=json_out, line=(
+        f"{result.count} galaxies ({result.first.name} .. {result.last.name}) and truth.fits in "
+        f"{result.out_dir}: {result.galaxies_per_s} galaxies/s on {result.workers} worker(s)"))
 
 
 @app.command()
@@ -532,35 +532,15 @@ def info(
 
     Example: galgen info mocks/mock_000000.fits model.safetensors --json
     """
-    import json
-
-    from galgen.console import print_json, stdout
+    from galgen.console import print_json, print_fields
     from galgen.cube import describe
+    from galgen.engine.weights import describe_weights
 
-    summaries = []
-    for path in paths:
-        if path.name.endswith(".safetensors"):
-            from galgen.engine.weights import file_sha256, read_metadata
-
-            metadata = read_metadata(path)  # checks the file before it is hashed
-            summaries.append({"path": str(path), "kind": "weights", "sha256": file_sha256(path), "metadata": metadata})
-        else:
-            summaries.append(describe(path))
+    summaries = [describe_weights(p) if p.name.endswith(".safetensors") else describe(p) for p in paths]
     if json_out:
-        print_json({"files": summaries})
-        return
-
-    def flat(prefix, value):  # nested dicts -> "a.b: value" lines; lists stay one JSON line
-        if isinstance(value, dict) and value:
-            for key, item in value.items():
-                yield from flat(f"{prefix}.{key}" if prefix else str(key), item)
-        else:
-            yield prefix, value if isinstance(value, str) else json.dumps(value, default=str)
-
+        return print_json({"files": summaries})
     for summary in summaries:
-        stdout.print(summary.pop("path"), style="bold", markup=False, highlight=False)
-        for key, value in flat("", summary):
-            stdout.print(f"  {key}: {value}", markup=False, highlight=False)
+        print_fields(summary.pop("path"), summary)
 
 
 def main():

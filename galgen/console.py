@@ -37,6 +37,21 @@ def print_table(title: str, header, rows, *, notes=()) -> None:
         stdout.print(f"note: {note}", markup=False, highlight=False)
 
 
+def print_fields(title: str, fields: dict) -> None:
+    """A bold title, then one ``key: value`` line per field; nested dicts as ``a.b``, lists as one JSON line."""
+
+    def flat(prefix, value):
+        if isinstance(value, dict) and value:
+            for key, item in value.items():
+                yield from flat(f"{prefix}.{key}" if prefix else str(key), item)
+        else:
+            yield prefix, value if isinstance(value, str) else json.dumps(value, default=str)
+
+    stdout.print(title, style="bold", markup=False, highlight=False)
+    for key, value in flat("", fields):
+        stdout.print(f"  {key}: {value}", markup=False, highlight=False)
+
+
 def _jsonable(value):
     # numpy scalars and arrays, paths: everything else is a bug worth a TypeError
     if hasattr(value, "tolist"):

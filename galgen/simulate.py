@@ -422,6 +422,33 @@ def resolve_workers(workers) -> int:
     return count
 
 
+@dataclass
+class SimulateResult:
+    """What a `simulate` run wrote."""
+
+    out_dir: Path
+    count: int
+    first: Path
+    last: Path
+    truth: Path
+    seed: int
+    start: int
+    size: int
+    pixel_scale: float
+    workers: int
+    seconds: float
+
+    @property
+    def galaxies_per_s(self) -> float | None:
+        return round(self.count / self.seconds, 2) if self.seconds > 0 else None
+
+    def to_dict(self) -> dict:
+        return {"out_dir": str(self.out_dir), "count": self.count, "first": str(self.first), "last": str(self.last),
+                "truth": str(self.truth), "seed": self.seed, "start": self.start, "size": self.size,
+                "pixel_scale": self.pixel_scale, "workers": self.workers, "seconds": round(self.seconds, 3),
+                "galaxies_per_s": self.galaxies_per_s}
+
+
 def simulate(
     n: int,
     out_dir,
@@ -435,13 +462,13 @@ def simulate(
     noise_free: bool = False,
     command: str = "galgen.simulate.simulate",
     on_progress=None,
-) -> dict:
+) -> SimulateResult:
     """Write galaxies ``start .. start + n - 1`` of run ``seed`` into ``out_dir``, plus ``truth.fits``.
 
     Each galaxy becomes ``sim_{index:06d}.fits`` (written atomically as soon as it is drawn,
     by a pool of ``workers`` processes; memory stays flat whatever ``n``); the truth
     catalogue, one row per galaxy in index order, is written last. Progress: stage "simulate",
-    in galaxies (galgen.progress). Returns a summary dict.
+    in galaxies (galgen.progress).
 
     With ``noise_free`` each cube also holds the galaxy before the sky noise, as its NOISEFREE
     extension (``read_cube(path, hdu="NOISEFREE")``), to score fills and denoisers against truth.
@@ -484,20 +511,9 @@ def simulate(
         columns = _merged(earlier, columns)
     truth_path = _write_truth(columns, out / TRUTH_NAME, seed=seed, start=int(columns["index"].min()), size=size,
                               pixel_scale=pixel_scale, command=command, simulator=f"galsim {galsim.__version__}")  # fmt: skip
-    return {
-        "out_dir": str(out),
-        "count": n,
-        "first": out / file_name(start),
-        "last": out / file_name(start + n - 1),
-        "truth": str(truth_path),
-        "seed": seed,
-        "start": start,
-        "size": size,
-        "pixel_scale": pixel_scale,
-        "workers": workers,
-        "seconds": round(seconds, 3),
-        "galaxies_per_s": round(n / seconds, 2) if seconds > 0 else None,
-    }
+    return SimulateResult(out_dir=out, count=n, first=out / file_name(start), last=out / file_name(start + n - 1),
+                          truth=Path(truth_path), seed=seed, start=start, size=size, pixel_scale=pixel_scale,
+                          workers=workers, seconds=seconds)
 
 
 class _pool:

@@ -432,3 +432,17 @@ def test_real_truncated_cutout_is_an_input_error(decals_dir):
     with pytest.raises(InputError, match="truncated") as info:
         read_cube(path)
     assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_same_grid_means_same_shape_and_corners_within_a_thousandth_of_a_pixel():
+    from galgen.cube import same_grid
+
+    wcs = make_wcs((16, 16), pixel_scale=0.262, ra=150.0, dec=2.0)
+    a = Cube(data=np.zeros((1, 16, 16), np.float32), bands="g", wcs=wcs)
+    for shift, same in ((0.0, True), (5e-4, True), (5e-3, False)):
+        moved = wcs.deepcopy()
+        moved.wcs.crpix = wcs.wcs.crpix + np.array([shift, 0.0])
+        assert same_grid(a, Cube(data=a.data, bands="g", wcs=moved)) is same, shift
+    assert not same_grid(a, Cube(data=np.zeros((1, 16, 15), np.float32), bands="g", wcs=wcs))
+    bare = Cube(data=a.data, bands="g")
+    assert same_grid(bare, Cube(data=a.data, bands="g")) and not same_grid(a, bare)

@@ -34,3 +34,4 @@ def test_covariance_mode_gives_the_diagonal_as_std():
     np.testing.assert_allclose(moments.std, np.sqrt(np.diag(cov)), rtol=1e-12)
     with pytest.raises(ValueError, match=r"\(B, D\)"):
         moments.add(np.ones((2, 3, 3)))
+

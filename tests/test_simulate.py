@@ -47,7 +47,7 @@ def run_dir(tmp_path_factory):
     """Galaxies 0-2 of seed 7, written in this process."""
     out = tmp_path_factory.mktemp("sims") / "run"
     summary = sim.simulate(3, out, seed=7, workers=1)
-    assert summary["count"] == 3
+    assert summary.count == 3 and summary.to_dict()["truth"] == str(out / "truth.fits")
     return out
 
 

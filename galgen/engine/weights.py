@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Mapping
 
 from galgen.atomic import atomic_output
-from galgen.checksum import file_sha256  # noqa: F401 - the weights API names it too
+from galgen.checksum import file_sha256
 from galgen.errors import InputError, RuntimeFailure
 
 METADATA_KEY = "galgen"
@@ -162,6 +162,12 @@ def _check_table(path, expected: dict, *, prefix: str) -> None:
             f"the configuration needs {expected[wrong[0]]}" if wrong else
             f"unexpected tensor {sorted(set(table) - set(expected))[0]}")
     raise InputError(f"weights do not match their configuration: {what}", path=path)
+
+
+def describe_weights(path) -> dict:
+    """What `galgen info` says of a weights file: its path, kind, sha256 and metadata (no torch needed)."""
+    metadata = read_metadata(path)  # checks the file before it is hashed
+    return {"path": str(path), "kind": "weights", "sha256": file_sha256(path), "metadata": metadata}
 
 
 def write_calibration(src, dst, calibration: dict) -> Path:

@@ -19,7 +19,7 @@ from galgen.model import LoadedModel
 from galgen.progress import Progress, stage
 
 MOCK_PREFIX = "mock_"
-PREVIEW_MOCKS = 64  # mocks in a --preview montage at most
+PREVIEW_MOCKS = 64  # mocks in a preview montage at most
 # what a file already in the output directory must share with this run to be skipped as done
 _RUN_IDENTITY = ("model_sha256", "seed", "index", "sampler", "steps", "bf16")
 
