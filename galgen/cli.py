@@ -156,6 +156,11 @@ def prep(
         None, "--upper", help="Upper truncation: A for every band or g=5,r=5,z=6; default: k-means boundary of 99.9th percentiles."
     ),
     lower: str = typer.Option("auto", "--lower", help="Lower truncation: auto (-5 x sky RMS), 0 (the paper), A or g=..,r=..,z=.."),
+    stretch: str = typer.Option(
+        "linear", "--stretch", help="linear (the paper: flux above the upper truncation is clipped) or asinh "
+        "(asinh(f / b) up to the brightest pixel: no flux lost)."
+    ),
+    softening: float = typer.Option(3.0, "--softening", min=0.01, help="asinh softening b in sky RMS units (default: 3)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes reading the files."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset directory."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
@@ -169,7 +174,7 @@ def prep(
     from galgen.prep import PrepConfig, parse_band_values, prep_dataset
 
     config = PrepConfig(
-        size=size, bands=bands, workers=workers,
+        size=size, bands=bands, workers=workers, stretch=stretch, softening=softening,
         upper=None if upper is None else parse_band_values(upper, bands=bands, option="--upper"),
         lower=None if lower == "auto" else parse_band_values(lower, bands=bands, option="--lower"),
     )
@@ -213,9 +218,12 @@ def train(
     schedule: Optional[str] = typer.Option(None, "--schedule", help="linear (paper), linear-fine or cosine (default: linear)."),
     loss: Optional[str] = typer.Option(None, "--loss", help="l2 (paper) or l1 (default: l2)."),
     prediction: Optional[str] = typer.Option(
-        None, "--prediction", help="Network output: eps (paper) or v (default: eps). With --resume, a new value "
-        "fine-tunes the checkpoint's network to it (its EMA restarts)."
+        None, "--prediction", help="Network output: eps (paper), v or edm (Karras et al. 2022 preconditioning with "
+        "the data's sigma, lognormal noise levels) (default: eps). With --resume, a new value fine-tunes the "
+        "checkpoint's network to it (its EMA restarts)."
     ),
+    p_mean: Optional[float] = typer.Option(None, "--p-mean", help="edm: mean log-sigma of the training noise (default: -1.2)."),
+    p_std: Optional[float] = typer.Option(None, "--p-std", min=0.01, help="edm: spread of log-sigma (default: 1.2)."),
     ema: Optional[float] = typer.Option(None, "--ema", min=0.0, max=0.999999, help="EMA decay (default: 0.999)."),
     checkpoint_every: Optional[int] = typer.Option(
         None, "--checkpoint-every", min=0, help="Steps between checkpoints, 0 = at the end (default: 1000)."
@@ -236,7 +244,7 @@ def train(
     from galgen.flows import train as flow
 
     settings = dict(steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
-                    ema=ema, checkpoint_every=checkpoint_every, bf16=bf16)
+                    ema=ema, checkpoint_every=checkpoint_every, bf16=bf16, p_mean=p_mean, p_std=p_std)
     with progress(disable=not flow.is_lead()) as on_progress:
         result = flow.run(dataset, output, preset=preset, settings=settings, resume=resume, device=device,
                           overwrite=overwrite, command=command_line(), on_progress=on_progress)

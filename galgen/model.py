@@ -25,7 +25,7 @@ BUNDLED_MODEL = "default.safetensors"
 # A v network is accurate at every noise level, and the deterministic solver then gives the mocks
 # closest to the data per step; an eps network's error grows with sigma, and only a stochastic
 # solver forgets it.
-DEFAULT_SAMPLERS = {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde"}
+DEFAULT_SAMPLERS = {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde", "edm": "dpmpp_2m"}
 
 
 def bundled_model_path() -> Path:

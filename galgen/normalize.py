@@ -2,8 +2,12 @@
 
 Smith et al. 2022 (section 3.1, eq. 13) clip each image to ``[0, A]`` and map that range
 linearly onto ``[-1, 1]``; ``A`` is the boundary of a two-cluster k-means over every galaxy's
-99.9th-percentile flux. galgen does the same per band, and by default keeps the negative half
-of the sky noise (lower limit ``-5 x`` the robust sky RMS) instead of clipping it at 0.
+99.9th-percentile flux. galgen does the same per band ("linear"), and by default keeps the
+negative half of the sky noise (lower limit ``-5 x`` the robust sky RMS) instead of clipping it
+at 0. That clip loses every bright core above A. The "asinh" stretch loses nothing:
+``y = asinh(f / b) / asinh(A / b)`` with the softening ``b`` a few sky RMS (the sky noise stays
+linear, cores are compressed) and A the brightest pixel of the training set, so flux 0 (the sky)
+is y = 0 and the whole dynamic range lies in [-1, 1].
 The parameters travel with the dataset and then inside the model's weights file.
 """
 
@@ -19,9 +23,12 @@ from galgen.errors import InputError
 MAD_TO_SIGMA = 1.482602218505602
 
 
+STRETCHES = ("linear", "asinh")
+
+
 @dataclass(frozen=True)
 class Normalizer:
-    """Linear per-band map of flux ``[lower, upper]`` onto ``[-1, 1]``, clipped outside.
+    """Per-band map of flux ``[lower, upper]`` into ``[-1, 1]``, clipped outside.
 
     Parameters
     ----------
@@ -29,17 +36,35 @@ class Normalizer:
         One letter per plane, in plane order (e.g. ``"grz"``).
     lower, upper : tuple of float
         Per-band truncation fluxes, in the data's flux unit (nanomaggies for DESI), ``lower < upper``.
+    stretch : str
+        "linear" (the paper's eq. 13: ``[lower, upper]`` onto ``[-1, 1]``) or "asinh"
+        (``asinh(f / b) / asinh(upper / b)``; needs ``upper > 0`` and ``-upper <= lower``).
+    softening : tuple of float or None
+        The asinh softening ``b`` per band (flux units, > 0); only with ``stretch="asinh"``.
     """
 
     bands: str
     lower: tuple[float, ...]
     upper: tuple[float, ...]
+    stretch: str = "linear"
+    softening: tuple[float, ...] | None = None
 
     def __post_init__(self):
         lower = tuple(float(v) for v in self.lower)
         upper = tuple(float(v) for v in self.upper)
         object.__setattr__(self, "lower", lower)
         object.__setattr__(self, "upper", upper)
+        if self.stretch not in STRETCHES:
+            raise InputError(f"unknown stretch {self.stretch!r}; choose from {', '.join(STRETCHES)}")
+        if self.stretch == "asinh":
+            soft = tuple(float(v) for v in (self.softening or ()))
+            object.__setattr__(self, "softening", soft)
+            if len(soft) != len(self.bands) or not all(np.isfinite(b) and b > 0 for b in soft):
+                raise InputError(f"asinh stretch needs one positive softening per band, got {self.softening!r}")
+            if not all(hi > 0 and lo >= -hi for lo, hi in zip(lower, upper)):
+                raise InputError("asinh stretch needs upper > 0 and lower >= -upper in every band")
+        elif self.softening is not None:
+            raise InputError("a softening belongs to the asinh stretch only")
         if not (len(self.bands) == len(lower) == len(upper)) or not self.bands:
             raise InputError(
                 f"normaliser needs one lower and one upper value per band: bands {self.bands!r}, "
@@ -50,7 +75,8 @@ class Normalizer:
                 raise InputError(f"normaliser band {band}: lower {lo:g} must be finite and below upper {hi:g}")
 
     def forward(self, flux: np.ndarray) -> np.ndarray:
-        """Flux -> ``[-1, 1]``: ``x = 2 (clip(f, lo, A) - lo) / (A - lo) - 1``, per band.
+        """Flux -> ``[-1, 1]``: ``x = 2 (clip(f, lo, A) - lo) / (A - lo) - 1``, per band (linear), or
+        ``x = asinh(clip(f, lo, A) / b) / asinh(A / b)`` (asinh).
 
         Parameters
         ----------
@@ -65,27 +91,44 @@ class Normalizer:
         """
         flux = self._check(flux)
         lo, hi = self._limits(flux.dtype)
+        if self.stretch == "asinh":
+            soft = self._softening(flux.dtype)
+            return np.arcsinh(np.clip(flux, lo, hi) / soft) / np.arcsinh(hi / soft)
         return 2 * (np.clip(flux, lo, hi) - lo) / (hi - lo) - 1
 
     def inverse(self, x: np.ndarray) -> np.ndarray:
-        """``[-1, 1]`` -> flux: ``f = lo + (x + 1) (A - lo) / 2``, per band (exact inside the range).
+        """``[-1, 1]`` -> flux: ``f = lo + (x + 1) (A - lo) / 2`` (linear) or ``f = b sinh(x asinh(A / b))``
+        (asinh), per band; exact inside the range.
 
-        Values outside ``[-1, 1]`` are extrapolated linearly, not clipped, so that a model's
-        overshoot stays visible.
+        Values outside the range are extrapolated by the same formula, not clipped, so that a
+        model's overshoot stays visible.
         """
         x = self._check(x)
         lo, hi = self._limits(x.dtype)
+        if self.stretch == "asinh":
+            soft = self._softening(x.dtype)
+            return soft * np.sinh(x * np.arcsinh(hi / soft))
         return lo + (x + 1) * (hi - lo) / 2
 
+    @property
+    def zero(self) -> np.ndarray:
+        """Where flux 0 (the sky of a sky-subtracted cutout) lands, per band: (C,) float32."""
+        return self.forward(np.zeros((len(self.bands), 1, 1), dtype=np.float32))[:, 0, 0]
+
     def to_dict(self) -> dict:
-        """JSON-safe form, for dataset.json and weights metadata."""
-        return {"bands": self.bands, "lower": list(self.lower), "upper": list(self.upper)}
+        """JSON-safe form, for dataset.json and weights metadata (the linear stretch writes what it always did)."""
+        out = {"bands": self.bands, "lower": list(self.lower), "upper": list(self.upper)}
+        if self.stretch != "linear":
+            out.update(stretch=self.stretch, softening=list(self.softening))
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> "Normalizer":
         """Inverse of :meth:`to_dict`; raises InputError on a malformed dict."""
         try:
-            return cls(bands=str(d["bands"]), lower=tuple(d["lower"]), upper=tuple(d["upper"]))
+            softening = d.get("softening")
+            return cls(bands=str(d["bands"]), lower=tuple(d["lower"]), upper=tuple(d["upper"]),
+                       stretch=str(d.get("stretch", "linear")), softening=None if softening is None else tuple(softening))
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"malformed normaliser {d!r} ({exc})") from None
 
@@ -98,6 +141,9 @@ class Normalizer:
                 f"normaliser for bands {self.bands!r} needs (..., {len(self.bands)}, H, W), got shape {array.shape}"
             )
         return array
+
+    def _softening(self, dtype) -> np.ndarray:
+        return np.asarray(self.softening, dtype=dtype)[:, None, None]
 
     def _limits(self, dtype) -> tuple[np.ndarray, np.ndarray]:
         # shaped (C, 1, 1) so that they broadcast over (..., C, H, W)

@@ -37,7 +37,7 @@ from galgen.cube import MAX_BAD_FRACTION
 from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_meta
 from galgen.errors import InputError
 from galgen.metrics.photometry import border_pixels
-from galgen.normalize import Normalizer, kmeans_boundary, robust_sigma
+from galgen.normalize import STRETCHES, Normalizer, kmeans_boundary, robust_sigma
 from galgen.processes import die_with_parent, spawn_context
 from galgen.progress import Progress, stage
 
@@ -59,6 +59,8 @@ class PrepConfig:
     lower: tuple[float, ...] | None = None  # per-band lower truncation (flux); None: -sky_sigmas x sky RMS
     percentile: float = 99.9  # per-galaxy percentile fed to the k-means (paper: 99.9)
     sky_sigmas: float = 5.0  # default lower limit in units of the dataset's sky RMS
+    stretch: str = "linear"  # "linear" (the paper's clip at the k-means A) or "asinh" (no flux lost)
+    softening: float = 3.0  # asinh only: the softening b in units of the dataset's sky RMS
     max_bad_fraction: float = MAX_BAD_FRACTION  # skip a file when more of a band's crop is NaN or masked
     workers: int = 1  # reading processes; 1 reads in this process
 
@@ -71,6 +73,7 @@ class FileReport:
     reason: str | None = None  # why it is skipped; None when usable
     crop: np.ndarray | None = None  # (C, size, size) float32 flux, NaN at bad pixels
     peak: tuple[float, ...] = ()  # per band: the crop's `percentile`-th flux
+    maximum: tuple[float, ...] = ()  # per band: the crop's brightest pixel
     sky_rms: tuple[float, ...] = ()  # per band: MAD sigma of the cutout's border
     bad_pixels: int = 0  # NaN or masked pixels in the crop (filled after normalisation)
     pixel_scale: float | None = None  # arcsec / pixel, from the WCS
@@ -85,6 +88,7 @@ class PassOne:
 
     bands: int
     peaks: array = field(default_factory=lambda: array("d"))  # row-major (N, bands)
+    maxima: array = field(default_factory=lambda: array("d"))  # row-major (N, bands)
     sky_rms: array = field(default_factory=lambda: array("d"))  # row-major (N, bands)
     pixel_scales: array = field(default_factory=lambda: array("d"))  # files with a WCS only
     count: int = 0
@@ -94,6 +98,7 @@ class PassOne:
 
     def add(self, report: FileReport) -> None:
         self.peaks.extend(report.peak)
+        self.maxima.extend(report.maximum)
         self.sky_rms.extend(report.sky_rms)
         if report.pixel_scale is not None:
             self.pixel_scales.append(report.pixel_scale)
@@ -157,13 +162,16 @@ def prep_dataset(
                          f"{SIZE_MULTIPLE.bit_length() - 1} times), got {config.size}")
     if not config.bands.isalpha() or len(set(config.bands)) != len(config.bands):
         raise InputError(f"bands {config.bands!r}: give distinct band letters, e.g. grz")
+    if config.stretch not in STRETCHES:
+        raise InputError(f"unknown stretch {config.stretch!r}; choose from {', '.join(STRETCHES)}", options="stretch")
     with dataset_directory(output, overwrite=overwrite, inputs=paths) as work:
         scratch = work / SCRATCH_NAME
         stats = _read_pass(paths, work, config=config, on_progress=on_progress)
         if not stats.count:
             first_path, first_reason = stats.skipped[0]
             raise InputError(f"none of the {len(paths)} inputs is usable; first: {first_path}: {first_reason}")
-        normalizer, choice = fit_normalizer(stats.table(stats.peaks), stats.table(stats.sky_rms), config=config)
+        normalizer, choice = fit_normalizer(stats.table(stats.peaks), stats.table(stats.sky_rms), config=config,
+                                            maxima=stats.table(stats.maxima))
         _normalise_pass(
             scratch, work, stats.count, size=config.size, normalizer=normalizer, on_progress=on_progress
         )
@@ -211,6 +219,7 @@ def _source_record(report: FileReport) -> dict:
         "mtime": report.mtime,
         "pixel_scale": report.pixel_scale,
         "peak": list(report.peak),
+        "maximum": list(report.maximum),
         "sky_rms": list(report.sky_rms),
         "bad_pixels": report.bad_pixels,
     }
@@ -270,11 +279,13 @@ def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
     report.crop = crop
     report.bad_pixels = int(bad.sum())
     report.peak = tuple(float(np.nanpercentile(plane, config.percentile)) for plane in crop)
+    report.maximum = tuple(float(np.nanmax(plane)) for plane in crop)
     report.sky_rms = tuple(robust_sigma(frame) for frame in border_pixels(data, width=width))
     return report
 
 
-def fit_normalizer(peaks: np.ndarray, sky_rms: np.ndarray, *, config: PrepConfig) -> tuple[Normalizer, dict]:
+def fit_normalizer(peaks: np.ndarray, sky_rms: np.ndarray, *, config: PrepConfig,
+                   maxima: np.ndarray | None = None) -> tuple[Normalizer, dict]:
     """Choose the per-band truncation limits from pass-1 statistics; also say how each was chosen.
 
     Parameters
@@ -283,21 +294,30 @@ def fit_normalizer(peaks: np.ndarray, sky_rms: np.ndarray, *, config: PrepConfig
         Each galaxy's ``config.percentile``-th flux per band (flux units).
     sky_rms : ndarray, shape (N, C)
         Each cutout's border sky RMS per band (flux units, MAD x 1.4826).
+    maxima : ndarray, shape (N, C), optional
+        Each galaxy's brightest pixel per band: the asinh stretch's upper limit is their maximum.
 
     Returns
     -------
     Normalizer, dict
         Upper: the boundary of the exact two-cluster 1-D k-means over ``peaks`` (paper section
-        3.1), unless ``config.upper``. Lower: ``-config.sky_sigmas`` times the median over files
-        of ``sky_rms``, unless ``config.lower`` (``0`` reproduces the paper). The dict records
-        the method and values of each, for dataset.json.
+        3.1), unless ``config.upper``; with the asinh stretch, the brightest pixel of all
+        (``maxima``), so nothing is clipped. Lower: ``-config.sky_sigmas`` times the median over
+        files of ``sky_rms``, unless ``config.lower`` (``0`` reproduces the paper). The asinh
+        softening is ``config.softening`` times that median sky RMS. The dict records the method
+        and values of each, for dataset.json.
     """
     peaks = np.asarray(peaks, dtype=np.float64)
     sky = np.asarray(sky_rms, dtype=np.float64)
     sky_rms = [float(np.nanmedian(sky[:, b])) if np.isfinite(sky[:, b]).any() else 0.0 for b in range(sky.shape[1])]
+    asinh = config.stretch == "asinh"
     if config.upper is not None:
         upper = tuple(config.upper)
         upper_how = "given"
+    elif asinh:
+        top = np.asarray(peaks if maxima is None else maxima, dtype=np.float64)
+        upper = tuple(float(np.nanmax(top[:, b])) for b in range(top.shape[1]))
+        upper_how = "the brightest pixel of the training set" if maxima is not None else "the largest percentile"
     else:
         upper = tuple(kmeans_boundary(peaks[:, b]) for b in range(peaks.shape[1]))
         upper_how = f"two-cluster 1-D k-means boundary of per-galaxy {config.percentile:g}th-percentile flux"
@@ -310,13 +330,17 @@ def fit_normalizer(peaks: np.ndarray, sky_rms: np.ndarray, *, config: PrepConfig
     for band, lo, hi in zip(config.bands, lower, upper):
         if not lo < hi:
             raise InputError(f"band {band}: lower truncation {lo:g} is not below upper truncation {hi:g}")
+    softening = tuple(config.softening * s for s in sky_rms) if asinh else None
     choice = {
+        "stretch": config.stretch,
         "upper": {"method": upper_how, "values": list(upper)},
         "lower": {"method": lower_how, "values": list(lower)},
         "sky_rms": sky_rms,
         "percentile_median": [float(np.median(peaks[:, b])) for b in range(peaks.shape[1])],
     }
-    return Normalizer(bands=config.bands, lower=lower, upper=upper), choice
+    if asinh:
+        choice["softening"] = {"method": f"{config.softening:g} x median border sky RMS", "values": list(softening)}
+    return Normalizer(bands=config.bands, lower=lower, upper=upper, stretch=config.stretch, softening=softening), choice
 
 
 def parse_band_values(text: str, *, bands: str, option: str) -> tuple[float, ...]:

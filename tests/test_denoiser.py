@@ -117,3 +117,52 @@ def test_v_loss_targets_velocity_and_unknown_predictions_are_refused():
     assert torch.isclose(blind.loss(x0, t=t, noise=noise), velocity.square().mean())
     with pytest.raises(ValueError, match="unknown prediction"):
         Denoiser(nn.Identity(), prediction="x0")
+
+
+class TrueF(nn.Module):
+    """A perfect EDM network: from c_in x and t it recovers x and sigma, and returns (x0 - c_skip x) / c_out."""
+
+    def __init__(self, x0: torch.Tensor):
+        super().__init__()
+        self.x0 = x0
+        self.denoiser: Denoiser | None = None
+
+    def forward(self, x_in, t):
+        sigma = self.denoiser.t_to_sigma(t)
+        c_skip, c_out, c_in = self.denoiser._edm_scalings(sigma)
+        return (self.x0 - c_skip * (x_in / c_in)) / c_out
+
+
+def test_edm_with_a_perfect_network_recovers_x0_and_a_blind_one_is_the_wiener_filter():
+    torch.manual_seed(3)
+    x0 = torch.rand(4, 3, 8, 8) * 0.4 - 0.2
+    net = TrueF(x0)
+    edm = Denoiser(net, prediction="edm", sigma_data=0.3)
+    net.denoiser = edm
+    sigma = torch.stack([edm.sigmas[5], torch.tensor(0.3), torch.tensor(2.0), edm.sigmas[-1]])
+    x = x0 + sigma[:, None, None, None] * torch.randn_like(x0)
+    assert torch.allclose(edm(x, sigma), x0, atol=1e-4)
+    # F = 0: D = sd^2 / (sigma^2 + sd^2) x, the ideal denoiser of N(0, sd^2) pixels, exactly
+    blind = Denoiser(lambda x, t: torch.zeros_like(x), prediction="edm", sigma_data=0.3)
+    expected = 0.09 / (sigma**2 + 0.09)[:, None, None, None] * x
+    assert torch.allclose(blind(x, sigma), expected, rtol=1e-6, atol=0)
+
+
+def test_edm_loss_draws_lognormal_noise_levels_and_vanishes_for_the_perfect_network():
+    torch.manual_seed(4)
+    x0 = torch.rand(6, 3, 8, 8) * 0.4 - 0.2
+    noise, z = torch.randn_like(x0), torch.tensor([-2.0, -1.0, 0.0, 0.5, 1.0, 1.5])
+    net = TrueF(x0)
+    edm = Denoiser(net, prediction="edm", sigma_data=0.3, p_mean=-1.2, p_std=1.2)
+    net.denoiser = edm
+    assert edm.loss(x0, t=None, noise=noise, z=z) < 1e-8
+    blind = Denoiser(lambda x, t: torch.zeros_like(x), prediction="edm", sigma_data=0.3)
+    sigma = (-1.2 + 1.2 * z)[:, None, None, None].exp()
+    x = x0 + sigma * noise
+    c_skip, c_out = 0.09 / (sigma**2 + 0.09), sigma * 0.3 / (sigma**2 + 0.09).sqrt()
+    target = (x0 - c_skip * x) / c_out
+    assert torch.isclose(blind.loss(x0, t=None, noise=noise, z=z), target.square().mean(), rtol=1e-5)
+    with pytest.raises(ValueError, match="needs z"):
+        blind.loss(x0, t=None, noise=noise)
+    with pytest.raises(ValueError, match="sigma_data"):
+        Denoiser(nn.Identity(), prediction="edm", sigma_data=0.0)

@@ -114,3 +114,23 @@ def test_robust_sigma_of_nothing_is_nan():
     assert np.isnan(robust_sigma(np.array([])))
     assert np.isnan(robust_sigma(np.array([np.nan, np.inf])))
     assert robust_sigma(np.array([1.0, 1.0, 1.0])) == 0.0
+
+
+def test_the_asinh_stretch_keeps_every_flux_and_the_sky_linear():
+    norm = Normalizer(bands="gr", lower=(-0.05, -0.1), upper=(40.0, 80.0), stretch="asinh", softening=(0.02, 0.04))
+    flux = np.array([[[-0.05, 0.0, 0.01, 40.0]], [[-0.1, 0.0, 0.02, 80.0]]], dtype=np.float64)
+    x = norm.forward(flux)
+    np.testing.assert_allclose(x[:, 0, 1], 0.0, atol=0)  # the sky (flux 0) sits at 0
+    np.testing.assert_allclose(x[:, 0, 3], 1.0, rtol=1e-12)  # the brightest pixel at 1
+    np.testing.assert_allclose(x[0, 0, 2], np.arcsinh(0.5) / np.arcsinh(2000.0), rtol=1e-12)
+    np.testing.assert_allclose(norm.inverse(x), flux, rtol=1e-12, atol=1e-15)  # nothing lost
+    assert (norm.zero == 0).all()
+    back = Normalizer.from_dict(norm.to_dict())
+    assert back == norm and norm.to_dict()["stretch"] == "asinh"
+    assert "stretch" not in Normalizer(bands="g", lower=(0,), upper=(1,)).to_dict()  # linear files unchanged
+    for bad in (dict(softening=None), dict(softening=(0.0, 1.0)), dict(lower=(-50.0, -0.1))):
+        with pytest.raises(InputError):
+            Normalizer(**{**dict(bands="gr", lower=(-0.05, -0.1), upper=(40.0, 80.0), stretch="asinh",
+                             softening=(0.02, 0.04)), **bad})
+    with pytest.raises(InputError, match="unknown stretch"):
+        Normalizer(bands="g", lower=(0,), upper=(1,), stretch="log")

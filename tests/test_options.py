@@ -124,3 +124,24 @@ def test_sgd_fid_weights_computes_a_fid(tmp_path):
                                 weights, "--json").stdout)
     assert summary["fid"]["fid"] is not None and summary["fid"]["fid"] >= 0
 
+
+
+def test_train_edm_noise_levels(dataset, tmp_path):
+    out = tmp_path / "edm.safetensors"
+    invoke("train", dataset, "-o", out, "--steps", 1, "--batch", 2, "--prediction", "edm", "--p-mean", "-0.5",
+           "--p-std", "0.7")
+    meta = read_metadata(out)
+    assert (meta["prediction"], meta["p_mean"], meta["p_std"]) == ("edm", -0.5, 0.7) and meta["sigma_data"] > 0
+
+
+def test_prep_stretch_and_softening(tmp_path):
+    galaxies(tmp_path / "cut", 4, size=16)
+    invoke("prep", tmp_path / "cut", "-o", tmp_path / "asinh", "--size", 16, "--stretch", "asinh", "--softening", 2)
+    meta = json.loads((tmp_path / "asinh" / "dataset.json").read_text())
+    norm = meta["normalizer"]
+    sky = meta["normalizer_choice"]["sky_rms"]
+    assert norm["stretch"] == "asinh" and norm["softening"] == pytest.approx([2 * s for s in sky])
+    images = np.load(tmp_path / "asinh" / "images.npy")
+    assert images.max() == pytest.approx(1.0, abs=1e-6)  # the brightest pixel is kept, at 1
+    result = CliRunner().invoke(app, ["prep", str(tmp_path / "cut"), "-o", str(tmp_path / "x"), "--stretch", "log"])
+    assert result.exit_code == 2 and "unknown stretch 'log'" in result.output and "--stretch" in result.output

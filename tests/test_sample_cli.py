@@ -93,7 +93,7 @@ def test_the_default_sampler_follows_what_the_network_predicts(model_file):
         option = next(p for p in commands[name].params if p.name == "sampler")
         assert option.default is None, name
     assert DesifyConfig().sampler is None and SampleConfig(count=1).sampler is None
-    assert DEFAULT_SAMPLERS == {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde"}
+    assert DEFAULT_SAMPLERS == {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde", "edm": "dpmpp_2m"}
     bundled = load_model(device="cpu")
     assert bundled.module.prediction == "v" and bundled.default_sampler == "dpmpp_2m"
     config = SampleConfig(count=1).for_model(bundled)

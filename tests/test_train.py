@@ -298,3 +298,16 @@ def test_python_dash_m_galgen_train_runs_as_a_subprocess(dataset, tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith(f"wrote {out} (step 1")
     assert read_metadata(out)["kind"] == "galgen-model"
+
+
+def test_edm_training_measures_sigma_data_and_the_weights_file_keeps_it(images, tmp_path):
+    from galgen.engine.train import measure_sigma_data
+
+    assert measure_sigma_data(np.full((5, 3, 4, 4), -0.5, np.float32)) == pytest.approx(0.5)
+    config = TrainConfig(steps=2, prediction="edm", p_mean=-1.0, p_std=0.8, **QUICK)
+    result = train(images, unet=SMALL, config=config, output=tmp_path / "edm.safetensors")
+    assert np.isfinite(result.losses).all()
+    denoiser, meta = load_denoiser(result.output)
+    measured = float(np.sqrt(np.mean(images.astype(np.float64) ** 2)))
+    assert denoiser.prediction == "edm" and denoiser.sigma_data == pytest.approx(measured, rel=1e-6)
+    assert (denoiser.p_mean, denoiser.p_std) == (-1.0, 0.8) and meta["train"]["sigma_data"] == pytest.approx(measured)

@@ -51,7 +51,10 @@ class TrainConfig:
     schedule: str = "linear"  # beta schedule: linear (paper) or cosine (companion code)
     timesteps: int = 1000  # T, the number of diffusion steps
     loss: str = "l2"  # l2 (paper eq. 11) or l1 (companion code)
-    prediction: str = "eps"  # the network's output: eps (paper) or v (Salimans & Ho 2022)
+    prediction: str = "eps"  # the network's output: eps (paper), v (Salimans & Ho 2022) or edm (Karras et al. 2022)
+    sigma_data: float | None = None  # edm: the data's RMS in [-1, 1] units; None: measured on the training set
+    p_mean: float = -1.2  # edm: mean of log(sigma) of the training noise levels (Karras et al. 2022: -1.2)
+    p_std: float = 1.2  # edm: spread of log(sigma) (Karras et al. 2022: 1.2)
     seed: int = 0  # every random draw derives from this
     bf16: bool = True  # bf16 autocast for the network; float32 master weights, loss and optimiser
     augment: bool = True  # random flips and 90-degree rotations (galaxies have no orientation)
@@ -67,6 +70,10 @@ class TrainConfig:
             raise ValueError(f"unknown loss {self.loss!r}; choose from {', '.join(LOSSES)}")
         if self.steps < 1 or self.batch < 1 or self.lr <= 0 or not 0 <= self.ema < 1:
             raise ValueError("steps and batch must be >= 1, lr > 0 and 0 <= ema < 1")
+        if self.sigma_data is not None and not self.sigma_data > 0:
+            raise ValueError(f"sigma_data must be positive, got {self.sigma_data}")
+        if not self.p_std > 0:
+            raise ValueError(f"p_std must be positive, got {self.p_std}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -131,6 +138,8 @@ def train(
     checkpoints beside it; ``callback(step, mean_loss)`` is called on rank 0 every log_every steps.
     """
     _check_images(images, unet)
+    if config.prediction == "edm" and config.sigma_data is None:
+        config = dataclasses.replace(config, sigma_data=measure_sigma_data(images))
     rank, world, device = _distributed(torch.device(device))
     if rank == 0:
         sweep_stale(Path(output).parent)  # a killed run's half-written checkpoint
@@ -147,22 +156,21 @@ def train(
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
         trained = torch.nn.parallel.DistributedDataParallel(net, device_ids=ids)
-    denoiser = Denoiser(trained, schedule=config.schedule, timesteps=config.timesteps,
-                        prediction=config.prediction).to(device)
+    denoiser = Denoiser(trained, **denoiser_settings(config)).to(device)
 
-    meta = {**(metadata or {}), "unet": unet.to_dict(), "train": config.to_dict(), "schedule": config.schedule,
-            "timesteps": config.timesteps, "loss": config.loss, "prediction": config.prediction,
-            "galgen_version": __version__}
+    meta = {**(metadata or {}), "unet": unet.to_dict(), "train": config.to_dict(), "loss": config.loss,
+            **denoiser_settings(config), "galgen_version": __version__}
     result, pending = TrainResult(step=start), []
     share = config.batch // world
     positions = range(rank * share, (rank + 1) * share)
     for step in range(start, config.steps):
-        x0, t, noise = _batch(images, step=step, positions=positions, config=config)
+        x0, t, noise, z = _batch(images, step=step, positions=positions, config=config)
         torch.manual_seed(mix_seed(config.seed, _DROPOUT, step, rank))
         for group in optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
         with autocast(device, enabled=config.bf16):
-            loss = denoiser.loss(x0.to(device), t=t.to(device), noise=noise.to(device), kind=config.loss)
+            loss = denoiser.loss(x0.to(device), t=t.to(device), noise=noise.to(device), z=z.to(device),
+                                 kind=config.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -246,6 +254,25 @@ def _global_mean(losses: torch.Tensor, world: int) -> torch.Tensor:
     return losses.cpu()
 
 
+def denoiser_settings(config: TrainConfig) -> dict:
+    """The Denoiser's keyword arguments (and weights-file metadata) that a training config implies."""
+    settings = {"schedule": config.schedule, "timesteps": config.timesteps, "prediction": config.prediction}
+    if config.prediction == "edm":
+        settings.update(sigma_data=config.sigma_data, p_mean=config.p_mean, p_std=config.p_std)
+    return settings
+
+
+def measure_sigma_data(images, *, count: int = 2048) -> float:
+    """EDM's sigma_data: the RMS of the pixel values of up to ``count`` evenly spaced training images.
+
+    The RMS about zero, not the spread about the mean: c_skip = sd^2 / (sigma^2 + sd^2) is the optimal
+    skip weight for E[x0^2] = sd^2 (Karras et al. 2022 appendix B.6), whatever the data's mean.
+    """
+    rows = np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(np.int64)
+    sample = np.asarray(images[np.unique(rows)], dtype=np.float64)
+    return float(np.sqrt(np.mean(sample**2)))
+
+
 def _check_images(images, unet: UNetConfig) -> None:
     shape = tuple(getattr(images, "shape", ()))
     expected = (unet.bands, unet.size, unet.size)
@@ -268,14 +295,16 @@ def _batch(images, *, step: int, positions: range, config: TrainConfig):
     x0 = torch.from_numpy(rows)
     t = torch.empty(len(index), dtype=torch.long)
     noise = torch.empty_like(x0)
+    z = torch.empty(len(index))
     for i, j in enumerate(positions):
         g = generator(config.seed, _SAMPLE, step, j)
         t[i] = int(torch.randint(config.timesteps, (1,), generator=g))
         turn = int(torch.randint(8, (1,), generator=g))
         noise[i] = torch.randn(x0.shape[1:], generator=g)
+        z[i] = torch.randn((), generator=g)  # drawn last: the earlier draws are those of older versions
         if config.augment:
             x0[i] = _dihedral(x0[i], turn)
-    return x0, t, noise
+    return x0, t, noise, z
 
 
 @functools.lru_cache(maxsize=2)

@@ -133,8 +133,9 @@ def load_denoiser(path, *, device="cpu"):
         raise InputError(f"weights metadata is unusable: {exc}", path=path) from None
     _check_table(path, expected, prefix="ema." if meta["kind"] == CHECKPOINT_KIND else "")
     try:
+        edm = {k: float(meta[k]) for k in ("sigma_data", "p_mean", "p_std") if k in meta}
         denoiser = Denoiser(UNet(config), schedule=meta["schedule"], timesteps=int(meta["timesteps"]),
-                            prediction=meta.get("prediction", "eps"))  # older files: eps
+                            prediction=meta.get("prediction", "eps"), **edm)  # older files: eps
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"weights metadata is unusable: {exc}", path=path) from None
     tensors = load_tensors(path, device=device)
