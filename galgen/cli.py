@@ -425,8 +425,15 @@ def sgd(
     train: Optional[Path] = typer.Option(
         None, "--train", help="Training dataset: memorisation check (REAL must be held out from it)."
     ),
+    fid: bool = typer.Option(
+        False, "--fid", help="Also compute the FID with the Inception file of galgen's 'fid' extra (minutes)."
+    ),
     fid_weights: Optional[Path] = typer.Option(
-        None, "--fid-weights", help="Local TorchScript Inception-v3 file for the FID (never downloaded)."
+        None, "--fid-weights", help="The FID with this local TorchScript Inception-v3 file instead (never downloaded)."
+    ),
+    c2st: bool = typer.Option(
+        False, "--c2st", help="Also run the classifier two-sample test: a small CNN tells the sets apart or not "
+        "(held-out accuracy, 0.5 = indistinguishable; minutes)."
     ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ):
@@ -444,19 +451,24 @@ def sgd(
         raise InputError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
     with progress() as on_progress:
         report = flow.run(real, mock, config=SGDConfig(mode=mode, bootstrap=bootstrap, seed=seed), plot=plot,
-                          morphology=morphology, workers=workers, train=train, fid_weights=fid_weights,
-                          on_progress=on_progress)
+                          morphology=morphology, workers=workers, train=train, c2st=c2st, on_progress=on_progress,
+                          fid_weights=fid_weights or ("installed" if fid else None))
     if json_out:
         return _finish(report, json_out=True)
     result, extras = report.sgd, report.extras
     print_table(f"SGD ({result.mode} mode): {result.n_real} real vs {result.n_mock} mock", result.TABLE_HEADER,
                 result.table_rows(), notes=result.notes)
+    diagnostics = extras["diagnostics"]
+    print_table("beside the SGD (not summed into it): sky level and axis ratio", result.TABLE_HEADER,
+                diagnostics.table.table_rows(total=False), notes=[diagnostics.message])
     if "morphology" in extras:
         print_table("morphology (statmorph)", result.TABLE_HEADER, extras["morphology"].table_rows(),
                     notes=extras["morphology"].notes)
     if "memorisation" in extras:
         stdout.print(f"memorisation: {extras['memorisation'].verdict}", markup=False, highlight=False)
-    stdout.print(extras["fid"].message, markup=False, highlight=False)
+    for name in ("fid", "c2st"):
+        if name in extras:
+            stdout.print(extras[name].message, markup=False, highlight=False)
 
 
 @app.command()

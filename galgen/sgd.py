@@ -62,7 +62,7 @@ def check_sgd_outputs(*, plot=None, train=None, fid_weights=None, morphology: bo
         from galgen.dataset import open_dataset
 
         open_dataset(train)
-    if fid_weights is not None and not Path(fid_weights).is_file():
+    if fid_weights not in (None, "installed") and not Path(fid_weights).is_file():
         raise InputError("no such Inception weights file", path=fid_weights)
     if morphology:
         require_morphology()
@@ -104,6 +104,43 @@ def compare_fid(real: np.ndarray, mock: np.ndarray, *, weights=None,
 
 
 @dataclass
+class Diagnostics:
+    """Beside the SGD (never summed into it): the stamps' sky levels and the galaxies' axis ratios."""
+
+    table: SGDResult  # W1, interval, floor, Cohen's d and spreads of sky_<band> and q
+    sky_noise: dict[str, float]  # per band: the real set's median border RMS (the per-pixel sky noise)
+    sky_off: dict[str, dict[str, float]]  # {"real" / "mock": {band: fraction of stamps whose sky is off by more}}
+
+    @property
+    def message(self) -> str:
+        def fractions(name):
+            return " / ".join(f"{100 * v:.1f}" for v in self.sky_off[name].values())
+
+        bands = "/".join(self.sky_noise)
+        return (f"sky level more than one sky RMS from 0 ({bands}): real {fractions('real')} %, "
+                f"mock {fractions('mock')} %")
+
+    def to_dict(self) -> dict:
+        table = self.table.to_dict()
+        return {"properties": table["properties"], "sky_noise": self.sky_noise, "sky_off": self.sky_off,
+                "notes": table["notes"], "message": self.message}
+
+
+def compare_diagnostics(real: np.ndarray, mock: np.ndarray, *, bands: str, unit: str, config: SGDConfig,
+                        advance: Callable[[int], None] | None = None) -> Diagnostics:
+    """Sky levels and axis ratios of both sets (`metrics.population.image_diagnostics`), compared like the SGD."""
+    from galgen.metrics.population import image_diagnostics, sky_offsets
+
+    real_table, real_rms = image_diagnostics(real, bands=bands, config=config, advance=advance)
+    mock_table, _ = image_diagnostics(mock, bands=bands, config=config, advance=advance)
+    noise = np.nanmedian(real_rms, axis=0)
+    units = {name: ("" if name == "q" else unit) for name in real_table}
+    table = compare_properties(real_table, mock_table, units=units, config=config)
+    return Diagnostics(table=table, sky_noise=dict(zip(bands, map(float, noise))),
+                       sky_off={"real": sky_offsets(real_table, noise), "mock": sky_offsets(mock_table, noise)})
+
+
+@dataclass
 class SGDReport:
     """The SGD and the comparisons asked for beside it, by name (morphology, memorisation, fid)."""
 
@@ -115,20 +152,26 @@ class SGDReport:
 
 
 def run(real, mock, *, config: SGDConfig = SGDConfig(), plot=None, morphology: bool = False, workers: int = 1,
-        train=None, fid_weights=None, on_progress: Progress | None = None) -> SGDReport:
+        train=None, fid_weights=None, c2st: bool = False, on_progress: Progress | None = None) -> SGDReport:
     """Compare two populations (each FITS cubes, a directory, a glob, @list or a dataset).
 
     Everything to be written or read besides the populations is checked first. ``plot``: the
     paper's figure 4; ``morphology``: statmorph statistics (``workers`` processes); ``train``: a
     training dataset for the memorisation check (``real`` must be held out from it); ``fid_weights``:
-    a local TorchScript Inception file. Progress stages: "reading real", "reading mock",
-    "measuring", "morphology", "nearest training images".
+    a local TorchScript Inception file, "installed" (the 'fid' extra's file; skipped with a note
+    when it is missing) or None (no FID, the default: minutes on a CPU); ``c2st``: the classifier two-sample test (galgen.c2st,
+    minutes). The sky levels and axis ratios (`compare_diagnostics`) are always measured. Progress
+    stages: "reading real", "reading mock", "measuring", "sky and shape", "morphology", "nearest
+    training images", "classifier".
     """
     from galgen.metrics.population import plot_histograms, synthetic_galaxy_distance
     from galgen.populations import load_pair
 
+    from galgen.fid import installed_inception
+
     labels = (str(real), str(mock))
     check_sgd_outputs(plot=plot, train=train, fid_weights=fid_weights, morphology=morphology)
+    weights = installed_inception() if fid_weights == "installed" else fid_weights
     real_pop, mock_pop = load_pair(real, mock, on_progress=on_progress)
     result = synthetic_galaxy_distance(
         real_pop.flux, mock_pop.flux, bands=real_pop.bands, pixel_scale=real_pop.pixel_scales,
@@ -137,6 +180,10 @@ def run(real, mock, *, config: SGDConfig = SGDConfig(), plot=None, morphology: b
     )
     result.notes[:0] = real_pop.notes + mock_pop.notes
     report = SGDReport(sgd=result)
+    diagnostics = compare_diagnostics(real_pop.flux, mock_pop.flux, bands=real_pop.bands, unit=real_pop.unit,
+                                      config=config,
+                                      advance=stage(on_progress, "sky and shape", len(real_pop) + len(mock_pop)))
+    report.extras["diagnostics"] = diagnostics
     if morphology:
         report.extras["morphology"] = compare_morphology(
             real_pop.flux, mock_pop.flux, bands=real_pop.bands, config=config, unit=real_pop.unit, workers=workers,
@@ -144,7 +191,20 @@ def run(real, mock, *, config: SGDConfig = SGDConfig(), plot=None, morphology: b
     if train is not None:
         report.extras["memorisation"] = check_memorisation(
             train, real_pop.flux, mock_pop.flux, advance=stage(on_progress, "nearest training images", None))
-    report.extras["fid"] = compare_fid(real_pop.flux, mock_pop.flux, weights=fid_weights)
+    if fid_weights is None:
+        from galgen.fid import FidResult
+
+        report.extras["fid"] = FidResult(None, "FID skipped: not asked for", len(real_pop), len(mock_pop))
+    else:
+        counted = None if weights is None else stage(on_progress, "FID", len(real_pop) + len(mock_pop))
+        report.extras["fid"] = compare_fid(real_pop.flux, mock_pop.flux, weights=weights, advance=counted)
+    if c2st:
+        from galgen.c2st import EPOCHS, c2st as classifier_test
+
+        n = min(len(real_pop), len(mock_pop))
+        report.extras["c2st"] = classifier_test(
+            real_pop.flux, mock_pop.flux, noise=list(diagnostics.sky_noise.values()), seed=config.seed,
+            advance=stage(on_progress, "classifier", 2 * EPOCHS * n))
     if plot is not None:
         plot_histograms(result, plot)
     return report

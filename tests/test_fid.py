@@ -64,7 +64,7 @@ def test_rgb_rendering_puts_z_in_red_and_g_in_blue():
 
 def test_fid_is_skipped_without_weights():
     result = fid(np.zeros((4, 3, 8, 8)), np.zeros((4, 3, 8, 8)), weights=None)
-    assert result.value is None and result.message == SKIPPED == "FID skipped: no Inception weights given"
+    assert result.value is None and result.message == SKIPPED and SKIPPED.startswith("FID skipped: no Inception weights")
     assert result.to_dict()["fid"] is None
 
 
@@ -129,3 +129,22 @@ def test_weights_that_are_not_torchscript_are_refused(tmp_path):
         fid(np.zeros((2, 3, 8, 8)), np.zeros((2, 3, 8, 8)), weights=bad)
     with pytest.raises(InputError, match="not found"):
         fid(np.zeros((2, 3, 8, 8)), np.zeros((2, 3, 8, 8)), weights=tmp_path / "missing.pt")
+
+
+def test_the_fid_extra_is_found_checked_and_gives_its_known_features(monkeypatch):
+    import galgen.fid as fid_module
+    from galgen.fid import inception_features, installed_inception, load_inception
+
+    path = installed_inception()  # the test extra installs galgen's 'fid' extra
+    assert path is not None and path.name == "default_1.pt"
+    rgb = np.full((2, 64, 64, 3), 128, np.uint8)  # mid-grey, and a white square on black
+    rgb[1] = 0
+    rgb[1, 16:48, 16:48] = 255
+    features = inception_features(rgb, load_inception(path))
+    assert features.shape == (2, 2048)
+    np.testing.assert_allclose(features[0, :5], [5.84520149, 0.11371811, 0.75639725, 0.60762453, 1.73144042],
+                               rtol=1e-4)
+    np.testing.assert_allclose(features.sum(axis=1), [729.60684284, 1518.85741129], rtol=1e-4)
+    monkeypatch.setattr(fid_module, "INCEPTION_SHA256", "0" * 64)
+    with pytest.raises(InputError, match="not the Inception file"):
+        installed_inception()

@@ -145,3 +145,12 @@ def test_prep_stretch_and_softening(tmp_path):
     assert images.max() == pytest.approx(1.0, abs=1e-6)  # the brightest pixel is kept, at 1
     result = CliRunner().invoke(app, ["prep", str(tmp_path / "cut"), "-o", str(tmp_path / "x"), "--stretch", "log"])
     assert result.exit_code == 2 and "unknown stretch 'log'" in result.output and "--stretch" in result.output
+
+
+def test_sgd_c2st(tmp_path):
+    galaxies(tmp_path / "a", 8, size=16)
+    galaxies(tmp_path / "b", 8, size=16)
+    result = invoke("sgd", tmp_path / "a", tmp_path / "b", "--json", "--bootstrap", 0, "--c2st")
+    summary = json.loads(result.stdout)
+    assert summary["c2st"]["scored"] == 16 and 0 <= summary["c2st"]["accuracy"] <= 1
+    assert summary["fid"]["fid"] is None and summary["fid"]["message"] == "FID skipped: not asked for"

@@ -157,3 +157,16 @@ def test_metrics_never_import_torch():
         "sys.exit('torch' in sys.modules)"
     )
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("q, angle", [(1.0, 0.0), (0.5, 0.0), (0.3, 30.0), (0.7, 100.0)])
+def test_axis_ratio_of_an_elliptical_gaussian_is_b_over_a(q, angle):
+    height = width = 64
+    y, x = np.mgrid[:height, :width] - 32.0
+    theta = np.radians(angle)
+    u, v = x * np.cos(theta) + y * np.sin(theta), -x * np.sin(theta) + y * np.cos(theta)
+    image = np.exp(-0.5 * ((u / 4.0) ** 2 + (v / (4.0 * q)) ** 2))
+    stack = np.stack([image, image + 0.25])  # a flat background, subtracted
+    found = phot.axis_ratio(stack, radius=30.0, background=np.array([0.0, 0.25]))
+    np.testing.assert_allclose(found, q, rtol=2e-3)
+    assert np.isnan(phot.axis_ratio(np.zeros((1, 8, 8)), radius=3.0)[0])  # no flux, no shape

@@ -59,3 +59,19 @@ def test_memorisation_rejects_a_training_set_larger_than_the_stamps(pair, tmp_pa
     result = CliRunner().invoke(app, ["sgd", str(real), str(mock), "--train", str(big / "train")])
     assert result.exit_code == 2 and "smaller than the training set" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.slow  # the Inception network on 36 galaxies: about 40 s
+def test_sky_levels_axis_ratios_spreads_and_the_installed_fid_are_reported(pair):
+    real, mock = pair
+    result = CliRunner().invoke(app, ["sgd", str(real), str(mock), "--json", "--bootstrap", "20", "--fid"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    diagnostics = summary["diagnostics"]
+    assert set(diagnostics["properties"]) == {"sky_g", "sky_r", "sky_z", "q"}
+    assert set(diagnostics["sky_off"]["real"]) == {"g", "r", "z"} and diagnostics["sky_noise"]["r"] > 0
+    assert all(0 < row["spread_ratio"] for row in summary["properties"].values())
+    assert summary["fid"]["fid"] is not None and summary["fid"]["fid"] > 0  # the 'fid' extra's Inception, found
+    table = CliRunner().invoke(app, ["sgd", str(real), str(mock), "--bootstrap", "0"])
+    assert "sd real" in table.output and "not summed" in table.output and "sky level more than" in table.output
+    assert "FID skipped: not asked for" in table.output

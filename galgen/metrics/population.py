@@ -41,6 +41,7 @@ class SGDConfig:
     aperture_diameter: float = 12.0  # pixels, exact circular aperture (default mode; paper: 12)
     size_band: str = "r"  # band of the half-light radius (default mode; the reference uses g)
     reference_pixel_scale: float = 0.262  # arcsec/pixel the reference hard-codes for its size proxy
+    shape_radius: float = 16.0  # pixels: the disk within which the axis ratio's moments are taken
 
 
 # ----------------------------------------------------------------------------- distances
@@ -314,6 +315,51 @@ def default_properties(flux, *, bands: str, pixel_scale, config: SGDConfig = SGD
     return _with_colours(mags, sizes, bands)
 
 
+def image_diagnostics(flux, *, bands: str, config: SGDConfig = SGDConfig(),
+                      advance=None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """What the eye sees beyond the SGD's photometry: each stamp's sky level and the galaxy's shape.
+
+    Parameters
+    ----------
+    flux : array_like, shape (N, C, H, W)
+        Images in flux units; may be a memory map.
+    bands : str
+        One letter per plane.
+    config : SGDConfig
+        ``size_band`` (the band of the shape) and ``shape_radius``.
+    advance : callable, optional
+        Called with the number of galaxies measured, chunk by chunk.
+
+    Returns
+    -------
+    table : dict of ndarray, shape (N,)
+        ``sky_<band>``: the sigma-clipped median of the border frame (:func:`photometry.border_background`),
+        flux units; a sky-subtracted survey stamp has 0. ``q``: the axis ratio of the size band's
+        positive flux within ``shape_radius`` after that level is subtracted (:func:`photometry.axis_ratio`).
+    rms : ndarray, shape (N, C)
+        The border frame's clipped RMS: the per-pixel sky noise of each stamp.
+    """
+    count = flux.shape[0]
+    levels, rms, shapes = np.empty((count, len(bands))), np.empty((count, len(bands))), np.empty(count)
+    plane = _band_index(bands, config.size_band)
+
+    def measure(rows):
+        block = np.asarray(flux[rows])
+        levels[rows], rms[rows] = phot.border_background(block)
+        shapes[rows] = phot.axis_ratio(block[:, plane], radius=config.shape_radius, background=levels[rows, plane])
+
+    phot.for_each_chunk(count, measure, advance=advance)
+    table = {f"sky_{band}": levels[:, i] for i, band in enumerate(bands)}
+    table["q"] = shapes
+    return table, rms
+
+
+def sky_offsets(levels: dict[str, np.ndarray], noise: np.ndarray) -> dict[str, float]:
+    """Per band, the fraction of stamps whose sky level is more than ``noise`` (per band, flux) from 0."""
+    return {name[len("sky_"):]: float(np.mean(np.abs(values[np.isfinite(values)]) > limit))
+            for (name, values), limit in zip(((k, v) for k, v in levels.items() if k.startswith("sky_")), noise)}
+
+
 # ----------------------------------------------------------------------------- the SGD
 
 
@@ -329,6 +375,13 @@ class PropertyDistance:
     cohens_d: float
     n_real: int  # galaxies with a finite value
     n_mock: int
+    sd_real: float = float("nan")  # the property's spread (standard deviation, ddof 0) in each set
+    sd_mock: float = float("nan")
+
+    @property
+    def spread_ratio(self) -> float:
+        """sd_mock / sd_real: 1 when the mocks vary as much as the data (collapse shows as < 1)."""
+        return self.sd_mock / self.sd_real if self.sd_real > 0 else float("nan")
 
     @property
     def small(self) -> bool:
@@ -351,10 +404,10 @@ class SGDResult:
     real_values: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     mock_values: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
-    TABLE_HEADER = ("property", "W1", "CI", "baseline W1", "Cohen's d", "small?")
+    TABLE_HEADER = ("property", "W1", "CI", "baseline W1", "Cohen's d", "small?", "sd real / mock")
 
-    def table_rows(self) -> list[tuple[str, ...]]:
-        """Rows of text under :attr:`TABLE_HEADER`, one per property and a last one for the SGD."""
+    def table_rows(self, *, total: bool = True) -> list[tuple[str, ...]]:
+        """Rows of text under :attr:`TABLE_HEADER`, one per property and (``total``) a last one for the SGD."""
 
         def interval(ci):
             return "-" if ci is None else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
@@ -363,11 +416,12 @@ class SGDResult:
             return "-" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
 
         rows = [
-            (f"{p.name} [{p.unit}]", number(p.w1), interval(p.ci), number(p.baseline), number(p.cohens_d, 3),
-             "yes" if p.small else "no")
+            (f"{p.name} [{p.unit}]" if p.unit else p.name, number(p.w1), interval(p.ci), number(p.baseline),
+             number(p.cohens_d, 3), "yes" if p.small else "no", f"{number(p.sd_real)} / {number(p.sd_mock)}")
             for p in self.properties
         ]
-        rows.append(("SGD", number(self.sgd), interval(self.sgd_ci), number(self.baseline_sgd), "", ""))
+        if total:
+            rows.append(("SGD", number(self.sgd), interval(self.sgd_ci), number(self.baseline_sgd), "", "", ""))
         return rows
 
     def to_dict(self) -> dict:
@@ -377,6 +431,7 @@ class SGDResult:
             row = asdict(p)
             row.pop("name")
             row["small"] = p.small
+            row["spread_ratio"] = p.spread_ratio
             rows[p.name] = row
         summary = {
             "mode": self.mode,
@@ -434,6 +489,8 @@ def _compare_one(name, real, mock, *, unit, draws, mode, confidence, rng) -> tup
     row = PropertyDistance(
         name=name, unit=unit, w1=w1, ci=bootstrap_interval(samples, w1, confidence=confidence) if draws else None,
         baseline=baseline, cohens_d=cohens_d(real, mock), n_real=n_real, n_mock=n_mock,
+        sd_real=float(np.std(_finite(real))) if n_real else float("nan"),
+        sd_mock=float(np.std(_finite(mock))) if n_mock else float("nan"),
     )
     return row, samples
 
