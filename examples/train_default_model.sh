@@ -15,8 +15,9 @@
 #    fine-tuned to predict v (Salimans & Ho 2022), whose error does not grow with the noise level,
 #    which put the eps model's mocks on a wrong sky level (docs/sampling.md, "Sky level").
 # 4. a first look: 64 mocks with the model's default sampler (DPM-Solver++(2M), 25 steps) and a montage.
-# Wall time on a 2-core CPU: simulate ~1 h, prep ~2 min, train ~0.65 steps/s (hours: use a GPU,
-# `--device cuda`, or several with torchrun --nproc-per-node N -m galgen train ...).
+# Wall time on a 2-core CPU: simulate ~5 min (38 galaxies/s), prep ~1 min, train 0.2-0.65 steps/s
+# (0.22 in fp32 on a CPU without bf16 units; hours: use a GPU, `--device cuda`, or several with
+# torchrun --nproc-per-node N -m galgen train ...).
 set -euo pipefail
 
 WORK=${1:-default-model}
