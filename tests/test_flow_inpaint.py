@@ -231,5 +231,16 @@ def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model):
     row = 20
     beside = np.nonzero(mask[0, row])[0].max() + 1  # the first known pixel right of the trail in this row
     image.data[1, row, beside] = 5.0  # above r's upper limit 1.5
-    notes = fill(image, mask, model=tiny_model, config=FAST).notes
+    result = fill(image, mask, model=tiny_model, config=FAST)
+    notes = result.notes
     assert any(note.startswith("1 known pixels beside the mask exceed") and "r 1.5" in note for note in notes)
+    from galgen.flows.inpaint import clipping_note
+
+    # filled pixels at the cap, each missing at least the known neighbour's excess over it (5 - 1.5 = 3.5 in r)
+    capped = result.data[:3].copy()
+    capped[1][mask[1]] = 1.5
+    note = clipping_note(image.data[:3], mask[:3], model=tiny_model, filled=capped)
+    count = int(mask[1].sum())
+    at_cap = int((mask[:3] & (capped >= np.array([1.0, 1.5, 2.0])[:, None, None] * (1 - 1e-5))).sum())
+    assert f"{at_cap} filled pixels sit at the cap" in note and at_cap >= count
+    assert f"g 0, r {count * 3.5:.3g}, z 0 nanomaggy" in note  # only r has a bright neighbour to measure by

@@ -237,7 +237,7 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
     std[rows] = np.where(chosen, moments.std.astype(np.float32), 0.0)
     filled = np.zeros(image.shape, dtype=bool)
     filled[rows] = chosen
-    notes = [scale_note(image, model), clipping_note(image.data[rows], chosen, model=model)]
+    notes = [scale_note(image, model), clipping_note(image.data[rows], chosen, model=model, filled=data[rows])]
     return Fill(data=data, std=std, mask=filled, tiles=len(planned.tiles), nfe=planned.nfe,
                 notes=[n for n in notes if n])
 
@@ -298,12 +298,15 @@ def scale_note(image: Cube, model) -> Optional[str]:
             f"(x{ratio:.2f}): the fill has the training data's structure per pixel, not per arcsec")
 
 
-def clipping_note(flux: np.ndarray, mask: np.ndarray, *, model, reach: int = 2) -> Optional[str]:
+def clipping_note(flux: np.ndarray, mask: np.ndarray, *, model, filled: np.ndarray | None = None,
+                  reach: int = 2) -> Optional[str]:
     """A sentence when known pixels next to the mask exceed the model's upper truncation, else None.
 
-    ``flux`` and ``mask`` (C, H, W) in the model's bands. The normaliser clips at its upper limit A
-    (times the calibration factor), so fills beside such pixels (a trail across a bright galaxy
-    core) are capped at A and come out too faint there.
+    ``flux`` and ``mask`` (C, H, W) in the model's bands, ``filled`` the fill there. The normaliser
+    clips at its upper limit A (times the calibration factor), so fills beside such pixels (a
+    trail across a bright galaxy core) are capped at A and come out too faint. The sentence says
+    how many filled pixels sit at the cap and how much flux that loses at the least: their count
+    times the mean excess over A of the bright known pixels beside the mask, per band.
     """
     from scipy.ndimage import binary_dilation
 
@@ -313,8 +316,15 @@ def clipping_note(flux: np.ndarray, mask: np.ndarray, *, model, reach: int = 2) 
     if not bright.any():
         return None
     limits = ", ".join(f"{b} {a:.3g}" for b, a in zip(model.bands, upper))
-    return (f"{int(bright.sum())} known pixels beside the mask exceed the model's upper truncation ({limits}): "
+    note = (f"{int(bright.sum())} known pixels beside the mask exceed the model's upper truncation ({limits}): "
             "fills there are capped at it and too faint")
+    if filled is None:
+        return note
+    capped = mask & (filled >= upper[:, None, None] * (1 - 1e-5))
+    lost = [capped[c].sum() * float(np.mean(flux[c][bright[c]] - upper[c])) if bright[c].any() else 0.0
+            for c in range(len(upper))]
+    losses = ", ".join(f"{b} {v:.3g}" for b, v in zip(model.bands, lost))
+    return f"{note}; {int(capped.sum())} filled pixels sit at the cap, missing at least {losses} {model.unit} in all"
 
 
 # ----------------------------------------------------------------------------- the run
