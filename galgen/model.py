@@ -28,6 +28,17 @@ BUNDLED_MODEL = "default.safetensors"
 DEFAULT_SAMPLERS = {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde", "edm": "dpmpp_2m"}
 
 
+def exact_on(device, requested: bool | None) -> bool:
+    """Whether the network sees one image per call: asked for, or by default on the CPU.
+
+    oneDNN's batched convolutions and matrix products are not batch-invariant bit for bit (the
+    time-embedding Linear and some conv shapes differ by ~1e-7 between batch 1 and 7), so exact
+    reproducibility needs a fixed network batch. On a CPU one image per call costs 0-30 %
+    (docs/sampling.md); on a GPU it would waste the device, so there it is opt-in.
+    """
+    return torch.device(device).type == "cpu" if requested is None else bool(requested)
+
+
 def bundled_model_path() -> Path:
     """Where the default model ships inside the package (galgen/models/)."""
     return Path(str(files("galgen.models") / BUNDLED_MODEL))
@@ -82,14 +93,8 @@ class LoadedModel:
         return DEFAULT_SAMPLERS[self.module.prediction]
 
     def exact(self, requested: bool | None) -> bool:
-        """Whether the network sees one image per call: asked for, or by default on the CPU.
-
-        oneDNN's batched convolutions and matrix products are not batch-invariant bit for bit (the
-        time-embedding Linear and some conv shapes differ by ~1e-7 between batch 1 and 7), so exact
-        reproducibility needs a fixed network batch. On a CPU one image per call costs 0-30 %
-        (docs/sampling.md); on a GPU it would waste the device, so there it is opt-in.
-        """
-        return self.device.type == "cpu" if requested is None else bool(requested)
+        """Whether the network sees one image per call on this model's device (`exact_on`)."""
+        return exact_on(self.device, requested)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
         """D(x, sigma) for the samplers: the network under bf16 autocast, the result in float32.

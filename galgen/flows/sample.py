@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 
 from galgen.errors import InputError
-from galgen.model import LoadedModel
+from galgen.model import LoadedModel, exact_on
 from galgen.progress import Progress, stage
 
 MOCK_PREFIX = "mock_"
@@ -186,7 +186,7 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
     return SampleResult(
         out_dir=out_dir, written=sorted(written), skipped=skipped, seconds=time.perf_counter() - start,
         sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps), model_sha256=model.sha256,
-        devices=devices, exact=_exact_on(devices[0], config),
+        devices=devices, exact=exact_on(devices[0], config.exact),
         preview=preview,
     )
 
@@ -256,10 +256,6 @@ def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int
     if differ:
         raise InputError(f"a mock of another run is in the way ({', '.join(differ)} differ); "
                          "choose another output directory or remove it", path=path)
-
-
-def _exact_on(device: str, config: SampleConfig) -> bool:
-    return torch.device(device).type == "cpu" if config.exact is None else bool(config.exact)
 
 
 def _threads(devices: list[str]) -> int:
