@@ -119,13 +119,8 @@ def test_v_loss_targets_velocity_and_unknown_predictions_are_refused():
         Denoiser(nn.Identity(), prediction="x0")
 
 
-class TrueF(nn.Module):
+class TrueF(TrueNoise):
     """A perfect EDM network: from c_in x and t it recovers x and sigma, and returns (x0 - c_skip x) / c_out."""
-
-    def __init__(self, x0: torch.Tensor):
-        super().__init__()
-        self.x0 = x0
-        self.denoiser: Denoiser | None = None
 
     def forward(self, x_in, t):
         sigma = self.denoiser.t_to_sigma(t)
