@@ -162,12 +162,24 @@ def prep(
     ),
     softening: float = typer.Option(3.0, "--softening", min=0.01, help="asinh softening b in sky RMS units (default: 3)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes reading the files."),
+    labels: Optional[str] = typer.Option(
+        None, "--labels", help="Per-galaxy labels for conditional training: 'measure' (galgen's photometry: mag_<band>, "
+        "r_e, q, colours) or a catalogue (FITS table or CSV) whose rows --match the cutouts."
+    ),
+    match: str = typer.Option(
+        "name", "--match", help="How catalogue rows find cutouts: name[:COLUMN] (file names, default column 'file'), "
+        "id:COLUMN (a header keyword or the file name's stem) or sky[:RA,DEC] (default columns ra, dec)."
+    ),
+    match_radius: float = typer.Option(1.0, "--match-radius", min=0.0, help="Sky match radius in arcsec (default: 1)."),
+    label_columns: Optional[str] = typer.Option(
+        None, "--label-columns", help="Catalogue columns to keep as labels, comma-separated (default: every numeric one)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset directory."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
-    """Real cutouts (FITS) -> normalised training set (images.npy + dataset.json).
+    """Real cutouts (FITS) -> normalised training set (images.npy + dataset.json [+ labels.npy]).
 
-    Example: galgen prep cutouts/ -o data/train --size 64 --bands grz --lower 0
+    Example: galgen prep cutouts/ -o data/train --size 64 --bands grz --labels catalog.fits --match id:OBJID
     """
     from galgen.console import progress
     from galgen.inputs import expand_inputs
@@ -177,15 +189,29 @@ def prep(
         size=size, bands=bands, workers=workers, stretch=stretch, softening=softening,
         upper=None if upper is None else parse_band_values(upper, bands=bands, option="--upper"),
         lower=None if lower == "auto" else parse_band_values(lower, bands=bands, option="--lower"),
+        labels=labels, match=match, match_radius=match_radius,
+        label_columns=None if label_columns is None else tuple(c.strip() for c in label_columns.split(",") if c.strip()),
     )
     with progress() as on_progress:
         result = prep_dataset(expand_inputs(inputs), output, config=config, command=command_line(),
                               overwrite=overwrite, on_progress=on_progress)
     _report_skipped(result)
+    _report_unmatched(result)
     limits = "".join(f"\n  {b}: [{lo:.5g}, {hi:.5g}] -> [-1, 1]" for b, lo, hi in
                      zip(result.normalizer.bands, result.normalizer.lower, result.normalizer.upper))
     _finish(result, json_out=json_out, line=f"{result.output}: {result.count} images, bands "
             f"{result.normalizer.bands}, {result.seconds:.1f} s{limits}")
+
+
+def _report_unmatched(result, *, shown: int = 10) -> None:
+    """prep's cutouts that no catalogue row matched (they train unconditionally), on stderr."""
+    from galgen.console import stderr
+
+    unmatched = (result.labels or {}).get("unmatched", [])
+    if unmatched:
+        more = f" (and {len(unmatched) - shown} more; --json lists all)" if len(unmatched) > shown else ""
+        stderr.print(f"galgen prep: warning: {len(unmatched)} of {result.count} cutouts matched no catalogue row; "
+                     f"they have no labels: {', '.join(unmatched[:shown])}{more}", markup=False, highlight=False)
 
 
 def _report_skipped(result) -> None:
@@ -225,6 +251,14 @@ def train(
     p_mean: Optional[float] = typer.Option(None, "--p-mean", help="edm: mean log-sigma of the training noise (default: -1.2)."),
     p_std: Optional[float] = typer.Option(None, "--p-std", min=0.01, help="edm: spread of log-sigma (default: 1.2)."),
     ema: Optional[float] = typer.Option(None, "--ema", min=0.0, max=0.999999, help="EMA decay (default: 0.999)."),
+    condition: Optional[str] = typer.Option(
+        None, "--condition", help="Train a conditional model on these dataset labels, comma-separated, e.g. "
+        "mag_r,r_e,q,g_r (a colour a_b is mag_a - mag_b); see 'galgen prep --labels'."
+    ),
+    label_dropout: Optional[float] = typer.Option(
+        None, "--label-dropout", min=0.0, max=1.0, help="Conditional: fraction of images trained without labels, "
+        "so the model also samples unconditionally and takes classifier-free guidance (default: 0.1)."
+    ),
     checkpoint_every: Optional[int] = typer.Option(
         None, "--checkpoint-every", min=0, help="Steps between checkpoints, 0 = at the end (default: 1000)."
     ),
@@ -240,14 +274,17 @@ def train(
 
     Example: galgen train data/train -o model.safetensors --preset tiny --steps 20000
     """
+    from galgen.conditions import parse_names
     from galgen.console import progress
     from galgen.flows import train as flow
 
     settings = dict(steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
-                    ema=ema, checkpoint_every=checkpoint_every, bf16=bf16, p_mean=p_mean, p_std=p_std)
+                    ema=ema, checkpoint_every=checkpoint_every, bf16=bf16, p_mean=p_mean, p_std=p_std,
+                    label_dropout=label_dropout)
+    names = None if condition is None else parse_names(condition)
     with progress(disable=not flow.is_lead()) as on_progress:
         result = flow.run(dataset, output, preset=preset, settings=settings, resume=resume, device=device,
-                          overwrite=overwrite, command=command_line(), on_progress=on_progress)
+                          conditions=names, overwrite=overwrite, command=command_line(), on_progress=on_progress)
     if result is not None:  # the lead process reports
         _finish(result, json_out=json_out, line=f"wrote {result.output} (step {result.step}, loss {result.loss:.4g}, "
                 f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]})")
@@ -256,7 +293,9 @@ def train(
 @app.command()
 @reported
 def sample(
-    n: int = typer.Option(..., "-n", "--count", min=1, help="Images in the whole run (indices 0 .. n-1)."),
+    n: Optional[int] = typer.Option(
+        None, "-n", "--count", min=1, help="Images in the whole run (indices 0 .. n-1); with --catalog, one per row."
+    ),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for mock_NNNNNN.fits (created if missing)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Run seed: image i depends on (seed, i) alone."),
@@ -279,12 +318,28 @@ def sample(
         None, "--exact/--batched", help="One image per network call, bit-identical whatever --batch (CPU default), "
         "or the whole batch per call (GPU default).",
     ),
+    catalog: Optional[Path] = typer.Option(
+        None, "--catalog", help="Conditional model: one mock per row of this FITS table or CSV, its columns named as "
+        "the model's conditions (see 'galgen info MODEL'); a missing column takes the training median."
+    ),
+    condition: Optional[str] = typer.Option(
+        None, "--condition", help="Conditional model: one request for every mock, e.g. mag_r=17.5,r_e=1.2."
+    ),
+    guidance: float = typer.Option(
+        0.0, "--guidance", min=0.0, help="Classifier-free guidance w: D = D_cond + w (D_cond - D_uncond); "
+        "0 = the conditional model alone (default: 0)."
+    ),
+    id_column: Optional[str] = typer.Option(
+        None, "--id-column", help="Catalogue column naming each row in the headers (default: id, objid, name or "
+        "file, else the row number)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
     """Mock galaxies as FITS cubes with WCS, physical units and provenance.
 
     Files already in the output directory are kept (an interrupted run resumes); image i of a
-    seed is the same whatever --batch, --shard or device count.
+    seed is the same whatever --batch, --shard or device count. A conditional model draws to a
+    catalogue (--catalog) or one request (--condition) and reports requested against measured.
 
     Example: galgen sample -n 1000 -o mocks/ --seed 1 --preview mocks.png
     """
@@ -292,17 +347,63 @@ def sample(
     from galgen.flows import sample as flow
     from galgen.model import load_model
 
-    config = flow.SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
-                               ra=ra, dec=dec, exact=exact, workers=workers)
+    if catalog is not None and condition is not None:
+        raise InputError("give --catalog or --condition, not both")
+    if n is None and catalog is None:
+        raise InputError("say how many mocks with -n (or give a --catalog: one mock per row)")
     loaded = load_model(model, device=device, bf16=bf16)
+    requests = None
+    if catalog is not None or condition is not None:
+        requests = _sample_requests(loaded, catalog=catalog, condition=condition, count=n, id_column=id_column)
+    asked = requests.config_fields() if requests else {"count": n}
+    config = flow.SampleConfig(seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
+                               ra=ra, dec=dec, exact=exact, workers=workers, guidance=guidance, **asked)
     with progress() as on_progress:
         result = flow.run(output, model=loaded, config=config, preview=preview, command=command_line(),
-                          on_progress=on_progress)
+                          on_progress=on_progress, notes=requests.notes if requests else None)
     rate = result.to_dict()["images_per_second"] or 0
+    if result.check and not json_out:
+        _print_request_check(result)
     _finish(result, json_out=json_out, line=(
         f"{len(result.written)} mocks written, {len(result.skipped)} already there, in {result.out_dir} "
         f"({result.sampler}, {result.nfe} NFE, {rate:.3g} images/s on {', '.join(result.devices)}; "
         f"model sha256 {result.model_sha256[:12]})"))
+
+
+def _sample_requests(loaded, *, catalog, condition, count, id_column):
+    """The conditional requests of a `sample` run, from --catalog or --condition (with -n copies)."""
+    from galgen.catalog import read_catalog
+    from galgen.conditions import parse_request
+    from galgen.flows.sample import plan_requests
+
+    if catalog is not None:
+        table = read_catalog(catalog)
+        if count is not None and count != len(table):
+            raise InputError(f"-n {count} but the catalogue has {len(table)} rows (one mock per row; leave -n out)",
+                             path=catalog)
+        return plan_requests(loaded, catalog=table, id_column=id_column)
+    return plan_requests(loaded, request=parse_request(condition), count=count)
+
+
+def _print_request_check(result) -> None:
+    """The requested-vs-measured table of a conditional run."""
+    from galgen.console import print_table
+
+    def number(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}g}"
+
+    rows = []
+    for row in result.check:
+        label = f"{row['name']} [{row['unit']}]" if row["unit"] else row["name"]
+        if not row["measured"]:
+            rows.append([label, number(row["requested_median"], 4), "-", "-", "-", "not measured by galgen"])
+            continue
+        ratio = f"ratio {row['median_ratio']:.3f}" if row.get("median_ratio") is not None else ""
+        rows.append([label, number(row["requested_median"], 4), number(row["median_difference"]),
+                     number(row["median_absolute"]), number(row["scatter"]), ratio])
+    print_table(f"requested vs measured ({len(result.written) + len(result.skipped)} mocks, galgen's photometry)",
+                ["property", "median requested", "median (measured - requested)", "median |difference|",
+                 "robust scatter", ""], rows, notes=result.notes or ())
 
 
 @app.command()

@@ -624,8 +624,11 @@ def write_table(columns: Mapping[str, np.ndarray], path, *, units: Mapping[str, 
     return _write_hdus(fits.HDUList([primary, table]), path)
 
 
-def read_table(path) -> dict[str, np.ndarray]:
-    """Columns of the first binary table in a FITS file, as native-endian numpy arrays (strings as str)."""
+def read_table(path, *, units: dict | None = None) -> dict[str, np.ndarray]:
+    """Columns of the first binary table in a FITS file, as native-endian numpy arrays (strings as str).
+
+    ``units``: a dict that receives each column's TUNIT ("" when it has none).
+    """
     path = Path(path)
     with _open_fits(path) as hdul:
         tables = [h for h in hdul if isinstance(h, fits.BinTableHDU)]
@@ -645,6 +648,8 @@ def read_table(path) -> dict[str, np.ndarray]:
             elif values.dtype.byteorder not in ("=", "|"):
                 values = values.astype(values.dtype.newbyteorder("="))
             out[name] = values
+            if units is not None:
+                units[name] = str(table.columns[name].unit or "")
     return out
 
 

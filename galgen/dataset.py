@@ -5,7 +5,9 @@ so that training memory-maps it (``np.load(..., mmap_mode="r")``) however large 
 ``dataset.json`` says what the numbers mean: bands, size, pixel scale, unit, the normaliser
 that maps them back to flux, how it was chosen, what was skipped and the provenance.
 ``sources.jsonl`` says where every row came from, one line per image, so that a dataset
-of 300k cutouts neither writes nor opens one huge JSON document.
+of 300k cutouts neither writes nor opens one huge JSON document. ``labels.npy`` (optional) holds
+per-galaxy labels, float64 ``(N, K)``, NaN where unknown; ``dataset.json``'s ``labels`` names
+them, with their units, where they came from and which cutouts no catalogue row matched.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from galgen.normalize import Normalizer
 IMAGES_NAME = "images.npy"
 META_NAME = "dataset.json"
 SOURCES_NAME = "sources.jsonl"  # one JSON object per line; line i describes image i
+LABELS_NAME = "labels.npy"  # optional: (N, K) float64 per-galaxy labels, NaN where unknown
 FORMAT_NAME = "galgen-dataset"
 FORMAT_VERSION = 1
 
@@ -50,6 +53,25 @@ class Dataset:
     @property
     def size(self) -> int:
         return int(self.images.shape[-1])
+
+    @property
+    def label_info(self) -> dict | None:
+        """dataset.json's ``labels`` (names, units, source, unmatched), None for a dataset without labels."""
+        return self.meta.get("labels")
+
+    def labels(self) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """The labels as name -> (N,) values (memory-mapped) and name -> unit; InputError when there are none."""
+        info = self.label_info
+        if not info:
+            raise InputError("dataset has no labels ('galgen prep' attaches them from a catalogue or measures them)", path=self.path)
+        try:
+            table = np.load(self.path / LABELS_NAME, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read {LABELS_NAME} ({exc})", path=self.path) from None
+        names = list(info["names"])
+        if table.shape != (len(self), len(names)):
+            raise InputError(f"{LABELS_NAME} holds {table.shape}, expected ({len(self)}, {len(names)})", path=self.path)
+        return {n: table[:, k] for k, n in enumerate(names)}, dict(zip(names, info["units"]))
 
     def nearest(self, flux: np.ndarray, *, k: int, advance=None) -> tuple[np.ndarray, np.ndarray]:
         r"""The k images nearest to each of ``flux`` (N, C, H, W), in this dataset's normalised pixel space.

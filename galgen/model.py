@@ -88,6 +88,13 @@ class LoadedModel:
         return {band: float(stored.get(band, 1.0)) for band in self.bands}
 
     @property
+    def conditions(self) -> list:
+        """The labels a conditional model takes (galgen.conditions.Condition), [] for an unconditional one."""
+        from galgen.conditions import Condition
+
+        return [Condition.from_dict(c) for c in self.meta.get("conditions", [])]
+
+    @property
     def default_sampler(self) -> str:
         """The sampler `sample` and `desify` use when none is named: by what the network predicts."""
         return DEFAULT_SAMPLERS[self.module.prediction]
@@ -96,15 +103,29 @@ class LoadedModel:
         """Whether the network sees one image per call on this model's device (`exact_on`)."""
         return exact_on(self.device, requested)
 
-    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, *, exact: bool = False) -> torch.Tensor:
+    def denoise(self, x: torch.Tensor, sigma: torch.Tensor, *, exact: bool = False, labels: torch.Tensor | None = None,
+                guidance: float = 0.0) -> torch.Tensor:
         """D(x, sigma) for the samplers: the network under bf16 autocast, the result in float32.
 
         With ``exact`` the network sees one image per call, so an image does not depend on its batch.
+        ``labels`` (B, K), normalised (`conditions.normalise`), condition a conditional model; with
+        ``guidance`` w > 0 the result is classifier-free guided (Ho & Salimans 2022):
+        ``D = D_cond + w (D_cond - D_uncond)``, both from one network call on a doubled batch.
         """
         if exact and x.shape[0] > 1:
-            return torch.cat([self.denoise(x[b : b + 1], sigma[b : b + 1]) for b in range(x.shape[0])])
+            rows = [None if labels is None else labels[b : b + 1] for b in range(x.shape[0])]
+            return torch.cat([self.denoise(x[b : b + 1], sigma[b : b + 1], labels=rows[b], guidance=guidance)
+                              for b in range(x.shape[0])])
         with torch.no_grad(), runtime.autocast(self.device, enabled=self.bf16):
-            return self.module(x, sigma).float()
+            if labels is None:
+                return self.module(x, sigma).float()
+            labels = labels.to(self.device)
+            if not guidance:
+                return self.module(x, sigma, labels).float()
+            both = self.module(torch.cat([x, x]), torch.cat([sigma, sigma]),
+                               torch.cat([labels, torch.full_like(labels, float("nan"))])).float()
+            conditional, unconditional = both.chunk(2)
+            return conditional + guidance * (conditional - unconditional)
 
     def sigmas(self, sampler: str, steps: int | None = None, *, strength: float = 1.0) -> torch.Tensor:
         """The noise levels a run of ``sampler`` visits (steps None: its default), on the CPU."""

@@ -63,6 +63,19 @@ class PrepConfig:
     softening: float = 3.0  # asinh only: the softening b in units of the dataset's sky RMS
     max_bad_fraction: float = MAX_BAD_FRACTION  # skip a file when more of a band's crop is NaN or masked
     workers: int = 1  # reading processes; 1 reads in this process
+    labels: str | None = None  # per-galaxy labels: None, "measure" (galgen's photometry) or a catalogue's path
+    match: str = "name"  # how catalogue rows find cutouts (galgen.catalog.MatchRule): name[:COL], id:COL, sky[:RA,DEC]
+    match_radius: float = 1.0  # arcsec, for matching by sky position
+    label_columns: tuple[str, ...] | None = None  # catalogue columns kept as labels; None: every numeric one
+
+    @property
+    def measures_labels(self) -> bool:
+        return self.labels == "measure"
+
+    def match_rule(self):
+        from galgen.catalog import MatchRule
+
+        return MatchRule.parse(self.match, radius=self.match_radius)
 
 
 @dataclass
@@ -80,6 +93,9 @@ class FileReport:
     unit: str = ""
     file_bytes: int = 0
     mtime: float = 0.0
+    centre: tuple[float, float] | None = None  # (ra, dec) degrees of the centre pixel, with a celestial WCS
+    header_id: str | None = None  # the id match's header keyword, when the header has it
+    measured: tuple[float, ...] = ()  # labels measured on the crop (metrics.labels order), with labels="measure"
 
 
 @dataclass
@@ -91,6 +107,8 @@ class PassOne:
     maxima: array = field(default_factory=lambda: array("d"))  # row-major (N, bands)
     sky_rms: array = field(default_factory=lambda: array("d"))  # row-major (N, bands)
     pixel_scales: array = field(default_factory=lambda: array("d"))  # files with a WCS only
+    measured: array = field(default_factory=lambda: array("d"))  # row-major (N, labels), labels="measure"
+    keys: list = field(default_factory=list)  # catalog.CutoutKey per usable file, with a catalogue of labels
     count: int = 0
     bad_pixels: int = 0
     unit: str | None = None
@@ -102,6 +120,7 @@ class PassOne:
         self.sky_rms.extend(report.sky_rms)
         if report.pixel_scale is not None:
             self.pixel_scales.append(report.pixel_scale)
+        self.measured.extend(report.measured)
         self.count += 1
         self.bad_pixels += report.bad_pixels
         self.unit = self.unit or report.unit
@@ -124,6 +143,7 @@ class PrepResult:
     pixel_scale: float | None = None
     bad_pixels_filled: int = 0
     seconds: float = 0.0
+    labels: dict | None = None  # what dataset.json says of the labels (names, units, source, unmatched)
 
     def to_dict(self) -> dict:
         return {
@@ -136,6 +156,7 @@ class PrepResult:
             "bad_pixels_filled": self.bad_pixels_filled,
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
             "warnings": self.warnings,
+            "labels": self.labels,
             "seconds": round(self.seconds, 3),
         }
 
@@ -164,7 +185,9 @@ def prep_dataset(
         raise InputError(f"bands {config.bands!r}: give distinct band letters, e.g. grz")
     if config.stretch not in STRETCHES:
         raise InputError(f"unknown stretch {config.stretch!r}; choose from {', '.join(STRETCHES)}", options="stretch")
-    with dataset_directory(output, overwrite=overwrite, inputs=paths) as work:
+    catalog = _label_catalog(config)  # a bad catalogue fails before any file is read
+    protected = paths + ([Path(config.labels)] if catalog is not None else [])
+    with dataset_directory(output, overwrite=overwrite, inputs=protected) as work:
         scratch = work / SCRATCH_NAME
         stats = _read_pass(paths, work, config=config, on_progress=on_progress)
         if not stats.count:
@@ -188,6 +211,8 @@ def prep_dataset(
             pixel_scale=float(np.median(scales)) if scales.size else None,
             bad_pixels_filled=stats.bad_pixels,
         )
+        if config.labels is not None:
+            result.labels = _write_labels(work, stats, catalog, config=config)
         write_meta(work, _meta(result, unit=stats.unit, config=config, command=command))
     result.seconds = time.perf_counter() - start
     return result
@@ -206,6 +231,11 @@ def _read_pass(paths, work: Path, *, config: PrepConfig, on_progress: Progress |
                 report.crop.astype(np.float32, copy=False).tofile(scratch)
                 sources.write(json.dumps(_source_record(report)) + "\n")
                 stats.add(report)
+                if config.labels is not None and not config.measures_labels:
+                    from galgen.catalog import CutoutKey
+
+                    ra, dec = report.centre or (None, None)
+                    stats.keys.append(CutoutKey(path=report.path, header_id=report.header_id, ra=ra, dec=dec))
             advance(1, skipped=len(stats.skipped))
     return stats
 
@@ -222,6 +252,7 @@ def _source_record(report: FileReport) -> dict:
         "maximum": list(report.maximum),
         "sky_rms": list(report.sky_rms),
         "bad_pixels": report.bad_pixels,
+        "centre": None if report.centre is None else list(report.centre),
     }
 
 
@@ -281,7 +312,84 @@ def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
     report.peak = tuple(float(np.nanpercentile(plane, config.percentile)) for plane in crop)
     report.maximum = tuple(float(np.nanmax(plane)) for plane in crop)
     report.sky_rms = tuple(robust_sigma(frame) for frame in border_pixels(data, width=width))
+    report.centre = _centre_on_sky(cube)
+    if config.labels is not None and not config.measures_labels and config.match_rule().kind == "id":
+        value = cube.header.get(config.match_rule().columns[0])
+        report.header_id = None if value is None else str(value).strip()
+    if config.measures_labels:
+        from galgen.metrics.labels import measure_labels
+
+        scale = np.nan if report.pixel_scale is None else report.pixel_scale
+        measured = measure_labels(crop[None], bands=config.bands, pixel_scale=scale)
+        report.measured = tuple(float(v[0]) for v in measured.values())
     return report
+
+
+def _centre_on_sky(cube) -> tuple[float, float] | None:
+    """(ra, dec) in degrees of the cutout's centre pixel (W // 2, H // 2), None without a celestial WCS."""
+    if cube.wcs is None:
+        return None
+    try:
+        ra, dec = cube.wcs.wcs_pix2world([[cube.data.shape[2] // 2, cube.data.shape[1] // 2]], 0)[0]
+    except Exception:  # noqa: BLE001 - a WCS that cannot place the centre only loses sky matching
+        return None
+    return (float(ra), float(dec)) if np.isfinite([ra, dec]).all() else None
+
+
+def _label_catalog(config: PrepConfig):
+    """The catalogue of labels (None when measured or none), read and checked against the match rule."""
+    if config.labels is None or config.measures_labels:
+        return None
+    from galgen.catalog import read_catalog
+
+    rule = config.match_rule()
+    catalog = read_catalog(config.labels)
+    for column in rule.columns + tuple(config.label_columns or ()):
+        catalog.column(column)  # InputError naming the columns the catalogue has
+    return catalog
+
+
+def _write_labels(work: Path, stats: PassOne, catalog, *, config: PrepConfig) -> dict:
+    """labels.npy (N, K) float64, NaN where unknown, in image order; returns dataset.json's "labels"."""
+    from galgen.dataset import LABELS_NAME
+
+    if catalog is None:
+        from galgen.metrics.labels import label_units
+
+        units = label_units(config.bands)
+        values = np.frombuffer(stats.measured, dtype=np.float64).reshape(stats.count, len(units))
+        info = {"names": list(units), "units": list(units.values()),
+                "source": "measured with galgen's photometry (galgen.metrics.labels)", "unmatched": []}
+    else:
+        values, info = _catalogue_labels(catalog, stats.keys, config=config)
+    np.save(work / LABELS_NAME, np.asarray(values, dtype=np.float64), allow_pickle=False)
+    return info
+
+
+def _catalogue_labels(catalog, keys, *, config: PrepConfig) -> tuple[np.ndarray, dict]:
+    from galgen.catalog import match_rows
+
+    rule = config.match_rule()
+    found = match_rows(catalog, keys, rule)
+    if not (found >= 0).any():
+        raise InputError(f"no cutout matched a row of the catalogue by {rule.describe()}", path=catalog.path,
+                         options="match")
+    used = {catalog.find(c) for c in rule.columns}
+    if config.label_columns:
+        names = [catalog.find(c) for c in config.label_columns]
+    else:
+        names = [c for c in catalog.numeric() if c not in used]
+    if not names:
+        raise InputError("catalogue has no numeric column to use as a label", path=catalog.path)
+    values = np.full((len(keys), len(names)), np.nan)
+    for k, name in enumerate(names):
+        column = catalog.columns[name]
+        if column.dtype.kind not in "biuf" or column.ndim != 1:
+            raise InputError(f"catalogue column {name!r} is not a number per galaxy", path=catalog.path)
+        values[found >= 0, k] = column[found[found >= 0]]
+    unmatched = [key.path for key, row in zip(keys, found) if row < 0]
+    return values, {"names": names, "units": [catalog.units.get(n, "") for n in names],
+                    "source": str(catalog.path), "match": rule.describe(), "unmatched": unmatched}
 
 
 def fit_normalizer(peaks: np.ndarray, sky_rms: np.ndarray, *, config: PrepConfig,
@@ -434,4 +542,5 @@ def _meta(result: PrepResult, *, unit: str, config: PrepConfig, command: str) ->
         "provenance": provenance,
         "sources": SOURCES_NAME,
         "skipped": [{"path": p, "reason": r} for p, r in result.skipped],
+        **({"labels": result.labels} if result.labels is not None else {}),
     }

@@ -308,7 +308,8 @@ def half_light_radii(params: GalaxyParams) -> np.ndarray:
     return radii
 
 
-def truth_row(params: GalaxyParams, noise_free: np.ndarray, *, size: int, sky_sigma=SKY_SIGMA) -> dict:
+def truth_row(params: GalaxyParams, noise_free: np.ndarray, *, size: int, sky_sigma=SKY_SIGMA,
+              pixel_scale: float = PIXEL_SCALE) -> dict:
     """One row of the truth catalogue (column meanings and units: ``TRUTH_UNITS``)."""
     fluxes = params.fluxes().sum(axis=0)
     x0, y0 = centre(params, size)
@@ -330,7 +331,20 @@ def truth_row(params: GalaxyParams, noise_free: np.ndarray, *, size: int, sky_si
         knot_count=params.knot_count, knot_fraction=params.knot_fraction,
         x_center=x0, y_center=y0,
     )  # fmt: skip
+    row.update(observed_shape(noise_free, pixel_scale=pixel_scale))
     return row
+
+
+def observed_shape(noise_free: np.ndarray, *, pixel_scale: float) -> dict:
+    """``r_e`` (arcsec) and ``q`` of the noise-free galaxy as galgen's photometry measures them (after the PSF).
+
+    The truth a conditional model's ``r_e`` and ``q`` are checked against: the same functions
+    (galgen.metrics.labels) on the image before the sky noise.
+    """
+    from galgen.metrics.labels import measure_labels
+
+    measured = measure_labels(noise_free[None], bands=BANDS, pixel_scale=pixel_scale)
+    return {"r_e": float(measured["r_e"][0]), "q": float(measured["q"][0])}
 
 
 TRUTH_UNITS = {
@@ -344,6 +358,7 @@ TRUTH_UNITS = {
     "disk_hlr": "arcsec",
     "theta": "deg",  # major axis, counter-clockwise from +x
     "pa": "deg",  # east of north for a north-up, east-left WCS
+    "r_e": "arcsec",  # half-light radius of the noise-free image in r, after the PSF (galgen.metrics.labels)
     "x_center": "pixel",  # 0-based
     "y_center": "pixel",
 }
@@ -367,7 +382,7 @@ def draw_observation(
     """
     params = draw_params(seed, index, size=size, pixel_scale=pixel_scale)
     clean = render(params, size=size, pixel_scale=pixel_scale, psf=psf)
-    return add_sky_noise(clean, params), clean, truth_row(params, clean, size=size)
+    return add_sky_noise(clean, params), clean, truth_row(params, clean, size=size, pixel_scale=pixel_scale)
 
 
 TRUTH_NAME = "truth.fits"

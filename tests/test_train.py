@@ -105,15 +105,59 @@ def test_same_seed_same_run_other_seed_other_run(images, tmp_path):
 
 
 def test_each_steps_draws_are_a_pure_function_of_seed_step_and_position(images):
-    config = TrainConfig(steps=10, batch=4, seed=3)
-    whole = _batch(images, step=7, positions=range(4), config=config)
-    halves = [_batch(images, step=7, positions=range(r * 2, r * 2 + 2), config=config) for r in range(2)]
+    labels = np.random.default_rng(1).normal(size=(len(images), 2))
+    config = TrainConfig(steps=10, batch=4, seed=3, label_dropout=0.5)
+    whole = _batch(images, step=7, positions=range(4), config=config, labels=labels)
+    halves = [_batch(images, step=7, positions=range(r * 2, r * 2 + 2), config=config, labels=labels)
+              for r in range(2)]
     for full, *parts in zip(whole, *halves):
-        assert torch.equal(full, torch.cat(parts))
-    again = _batch(images, step=7, positions=range(4), config=config)
-    assert all(torch.equal(a, b) for a, b in zip(whole, again))
-    other = _batch(images, step=8, positions=range(4), config=config)
+        assert torch.equal(full.nan_to_num(9.0), torch.cat(parts).nan_to_num(9.0))
+    again = _batch(images, step=7, positions=range(4), config=config, labels=labels)
+    assert all(torch.equal(a.nan_to_num(9.0), b.nan_to_num(9.0)) for a, b in zip(whole, again))
+    other = _batch(images, step=8, positions=range(4), config=config, labels=labels)
     assert not torch.equal(whole[2], other[2])
+
+
+def test_labels_are_dropped_at_the_configured_rate_whole_rows_at_a_time(images):
+    labels = np.arange(2.0 * len(images)).reshape(len(images), 2)
+    config = TrainConfig(steps=400, batch=5, label_dropout=0.3, augment=False)
+    rows = torch.cat([_batch(images, step=k, positions=range(5), config=config, labels=labels)[4] for k in range(200)])
+    dropped = torch.isnan(rows)
+    assert torch.equal(dropped[:, 0], dropped[:, 1])  # a row goes whole: the image is unconditional
+    assert 0.25 < dropped[:, 0].float().mean() < 0.35
+    kept = rows[~dropped[:, 0]]
+    assert set(kept[:, 0].tolist()) <= set(labels[:, 0].tolist())
+    unlabelled = TrainConfig(steps=2, batch=5)
+    assert _batch(images, step=0, positions=range(5), config=unlabelled)[4] is None
+
+
+def test_a_conditional_model_learns_to_use_its_labels(tmp_path):
+    """Two populations told apart only by their label: the trained denoiser follows the label."""
+    rng = np.random.default_rng(0)
+    bright = np.full((8, 3, 16, 16), 0.8, dtype=np.float32) + rng.normal(0, 0.01, (8, 3, 16, 16)).astype(np.float32)
+    dark = -bright
+    images = np.concatenate([bright, dark])
+    labels = np.concatenate([np.ones((8, 1)), -np.ones((8, 1))]).astype(np.float32)
+    unet = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4, conditions=1)
+    config = TrainConfig(steps=60, batch=8, lr=2e-3, warmup=1, ema=0.0, label_dropout=0.2, checkpoint_every=0,
+                         log_every=10, prediction="v", bf16=False)
+    result = train(images, unet=unet, config=config, output=tmp_path / "c.safetensors", labels=labels)
+    denoiser, meta = load_denoiser(result.output)
+    noise = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 5.0
+    with torch.no_grad():
+        up = denoiser(noise, torch.full((2,), 5.0), torch.ones(2, 1)).mean()
+        down = denoiser(noise, torch.full((2,), 5.0), -torch.ones(2, 1)).mean()
+    assert meta["unet"]["conditions"] == 1
+    assert up > 0.3 and down < -0.3  # from pure noise, each label gives its own population
+
+
+def test_labels_that_do_not_fit_the_network_are_an_input_error(images, tmp_path):
+    unet = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4, conditions=2)
+    with pytest.raises(InputError, match="labels have shape"):
+        train(images, unet=unet, config=TrainConfig(steps=1, **QUICK), output=tmp_path / "x.safetensors",
+              labels=np.zeros((len(images), 3)))
+    with pytest.raises(InputError, match="labels have shape"):
+        train(images, unet=unet, config=TrainConfig(steps=1, **QUICK), output=tmp_path / "x.safetensors")
 
 
 def test_an_epoch_visits_every_image_once(images):

@@ -93,3 +93,24 @@ def test_gradients_reach_every_parameter():
     net = randomised(SMALL)
     net(torch.randn(2, 3, 16, 16), torch.tensor([1.0, 2.0])).square().mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_a_conditional_network_starts_as_the_unconditional_one_and_nan_rows_are_unconditional():
+    cond = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4, conditions=2)
+    net = randomised(cond)
+    x, t = torch.randn(3, 3, 16, 16), torch.tensor([5.0, 300.0, 900.0])
+    labels = torch.tensor([[0.5, -1.0], [float("nan"), 0.0], [2.0, 1.0]])
+    with torch.no_grad():
+        plain, conditioned = net(x, t), net(x, t, labels)
+    assert torch.equal(conditioned[1], plain[1])  # a NaN in the row: exactly the unconditional network
+    assert not torch.allclose(conditioned[0], plain[0])  # the labels change the output
+    fresh = UNet(cond)  # zero-initialised label MLP: a new conditional network ignores its labels
+    assert torch.equal(fresh.embed_labels(labels), torch.zeros(3, 4 * cond.base))
+    with pytest.raises(ValueError, match="takes 2 labels"):
+        net(x, t, torch.zeros(3, 3))
+
+
+def test_the_conditions_field_is_stored_only_for_conditional_networks():
+    assert "conditions" not in SMALL.to_dict()  # unconditional files keep their metadata (and sha256)
+    cond = UNetConfig.from_dict({**SMALL.to_dict(), "conditions": 4})
+    assert cond.to_dict()["conditions"] == 4 and UNetConfig.from_dict(cond.to_dict()) == cond

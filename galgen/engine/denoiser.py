@@ -85,14 +85,17 @@ class Denoiser(nn.Module):
         frac = t - low
         return ((1 - frac) * self.log_sigmas[low] + frac * self.log_sigmas[low + 1]).exp()
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        """Denoised estimate of x0 from x = x0 + sigma eps (variance-exploding form), float32."""
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Denoised estimate of x0 from x = x0 + sigma eps (variance-exploding form), float32.
+
+        ``labels`` (B, K): a conditional network's normalised labels (a NaN row: unconditional).
+        """
         sigma = self._per_image(sigma, x)
         if self.prediction == "edm":
             c_skip, c_out, c_in = self._edm_scalings(sigma)
-            return c_skip * x.float() + c_out * self.net(x * c_in, self.sigma_to_t(sigma)).float()
+            return c_skip * x.float() + c_out * self._net(x * c_in, self.sigma_to_t(sigma), labels).float()
         a = (1 + sigma**2).rsqrt()[:, None, None, None]  # sqrt(abar) at this sigma
-        out = self.net(x * a, self.sigma_to_t(sigma)).float()
+        out = self._net(x * a, self.sigma_to_t(sigma), labels).float()
         if self.prediction == "v":  # x0 = a x_t - s v with x_t = a x and s = sqrt(1 - abar) = sigma a
             return a * a * x.float() - sigma[:, None, None, None] * a * out
         return x.float() - sigma[:, None, None, None] * out
@@ -105,6 +108,7 @@ class Denoiser(nn.Module):
         noise: torch.Tensor,
         kind: str = "l2",
         z: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Ho et al. 2020 eq. 14 (Smith et al. 2022 eq. 11): mean |eps - eps_theta(x_t, t)|^p, p = 2 or 1.
 
@@ -113,7 +117,8 @@ class Denoiser(nn.Module):
         and the target F = (x0 - c_skip x) / c_out of x = x0 + sigma noise; ``t`` is not used.
 
         x0 (B, C, H, W) in [-1, 1], t integer timesteps (B,), noise standard normal like x0, z
-        standard normal (B,). The noisy input and the loss are float32 whatever the autocast dtype.
+        standard normal (B,), labels (B, K) normalised (NaN rows: unconditional) or None. The noisy
+        input and the loss are float32 whatever the autocast dtype.
         """
         if self.prediction == "edm":
             if z is None:
@@ -121,15 +126,19 @@ class Denoiser(nn.Module):
             sigma = (self.p_mean + self.p_std * z.float()).exp()
             x = x0.float() + sigma[:, None, None, None] * noise.float()
             c_skip, c_out, c_in = self._edm_scalings(sigma)
-            predicted = self.net(x * c_in, self.sigma_to_t(sigma)).float()
+            predicted = self._net(x * c_in, self.sigma_to_t(sigma), labels).float()
             return _distance(predicted, (x0.float() - c_skip * x) / c_out, kind)
         abar = self.alphas_cumprod[t][:, None, None, None]
         x_t = abar.sqrt() * x0.float() + (1 - abar).sqrt() * noise.float()
-        predicted = self.net(x_t, t.float()).float()
+        predicted = self._net(x_t, t.float(), labels).float()
         target = noise.float()
         if self.prediction == "v":
             target = abar.sqrt() * target - (1 - abar).sqrt() * x0.float()
         return _distance(predicted, target, kind)
+
+    def _net(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """The bare network; labels go only to a network that takes them (older callers pass none)."""
+        return self.net(x, t) if labels is None else self.net(x, t, labels)
 
     def _edm_scalings(self, sigma: torch.Tensor):
         """(c_skip, c_out, c_in) of Karras et al. 2022 table 1, shaped (B, 1, 1, 1)."""

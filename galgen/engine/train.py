@@ -55,6 +55,7 @@ class TrainConfig:
     sigma_data: float | None = None  # edm: the data's RMS in [-1, 1] units; None: measured on the training set
     p_mean: float = -1.2  # edm: mean of log(sigma) of the training noise levels (Karras et al. 2022: -1.2)
     p_std: float = 1.2  # edm: spread of log(sigma) (Karras et al. 2022: 1.2)
+    label_dropout: float = 0.1  # conditional: fraction of images trained without labels (classifier-free guidance)
     seed: int = 0  # every random draw derives from this
     bf16: bool = True  # bf16 autocast for the network; float32 master weights, loss and optimiser
     augment: bool = True  # random flips and 90-degree rotations (galaxies have no orientation)
@@ -74,6 +75,8 @@ class TrainConfig:
             raise ValueError(f"sigma_data must be positive, got {self.sigma_data}")
         if not self.p_std > 0:
             raise ValueError(f"p_std must be positive, got {self.p_std}")
+        if not 0 <= self.label_dropout <= 1:
+            raise ValueError(f"label_dropout must be in [0, 1], got {self.label_dropout}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -130,14 +133,18 @@ def train(
     resume=None,
     device: torch.device | str = "cpu",
     callback: Callable[[int, float], None] | None = None,
+    labels: np.ndarray | None = None,
 ) -> TrainResult:
     """Train (or resume training) a DDPM noise predictor on images (N, C, H, W) in [-1, 1]; Ho et al. 2020.
 
-    ``images`` may be a numpy memmap: only each step's batch is read. Rank 0 writes the EMA
+    ``images`` may be a numpy memmap: only each step's batch is read. ``labels`` (N, unet.conditions),
+    normalised, for a conditional network: a row with a NaN trains that image unconditionally, and
+    ``config.label_dropout`` of the others are dropped at random (Ho & Salimans 2022). Rank 0 writes the EMA
     weights to ``output`` (with ``metadata``: normaliser, pixel scale, data summary) and
     checkpoints beside it; ``callback(step, mean_loss)`` is called on rank 0 every log_every steps.
     """
     _check_images(images, unet)
+    _check_labels(labels, images, unet)
     if config.prediction == "edm" and config.sigma_data is None:
         config = dataclasses.replace(config, sigma_data=measure_sigma_data(images))
     rank, world, device = _distributed(torch.device(device))
@@ -164,13 +171,13 @@ def train(
     share = config.batch // world
     positions = range(rank * share, (rank + 1) * share)
     for step in range(start, config.steps):
-        x0, t, noise, z = _batch(images, step=step, positions=positions, config=config)
+        x0, t, noise, z, y = _batch(images, step=step, positions=positions, config=config, labels=labels)
         torch.manual_seed(mix_seed(config.seed, _DROPOUT, step, rank))
         for group in optimizer.param_groups:
             group["lr"] = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
         with autocast(device, enabled=config.bf16):
             loss = denoiser.loss(x0.to(device), t=t.to(device), noise=noise.to(device), z=z.to(device),
-                                 kind=config.loss)
+                                 kind=config.loss, labels=None if y is None else y.to(device))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -280,8 +287,16 @@ def _check_images(images, unet: UNetConfig) -> None:
         raise InputError(f"training images have shape {shape}; the model expects (N, {', '.join(map(str, expected))})")
 
 
-def _batch(images, *, step: int, positions: range, config: TrainConfig):
-    """Images, timesteps and noise of one step's share: a pure function of (seed, step, position)."""
+def _check_labels(labels, images, unet: UNetConfig) -> None:
+    if labels is None and not unet.conditions:
+        return
+    shape = tuple(getattr(labels, "shape", ()))
+    if labels is None or shape != (len(images), unet.conditions):
+        raise InputError(f"labels have shape {shape}; the network takes ({len(images)}, {unet.conditions})")
+
+
+def _batch(images, *, step: int, positions: range, config: TrainConfig, labels=None):
+    """Images, timesteps, noise and labels of one step's share: a pure function of (seed, step, position)."""
     n = len(images)
     index = np.empty(len(positions), dtype=np.int64)
     for i, j in enumerate(positions):
@@ -296,15 +311,18 @@ def _batch(images, *, step: int, positions: range, config: TrainConfig):
     t = torch.empty(len(index), dtype=torch.long)
     noise = torch.empty_like(x0)
     z = torch.empty(len(index))
+    y = None if labels is None else torch.from_numpy(np.asarray(labels[index], dtype=np.float32))
     for i, j in enumerate(positions):
         g = generator(config.seed, _SAMPLE, step, j)
         t[i] = int(torch.randint(config.timesteps, (1,), generator=g))
         turn = int(torch.randint(8, (1,), generator=g))
         noise[i] = torch.randn(x0.shape[1:], generator=g)
-        z[i] = torch.randn((), generator=g)  # drawn last: the earlier draws are those of older versions
+        z[i] = torch.randn((), generator=g)  # drawn after the others: those are the draws of older versions
+        if y is not None and float(torch.rand((), generator=g)) < config.label_dropout:
+            y[i] = float("nan")  # this image trains the unconditional model
         if config.augment:
             x0[i] = _dihedral(x0[i], turn)
-    return x0, t, noise, z
+    return x0, t, noise, z, y
 
 
 @functools.lru_cache(maxsize=2)

@@ -35,6 +35,7 @@ class UNetConfig:
     heads: int = 4  # attention heads
     dropout: float = 0.0  # inside residual blocks
     groups: int = 32  # GroupNorm groups (must divide every width)
+    conditions: int = 0  # labels per image embedded beside the timestep (0: an unconditional network)
 
     def __post_init__(self):
         object.__setattr__(self, "mults", tuple(int(m) for m in self.mults))
@@ -47,8 +48,11 @@ class UNetConfig:
                 raise ValueError(f"width {width} is not divisible by groups={self.groups} and heads={self.heads}")
 
     def to_dict(self) -> dict:
-        """JSON-safe form (lists for tuples)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """JSON-safe form (lists for tuples); ``conditions`` only when there are any, as older files have it."""
+        d = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        if not self.conditions:
+            del d["conditions"]
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
@@ -148,7 +152,12 @@ class Level(nn.Module):
 
 
 class UNet(nn.Module):
-    """Noise-prediction U-Net of Smith et al. 2022: eps = net(x_t, t), t a float timestep."""
+    """Noise-prediction U-Net of Smith et al. 2022: eps = net(x_t, t[, labels]), t a float timestep.
+
+    A conditional network (``config.conditions`` > 0) adds an MLP of the label vector to the
+    timestep embedding (Ho & Salimans 2022); a row of labels holding any NaN, or ``labels=None``,
+    adds nothing: that image is drawn unconditionally, so one network serves both ways.
+    """
 
     def __init__(self, config: UNetConfig):
         super().__init__()
@@ -156,6 +165,11 @@ class UNet(nn.Module):
         emb_dim = 4 * cfg.base
         widths = [cfg.base * m for m in cfg.mults]
         self.embed = nn.Sequential(nn.Linear(cfg.base, emb_dim), nn.Mish(), nn.Linear(emb_dim, emb_dim))
+        if cfg.conditions:
+            self.condition = nn.Sequential(nn.Linear(cfg.conditions, emb_dim), nn.Mish(), nn.Linear(emb_dim, emb_dim))
+            # a new conditional network starts as the unconditional one
+            nn.init.zeros_(self.condition[-1].weight)
+            nn.init.zeros_(self.condition[-1].bias)
         self.stem = nn.Conv2d(cfg.bands, cfg.base, 3, padding=1)
 
         self.down, self.downsample = nn.ModuleList(), nn.ModuleList()
@@ -181,9 +195,14 @@ class UNet(nn.Module):
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """Predicted noise for images x (B, bands, size, size) at timesteps t (B,), floats in [0, T-1]."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Predicted noise for images x (B, bands, size, size) at timesteps t (B,), floats in [0, T-1].
+
+        ``labels`` (B, conditions), normalised; a row with a NaN (or None for all) is unconditional.
+        """
         emb = self.embed(timestep_embedding(t, self.config.base))
+        if labels is not None and self.config.conditions:
+            emb = emb + self.embed_labels(labels).to(emb.dtype)
         h = self.stem(x)
         skips = []
         for level, downsample in zip(self.down, self.downsample):
@@ -194,6 +213,14 @@ class UNet(nn.Module):
         for upsample, level in zip(self.upsample, self.up):
             h = level(torch.cat([upsample(h), skips.pop()], dim=1), emb)
         return self.head(h)
+
+    def embed_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """The label MLP's output (B, emb_dim), zero for rows that hold a NaN (unconditional)."""
+        labels = labels.float()
+        if labels.shape[-1] != self.config.conditions:
+            raise ValueError(f"the network takes {self.config.conditions} labels per image, got {labels.shape[-1]}")
+        keep = torch.isfinite(labels).all(dim=1, keepdim=True)
+        return self.condition(torch.where(keep, labels, 0.0)) * keep
 
 
 def count_parameters(model: nn.Module) -> int:

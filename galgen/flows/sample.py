@@ -3,6 +3,10 @@
 The way of one image: index i of run seed s -> `draw` (noise of (s, i) alone, the sampler over
 `LoadedModel.denoise`) -> `LoadedModel.to_flux` -> a `Cube` with a TAN WCS at the model's pixel
 scale -> `output.write_output` (provenance, atomic) -> ``mock_NNNNNN.fits``.
+
+A conditional model draws image i with the labels requested for it (`plan_requests`: one per
+catalogue row, or one request for every image); each mock's header records them, and the run
+ends by measuring the mocks with galgen's photometry: requested against measured, per label.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from galgen.progress import Progress, stage
 MOCK_PREFIX = "mock_"
 PREVIEW_MOCKS = 64  # mocks in a preview montage at most
 # what a file already in the output directory must share with this run to be skipped as done
-_RUN_IDENTITY = ("model_sha256", "seed", "index", "sampler", "steps", "bf16")
+_RUN_IDENTITY = ("model_sha256", "seed", "index", "sampler", "steps", "bf16", "conditions", "guidance")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,9 @@ class SampleConfig:
     exact: bool | None = None  # one image per network call (bit-identical whatever the batch); None: on CPU only
     workers: int | None = None  # processes; None: one per GPU the model may use, or per CPU core for >= 8 images
     devices: tuple[str, ...] | None = None  # explicit device per worker process (overrides workers)
+    labels: tuple[tuple[float, ...], ...] | None = None  # conditional: requested values of image i, model's order
+    ids: tuple[str, ...] | None = None  # conditional: the catalogue row id of image i (headers, summary)
+    guidance: float = 0.0  # classifier-free guidance weight w (0: the conditional model alone)
 
     def __post_init__(self):
         from galgen.engine.samplers import get_sampler
@@ -60,6 +67,10 @@ class SampleConfig:
             raise InputError(f"steps must be >= 1, got {self.steps}")
         if self.workers is not None and self.workers < 1:
             raise InputError(f"workers must be >= 1, got {self.workers}")
+        if self.labels is not None and len(self.labels) != self.count:
+            raise InputError(f"{len(self.labels)} label requests for {self.count} images")
+        if not self.guidance >= 0:
+            raise InputError(f"guidance must be >= 0, got {self.guidance}", options="guidance")
 
     def for_model(self, model: LoadedModel) -> SampleConfig:
         """This config with the model's default sampler filled in where none was chosen."""
@@ -86,6 +97,8 @@ class SampleResult:
     devices: list[str]
     exact: bool
     preview: Path | None = None
+    check: list[dict] | None = None  # conditional: requested vs measured per label (`check_requests`)
+    notes: list[str] | None = None  # conditional: what was assumed (a missing catalogue column...)
 
     def to_dict(self) -> dict:
         made = len(self.written)
@@ -96,6 +109,7 @@ class SampleResult:
             "seconds": round(self.seconds, 3), "images_per_second": made / self.seconds if self.seconds > 0 else None,
             "sampler": self.sampler, "steps": self.steps, "nfe": self.nfe, "model_sha256": self.model_sha256,
             "devices": self.devices, "exact": self.exact, "preview": None if self.preview is None else str(self.preview),
+            "conditions": self.check, "notes": self.notes or [],
         }
 
 
@@ -117,11 +131,13 @@ def mock_name(index: int, count: int) -> str:
 
 
 def draw(model: LoadedModel, indices, *, seed: int, sigmas: torch.Tensor, sampler: str, exact: bool = True,
-         advance: Callable[[], None] | None = None) -> torch.Tensor:
+         advance: Callable[[], None] | None = None, labels: torch.Tensor | None = None,
+         guidance: float = 0.0) -> torch.Tensor:
     """Images ``indices`` of run ``seed`` in model space (B, C, H, W), float32 on the model's device.
 
     Noise comes from one generator per image seeded by (seed, index) (runtime.ImageNoise), so
-    with ``exact`` an image is bit-identical whatever batch it is drawn in.
+    with ``exact`` an image is bit-identical whatever batch it is drawn in. ``labels`` (B, K),
+    normalised, condition a conditional model (``guidance``: `LoadedModel.denoise`).
     """
     from functools import partial
 
@@ -133,12 +149,12 @@ def draw(model: LoadedModel, indices, *, seed: int, sigmas: torch.Tensor, sample
     x = float(sigmas[0]) * noise(torch.empty(shape, device=model.device))
     callback = None if advance is None else (lambda *_: advance())
     with torch.no_grad():
-        return samplers.run_sampler(sampler, partial(model.denoise, exact=exact), x, sigmas, noise=noise,
-                                    callback=callback)
+        denoise = partial(model.denoise, exact=exact, labels=labels, guidance=guidance)
+        return samplers.run_sampler(sampler, denoise, x, sigmas, noise=noise, callback=callback)
 
 
 def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, command: str = "galgen.flows.sample",
-        on_progress: Progress | None = None) -> SampleResult:
+        on_progress: Progress | None = None, notes: list[str] | None = None) -> SampleResult:
     """Write mocks ``mock_NNNNNN.fits`` of shard ``config.shard`` into ``out_dir``, a batch at a time.
 
     Each mock is the model's image in flux units (normaliser inverse times the calibration
@@ -146,7 +162,9 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
     provenance. Files already present are complete (atomic writes): they are checked to be of this
     run and skipped, so an interrupted run resumes. Several devices or CPU workers (`plan_devices`)
     each take an interleaved share of the indices; the files do not change. ``preview``: a PNG
-    montage of the first mocks. Progress: stage "sample", in images.
+    montage of the first mocks. With ``config.labels`` the mocks are then measured against their
+    requests (`check_requests`; ``notes`` from `plan_requests` are passed through). Progress: stage
+    "sample", in images.
     """
     from galgen.engine.samplers import nfe
     from galgen.flows.output import check_preview, output_directory
@@ -154,6 +172,8 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
     start = time.perf_counter()
     config = config.for_model(model)
     sigmas = model.sigmas(config.sampler, config.steps)  # checks the steps before anything is made
+    if config.labels is not None and not model.conditions:
+        raise InputError("the model is not conditional: it takes no labels", path=model.path)
     check_preview(preview)
     out_dir = output_directory(out_dir)
     todo, skipped = [], []
@@ -183,11 +203,15 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
         from galgen.preview import preview_files
 
         preview = preview_files(made[:PREVIEW_MOCKS], preview)
+    check = None
+    if config.labels is not None:
+        check = check_requests(model, [out_dir / mock_name(i, config.count) for i in config.indices],
+                               [config.labels[i] for i in config.indices], on_progress=on_progress)
     return SampleResult(
         out_dir=out_dir, written=sorted(written), skipped=skipped, seconds=time.perf_counter() - start,
-        sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps), model_sha256=model.sha256,
-        devices=devices, exact=exact_on(devices[0], config.exact),
-        preview=preview,
+        sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps) * (2 if config.guidance else 1),
+        model_sha256=model.sha256, devices=devices, exact=exact_on(devices[0], config.exact),
+        preview=preview, check=check, notes=notes,
     )
 
 
@@ -230,19 +254,46 @@ def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: Sample
     for first in range(0, len(indices), config.batch):
         batch = indices[first : first + config.batch]
         step = None if advance is None else (lambda n=len(batch): advance(n / steps))
+        labels = _batch_labels(model, config, batch)
         flux = model.to_flux(draw(model, batch, seed=config.seed, sigmas=sigmas, sampler=config.sampler,
-                                  exact=exact, advance=step))
+                                  exact=exact, advance=step, labels=labels, guidance=config.guidance))
         for index, image in zip(batch, flux):
-            history = (f"mock {index} of seed {config.seed}: {config.sampler} {steps} steps from model "
-                       f"{model.path.name} (sha256 {model.sha256[:12]})")
+            history = [f"mock {index} of seed {config.seed}: {config.sampler} {steps} steps from model "
+                       f"{model.path.name} (sha256 {model.sha256[:12]})"]
+            request = _request_fields(model, config, index)
+            if request:
+                history.append("requested " + ", ".join(f"{c.name} = {request['conditions'][c.name]:.6g}"
+                                                        f"{' ' + c.unit if c.unit else ''}" for c in model.conditions))
             path = write_output(
                 Cube(data=image, bands=model.bands, wcs=wcs, unit=model.unit), out_dir / mock_name(index, config.count),
-                model=model, command=command, history=[history], seed=config.seed, index=index, count=config.count,
-                sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps),
-                spacing=get_sampler(config.sampler).spacing, exact=exact,
+                model=model, command=command, history=history, seed=config.seed, index=index, count=config.count,
+                sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps) * (2 if config.guidance else 1),
+                spacing=get_sampler(config.sampler).spacing, exact=exact, **request,
             )
             written.append(path)
     return written
+
+
+def _batch_labels(model: LoadedModel, config: SampleConfig, batch) -> torch.Tensor | None:
+    """The batch's requested labels, normalised for the network (None for an unconditional run)."""
+    if config.labels is None:
+        return None
+    import numpy as np
+
+    from galgen.conditions import normalise
+
+    return torch.from_numpy(normalise(model.conditions, np.array([config.labels[i] for i in batch])))
+
+
+def _request_fields(model: LoadedModel, config: SampleConfig, index: int) -> dict:
+    """Provenance of image ``index``'s request: the values asked for, the guidance, the catalogue row's id."""
+    if config.labels is None:
+        return {}
+    fields = {"conditions": {c.name: float(v) for c, v in zip(model.conditions, config.labels[index])},
+              "guidance": float(config.guidance)}
+    if config.ids is not None:
+        fields["catalog_id"] = str(config.ids[index])
+    return fields
 
 
 def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int) -> None:
@@ -251,11 +302,124 @@ def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int
 
     found = read_provenance(path)
     wanted = {"model_sha256": model.sha256, "seed": config.seed, "index": index, "sampler": config.sampler,
-              "steps": config.steps, "bf16": model.bf16}
+              "steps": config.steps, "bf16": model.bf16, "conditions": None, "guidance": None}
+    wanted.update(_request_fields(model, config, index))
     differ = [key for key in _RUN_IDENTITY if found.get(key) != wanted[key]]
     if differ:
         raise InputError(f"a mock of another run is in the way ({', '.join(differ)} differ); "
                          "choose another output directory or remove it", path=path)
+
+
+@dataclass
+class Requests:
+    """What a conditional run asks for: values (N, K) in the model's condition order, row ids, notes."""
+
+    values: "np.ndarray"
+    ids: list[str]
+    notes: list[str]
+
+    def config_fields(self) -> dict:
+        """SampleConfig's count, labels and ids for these requests."""
+        return {"count": len(self.values), "labels": tuple(tuple(float(v) for v in row) for row in self.values),
+                "ids": tuple(self.ids)}
+
+
+ID_COLUMNS = ("id", "objid", "name", "file")  # a catalogue's first such column names its rows
+
+
+def plan_requests(model: LoadedModel, *, catalog=None, request: dict | None = None, count: int | None = None,
+                  id_column: str | None = None) -> Requests:
+    """The labels each mock is drawn with: a catalogue's rows (one mock per row) or one request ``count`` times.
+
+    A condition the catalogue or request lacks takes its training median (said in ``notes``); a
+    name the model does not take, or a value outside a condition's training range, is an InputError
+    naming the row: a conditional model does not extrapolate.
+    """
+    import numpy as np
+
+    from galgen.catalog import id_text
+    from galgen.conditions import outside
+
+    conditions = model.conditions
+    if not conditions:
+        raise InputError("the model is not conditional: it takes no labels (see 'galgen info')", path=model.path)
+    names = ", ".join(f"{c.name} [{c.unit}]" if c.unit else c.name for c in conditions)
+    notes, where = [], "the request"
+    if catalog is not None:
+        where = str(catalog.path)
+        rows = len(catalog)
+        columns = {c.name: catalog.columns[catalog.find(c.name)] for c in conditions if catalog.find(c.name)}
+        key = id_column or next((k for k in ID_COLUMNS if catalog.find(k)), None)
+        ids = [id_text(v) for v in catalog.column(key)] if key else [str(r) for r in range(rows)]
+    else:
+        unknown = [k for k in request if k.lower() not in {c.name.lower() for c in conditions}]
+        if unknown:
+            raise InputError(f"the model takes no label {unknown[0]!r} (it takes {names})", path=model.path,
+                             options="condition")
+        rows = count or 1
+        lookup = {k.lower(): v for k, v in request.items()}
+        columns = {c.name: np.full(rows, lookup[c.name.lower()]) for c in conditions if c.name.lower() in lookup}
+        ids = [str(r) for r in range(rows)]
+    values = np.empty((rows, len(conditions)))
+    for k, c in enumerate(conditions):
+        if c.name in columns:
+            column = np.asarray(columns[c.name])
+            if column.dtype.kind not in "biuf":
+                raise InputError(f"column {c.name!r} is not numeric", path=where)
+            values[:, k] = column
+        else:
+            values[:, k] = c.median
+            notes.append(f"{where} gives no {c.name}: every mock takes the training median, {c.median:.4g}"
+                         f"{' ' + c.unit if c.unit else ''}")
+    bad = outside(conditions, values)
+    if bad:
+        row, name, value = bad[0]
+        c = next(c for c in conditions if c.name == name)
+        more = f" ({len(bad) - 1} more values are outside too)" if len(bad) > 1 else ""
+        raise InputError(f"row {ids[row]}: {name} = {value:g} lies outside the model's training range "
+                         f"[{c.min:.4g}, {c.max:.4g}]; a conditional model does not extrapolate{more}", path=where)
+    return Requests(values=values, ids=ids, notes=notes)
+
+
+def check_requests(model: LoadedModel, paths: list[Path], requested, *, on_progress: Progress | None = None) -> list[dict]:
+    """Requested against measured, per condition, over the mocks ``paths`` (galgen.metrics.labels).
+
+    Per label: the number of mocks measured, the median requested value, the median and the
+    median absolute value of measured - requested (for r_e the median ratio measured / requested
+    too) and the robust scatter (1.4826 MAD) of the difference. Labels galgen's photometry does
+    not measure are listed with ``measured: false``.
+    """
+    import numpy as np
+
+    from galgen.conditions import MAD_SCALE
+    from galgen.cube import read_cube
+    from galgen.metrics.labels import label_units, measure_labels
+
+    requested = np.asarray(requested, dtype=np.float64)
+    flux = np.stack([read_cube(p).data for p in paths])
+    measurable = label_units(model.bands)
+    measured = measure_labels(flux, bands=model.bands, pixel_scale=model.pixel_scale or np.nan,
+                              advance=stage(on_progress, "measure", len(paths)))
+    table = []
+    for k, c in enumerate(model.conditions):
+        row = {"name": c.name, "unit": c.unit, "requested_median": float(np.median(requested[:, k])),
+               "measured": c.name in measurable}
+        if c.name in measurable:
+            got = measured[c.name]
+            ok = np.isfinite(got)
+            diff = got[ok] - requested[ok, k]
+            row.update(count=int(ok.sum()), median_difference=_median(diff), median_absolute=_median(np.abs(diff)),
+                       scatter=MAD_SCALE * _median(np.abs(diff - _median(diff))) if diff.size else None)
+            if c.name == "r_e":
+                row["median_ratio"] = _median(got[ok] / requested[ok, k])
+        table.append(row)
+    return table
+
+
+def _median(values) -> float | None:
+    import numpy as np
+
+    return float(np.median(values)) if len(values) else None
 
 
 def _threads(devices: list[str]) -> int:

@@ -3,14 +3,16 @@
 The way of one image: ``images.npy`` (memory-mapped, [-1, 1]) -> the training loop of
 galgen.engine.train (batches, augmentation, EMA, autocast, DDP under torchrun) -> the weights
 file, with the dataset's normaliser, bands, pixel scale and unit in its metadata, so a weights
-file alone is enough to sample.
+file alone is enough to sample. A conditional model also takes the dataset's labels
+(``labels.npy``) named by ``conditions``, normalised as galgen.conditions says, and stores the
+conditions (names, units, training ranges, normalisation) in its metadata.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from galgen.errors import InputError
@@ -42,14 +44,15 @@ def is_lead() -> bool:
 
 
 def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, resume=None, device: str = "auto",
-        overwrite: bool = False, command: str = "galgen.flows.train",
+        conditions: list[str] | None = None, overwrite: bool = False, command: str = "galgen.flows.train",
         on_progress: Progress | None = None) -> TrainSummary | None:
     """Train on ``dataset`` (a `galgen prep` directory) and write ``output`` (.safetensors) and its checkpoint.
 
     ``settings`` override the preset's TrainConfig fields (steps, batch, lr, seed, schedule, loss,
-    prediction, ema, checkpoint_every, bf16); ``resume`` continues exactly from a checkpoint of the
-    same data. Progress stage "train", in steps, with the loss and the rate as fields. Returns the
-    summary on the lead process, None on the others.
+    prediction, ema, checkpoint_every, bf16, label_dropout); ``conditions`` names the dataset labels
+    (or colours a_b) a conditional model takes; ``resume`` continues exactly from a checkpoint of
+    the same data (and the same conditions). Progress stage "train", in steps, with the loss and
+    the rate as fields. Returns the summary on the lead process, None on the others.
     """
     from galgen.atomic import check_output
     from galgen.checksum import file_sha256
@@ -68,11 +71,16 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
         raise InputError(str(exc)) from None
     if resume is not None and weights.read_metadata(resume).get("normalizer") != data.normalizer.to_dict():
         raise InputError("checkpoint was trained on data with another normalisation", path=resume)
+    chosen, labels = training_labels(data, conditions, resume=resume)
+    if chosen and not resume:
+        unet = replace(unet, conditions=len(chosen))
     metadata = {
         "normalizer": data.normalizer.to_dict(), "bands": data.bands, "pixel_scale": data.meta.get("pixel_scale"),
         "unit": data.meta.get("unit"), "command": command,
         "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
     }
+    if chosen:
+        metadata["conditions"] = [c.to_dict() for c in chosen]
     lead = is_lead()
     first = weights.read_metadata(resume)["step"] if resume else 0
     advance = stage(on_progress if lead else None, "train", config.steps)
@@ -87,7 +95,7 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
         last.update(step=step, time=now)
 
     result = train(data.images, unet=unet, config=config, output=output, metadata=metadata, resume=resume,
-                   device=where, callback=report)
+                   device=where, callback=report, labels=labels)
     if not lead:
         return None
     seconds = time.perf_counter() - start
@@ -96,3 +104,34 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
                         loss=sum(recent) / max(1, len(recent)), seconds=seconds,
                         images_per_second=len(result.losses) * config.batch / seconds,
                         sha256=file_sha256(result.output), device=str(where))
+
+
+def training_labels(data, names: list[str] | None, *, resume=None):
+    """(conditions, normalised labels (N, K) float32) for a conditional run, or ([], None).
+
+    A resumed run keeps its checkpoint's conditions and their normalisation; naming other ones
+    is an InputError. Galaxies whose label is unknown (NaN) train unconditionally.
+    """
+    import numpy as np
+
+    from galgen import conditions as cond
+    from galgen.engine import weights
+
+    stored = weights.read_metadata(resume).get("conditions") if resume is not None else None
+    if stored:
+        kept = [cond.Condition.from_dict(c) for c in stored]
+        if names and [n.lower() for n in names] != [c.name.lower() for c in kept]:
+            raise InputError(f"checkpoint is conditioned on {','.join(c.name for c in kept)}", path=resume,
+                             options="condition")
+        names = [c.name for c in kept]
+    elif resume is not None and names:
+        raise InputError("checkpoint is of an unconditional model; conditions cannot be added", path=resume,
+                         options="condition")
+    if not names:
+        return [], None
+    table, units = data.labels()
+    where = f"{data.path}: the labels"
+    columns = [cond.derive(table, units, name, where=where) for name in names]
+    values = np.stack([v for v, _ in columns], axis=1)
+    chosen = kept if stored else cond.fit(names, values, [u for _, u in columns])
+    return chosen, cond.normalise(chosen, values)

@@ -1,0 +1,157 @@
+"""Conditional models end to end: train --condition, info, sample --catalog / --condition / --guidance."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import assert_fitsverify_clean
+from galgen.cli import app
+from galgen.cube import Cube, make_wcs, read_cube, read_provenance, write_cube
+from galgen.flows import sample as flow
+from galgen.model import load_model
+from tiny_model import CONDITIONS, make_tiny_model
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def conditional(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "cond.safetensors", conditions=CONDITIONS)
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory):
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "plain.safetensors")
+
+
+def sample(*args):
+    return runner.invoke(app, ["sample", *map(str, args)])
+
+
+def test_condition_request_is_drawn_recorded_in_every_header_and_checked(conditional, tmp_path):
+    done = sample("-n", 3, "-o", tmp_path / "m", "--model", conditional, "--steps", 2, "--condition", "mag_r=18",
+                  "--json")
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert summary["notes"] == ["the request gives no r_e: every mock takes the training median, 1.5 arcsec"]
+    check = {row["name"]: row for row in summary["conditions"]}
+    assert check["mag_r"]["requested_median"] == 18.0 and check["r_e"]["requested_median"] == 1.5
+    assert check["mag_r"]["measured"] and "median_ratio" in check["r_e"]
+    provenance = read_provenance(tmp_path / "m" / "mock_000002.fits")
+    assert provenance["conditions"] == {"mag_r": 18.0, "r_e": 1.5} and provenance["guidance"] == 0.0
+    assert_fitsverify_clean(tmp_path / "m" / "mock_000002.fits")
+
+
+def test_one_mock_per_catalogue_row_with_its_id_and_guidance(conditional, tmp_path):
+    catalog = tmp_path / "targets.csv"
+    catalog.write_text("objid,mag_r [mag],r_e [arcsec]\n11,16,1.0\n12,19,3.0\n")
+    done = sample("-o", tmp_path / "m", "--model", conditional, "--steps", 2, "--catalog", catalog, "--guidance", 2,
+                  "--json")
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout)
+    assert summary["written"] == 2 and summary["nfe"] == 4  # guidance evaluates the network twice per step
+    second = read_provenance(tmp_path / "m" / "mock_000001.fits")
+    assert (second["catalog_id"], second["conditions"], second["guidance"]) == ("12", {"mag_r": 19.0, "r_e": 3.0}, 2.0)
+    text = sample("-o", tmp_path / "m", "--model", conditional, "--steps", 2, "--catalog", catalog, "--guidance", 2)
+    assert text.exit_code == 0 and "requested vs measured" in text.stdout and "2 already there" in text.stdout
+
+
+def test_guided_and_conditional_images_do_not_depend_on_the_batch(conditional):
+    model = load_model(conditional, device="cpu")
+    config = flow.SampleConfig(count=3, labels=((16.0, 1.0), (18.0, 2.0), (19.0, 3.0)), guidance=1.5)
+    sigmas = model.sigmas("dpmpp_2m", 3)
+    labels = flow._batch_labels(model, config, [0, 1, 2])
+    together = flow.draw(model, [0, 1, 2], seed=4, sigmas=sigmas, sampler="dpmpp_2m", labels=labels, guidance=1.5)
+    alone = flow.draw(model, [1], seed=4, sigmas=sigmas, sampler="dpmpp_2m", labels=labels[1:2], guidance=1.5)
+    assert torch.equal(together[1], alone[0])
+    unguided = flow.draw(model, [1], seed=4, sigmas=sigmas, sampler="dpmpp_2m", labels=labels[1:2])
+    unconditional = flow.draw(model, [1], seed=4, sigmas=sigmas, sampler="dpmpp_2m")
+    assert not torch.equal(unguided, alone) and not torch.equal(unguided, unconditional)
+
+
+def test_classifier_free_guidance_is_the_extrapolation_of_two_denoisers(conditional):
+    model = load_model(conditional, device="cpu", bf16=False)
+    x, sigma = torch.randn(2, 3, 16, 16), torch.tensor([0.5, 2.0])
+    labels = torch.tensor([[0.5, -1.0], [1.0, 1.0]])
+    cond = model.denoise(x, sigma, labels=labels)
+    uncond = model.denoise(x, sigma)
+    assert torch.allclose(model.denoise(x, sigma, labels=labels, guidance=3.0), cond + 3.0 * (cond - uncond), atol=1e-5)
+
+
+def test_a_conditional_model_still_samples_unconditionally(conditional, tmp_path):
+    done = sample("-n", 2, "-o", tmp_path / "m", "--model", conditional, "--steps", 2, "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["conditions"] is None
+    assert "conditions" not in read_provenance(tmp_path / "m" / "mock_000000.fits")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-n", 2, "--condition", "mag_r=25"], "mag_r = 25 lies outside the model's training range [15, 19.5]"),
+    (["-n", 2, "--condition", "mag_i=18"], "takes no label 'mag_i' (it takes mag_r [mag], r_e [arcsec])"),
+    (["-n", 2, "--condition", "mag_r"], "name=value pairs"),
+    (["--condition", "mag_r=18", "--catalog", "x.csv"], "not both"),
+    (["--guidance", "1"], "say how many mocks"),
+])
+def test_bad_requests_exit_2_in_one_line_and_write_nothing(conditional, tmp_path, args, message):
+    done = sample("-o", tmp_path / "m", "--model", conditional, "--steps", 2, *args)
+    assert done.exit_code == 2, done.output
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_catalogue_rows_out_of_range_or_miscounted_are_refused(conditional, tmp_path):
+    catalog = tmp_path / "t.csv"
+    catalog.write_text("id,mag_r\na,17\nb,14\n")
+    done = sample("-o", tmp_path / "m", "--model", conditional, "--catalog", catalog)
+    assert done.exit_code == 2 and "row b: mag_r = 14 lies outside" in done.stderr
+    counted = sample("-n", 5, "-o", tmp_path / "m", "--model", conditional, "--catalog", catalog)
+    assert counted.exit_code == 2 and "the catalogue has 2 rows" in counted.stderr
+
+
+def test_an_unconditional_model_refuses_requests(plain, tmp_path):
+    done = sample("-n", 1, "-o", tmp_path / "m", "--model", plain, "--condition", "mag_r=18")
+    assert done.exit_code == 2 and "not conditional" in done.stderr
+
+
+def _labelled_dataset(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "in"
+    folder.mkdir()
+    rows = ["file,mag_r [mag],mag_g [mag],r_e [arcsec]"]
+    for i in range(6):
+        data = rng.normal(0, 0.01, (3, 16, 16)).astype(np.float32)
+        data[:, 8, 8] += 0.5 * (i + 1)
+        write_cube(Cube(data=data, bands="grz", wcs=make_wcs((16, 16), pixel_scale=0.262)), folder / f"g{i}.fits")
+        rows.append(f"g{i}.fits,{17 + 0.3 * i},{17.6 + 0.35 * i},{1 + 0.2 * i}")
+    (tmp_path / "cat.csv").write_text("\n".join(rows) + "\n")
+    done = runner.invoke(app, ["prep", str(folder), "-o", str(tmp_path / "data"), "--size", "16",
+                               "--labels", str(tmp_path / "cat.csv")])
+    assert done.exit_code == 0, done.output
+    return tmp_path / "data"
+
+
+def test_train_condition_stores_names_units_ranges_and_resume_keeps_them(tmp_path):
+    data = _labelled_dataset(tmp_path)
+    model = tmp_path / "m.safetensors"
+    base = ["train", str(data), "-o", str(model), "--preset", "tiny", "--batch", "2", "--no-bf16"]
+    done = runner.invoke(app, [*base, "--steps", "1", "--condition", "mag_r,g_r"])
+    assert done.exit_code == 0, done.output
+    info = json.loads(runner.invoke(app, ["info", str(model), "--json"]).stdout)["files"][0]["metadata"]
+    mag_r, g_r = info["conditions"]
+    assert (mag_r["name"], mag_r["unit"], mag_r["min"], mag_r["max"]) == ("mag_r", "mag", 17.0, 18.5)
+    assert (g_r["name"], g_r["unit"]) == ("g_r", "mag") and g_r["median"] == pytest.approx(0.6 + 0.05 * 2.5)
+    assert info["unet"]["conditions"] == 2
+    resumed = runner.invoke(app, [*base, "--steps", "2", "--resume", str(tmp_path / "m.ckpt.safetensors")])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(runner.invoke(app, ["info", str(model), "--json"]).stdout)["files"][0]["metadata"][
+        "conditions"] == info["conditions"]
+    other = runner.invoke(app, [*base, "--steps", "3", "--resume", str(tmp_path / "m.ckpt.safetensors"),
+                                "--condition", "r_e"])
+    assert other.exit_code == 2 and "conditioned on mag_r,g_r" in other.stderr
+    missing = runner.invoke(app, [*base, "--steps", "1", "--condition", "q", "--overwrite"])
+    assert missing.exit_code == 2 and "no label 'q'" in missing.stderr
