@@ -333,6 +333,10 @@ def sample(
         None, "--id-column", help="Catalogue column naming each row in the headers (default: id, objid, name or "
         "file, else the row number)."
     ),
+    extrapolate: bool = typer.Option(
+        False, "--extrapolate", help="Draw requests outside the training range too, each flagged in its header "
+        "(GGOUTSID); without it such a request is refused."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
     """Mock galaxies as FITS cubes with WCS, physical units and provenance.
@@ -354,7 +358,8 @@ def sample(
     loaded = load_model(model, device=device, bf16=bf16)
     requests = None
     if catalog is not None or condition is not None:
-        requests = _sample_requests(loaded, catalog=catalog, condition=condition, count=n, id_column=id_column)
+        requests = _sample_requests(loaded, catalog=catalog, condition=condition, count=n, id_column=id_column,
+                                    extrapolate=extrapolate)
     asked = requests.config_fields() if requests else {"count": n}
     config = flow.SampleConfig(seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
                                ra=ra, dec=dec, exact=exact, workers=workers, guidance=guidance, **asked)
@@ -370,7 +375,7 @@ def sample(
         f"model sha256 {result.model_sha256[:12]})"))
 
 
-def _sample_requests(loaded, *, catalog, condition, count, id_column):
+def _sample_requests(loaded, *, catalog, condition, count, id_column, extrapolate):
     """The conditional requests of a `sample` run, from --catalog or --condition (with -n copies)."""
     from galgen.catalog import read_catalog
     from galgen.conditions import parse_request
@@ -381,8 +386,8 @@ def _sample_requests(loaded, *, catalog, condition, count, id_column):
         if count is not None and count != len(table):
             raise InputError(f"-n {count} but the catalogue has {len(table)} rows (one mock per row; leave -n out)",
                              path=catalog)
-        return plan_requests(loaded, catalog=table, id_column=id_column)
-    return plan_requests(loaded, request=parse_request(condition), count=count)
+        return plan_requests(loaded, catalog=table, id_column=id_column, extrapolate=extrapolate)
+    return plan_requests(loaded, request=parse_request(condition), count=count, extrapolate=extrapolate)
 
 
 def _print_request_check(result) -> None:

@@ -50,6 +50,10 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
     "count": ("GGCOUNT", "number of objects in the run", False),
     "normaliser": ("GGNORM", "normaliser parameters (JSON)", True),
     "calibration": ("GGCALIB", "flux calibration factors applied (JSON)", True),
+    "conditions": ("GGCOND", "labels the conditional model was asked for (JSON)", True),
+    "guidance": ("GGGUIDE", "classifier-free guidance weight w", False),
+    "catalog_id": ("GGCATID", "catalogue row this mock was drawn for", False),
+    "outside": ("GGOUTSID", "labels requested beyond the training range", False),
 }
 _INPUT_COUNT = "GGNIN"
 _MAX_LISTED_INPUTS = 999  # GGIN999 / GGSHA999 fill the 8-character keyword limit

@@ -104,11 +104,17 @@ def test_bad_requests_exit_2_in_one_line_and_write_nothing(conditional, tmp_path
     assert not (tmp_path / "m").exists()
 
 
-def test_catalogue_rows_out_of_range_or_miscounted_are_refused(conditional, tmp_path):
+def test_catalogue_rows_out_of_range_or_miscounted_are_refused_or_drawn_flagged(conditional, tmp_path):
     catalog = tmp_path / "t.csv"
     catalog.write_text("id,mag_r\na,17\nb,14\n")
     done = sample("-o", tmp_path / "m", "--model", conditional, "--catalog", catalog)
-    assert done.exit_code == 2 and "row b: mag_r = 14 lies outside" in done.stderr
+    assert done.exit_code == 2 and "row b: mag_r = 14 lies outside" in done.stderr and "--extrapolate" in done.stderr
+    flagged = sample("-o", tmp_path / "m", "--model", conditional, "--catalog", catalog, "--steps", 1, "--extrapolate",
+                     "--json")
+    assert flagged.exit_code == 0, flagged.output
+    assert "1 of 2 rows lie outside the training range" in json.loads(flagged.stdout)["notes"][1]
+    assert "outside" not in read_provenance(tmp_path / "m" / "mock_000000.fits")
+    assert read_provenance(tmp_path / "m" / "mock_000001.fits")["outside"] == "mag_r"
     counted = sample("-n", 5, "-o", tmp_path / "m", "--model", conditional, "--catalog", catalog)
     assert counted.exit_code == 2 and "the catalogue has 2 rows" in counted.stderr
 

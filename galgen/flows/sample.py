@@ -289,8 +289,12 @@ def _request_fields(model: LoadedModel, config: SampleConfig, index: int) -> dic
     """Provenance of image ``index``'s request: the values asked for, the guidance, the catalogue row's id."""
     if config.labels is None:
         return {}
-    fields = {"conditions": {c.name: float(v) for c, v in zip(model.conditions, config.labels[index])},
+    values = config.labels[index]
+    fields = {"conditions": {c.name: float(v) for c, v in zip(model.conditions, values)},
               "guidance": float(config.guidance)}
+    beyond = [c.name for c, v in zip(model.conditions, values) if not c.min <= v <= c.max]
+    if beyond:
+        fields["outside"] = ",".join(beyond)
     if config.ids is not None:
         fields["catalog_id"] = str(config.ids[index])
     return fields
@@ -328,12 +332,14 @@ ID_COLUMNS = ("id", "objid", "name", "file")  # a catalogue's first such column 
 
 
 def plan_requests(model: LoadedModel, *, catalog=None, request: dict | None = None, count: int | None = None,
-                  id_column: str | None = None) -> Requests:
+                  id_column: str | None = None, extrapolate: bool = False) -> Requests:
     """The labels each mock is drawn with: a catalogue's rows (one mock per row) or one request ``count`` times.
 
     A condition the catalogue or request lacks takes its training median (said in ``notes``); a
-    name the model does not take, or a value outside a condition's training range, is an InputError
-    naming the row: a conditional model does not extrapolate.
+    name the model does not take is an InputError. A value outside a condition's training range
+    is an InputError naming the row (a conditional model is not trusted to extrapolate), unless
+    ``extrapolate``: then the row is drawn as asked, its header lists the labels beyond the range
+    (``outside``) and ``notes`` counts such rows. NaN is never drawn.
     """
     import numpy as np
 
@@ -372,12 +378,20 @@ def plan_requests(model: LoadedModel, *, catalog=None, request: dict | None = No
             notes.append(f"{where} gives no {c.name}: every mock takes the training median, {c.median:.4g}"
                          f"{' ' + c.unit if c.unit else ''}")
     bad = outside(conditions, values)
+    if extrapolate and bad:
+        if not np.isfinite(values).all():
+            bad = [b for b in bad if not np.isfinite(b[2])]
+        else:
+            notes.append(f"{len({b[0] for b in bad})} of {rows} rows lie outside the training range and are drawn "
+                         "anyway: each such mock lists the labels beyond the range in its header (GGOUTSID)")
+            bad = []
     if bad:
         row, name, value = bad[0]
         c = next(c for c in conditions if c.name == name)
         more = f" ({len(bad) - 1} more values are outside too)" if len(bad) > 1 else ""
         raise InputError(f"row {ids[row]}: {name} = {value:g} lies outside the model's training range "
-                         f"[{c.min:.4g}, {c.max:.4g}]; a conditional model does not extrapolate{more}", path=where)
+                         f"[{c.min:.4g}, {c.max:.4g}]; a conditional model is not trusted to extrapolate{more}",
+                         path=where, options="extrapolate")
     return Requests(values=values, ids=ids, notes=notes)
 
 
