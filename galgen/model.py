@@ -28,15 +28,31 @@ BUNDLED_MODEL = "default.safetensors"
 DEFAULT_SAMPLERS = {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde", "edm": "dpmpp_2m"}
 
 
-def exact_on(device, requested: bool | None) -> bool:
-    """Whether the network sees one image per call: asked for, or by default on the CPU.
+# The network batch of exact mode: every call sees exactly this many images (the last chunk padded).
+EXACT_BATCH = 8
 
-    oneDNN's batched convolutions and matrix products are not batch-invariant bit for bit (the
-    time-embedding Linear and some conv shapes differ by ~1e-7 between batch 1 and 7), so exact
-    reproducibility needs a fixed network batch. On a CPU one image per call costs 0-30 %
-    (docs/sampling.md); on a GPU it would waste the device, so there it is opt-in.
+
+def exact_on(device, requested: bool | None) -> bool:
+    """Whether the network sees a fixed batch of EXACT_BATCH images per call: asked for, or by default on the CPU.
+
+    oneDNN's convolutions and matrix products are not batch-invariant bit for bit: in fp32 the
+    time-embedding Linear and some convolutions differ by ~1e-7 between batch 1 and 2..16, since the
+    kernel chosen depends on the batch size. For a fixed batch size, an image's result depends
+    neither on its place in the batch nor on the other images (tested), so calls of exactly
+    EXACT_BATCH images, padded, make image i the same whatever --batch, sharding or workers.
+    On a GPU it is opt-in (docs/sampling.md).
     """
     return torch.device(device).type == "cpu" if requested is None else bool(requested)
+
+
+def _pad(rows: torch.Tensor, *, value: float = 0.0) -> torch.Tensor:
+    """``rows`` filled up to EXACT_BATCH along the first axis with ``value`` (in the same memory format)."""
+    missing = EXACT_BATCH - rows.shape[0]
+    if missing <= 0:
+        return rows
+    filler = torch.full((missing, *rows.shape[1:]), value, dtype=rows.dtype, device=rows.device)
+    padded = torch.cat([rows, filler])
+    return padded.contiguous(memory_format=torch.channels_last) if rows.ndim == 4 else padded
 
 
 def bundled_model_path() -> Path:
@@ -100,32 +116,40 @@ class LoadedModel:
         return DEFAULT_SAMPLERS[self.module.prediction]
 
     def exact(self, requested: bool | None) -> bool:
-        """Whether the network sees one image per call on this model's device (`exact_on`)."""
+        """Whether the network sees fixed batches on this model's device (`exact_on`)."""
         return exact_on(self.device, requested)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, *, exact: bool = False, labels: torch.Tensor | None = None,
                 guidance: float = 0.0) -> torch.Tensor:
         """D(x, sigma) for the samplers: the network under bf16 autocast, the result in float32.
 
-        With ``exact`` the network sees one image per call, so an image does not depend on its batch.
-        ``labels`` (B, K), normalised (`conditions.normalise`), condition a conditional model; with
-        ``guidance`` w > 0 the result is classifier-free guided (Ho & Salimans 2022):
-        ``D = D_cond + w (D_cond - D_uncond)``, both from one network call on a doubled batch.
+        With ``exact`` the network sees calls of exactly EXACT_BATCH images (the last one padded),
+        so an image does not depend on its batch. ``labels`` (B, K), normalised
+        (`conditions.normalise`), condition a conditional model; with ``guidance`` w > 0 the result
+        is classifier-free guided (Ho & Salimans 2022): ``D = D_cond + w (D_cond - D_uncond)``, both
+        evaluated on one doubled batch.
         """
-        if exact and x.shape[0] > 1:
-            rows = [None if labels is None else labels[b : b + 1] for b in range(x.shape[0])]
-            return torch.cat([self.denoise(x[b : b + 1], sigma[b : b + 1], labels=rows[b], guidance=guidance)
-                              for b in range(x.shape[0])])
-        with torch.no_grad(), runtime.autocast(self.device, enabled=self.bf16):
-            if labels is None:
-                return self.module(x, sigma).float()
+        if labels is not None:
             labels = labels.to(self.device)
-            if not guidance:
-                return self.module(x, sigma, labels).float()
-            both = self.module(torch.cat([x, x]), torch.cat([sigma, sigma]),
-                               torch.cat([labels, torch.full_like(labels, float("nan"))])).float()
-            conditional, unconditional = both.chunk(2)
-            return conditional + guidance * (conditional - unconditional)
+        if labels is None or not guidance:
+            return self._network(x, sigma, labels, exact)
+        nan = torch.full_like(labels, float("nan"))  # a NaN row is the unconditional model
+        both = self._network(torch.cat([x, x]), torch.cat([sigma, sigma]), torch.cat([labels, nan]), exact)
+        conditional, unconditional = both.chunk(2)
+        return conditional + guidance * (conditional - unconditional)
+
+    def _network(self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor | None, exact: bool) -> torch.Tensor:
+        """The denoiser under autocast, in float32; in exact mode as calls of EXACT_BATCH images, zero-padded."""
+        if exact and x.shape[0] != EXACT_BATCH:
+            chunks = []
+            for start in range(0, x.shape[0], EXACT_BATCH):
+                part = slice(start, start + EXACT_BATCH)
+                rows = x[part].shape[0]
+                chunks.append(self._network(_pad(x[part]), _pad(sigma[part], value=1.0),
+                                            None if labels is None else _pad(labels[part]), True)[:rows])
+            return torch.cat(chunks)
+        with torch.no_grad(), runtime.autocast(self.device, enabled=self.bf16):
+            return (self.module(x, sigma) if labels is None else self.module(x, sigma, labels)).float()
 
     def sigmas(self, sampler: str, steps: int | None = None, *, strength: float = 1.0) -> torch.Tensor:
         """The noise levels a run of ``sampler`` visits (steps None: its default), on the CPU."""

@@ -44,7 +44,7 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
     "device": ("GGDEVICE", "device the network ran on", False),
     "spacing": ("GGSPACIN", "how the sampler's noise levels were spaced", False),
     "bf16": ("GGBF16", "network ran under bf16 autocast", False),
-    "exact": ("GGEXACT", "one image per network call (batch-invariant)", False),
+    "exact": ("GGEXACT", "fixed network batch, image i batch-invariant", False),
     "calibrated": ("GGCALIBR", "model calibration factors applied to the flux", False),
     "simulator": ("GGSIMUL", "simulator that drew the image", False),
     "count": ("GGCOUNT", "number of objects in the run", False),

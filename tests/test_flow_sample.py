@@ -14,6 +14,7 @@ from galgen.errors import InputError
 from galgen.cli import parse_shard
 from galgen.flows.sample import SampleConfig, draw, mock_name, run, shard_indices, split_for_devices
 from galgen.model import load_model
+from galgen.model import EXACT_BATCH
 from tiny_model import make_tiny_model
 
 
@@ -40,6 +41,20 @@ def test_an_image_is_the_same_bits_in_any_batch(model_file, bf16, sampler, steps
     assert not torch.equal(together[0], together[1])  # images differ from each other
     other_seed = draw(model, [0], seed=6, sigmas=sigmas, sampler=sampler)
     assert not torch.equal(other_seed[0], together[0])
+
+
+@pytest.mark.parametrize("bf16", [True, False])
+def test_exact_mode_calls_the_network_with_fixed_batches_whatever_the_images_around(model_file, bf16, monkeypatch):
+    model = load_model(model_file, device="cpu", bf16=bf16)
+    seen = []
+    forward = model.module.forward
+    monkeypatch.setattr(model.module, "forward", lambda x, *a: seen.append(x.shape[0]) or forward(x, *a))
+    g = torch.Generator().manual_seed(0)
+    x, sigma = torch.randn(11, 3, 16, 16, generator=g), torch.rand(11, generator=g) + 0.1
+    eleven = model.denoise(x, sigma, exact=True)
+    assert seen == [EXACT_BATCH, EXACT_BATCH]  # 11 images: a full call and a padded one
+    for rows in ([3], [3, 0, 10], [9, 3, 5, 1, 2, 0, 4, 8, 7, 6]):  # other places, other neighbours
+        assert torch.equal(model.denoise(x[rows], sigma[rows], exact=True), eleven[rows])
 
 
 def test_files_are_identical_for_batch_1_batch_7_and_a_shard(model_file, tmp_path):

@@ -38,7 +38,7 @@ class DesifyConfig:
     steps: int | None = None  # sampler steps actually run; None = the sampler's default (capped by strength)
     seed: int = 0  # draw k of input i uses the generator of (seed, i x draws + k)
     batch: int = 16  # images in flight at once
-    exact: bool | None = None  # one image per network call (bit-identical whatever the batch); None: on CPU only
+    exact: bool | None = None  # fixed network batches (bit-identical whatever the batch); None: on CPU only
     neighbours: int = 0  # list each output's k nearest images of the dataset given to `run`
 
     def __post_init__(self):

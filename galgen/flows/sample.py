@@ -40,7 +40,7 @@ class SampleConfig:
     shard: tuple[int, int] = (1, 1)  # (k, n), k 1-based: this run makes the indices i with i % n == k - 1
     ra: float = 180.0  # WCS tangent point (degrees) of every mock
     dec: float = 0.0
-    exact: bool | None = None  # one image per network call (bit-identical whatever the batch); None: on CPU only
+    exact: bool | None = None  # fixed network batches (bit-identical whatever the batch); None: on CPU only
     workers: int | None = None  # processes; None: one per GPU the model may use, or per CPU core for >= 8 images
     devices: tuple[str, ...] | None = None  # explicit device per worker process (overrides workers)
     labels: tuple[tuple[float, ...], ...] | None = None  # conditional: requested values of image i, model's order
