@@ -328,7 +328,8 @@ class Requests:
                 "ids": tuple(self.ids)}
 
 
-ID_COLUMNS = ("id", "objid", "name", "file")  # a catalogue's first such column names its rows
+ID_COLUMNS = ("id", "objid", "name", "file")
+CHECK_CHUNK = 512  # mocks read and measured at a time by check_requests  # a catalogue's first such column names its rows
 
 
 def plan_requests(model: LoadedModel, *, catalog=None, request: dict | None = None, count: int | None = None,
@@ -410,10 +411,13 @@ def check_requests(model: LoadedModel, paths: list[Path], requested, *, on_progr
     from galgen.metrics.labels import label_units, measure_labels
 
     requested = np.asarray(requested, dtype=np.float64)
-    flux = np.stack([read_cube(p).data for p in paths])
     measurable = label_units(model.bands)
-    measured = measure_labels(flux, bands=model.bands, pixel_scale=model.pixel_scale or np.nan,
-                              advance=stage(on_progress, "measure", len(paths)))
+    advance = stage(on_progress, "measure", len(paths))
+    parts = []
+    for start in range(0, len(paths), CHECK_CHUNK):  # memory stays flat however many mocks
+        flux = np.stack([read_cube(p).data for p in paths[start : start + CHECK_CHUNK]])
+        parts.append(measure_labels(flux, bands=model.bands, pixel_scale=model.pixel_scale or np.nan, advance=advance))
+    measured = {name: np.concatenate([part[name] for part in parts]) for name in measurable}
     table = []
     for k, c in enumerate(model.conditions):
         row = {"name": c.name, "unit": c.unit, "requested_median": float(np.median(requested[:, k])),
