@@ -5,7 +5,7 @@
 #   bash benchmarks/recipe_ablation.sh WORK [ARM ...]     (default arms: all)
 #
 # Arms: PREDICTION_STRETCH[_pmP]: eps_linear (the paper), v_linear, edm_linear, edm_asinh, and e.g.
-# edm_asinh_pm-2.8 (EDM with --p-mean -2.8). Each is resumable: rerun the same
+# edm_asinh_pm-2.8 (EDM with --p-mean -2.8) or edm_asinh_ps2.0 (--p-std 2.0). Each is resumable: rerun the same
 # command after an interruption and training continues exactly from its last checkpoint
 # (every 100 steps), mocks already written are kept. Per arm: WORK/<arm>/model.safetensors,
 # 1000 mocks (seed 0, the model's default sampler, fp32), and `galgen sgd --json` against 1000
@@ -38,6 +38,7 @@ for arm in $ARMS; do
     extra=()
     case "$variant" in
         pm*) extra=(--p-mean "${variant#pm}") ;;
+        ps*) extra=(--p-std "${variant#ps}") ;;
         "") ;;
         *) echo "unknown arm variant $variant" >&2; exit 2 ;;
     esac
