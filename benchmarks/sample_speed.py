@@ -4,8 +4,8 @@ Run: python benchmarks/sample_speed.py [--model PATH] [--images 8] [--nfe 25] [-
 
 Rows, all on the same inputs and the same number of network evaluations (NFE):
 - galgen: pipeline.draw (the model's default sampler, DPM-Solver++(2M) for the bundled v-prediction
-  model, or --sampler; logSNR spacing) with one image per network call
-  (exact: bit-identical whatever the batch; the CPU default) and with the whole batch per call,
+  model, or --sampler; logSNR spacing) in exact mode (network calls of exactly 8 images, padded:
+  bit-identical whatever the batch; the CPU default) and with the whole batch per call,
   fp32 and bf16 autocast;
 - diffusers: UNet2DModel with DPMSolverMultistepScheduler (dpmsolver++ or sde-dpmsolver++, order 2: the same
   solver as galgen's row) and with
@@ -123,7 +123,7 @@ def main() -> None:
         for bf16 in (False, True):
             for exact in (True, False):
                 rate = time_galgen(model_path, sampler, images=args.images, nfe=args.nfe, bf16=bf16, exact=exact)
-                name = f"galgen {sampler}, {'1 image' if exact else 'whole batch'} per call ({galgen_params / 1e6:.2f}M)"
+                name = f"galgen {sampler}, {'exact (calls of 8)' if exact else 'whole batch per call'} ({galgen_params / 1e6:.2f}M)"
                 print(f"{name:52s} {'bf16' if bf16 else 'fp32':5s} {rate:9.3f} {1 / rate:8.2f}")
         if not args.skip_diffusers:
             unet = diffusers_unet(64)
