@@ -12,7 +12,7 @@ Pure numpy; the randomness comes from ``numpy.random.default_rng(seed)`` alone.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -53,6 +53,20 @@ def strip_coordinates(shape_yx: tuple[int, int], *, angle: float, offset: float)
     along = dx * math.cos(a) + dy * math.sin(a)
     across = -dx * math.sin(a) + dy * math.cos(a) - offset
     return along, across
+
+
+def through(trail: Trail, shape_yx: tuple[int, int], point_xy: tuple[float, float]) -> Trail:
+    """``trail`` moved across its normal so its centre line passes through ``point_xy`` (pixels, x first).
+
+    A dashed trail gets the phase that centres a lit dash on the point (a trail across a nucleus).
+    """
+    ny, nx = shape_yx
+    a = math.radians(trail.angle)
+    dx, dy = point_xy[0] - (nx - 1) / 2.0, point_xy[1] - (ny - 1) / 2.0
+    phase = trail.phase
+    if trail.period is not None:
+        phase = dx * math.cos(a) + dy * math.sin(a) - trail.duty * trail.period / 2.0
+    return replace(trail, offset=-dx * math.sin(a) + dy * math.cos(a), phase=phase)
 
 
 def trail_mask(shape_yx: tuple[int, int], trail: Trail) -> np.ndarray:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from galgen.trails import Trail, TrailRanges, deface, random_trail, sky_rms, strip_coordinates, trail_mask
+from galgen.trails import Trail, TrailRanges, deface, random_trail, sky_rms, strip_coordinates, through, trail_mask
 
 
 def principal_angle(mask: np.ndarray) -> float:
@@ -92,3 +92,15 @@ def test_bad_trails_are_rejected():
         Trail(angle=0, offset=0, width=1, brightness=(1.0,), period=5, duty=0)
     with pytest.raises(ValueError, match="bands"):
         deface(np.zeros((2, 4, 4)), Trail(angle=0, offset=0, width=1, brightness=(1.0,)))
+
+
+@pytest.mark.parametrize("angle", [0.0, 33.0, 90.0, 151.0])
+@pytest.mark.parametrize("period", [None, 12.0])
+def test_a_trail_moved_through_a_point_runs_through_it_with_a_lit_dash(angle, period):
+    trail = Trail(angle=angle, offset=9.0, width=1.2, brightness=(1.0,), period=period, duty=0.3, phase=5.0)
+    for x, y in [(40, 22), (10, 50), (3, 7)]:
+        moved = through(trail, (64, 64), (x, y))
+        assert (moved.angle, moved.width, moved.period, moved.duty) == (angle, 1.2, period, 0.3)
+        _, across = strip_coordinates((64, 64), angle=angle, offset=moved.offset)
+        assert abs(across[y, x]) < 1e-9
+        assert trail_mask((64, 64), moved)[y, x]
