@@ -337,13 +337,18 @@ def sample(
         False, "--extrapolate", help="Draw requests outside the training range too, each flagged in its header "
         "(GGOUTSID); without it such a request is refused."
     ),
+    unconditional: bool = typer.Option(
+        False, "--unconditional", help="Conditional model without --catalog/--condition: draw from its "
+        "unconditional branch instead of labels drawn from its training set (the default)."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
     """Mock galaxies as FITS cubes with WCS, physical units and provenance.
 
     Files already in the output directory are kept (an interrupted run resumes); image i of a
     seed is the same whatever --batch, --shard or device count. A conditional model draws to a
-    catalogue (--catalog) or one request (--condition) and reports requested against measured.
+    catalogue (--catalog) or one request (--condition) and reports requested against measured;
+    with neither, each mock takes the labels of a random training galaxy (kept in the weights).
 
     Example: galgen sample -n 1000 -o mocks/ --seed 1 --preview mocks.png
     """
@@ -353,19 +358,24 @@ def sample(
 
     if catalog is not None and condition is not None:
         raise InputError("give --catalog or --condition, not both")
+    if unconditional and (catalog is not None or condition is not None):
+        raise InputError("--unconditional draws without labels: give it without --catalog and --condition")
     if n is None and catalog is None:
         raise InputError("say how many mocks with -n (or give a --catalog: one mock per row)")
     loaded = load_model(model, device=device, bf16=bf16)
-    requests = None
+    requests, drawn = None, False
     if catalog is not None or condition is not None:
         requests = _sample_requests(loaded, catalog=catalog, condition=condition, count=n, id_column=id_column,
                                     extrapolate=extrapolate)
+    elif loaded.conditions and not unconditional:
+        requests = flow.draw_requests(loaded, count=n, seed=seed)
+        drawn = requests is not None
     asked = requests.config_fields() if requests else {"count": n}
     config = flow.SampleConfig(seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
                                ra=ra, dec=dec, exact=exact, workers=workers, guidance=guidance, **asked)
     with progress() as on_progress:
         result = flow.run(output, model=loaded, config=config, preview=preview, command=command_line(),
-                          on_progress=on_progress, notes=requests.notes if requests else None)
+                          on_progress=on_progress, notes=requests.notes if requests else None, check=not drawn)
     rate = result.to_dict()["images_per_second"] or 0
     if result.check and not json_out:
         _print_request_check(result)

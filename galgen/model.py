@@ -110,6 +110,19 @@ class LoadedModel:
 
         return [Condition.from_dict(c) for c in self.meta.get("conditions", [])]
 
+    def label_table(self) -> np.ndarray | None:
+        """The training set's label rows (N, K) in the conditions' units, as the weights file keeps them
+        (``data.labels``), or None (an unconditional model, or a conditional one trained before they were kept)."""
+        from galgen.engine.weights import read_data_tensor
+
+        if not self.conditions:
+            return None
+        table = read_data_tensor(self.path, "labels")
+        if table is not None and (table.ndim != 2 or table.shape[1] != len(self.conditions)):
+            raise InputError(f"the label table has shape {table.shape}, the model takes {len(self.conditions)} "
+                             "conditions", path=self.path)
+        return table
+
     @property
     def default_sampler(self) -> str:
         """The sampler `sample` and `desify` use when none is named: by what the network predicts."""

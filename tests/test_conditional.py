@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from conftest import assert_fitsverify_clean
 from galgen.cli import app
 from galgen.cube import Cube, make_wcs, read_cube, read_provenance, write_cube
+from galgen.errors import InputError
 from galgen.flows import sample as flow
 from galgen.model import load_model
 from tiny_model import CONDITIONS, make_tiny_model
@@ -161,3 +162,53 @@ def test_train_condition_stores_names_units_ranges_and_resume_keeps_them(tmp_pat
     assert other.exit_code == 2 and "conditioned on mag_r,g_r" in other.stderr
     missing = runner.invoke(app, [*base, "--steps", "1", "--condition", "q", "--overwrite"])
     assert missing.exit_code == 2 and "no label 'q'" in missing.stderr
+
+
+def test_the_model_keeps_its_training_labels_and_sample_draws_them_without_a_request(tmp_path):
+    from galgen.engine import weights
+
+    data = _labelled_dataset(tmp_path)
+    model = tmp_path / "m.safetensors"
+    done = runner.invoke(app, ["train", str(data), "-o", str(model), "--preset", "tiny", "--batch", "2",
+                               "--no-bf16", "--steps", "1", "--condition", "mag_r,g_r"])
+    assert done.exit_code == 0, done.output
+    table = weights.read_data_tensor(model, "labels")
+    rows = [(17 + 0.3 * i, 0.6 + 0.05 * i) for i in range(6)]  # the catalogue's mag_r and mag_g - mag_r
+    np.testing.assert_allclose(table, rows, rtol=1e-6)
+    loaded = load_model(model, device="cpu")
+    first = flow.draw_requests(loaded, count=3, seed=4)
+    more = flow.draw_requests(loaded, count=9, seed=4)
+    np.testing.assert_array_equal(first.values, more.values[:3])  # mock i's labels do not depend on the count
+    assert first.ids == more.ids[:3] and all(i.startswith("train:") for i in first.ids)
+    assert not np.array_equal(flow.draw_requests(loaded, count=9, seed=5).values, more.values)
+
+    drawn = sample("-n", 3, "-o", tmp_path / "drawn", "--model", model, "--steps", 2, "--seed", 4, "--json")
+    assert drawn.exit_code == 0, drawn.output
+    assert "training label rows" in json.loads(drawn.stdout)["notes"][0]
+    for i in range(3):
+        found = read_provenance(tmp_path / "drawn" / f"mock_00000{i}.fits")
+        assert found["catalog_id"] == first.ids[i]
+        assert [found["conditions"][name] for name in ("mag_r", "g_r")] == pytest.approx(first.values[i])
+    assert_fitsverify_clean(tmp_path / "drawn" / "mock_000000.fits")
+    plain = sample("-n", 2, "-o", tmp_path / "plain", "--model", model, "--steps", 2, "--unconditional", "--json")
+    assert plain.exit_code == 0, plain.output
+    assert "conditions" not in read_provenance(tmp_path / "plain" / "mock_000000.fits")
+    both = sample("-n", 2, "-o", tmp_path / "x", "--model", model, "--unconditional", "--condition", "mag_r=17")
+    assert both.exit_code == 2 and "without --catalog" in both.stderr
+
+
+def test_only_data_tensors_travel_beside_the_weights(tmp_path):
+    from galgen.engine import weights
+
+    with pytest.raises(ValueError, match="data"):
+        weights.data_tensors({"labels": torch.zeros(2, 2)})
+    path = make_tiny_model(tmp_path / "m.safetensors", conditions=CONDITIONS)
+    meta, tensors = weights.read_metadata(path), weights.load_tensors(path)
+    weights.save_weights(path, {**tensors, "data.labels": torch.ones(5, 2)}, meta)
+    assert load_model(path, device="cpu").label_table().shape == (5, 2)  # the network loads beside it
+    weights.save_weights(path, {**tensors, "data.labels": torch.ones(5, 3)}, meta)
+    with pytest.raises(InputError, match="label table has shape"):
+        load_model(path, device="cpu").label_table()
+    weights.save_weights(path, {**tensors, "other.labels": torch.ones(5, 2)}, meta)
+    with pytest.raises(InputError, match="unexpected tensor other.labels"):
+        load_model(path, device="cpu")

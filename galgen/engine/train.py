@@ -19,7 +19,7 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
@@ -134,6 +134,7 @@ def train(
     device: torch.device | str = "cpu",
     callback: Callable[[int, float], None] | None = None,
     labels: np.ndarray | None = None,
+    extra_tensors: Mapping[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train (or resume training) a DDPM noise predictor on images (N, C, H, W) in [-1, 1]; Ho et al. 2020.
 
@@ -142,6 +143,8 @@ def train(
     ``config.label_dropout`` of the others are dropped at random (Ho & Salimans 2022). Rank 0 writes the EMA
     weights to ``output`` (with ``metadata``: normaliser, pixel scale, data summary) and
     checkpoints beside it; ``callback(step, mean_loss)`` is called on rank 0 every log_every steps.
+    ``extra_tensors`` (names starting ``data.``, e.g. the training labels) travel in the model file beside
+    the network's weights.
     """
     _check_images(images, unet)
     _check_labels(labels, images, unet)
@@ -203,8 +206,8 @@ def train(
         result.step = done
     if rank == 0:
         with _diverged_at(result.step, result):
-            result.output = weights.save_weights(output, ema.state_dict(), {**meta, "kind": weights.MODEL_KIND,
-                                                                             "step": result.step})
+            result.output = weights.save_weights(output, {**ema.state_dict(), **weights.data_tensors(extra_tensors)},
+                                                 {**meta, "kind": weights.MODEL_KIND, "step": result.step})
     return result
 
 

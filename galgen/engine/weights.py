@@ -24,6 +24,7 @@ METADATA_KEY = "galgen"
 MODEL_KIND = "galgen-model"
 CHECKPOINT_KIND = "galgen-checkpoint"
 _MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
+DATA_PREFIX = "data."  # tensors about the training data (e.g. "data.labels"), not the network's weights
 
 
 class NonFiniteWeights(RuntimeFailure):
@@ -42,6 +43,26 @@ def save_weights(path, state_dict: Mapping, metadata: dict) -> Path:
     with atomic_output(path, parents=True) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     return Path(path)
+
+
+def data_tensors(tensors: Mapping | None) -> dict:
+    """``tensors`` checked to be named ``data.*`` (what a model file may carry beside the network)."""
+    tensors = dict(tensors or {})
+    wrong = [name for name in tensors if not name.startswith(DATA_PREFIX)]
+    if wrong:
+        raise ValueError(f"extra tensor {wrong[0]!r} must be named {DATA_PREFIX}*")
+    return tensors
+
+
+def read_data_tensor(path, name: str):
+    """The tensor ``data.<name>`` of a model file as a float64 numpy array, or None when it has none."""
+    from safetensors import safe_open
+
+    key = DATA_PREFIX + name
+    if key not in read_header(path):
+        return None
+    with safe_open(str(path), framework="pt") as handle:
+        return handle.get_tensor(key).double().numpy()
 
 
 def read_header(path) -> dict:
@@ -138,7 +159,7 @@ def load_denoiser(path, *, device="cpu"):
                             prediction=meta.get("prediction", "eps"), **edm)  # older files: eps
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"weights metadata is unusable: {exc}", path=path) from None
-    tensors = load_tensors(path, device=device)
+    tensors = {k: v for k, v in load_tensors(path, device=device).items() if not k.startswith(DATA_PREFIX)}
     if meta["kind"] == CHECKPOINT_KIND:
         tensors = {k[len("ema."):]: v for k, v in tensors.items() if k.startswith("ema.")}
     bad = first_non_finite(tensors)
@@ -154,7 +175,7 @@ def load_denoiser(path, *, device="cpu"):
 def _check_table(path, expected: dict, *, prefix: str) -> None:
     """InputError unless the file's tensor table holds exactly the ``expected`` names and shapes."""
     table = {k[len(prefix):]: tuple(v.get("shape", ())) for k, v in read_header(path).items()
-             if k != "__metadata__" and k.startswith(prefix)}
+             if k != "__metadata__" and k.startswith(prefix) and not k.startswith(DATA_PREFIX)}
     if table == expected:
         return
     missing = sorted(set(expected) - set(table))

@@ -154,7 +154,7 @@ def draw(model: LoadedModel, indices, *, seed: int, sigmas: torch.Tensor, sample
 
 
 def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, command: str = "galgen.flows.sample",
-        on_progress: Progress | None = None, notes: list[str] | None = None) -> SampleResult:
+        on_progress: Progress | None = None, notes: list[str] | None = None, check: bool = True) -> SampleResult:
     """Write mocks ``mock_NNNNNN.fits`` of shard ``config.shard`` into ``out_dir``, a batch at a time.
 
     Each mock is the model's image in flux units (normaliser inverse times the calibration
@@ -163,8 +163,8 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
     run and skipped, so an interrupted run resumes. Several devices or CPU workers (`plan_devices`)
     each take an interleaved share of the indices; the files do not change. ``preview``: a PNG
     montage of the first mocks. With ``config.labels`` the mocks are then measured against their
-    requests (`check_requests`; ``notes`` from `plan_requests` are passed through). Progress: stage
-    "sample", in images.
+    requests (`check_requests`, unless not ``check``; ``notes`` from `plan_requests` are passed
+    through). Progress: stage "sample", in images.
     """
     from galgen.engine.samplers import nfe
     from galgen.flows.output import check_preview, output_directory
@@ -203,15 +203,15 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
         from galgen.preview import preview_files
 
         preview = preview_files(made[:PREVIEW_MOCKS], preview)
-    check = None
-    if config.labels is not None:
-        check = check_requests(model, [out_dir / mock_name(i, config.count) for i in config.indices],
+    checked = None
+    if config.labels is not None and check:
+        checked = check_requests(model, [out_dir / mock_name(i, config.count) for i in config.indices],
                                [config.labels[i] for i in config.indices], on_progress=on_progress)
     return SampleResult(
         out_dir=out_dir, written=sorted(written), skipped=skipped, seconds=time.perf_counter() - start,
         sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps) * (2 if config.guidance else 1),
         model_sha256=model.sha256, devices=devices, exact=exact_on(devices[0], config.exact),
-        preview=preview, check=check, notes=notes,
+        preview=preview, check=checked, notes=notes,
     )
 
 
@@ -394,6 +394,29 @@ def plan_requests(model: LoadedModel, *, catalog=None, request: dict | None = No
                          f"[{c.min:.4g}, {c.max:.4g}]; a conditional model is not trusted to extrapolate{more}",
                          path=where, options="extrapolate")
     return Requests(values=values, ids=ids, notes=notes)
+
+
+LABEL_STREAM = 0x1ABE15  # the label rows of a run are drawn from the generator of (seed, LABEL_STREAM)
+
+
+def draw_requests(model: LoadedModel, *, count: int, seed: int) -> Requests | None:
+    """Labels for ``count`` mocks drawn from the training set's label rows that the model keeps, or None.
+
+    Mock i takes row ``k_i`` of `LoadedModel.label_table`, the k_i drawn uniformly (with replacement)
+    from a generator of (seed, LABEL_STREAM), so mock i's labels depend on the seed and i alone (not
+    on the count, batch or shard) and the run's labels follow the training set's joint distribution
+    of magnitude, size, shape and colour. None when the model keeps no table (unconditional, or
+    trained before tables were kept).
+    """
+    import numpy as np
+
+    table = model.label_table()
+    if table is None:
+        return None
+    rows = np.random.default_rng([seed, LABEL_STREAM]).integers(0, len(table), size=count)
+    return Requests(values=table[rows], ids=[f"train:{k}" for k in rows],
+                    notes=[f"labels drawn from the model's {len(table)} training label rows (the training set's "
+                           "distribution); the row of each mock is in its header (GGCATID)"])
 
 
 def check_requests(model: LoadedModel, paths: list[Path], requested, *, on_progress: Progress | None = None) -> list[dict]:

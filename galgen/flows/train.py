@@ -5,7 +5,9 @@ galgen.engine.train (batches, augmentation, EMA, autocast, DDP under torchrun) -
 file, with the dataset's normaliser, bands, pixel scale and unit in its metadata, so a weights
 file alone is enough to sample. A conditional model also takes the dataset's labels
 (``labels.npy``) named by ``conditions``, normalised as galgen.conditions says, and stores the
-conditions (names, units, training ranges, normalisation) in its metadata.
+conditions (names, units, training ranges, normalisation) in its metadata, and the training set's
+label rows (``data.labels``, at most LABEL_TABLE_ROWS of them) as a tensor beside the weights, from
+which `galgen sample -n` draws when no labels are asked for.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 from galgen.errors import InputError
 from galgen.progress import Progress, stage
+
+LABEL_TABLE_ROWS = 100_000  # label rows a conditional model file keeps (a seeded subset of larger sets)
 
 
 @dataclass
@@ -71,7 +75,7 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
         raise InputError(str(exc)) from None
     if resume is not None and weights.read_metadata(resume).get("normalizer") != data.normalizer.to_dict():
         raise InputError("checkpoint was trained on data with another normalisation", path=resume)
-    chosen, labels = training_labels(data, conditions, resume=resume)
+    chosen, labels, table = training_labels(data, conditions, resume=resume)
     if chosen and not resume:
         unet = replace(unet, conditions=len(chosen))
     metadata = {
@@ -95,7 +99,8 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
         last.update(step=step, time=now)
 
     result = train(data.images, unet=unet, config=config, output=output, metadata=metadata, resume=resume,
-                   device=where, callback=report, labels=labels)
+                   device=where, callback=report, labels=labels,
+                   extra_tensors=None if table is None else {"data.labels": table})
     if not lead:
         return None
     seconds = time.perf_counter() - start
@@ -107,7 +112,10 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
 
 
 def training_labels(data, names: list[str] | None, *, resume=None):
-    """(conditions, normalised labels (N, K) float32) for a conditional run, or ([], None).
+    """(conditions, normalised labels (N, K) float32, label table) for a conditional run, or ([], None, None).
+
+    The table holds the rows whose every label is known, in the conditions' units (float32 torch,
+    at most LABEL_TABLE_ROWS: a subset drawn with a fixed seed, so a resumed run stores the same).
 
     A resumed run keeps its checkpoint's conditions and their normalisation; naming other ones
     is an InputError. Galaxies whose label is unknown (NaN) train unconditionally.
@@ -128,10 +136,25 @@ def training_labels(data, names: list[str] | None, *, resume=None):
         raise InputError("checkpoint is of an unconditional model; conditions cannot be added", path=resume,
                          options="condition")
     if not names:
-        return [], None
+        return [], None, None
     table, units = data.labels()
     where = f"{data.path}: the labels"
     columns = [cond.derive(table, units, name, where=where) for name in names]
     values = np.stack([v for v, _ in columns], axis=1)
     chosen = kept if stored else cond.fit(names, values, [u for _, u in columns])
-    return chosen, cond.normalise(chosen, values)
+    return chosen, cond.normalise(chosen, values), label_table(values)
+
+
+def label_table(values):
+    """The rows of ``values`` (N, K) with every label known, as float32 torch (None if there are none);
+    a seeded subset past LABEL_TABLE_ROWS."""
+    import numpy as np
+    import torch
+
+    known = values[np.isfinite(values).all(axis=1)]
+    if not len(known):
+        return None
+    if len(known) > LABEL_TABLE_ROWS:
+        keep = np.sort(np.random.default_rng(0).choice(len(known), LABEL_TABLE_ROWS, replace=False))
+        known = known[keep]
+    return torch.from_numpy(np.ascontiguousarray(known, dtype=np.float32))
