@@ -47,20 +47,26 @@ def forward_flops(net: torch.nn.Module, size: int, *, diffusers: bool = False) -
     return float(counter.get_total_flops())
 
 
-def sample_command(count: int, out: Path) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MB) of `galgen sample -n count -o out` with defaults, as a subprocess."""
-    # the child reports its own VmHWM at exit: rusage's maxrss would include the pages it shared
-    # with this (large) process between fork and exec
+def sample_command(count: int, out: Path) -> tuple[float, float, float]:
+    """(wall seconds, peak RSS of the command's process, of its largest worker, MB) of `galgen sample -n count`.
+
+    The command reports its own VmHWM at exit (rusage's maxrss would include the pages it shared
+    with this large process between fork and exec) and its workers' largest maxrss (those do
+    include the command's pages at their fork: an upper bound)."""
     report = out.with_suffix(".hwm")
-    code = ("import atexit, sys\n"
-            f"atexit.register(lambda: open({str(report)!r}, 'w').write("
-            "next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1]))\n"
+    code = ("import atexit, resource, sys\n"
+            "def peak():\n"
+            "    own = int(next(l for l in open('/proc/self/status') if l.startswith('VmHWM')).split()[1])\n"
+            "    workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+            f"    open({str(report)!r}, 'w').write(f'{{own}} {{workers}}')\n"
+            "atexit.register(peak)\n"
             f"sys.argv = ['galgen', 'sample', '-n', '{count}', '-o', {str(out)!r}, '--json']\n"
             "from galgen.cli import main\nmain()\n")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
-    return seconds, int(report.read_text()) / 1024
+    own, workers = (int(v) / 1024 for v in report.read_text().split())
+    return seconds, own, workers
 
 
 def main(argv=None) -> None:
@@ -112,9 +118,10 @@ def main(argv=None) -> None:
                 row("train", f"{name}, batch {TRAIN_BATCH}", dtype, rate, per_image)
 
         for count in args.sample_n:
-            seconds, rss = sample_command(count, Path(tmp) / f"mocks{count}")
+            seconds, own, workers = sample_command(count, Path(tmp) / f"mocks{count}")
             print(f"galgen sample -n {count} (bundled model, defaults, FITS writing): {seconds:.0f} s, "
-                  f"{count / seconds:.2f} images/s, peak RSS {rss:.0f} MB", flush=True)
+                  f"{count / seconds:.2f} images/s, peak RSS {own:.0f} MB (command), {workers:.0f} MB (largest "
+                  "worker)", flush=True)
 
 
 if __name__ == "__main__":
