@@ -259,6 +259,10 @@ def train(
         None, "--label-dropout", min=0.0, max=1.0, help="Conditional: fraction of images trained without labels, "
         "so the model also samples unconditionally and takes classifier-free guidance (default: 0.1)."
     ),
+    activation: Optional[str] = typer.Option(
+        None, "--activation", help="The network's activation: mish (the paper's) or silu (about 2x faster on a "
+        "CPU) (default: the preset's, mish)."
+    ),
     checkpoint_every: Optional[int] = typer.Option(
         None, "--checkpoint-every", min=0, help="Steps between checkpoints, 0 = at the end (default: 1000)."
     ),
@@ -284,7 +288,8 @@ def train(
     names = None if condition is None else parse_names(condition)
     with progress(disable=not flow.is_lead()) as on_progress:
         result = flow.run(dataset, output, preset=preset, settings=settings, resume=resume, device=device,
-                          conditions=names, overwrite=overwrite, command=command_line(), on_progress=on_progress)
+                          conditions=names, activation=activation, overwrite=overwrite, command=command_line(),
+                          on_progress=on_progress)
     if result is not None:  # the lead process reports
         _finish(result, json_out=json_out, line=f"wrote {result.output} (step {result.step}, loss {result.loss:.4g}, "
                 f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]})")

@@ -355,3 +355,21 @@ def test_edm_training_measures_sigma_data_and_the_weights_file_keeps_it(images, 
     measured = float(np.sqrt(np.mean(images.astype(np.float64) ** 2)))
     assert denoiser.prediction == "edm" and denoiser.sigma_data == pytest.approx(measured, rel=1e-6)
     assert (denoiser.p_mean, denoiser.p_std) == (-1.0, 0.8) and meta["train"]["sigma_data"] == pytest.approx(measured)
+
+
+def test_cli_activation_is_stored_kept_on_resume_and_checked(dataset, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "silu.safetensors"
+    base = ["train", str(dataset), "-o", str(out), "--batch", "2", "--no-bf16"]
+    result = runner.invoke(app, [*base, "--steps", "1", "--activation", "silu"])
+    assert result.exit_code == 0, result.output
+    assert read_metadata(out)["unet"]["activation"] == "silu"
+    denoiser, _ = load_denoiser(out)
+    assert any(isinstance(m, torch.nn.SiLU) for m in denoiser.modules())
+    resumed = runner.invoke(app, [*base, "--steps", "2", "--resume", str(checkpoint_path(out)), "--activation", "silu"])
+    assert resumed.exit_code == 0, resumed.output
+    assert read_metadata(out)["unet"]["activation"] == "silu"
+    other = runner.invoke(app, [*base, "--steps", "3", "--resume", str(checkpoint_path(out)), "--activation", "mish"])
+    assert other.exit_code == 2 and "checkpoint's network uses silu" in other.output
+    bad = runner.invoke(app, ["train", str(dataset), "-o", str(tmp_path / "x.safetensors"), "--activation", "gelu"])
+    assert bad.exit_code == 2 and "unknown activation 'gelu'" in bad.output and "Traceback" not in bad.output

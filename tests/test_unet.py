@@ -114,3 +114,19 @@ def test_the_conditions_field_is_stored_only_for_conditional_networks():
     assert "conditions" not in SMALL.to_dict()  # unconditional files keep their metadata (and sha256)
     cond = UNetConfig.from_dict({**SMALL.to_dict(), "conditions": 4})
     assert cond.to_dict()["conditions"] == 4 and UNetConfig.from_dict(cond.to_dict()) == cond
+
+
+def test_the_activation_is_mish_unless_stored_and_silu_changes_the_network():
+    assert "activation" not in SMALL.to_dict() and SMALL.activation == "mish"  # older files read as Mish
+    silu = UNetConfig.from_dict({**SMALL.to_dict(), "activation": "silu"})
+    assert silu.to_dict()["activation"] == "silu" and UNetConfig.from_dict(silu.to_dict()) == silu
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        UNetConfig(**{**SMALL.to_dict(), "activation": "gelu"})
+    mish, other = randomised(SMALL), randomised(silu)
+    assert mish.state_dict().keys() == other.state_dict().keys()  # no weights of their own
+    other.load_state_dict(mish.state_dict())
+    x, t = torch.randn(2, 3, 16, 16), torch.tensor([10.0, 500.0])
+    with torch.no_grad():
+        assert not torch.allclose(mish(x, t), other(x, t))
+    assert sum(isinstance(m, torch.nn.SiLU) for m in other.modules()) > 10
+    assert not any(isinstance(m, torch.nn.Mish) for m in other.modules())

@@ -2,7 +2,7 @@
 
 Three down blocks (two residual blocks, self-attention, strided convolution), a bottleneck
 (residual, attention, residual) and three up blocks (transposed convolution, skip link, two
-residual blocks, attention), Mish throughout, and a sinusoidal embedding of the timestep added
+residual blocks, attention), Mish (or SiLU) throughout, and a sinusoidal embedding of the timestep added
 in every residual block. The timestep is a float, so a denoiser can ask for t between the
 discrete training steps. The network knows nothing of noise levels or losses: that is the
 denoiser's job (galgen.engine.denoiser).
@@ -36,10 +36,13 @@ class UNetConfig:
     dropout: float = 0.0  # inside residual blocks
     groups: int = 32  # GroupNorm groups (must divide every width)
     conditions: int = 0  # labels per image embedded beside the timestep (0: an unconditional network)
+    activation: str = "mish"  # "mish" (the paper's) or "silu" (about 2x faster on a CPU, docs/training.md)
 
     def __post_init__(self):
         object.__setattr__(self, "mults", tuple(int(m) for m in self.mults))
         object.__setattr__(self, "attention", tuple(int(a) for a in self.attention))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; choose from {', '.join(ACTIVATIONS)}")
         levels = 2 ** len(self.mults)
         if self.size % levels:
             raise ValueError(f"size {self.size} is not divisible by 2**{len(self.mults)}")
@@ -48,10 +51,13 @@ class UNetConfig:
                 raise ValueError(f"width {width} is not divisible by groups={self.groups} and heads={self.heads}")
 
     def to_dict(self) -> dict:
-        """JSON-safe form (lists for tuples); ``conditions`` only when there are any, as older files have it."""
+        """JSON-safe form (lists for tuples); ``conditions`` and ``activation`` only when not the default, as
+        older files have it."""
         d = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
         if not self.conditions:
             del d["conditions"]
+        if self.activation == "mish":
+            del d["activation"]
         return d
 
     @classmethod
@@ -62,6 +68,9 @@ class UNetConfig:
         if unknown:
             raise ValueError(f"unknown U-Net settings: {', '.join(sorted(unknown))}")
         return cls(**d)
+
+
+ACTIVATIONS = {"mish": nn.Mish, "silu": nn.SiLU}
 
 
 # tiny: 64 px grz, 3.3M parameters, trainable on a CPU (the bundled model).
@@ -95,10 +104,11 @@ def timestep_embedding(t: torch.Tensor, dim: int, *, max_period: float = 10000.0
 
 
 class ResidualBlock(nn.Module):
-    """GroupNorm-Mish-conv twice, with the step embedding added in between (He et al. 2016)."""
+    """GroupNorm-activation-conv twice, with the step embedding added in between (He et al. 2016)."""
 
-    def __init__(self, cin: int, cout: int, *, emb_dim: int, groups: int, dropout: float):
+    def __init__(self, cin: int, cout: int, *, emb_dim: int, groups: int, dropout: float, activation: str = "mish"):
         super().__init__()
+        self.act = ACTIVATIONS[activation]()
         self.norm1 = nn.GroupNorm(groups, cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.emb = nn.Linear(emb_dim, cout)
@@ -111,9 +121,9 @@ class ResidualBlock(nn.Module):
         nn.init.zeros_(self.conv2.bias)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.mish(self.norm1(x)))
+        h = self.conv1(self.act(self.norm1(x)))
         h = h + self.emb(emb)[:, :, None, None]
-        h = self.conv2(self.dropout(F.mish(self.norm2(h))))
+        h = self.conv2(self.dropout(self.act(self.norm2(h))))
         return self.skip(x) + h
 
 
@@ -142,7 +152,7 @@ class Level(nn.Module):
 
     def __init__(self, cin: int, cout: int, *, attend: bool, cfg: UNetConfig, emb_dim: int):
         super().__init__()
-        kw = dict(emb_dim=emb_dim, groups=cfg.groups, dropout=cfg.dropout)
+        kw = dict(emb_dim=emb_dim, groups=cfg.groups, dropout=cfg.dropout, activation=cfg.activation)
         self.res1 = ResidualBlock(cin, cout, **kw)
         self.res2 = ResidualBlock(cout, cout, **kw)
         self.attn = SelfAttention(cout, heads=cfg.heads, groups=cfg.groups) if attend else nn.Identity()
@@ -164,9 +174,10 @@ class UNet(nn.Module):
         self.config = cfg = config
         emb_dim = 4 * cfg.base
         widths = [cfg.base * m for m in cfg.mults]
-        self.embed = nn.Sequential(nn.Linear(cfg.base, emb_dim), nn.Mish(), nn.Linear(emb_dim, emb_dim))
+        act = ACTIVATIONS[cfg.activation]
+        self.embed = nn.Sequential(nn.Linear(cfg.base, emb_dim), act(), nn.Linear(emb_dim, emb_dim))
         if cfg.conditions:
-            self.condition = nn.Sequential(nn.Linear(cfg.conditions, emb_dim), nn.Mish(), nn.Linear(emb_dim, emb_dim))
+            self.condition = nn.Sequential(nn.Linear(cfg.conditions, emb_dim), act(), nn.Linear(emb_dim, emb_dim))
             # a new conditional network starts as the unconditional one
             nn.init.zeros_(self.condition[-1].weight)
             nn.init.zeros_(self.condition[-1].bias)
@@ -179,7 +190,7 @@ class UNet(nn.Module):
             self.downsample.append(nn.Conv2d(width, width, 3, stride=2, padding=1))
             side, cin = side // 2, width
 
-        kw = dict(emb_dim=emb_dim, groups=cfg.groups, dropout=cfg.dropout)
+        kw = dict(emb_dim=emb_dim, groups=cfg.groups, dropout=cfg.dropout, activation=cfg.activation)
         self.mid1 = ResidualBlock(cin, cin, **kw)
         self.mid_attn = SelfAttention(cin, heads=cfg.heads, groups=cfg.groups)
         self.mid2 = ResidualBlock(cin, cin, **kw)
@@ -191,7 +202,7 @@ class UNet(nn.Module):
             self.up.append(Level(2 * width, width, attend=side in cfg.attention, cfg=cfg, emb_dim=emb_dim))
             cin = width
 
-        self.head = nn.Sequential(nn.GroupNorm(cfg.groups, cin), nn.Mish(), nn.Conv2d(cin, cfg.bands, 3, padding=1))
+        self.head = nn.Sequential(nn.GroupNorm(cfg.groups, cin), act(), nn.Conv2d(cin, cfg.bands, 3, padding=1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 

@@ -48,14 +48,15 @@ def is_lead() -> bool:
 
 
 def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, resume=None, device: str = "auto",
-        conditions: list[str] | None = None, overwrite: bool = False, command: str = "galgen.flows.train",
-        on_progress: Progress | None = None) -> TrainSummary | None:
+        conditions: list[str] | None = None, activation: str | None = None, overwrite: bool = False,
+        command: str = "galgen.flows.train", on_progress: Progress | None = None) -> TrainSummary | None:
     """Train on ``dataset`` (a `galgen prep` directory) and write ``output`` (.safetensors) and its checkpoint.
 
     ``settings`` override the preset's TrainConfig fields (steps, batch, lr, seed, schedule, loss,
     prediction, ema, checkpoint_every, bf16, label_dropout); ``conditions`` names the dataset labels
-    (or colours a_b) a conditional model takes; ``resume`` continues exactly from a checkpoint of
-    the same data (and the same conditions). Progress stage "train", in steps, with the loss and
+    (or colours a_b) a conditional model takes; ``activation`` the network's ("mish", the preset's,
+    or "silu"); ``resume`` continues exactly from a checkpoint of the same data (and the same
+    conditions and activation). Progress stage "train", in steps, with the loss and
     the rate as fields. Returns the summary on the lead process, None on the others.
     """
     from galgen.atomic import check_output
@@ -75,6 +76,13 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
         raise InputError(str(exc)) from None
     if resume is not None and weights.read_metadata(resume).get("normalizer") != data.normalizer.to_dict():
         raise InputError("checkpoint was trained on data with another normalisation", path=resume)
+    if activation is not None and activation != unet.activation:
+        if resume is not None:
+            raise InputError(f"checkpoint's network uses {unet.activation}", path=resume, options="activation")
+        try:
+            unet = replace(unet, activation=activation)
+        except ValueError as exc:
+            raise InputError(str(exc), options="activation") from None
     chosen, labels, table = training_labels(data, conditions, resume=resume)
     if chosen and not resume:
         unet = replace(unet, conditions=len(chosen))
