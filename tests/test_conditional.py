@@ -175,6 +175,8 @@ def test_the_model_keeps_its_training_labels_and_sample_draws_them_without_a_req
     table = weights.read_data_tensor(model, "labels")
     rows = [(17 + 0.3 * i, 0.6 + 0.05 * i) for i in range(6)]  # the catalogue's mag_r and mag_g - mag_r
     np.testing.assert_allclose(table, rows, rtol=1e-6)
+    info = json.loads(runner.invoke(app, ["info", str(model), "--json"]).stdout)["files"][0]
+    assert info["label_rows"] == 6
     loaded = load_model(model, device="cpu")
     first = flow.draw_requests(loaded, count=3, seed=4)
     more = flow.draw_requests(loaded, count=9, seed=4)

@@ -189,7 +189,11 @@ def _check_table(path, expected: dict, *, prefix: str) -> None:
 def describe_weights(path) -> dict:
     """What `galgen info` says of a weights file: its path, kind, sha256 and metadata (no torch needed)."""
     metadata = read_metadata(path)  # checks the file before it is hashed
-    return {"path": str(path), "kind": "weights", "sha256": file_sha256(path), "metadata": metadata}
+    summary = {"path": str(path), "kind": "weights", "sha256": file_sha256(path), "metadata": metadata}
+    labels = read_header(path).get(DATA_PREFIX + "labels")
+    if labels is not None:  # a conditional model's training label rows (what `sample -n` draws from)
+        summary["label_rows"] = int(labels["shape"][0])
+    return summary
 
 
 def write_calibration(src, dst, calibration: dict) -> Path:
