@@ -218,6 +218,8 @@ def load_model(model: str | Path | None = None, *, device: str = "auto", bf16: b
     module, meta = weights.load_denoiser(path, device=where)
     # oneDNN's convolutions (and cuDNN's in bf16) run fastest on NHWC; the input follows the weights
     module.net.to(memory_format=torch.channels_last)
+    if bf16:
+        runtime.precast_for_autocast(module.net)
     if "normalizer" not in meta:
         raise InputError("weights file has no normaliser (was it written by 'galgen train'?)", path=path)
     normalizer = Normalizer.from_dict(meta["normalizer"])

@@ -59,3 +59,22 @@ def test_autocast_runs_matmuls_in_bf16_only_when_enabled():
         assert (a @ a).dtype == torch.bfloat16
     with autocast(torch.device("cpu"), enabled=False):
         assert (a @ a).dtype == torch.float32
+
+
+def test_precast_weights_give_the_same_bits_under_autocast():
+    from galgen.engine.runtime import precast_for_autocast
+    from galgen.engine.unet import UNet, UNetConfig
+
+    torch.manual_seed(0)
+    config = UNetConfig(size=16, base=16, mults=(1, 2), attention=(8,), groups=8)
+    net = UNet(config).eval()
+    for p in net.parameters():  # the zero-initialised output layers would hide a difference
+        p.data.normal_(0, 0.05)
+    precast = UNet(config).eval()
+    precast.load_state_dict(net.state_dict(), strict=True)
+    precast_for_autocast(precast)
+    x, t = torch.randn(3, 3, 16, 16), torch.tensor([10, 500, 900])
+    with torch.no_grad(), autocast("cpu"):
+        plain, cast = net(x, t), precast(x, t)
+    assert {p.dtype for p in precast.parameters()} == {torch.bfloat16, torch.float32}  # norms stay float32
+    assert plain.abs().max() > 0.1 and torch.equal(plain, cast)

