@@ -157,8 +157,8 @@ def prep(
     ),
     lower: str = typer.Option("auto", "--lower", help="Lower truncation: auto (-5 x sky RMS), 0 (the paper), A or g=..,r=..,z=.."),
     stretch: str = typer.Option(
-        "linear", "--stretch", help="linear (the paper: flux above the upper truncation is clipped) or asinh "
-        "(asinh(f / b) up to the brightest pixel: no flux lost)."
+        "asinh", "--stretch", help="asinh (asinh(f / b) up to the brightest pixel: no flux lost; docs/training.md "
+        "measures it) or linear (the paper: flux above the upper truncation is clipped)."
     ),
     softening: float = typer.Option(3.0, "--softening", min=0.01, help="asinh softening b in sky RMS units (default: 3)."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes reading the files."),
@@ -245,7 +245,7 @@ def train(
     loss: Optional[str] = typer.Option(None, "--loss", help="l2 (paper) or l1 (default: l2)."),
     prediction: Optional[str] = typer.Option(
         None, "--prediction", help="Network output: eps (paper), v or edm (Karras et al. 2022 preconditioning with "
-        "the data's sigma, lognormal noise levels) (default: eps). With --resume, a new value fine-tunes the "
+        "the data's sigma, lognormal noise levels; docs/training.md measures it) (default: edm). With --resume, a new value fine-tunes the "
         "checkpoint's network to it (its EMA restarts)."
     ),
     p_mean: Optional[float] = typer.Option(None, "--p-mean", help="edm: mean log-sigma of the training noise (default: -1.2)."),

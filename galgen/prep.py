@@ -59,7 +59,7 @@ class PrepConfig:
     lower: tuple[float, ...] | None = None  # per-band lower truncation (flux); None: -sky_sigmas x sky RMS
     percentile: float = 99.9  # per-galaxy percentile fed to the k-means (paper: 99.9)
     sky_sigmas: float = 5.0  # default lower limit in units of the dataset's sky RMS
-    stretch: str = "linear"  # "linear" (the paper's clip at the k-means A) or "asinh" (no flux lost)
+    stretch: str = "asinh"  # "asinh" (no flux lost; measured best) or "linear" (the paper's clip at the k-means A)
     softening: float = 3.0  # asinh only: the softening b in units of the dataset's sky RMS
     max_bad_fraction: float = MAX_BAD_FRACTION  # skip a file when more of a band's crop is NaN or masked
     workers: int = 1  # reading processes; 1 reads in this process

@@ -71,7 +71,7 @@ def test_desify_prints_a_summary_and_a_neighbour_table(tmp_path, cartoons, model
     result, out = desify_cli(cartoons[0], "-o", tmp_path / "out", "--model", model_file, "--steps", "2",
                              "--no-bf16", "--neighbours", "1", "--dataset", tmp_path / "ds")
     assert result.exit_code == 0, result.output
-    assert "wrote 1 file(s)" in out and "dpmpp_2m_sde 2 steps (2 NFE)" in out
+    assert "wrote 1 file(s)" in out and "dpmpp_2m 2 steps (2 NFE)" in out
     assert "disc_draw0.fits" in out and "cutout_000.fits" in out and "distance" in out
 
 

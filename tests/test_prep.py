@@ -52,7 +52,8 @@ def test_centre_crop_takes_the_middle():
 
 def test_prep_writes_a_normalised_memmapped_dataset(cutouts, tmp_path):
     out = tmp_path / "ds"
-    result = prep_dataset(sorted(cutouts.iterdir()), out, config=PrepConfig(64))
+    assert PrepConfig(64).stretch == "asinh"  # the default; this test pins the paper's linear clip
+    result = prep_dataset(sorted(cutouts.iterdir()), out, config=PrepConfig(64, stretch="linear"))
     ds = open_dataset(out)
     assert result.count == len(ds) == 8 and not result.skipped
     assert isinstance(ds.images, np.memmap) and ds.images.shape == (8, 3, 64, 64)

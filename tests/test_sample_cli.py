@@ -29,7 +29,7 @@ def test_json_summary_then_resume_then_info(model_file, tmp_path):
     first = run("-n", 3, "-o", out, "--model", model_file, "--steps", 2, "--seed", 7, "--json")
     assert first.exit_code == 0, first.output
     summary = json.loads(first.stdout)
-    assert (summary["written"], summary["skipped"], summary["nfe"], summary["sampler"]) == (3, 0, 2, "dpmpp_2m_sde")
+    assert (summary["written"], summary["skipped"], summary["nfe"], summary["sampler"]) == (3, 0, 2, "dpmpp_2m")
     assert sorted(p.name for p in out.iterdir()) == ["mock_000000.fits", "mock_000001.fits", "mock_000002.fits"]
     again = run("-n", 4, "-o", out, "--model", model_file, "--steps", 2, "--seed", 7, "--json")
     assert (json.loads(again.stdout)["written"], json.loads(again.stdout)["skipped"]) == (1, 3)
@@ -100,4 +100,4 @@ def test_the_default_sampler_follows_what_the_network_predicts(model_file):
     assert (config.sampler, config.steps) == ("dpmpp_2m", 25)
     assert SampleConfig(count=1, sampler="ddpm").for_model(bundled).sampler == "ddpm"  # a choice is kept
     assert DesifyConfig().for_model(bundled).sampler == "dpmpp_2m"
-    assert load_model(model_file, device="cpu").default_sampler == "dpmpp_2m_sde"  # the tiny test model: eps
+    assert load_model(model_file, device="cpu").default_sampler == "dpmpp_2m"  # the tiny test model: edm

@@ -68,7 +68,8 @@ def test_resumed_run_repeats_the_uninterrupted_one_bit_for_bit(images, tmp_path)
 
 
 def test_resuming_with_another_prediction_fine_tunes_and_restarts_the_ema(images, tmp_path):
-    eps = train(images, unet=SMALL, config=TrainConfig(steps=3, **QUICK), output=tmp_path / "eps.safetensors")
+    eps = train(images, unet=SMALL, config=TrainConfig(steps=3, prediction="eps", **QUICK),
+                output=tmp_path / "eps.safetensors")
     config = TrainConfig(steps=5, prediction="v", **QUICK)
     v = train(images, unet=SMALL, config=config, output=tmp_path / "v.safetensors", resume=eps.checkpoint)
     meta = read_metadata(v.checkpoint)
@@ -181,7 +182,7 @@ def test_train_itself_lowers_the_loss():
     # optimiser step, loss or data path fails here
     x = np.random.default_rng(3).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
     config = TrainConfig(steps=60, batch=4, lr=3e-3, warmup=1, log_every=1, checkpoint_every=0, augment=False,
-                         bf16=False)
+                         bf16=False, prediction="eps")
     import tempfile
 
     with tempfile.TemporaryDirectory() as work:
@@ -373,3 +374,10 @@ def test_cli_activation_is_stored_kept_on_resume_and_checked(dataset, tmp_path):
     assert other.exit_code == 2 and "checkpoint's network uses silu" in other.output
     bad = runner.invoke(app, ["train", str(dataset), "-o", str(tmp_path / "x.safetensors"), "--activation", "gelu"])
     assert bad.exit_code == 2 and "unknown activation 'gelu'" in bad.output and "Traceback" not in bad.output
+
+
+def test_the_default_parametrisation_is_edm_and_old_files_read_as_eps():
+    """EDM measured best at equal compute (docs/training.md); a file from before the field existed trained eps."""
+    assert TrainConfig().prediction == "edm"
+    old = {k: v for k, v in TrainConfig().to_dict().items() if k != "prediction"}
+    assert TrainConfig.from_dict(old).prediction == "eps"

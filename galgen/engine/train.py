@@ -51,7 +51,7 @@ class TrainConfig:
     schedule: str = "linear"  # beta schedule: linear (paper) or cosine (companion code)
     timesteps: int = 1000  # T, the number of diffusion steps
     loss: str = "l2"  # l2 (paper eq. 11) or l1 (companion code)
-    prediction: str = "eps"  # the network's output: eps (paper), v (Salimans & Ho 2022) or edm (Karras et al. 2022)
+    prediction: str = "edm"  # the network's output: edm (Karras et al. 2022; measured best), eps (paper) or v (Salimans & Ho 2022)
     sigma_data: float | None = None  # edm: the data's RMS in [-1, 1] units; None: measured on the training set
     p_mean: float = -1.2  # edm: mean of log(sigma) of the training noise levels (Karras et al. 2022: -1.2)
     p_std: float = 1.2  # edm: spread of log(sigma) (Karras et al. 2022: 1.2)
@@ -83,7 +83,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return cls(**d)
+        return cls(**{"prediction": "eps", **d})  # files from before the field existed trained eps
 
 
 @dataclass
@@ -280,6 +280,8 @@ def measure_sigma_data(images, *, count: int = 2048) -> float:
     """
     rows = np.linspace(0, len(images) - 1, min(count, len(images))).round().astype(np.int64)
     sample = np.asarray(images[np.unique(rows)], dtype=np.float64)
+    if not np.isfinite(sample).all():
+        raise InputError("training images contain NaN or infinite values (found measuring sigma_data)")
     return float(np.sqrt(np.mean(sample**2)))
 
 
