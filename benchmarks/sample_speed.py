@@ -15,13 +15,14 @@ Rows, all on the same inputs and the same number of network evaluations (NFE):
   fp32 and bf16 autocast;
 then the wall time `galgen sample -n 1000` would take with the defaults (measured on a few
 images through pipeline.sample, FITS writing included, and scaled).
-The default model is galgen's "tiny" preset at 64 px with its initial weights, v-prediction like the
-bundled model: the speed of a network does not depend on its weights.
+The default model is the bundled model's network (galgen's "tiny" preset at 64 px with the bundled
+model's activation) with initial weights: the speed of a network does not depend on its weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -30,17 +31,23 @@ import torch
 
 from galgen.engine import samplers, weights
 from galgen.engine.train import TrainConfig
-from galgen.engine.unet import UNet, preset
+from galgen.engine.unet import UNet, UNetConfig, preset
 from galgen.flows.sample import SampleConfig, draw, run as sample
-from galgen.model import load_model
+from galgen.model import bundled_model_path, load_model
 
 # galgen's sampler -> diffusers' DPMSolverMultistepScheduler algorithm (both order 2)
 DIFFUSERS_ALGORITHM = {"dpmpp_2m": "dpmsolver++", "dpmpp_2m_sde": "sde-dpmsolver++"}
 
 
+def bundled_architecture() -> UNetConfig:
+    """The bundled model's network (the tiny preset at 64 px grz, with its activation), unconditional."""
+    stored = UNetConfig.from_dict(weights.read_metadata(bundled_model_path())["unet"])
+    return dataclasses.replace(preset("tiny", bands=3, size=64), activation=stored.activation)
+
+
 def tiny_model_file(directory: Path) -> Path:
-    """The bundled model's architecture (tiny, 64 px grz) with initial weights, as a weights file."""
-    config = preset("tiny", bands=3, size=64)
+    """The bundled model's architecture (`bundled_architecture`) with initial weights, as a weights file."""
+    config = bundled_architecture()
     normalizer = {"bands": "grz", "lower": [-0.035, -0.065, -0.145], "upper": [1.0, 1.5, 2.5]}
     meta = {"kind": weights.MODEL_KIND, "unet": config.to_dict(), "train": TrainConfig().to_dict(),
             "schedule": "linear-fine", "timesteps": 1000, "loss": "l2", "prediction": "v", "normalizer": normalizer,
