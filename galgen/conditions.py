@@ -105,6 +105,28 @@ def outside(conditions: Sequence[Condition], values: np.ndarray) -> list[tuple[i
     return sorted(found)
 
 
+def measured(conditions: Sequence[Condition], flux: np.ndarray, *, bands: str, pixel_scale) -> np.ndarray:
+    """The conditions measured on images (N, C, H, W) in flux by galgen's photometry, (N, K) in their units.
+
+    For a conditional model that has no request to follow (inpainting, domain transfer): the
+    galaxy's own magnitude, size, shape and colour tell the network what it is filling. Values
+    beyond a condition's training range are clipped to it (the nearest thing the model knows); a
+    row with any label that cannot be measured (no positive flux) is NaN: the unconditional model.
+    """
+    from galgen.metrics.labels import label_units, measure_labels
+
+    flux = np.asarray(flux, dtype=np.float32)
+    columns = measure_labels(flux, bands=bands, pixel_scale=pixel_scale)
+    units = label_units(bands)
+    try:
+        values = np.stack([np.clip(derive(columns, units, c.name, where="the measured labels")[0], c.min, c.max)
+                           for c in conditions], axis=1)
+    except InputError:  # a label galgen's photometry does not measure (a catalogue's redshift, say)
+        return np.full((len(flux), len(conditions)), np.nan)
+    values[~np.isfinite(values).all(axis=1)] = np.nan
+    return values
+
+
 def parse_request(text: str) -> dict[str, float]:
     """``"mag_r=17.5,r_e=1.2"`` -> {"mag_r": 17.5, "r_e": 1.2}; InputError on anything else."""
     request = {}

@@ -50,3 +50,21 @@ def test_requests_and_names_parse():
     assert parse_names("mag_r, r_e,q ,g_r") == ["mag_r", "r_e", "q", "g_r"]
     with pytest.raises(InputError, match="distinct"):
         parse_names("q,Q")
+
+
+def test_measured_conditions_are_clipped_to_the_training_range_or_nan():
+    from galgen.conditions import measured
+
+    y, x = np.mgrid[:32, :32] - 15.5
+    blob = np.exp(-(x**2 + y**2) / 18.0)
+    flux = np.stack([blob[None] * np.array([2.0, 4.0, 6.0])[:, None, None], 0 * blob[None].repeat(3, 0)])
+    wide = [Condition("mag_r", "mag", 10.0, 18.0, 25.0, 1.0), Condition("g_r", "mag", -2.0, 0.5, 3.0, 0.3)]
+    values = measured(wide, flux, bands="grz", pixel_scale=0.262)
+    total = 4.0 * np.pi * 18.0  # nanomaggy in r; g - r = -2.5 log10(2 / 4)
+    assert values[0, 0] == pytest.approx(22.5 - 2.5 * np.log10(total), abs=0.02)
+    assert values[0, 1] == pytest.approx(2.5 * np.log10(2.0), abs=0.01)
+    assert np.isnan(values[1]).all()  # an empty stamp: no positive flux, unconditional
+    narrow = [Condition("mag_r", "mag", 18.0, 19.0, 20.0, 1.0)]
+    assert measured(narrow, flux[:1], bands="grz", pixel_scale=0.262)[0, 0] == 18.0  # brighter: clipped
+    other = [Condition("z_phot", "", 0.0, 0.5, 1.0, 0.2)]  # not measured by galgen: unconditional
+    assert np.isnan(measured(other, flux[:1], bands="grz", pixel_scale=0.262)).all()

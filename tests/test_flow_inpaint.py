@@ -244,3 +244,50 @@ def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model):
     at_cap = int((mask[:3] & (capped >= np.array([1.0, 1.5, 2.0])[:, None, None] * (1 - 1e-5))).sum())
     assert f"{at_cap} filled pixels sit at the cap" in note and at_cap >= count
     assert f"g 0, r {count * 3.5:.3g}, z 0 nanomaggy" in note  # only r has a bright neighbour to measure by
+
+
+@pytest.fixture(scope="module")
+def conditional_model(tmp_path_factory):
+    """The tiny model conditioned on mag_r and r_e, its label MLP random (a zero output layer would hide labels)."""
+    import dataclasses
+
+    from tiny_model import CONDITIONS
+
+    config = dataclasses.replace(TINY, conditions=len(CONDITIONS))
+    torch.manual_seed(0)
+    net = UNet(config)
+    for p in net.condition.parameters():
+        p.data.normal_(0, 0.3)
+    metadata = {"kind": MODEL_KIND, "unet": config.to_dict(), "schedule": "linear", "timesteps": 1000, "loss": "l2",
+                "normalizer": NORMALIZER, "bands": "grz", "pixel_scale": 0.262, "unit": "nanomaggy", "step": 1,
+                "conditions": CONDITIONS}
+    path = save_weights(tmp_path_factory.mktemp("c") / "conditional.safetensors", net.state_dict(), metadata)
+    return load_model(path, device="cpu")
+
+
+def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditional_model, tiny_model):
+    from galgen.conditions import measured
+    from galgen.flows.inpaint import known_labels
+
+    image = galaxy((3, 16, 16), seed=3)
+    mask = np.zeros((1, 3, 16, 16), dtype=bool)
+    mask[:, :, 7:10, :] = True  # a trail 3 px wide through the core
+    truth = measured(conditional_model.conditions, image.data[None], bands="grz", pixel_scale=0.262)
+    told = known_labels(conditional_model, image.data[None], mask)
+    assert np.isfinite(truth).all() and told.shape == (1, 2)
+    # the classical fill keeps most of the core's light: the magnitude within 0.2 of the unmasked galaxy's
+    # (0.13 here; measured with the trail as background it is 0.46 fainter), the radius within 10 %
+    assert abs(told[0, 0] - truth[0, 0]) < 0.2 and abs(told[0, 1] / truth[0, 1] - 1) < 0.1
+    holed = image.data.copy()
+    holed[mask[0]] = np.nan
+    blind = measured(conditional_model.conditions, holed[None], bands="grz", pixel_scale=0.262)
+    assert blind[0, 0] - truth[0, 0] > 0.3
+    # outside the training range: clipped to it; an unconditional model is told nothing
+    faint = known_labels(conditional_model, image.data[None] * 1e-3, mask)
+    assert faint[0, 0] == 19.5 or np.isnan(faint).all()
+    assert known_labels(tiny_model, image.data[None], mask) is None
+    # the fill uses them, and says so
+    result = fill(image, mask[0], model=conditional_model, config=FAST)
+    assert any("told the galaxy's own labels" in note and "mag_r" in note for note in result.notes)
+    stamps = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
+    np.testing.assert_allclose(stamps[0], result.data, atol=1e-5)

@@ -220,15 +220,19 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
     pending_t = torch.from_numpy(pending).to(model.device)
 
     callback = (lambda *_: advance()) if advance is not None else None
+    size = model.size
+    labels = [known_labels(model, flux[None, :, t.y0:t.y0 + size, t.x0:t.x0 + size],
+                           pending[None, :, t.y0:t.y0 + size, t.x0:t.x0 + size], pixel_scale=image.pixel_scale)
+              for t in planned.tiles]
     moments = RunningMoments()
     for first in range(0, config.draws, config.batch):
         indices = list(range(first, min(first + config.batch, config.draws)))
         noise = ImageNoise(config.seed, indices, device=model.device)
         state = known.unsqueeze(0).repeat(len(indices), 1, 1, 1)
         todo = pending_t.clone()
-        for tile in planned.tiles:
+        for tile, told in zip(planned.tiles, labels):
             state, todo = _fill_tile(state, todo, tile, model=model, sigmas=sigmas, config=config, noise=noise,
-                                     callback=callback)
+                                     callback=callback, labels=told)
         moments.add(model.to_flux(state[:, :, :ny, :nx]))
 
     data = image.data.copy()
@@ -237,7 +241,8 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
     std[rows] = np.where(chosen, moments.std.astype(np.float32), 0.0)
     filled = np.zeros(image.shape, dtype=bool)
     filled[rows] = chosen
-    notes = [scale_note(image, model), clipping_note(image.data[rows], chosen, model=model, filled=data[rows])]
+    notes = [scale_note(image, model), clipping_note(image.data[rows], chosen, model=model, filled=data[rows]),
+             labels_note(model, labels)]
     return Fill(data=data, std=std, mask=filled, tiles=len(planned.tiles), nfe=planned.nfe,
                 notes=[n for n in notes if n])
 
@@ -262,20 +267,58 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: Inpaint
         raise InputError(f"stamps must be (N, {len(model.bands)}, {model.size}, {model.size}), got {images.shape}")
     sigmas = model.sigmas(config.sampler, config.resolved_steps())
     known = torch.from_numpy(model.to_model(np.where(masks, 0.0, images))).to(model.device)
-    filled = inpaint(model.denoise, known, torch.from_numpy(masks).to(model.device), sigmas,
+    filled = inpaint(_denoiser(model, known_labels(model, images, masks), len(images)), known, torch.from_numpy(masks).to(model.device), sigmas,
                      sampler=config.sampler, jump=config.jump, resample=config.resample,
                      noise=ImageNoise(config.seed, range(len(images)), device=model.device),
                      callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
     return np.where(masks, model.to_flux(filled), images)
 
 
-def _fill_tile(state, todo, tile: Tile, *, model, sigmas, config: InpaintConfig, noise, callback):
+def known_labels(model, flux: np.ndarray, masks: np.ndarray, *, pixel_scale=None) -> Optional[np.ndarray]:
+    """What a conditional model is told about model-sized stamps (N, C, size, size) whose ``masks`` are unknown.
+
+    The stamps' own magnitude, size, shape and colour (`conditions.measured`), measured after a quick
+    classical fill of the masked pixels (astropy's Gaussian kernel interpolation, 2 px), so a trail
+    across the core does not make the galaxy look fainter. (N, K) in the conditions' units, NaN rows
+    unconditional; None for an unconditional model or without a pixel scale.
+    """
+    scale = pixel_scale or model.pixel_scale
+    if not model.conditions or not scale:
+        return None
+    from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
+
+    from galgen.conditions import measured
+
+    kernel = Gaussian2DKernel(2.0)
+    holes = np.broadcast_to(masks, flux.shape)
+    patched = np.stack([[interpolate_replace_nans(plane, kernel) if hole.any() else plane
+                         for plane, hole in zip(np.where(stamp_holes, np.nan, stamp), stamp_holes)]
+                        for stamp, stamp_holes in zip(flux, holes)])
+    return measured(model.conditions, patched, bands=model.bands, pixel_scale=scale)
+
+
+def _denoiser(model, labels: Optional[np.ndarray], count: int):
+    """The model's denoiser for a batch of ``count`` rows, conditioned on ``labels`` (one row, or count)."""
+    if labels is None:
+        return model.denoise
+    from functools import partial
+
+    import torch
+
+    from galgen.conditions import normalise
+
+    rows = torch.from_numpy(normalise(model.conditions, labels))
+    return partial(model.denoise, labels=rows.expand(count, -1) if len(rows) == 1 else rows)
+
+
+def _fill_tile(state, todo, tile: Tile, *, model, sigmas, config: InpaintConfig, noise, callback, labels=None):
     """Inpaint one tile of a batch of draws and commit its core; returns the new (state, todo)."""
     from galgen.engine.inpaint import inpaint
 
     size = model.size
     ys, xs = slice(tile.y0, tile.y0 + size), slice(tile.x0, tile.x0 + size)
-    window = inpaint(model.denoise, state[:, :, ys, xs], todo[:, ys, xs], sigmas, sampler=config.sampler,
+    window = inpaint(_denoiser(model, labels, len(state)), state[:, :, ys, xs], todo[:, ys, xs], sigmas,
+                     sampler=config.sampler,
                      jump=config.jump, resample=config.resample, noise=noise, callback=callback,
                      **config.sampler_options())
     cy = slice(tile.core_y.start - tile.y0, tile.core_y.stop - tile.y0)
@@ -283,6 +326,19 @@ def _fill_tile(state, todo, tile: Tile, *, model, sigmas, config: InpaintConfig,
     state[:, :, tile.core_y, tile.core_x] = window[:, :, cy, cx].to(state.dtype)
     todo[:, tile.core_y, tile.core_x] = False
     return state, todo
+
+
+def labels_note(model, labels: list) -> Optional[str]:
+    """A sentence saying what a conditional model was told about each tile (`known_labels`), else None."""
+    told = [row for row in labels if row is not None]
+    if not told:
+        return None
+    if len(told) == 1 and np.isfinite(told[0]).all():
+        values = ", ".join(f"{c.name} {v:.3g}" for c, v in zip(model.conditions, told[0][0]))
+        return f"the conditional model was told the galaxy's own labels, measured around the mask: {values}"
+    unconditional = sum(not np.isfinite(row).all() for row in told)
+    return (f"the conditional model was told the labels measured around the mask in each of {len(told)} tiles "
+            f"({unconditional} without a measurable galaxy ran unconditionally)")
 
 
 def scale_note(image: Cube, model) -> Optional[str]:
