@@ -84,6 +84,29 @@ def test_classifier_free_guidance_is_the_extrapolation_of_two_denoisers(conditio
     assert torch.allclose(model.denoise(x, sigma, labels=labels, guidance=3.0), cond + 3.0 * (cond - uncond), atol=1e-5)
 
 
+def test_conditioned_denoisers_normalise_values_and_desify_tells_each_input_its_own(conditional, plain):
+    from galgen.conditions import measured, normalise
+    from galgen.flows.desify import input_labels
+
+    model = load_model(conditional, device="cpu", bf16=False)
+    x, sigma = torch.randn(2, 3, 16, 16), torch.tensor([0.5, 2.0])
+    values = np.array([[17.0, 1.0], [np.nan, np.nan]])
+    told = model.conditioned(values)(x, sigma)
+    assert torch.equal(told, model.denoise(x, sigma, labels=torch.from_numpy(normalise(model.conditions, values))))
+    assert torch.equal(told[1], model.denoise(x, sigma)[1]) and not torch.equal(told[0], model.denoise(x, sigma)[0])
+    assert torch.equal(model.conditioned(None)(x, sigma), model.denoise(x, sigma))
+    # desify: a bright and a faint input galaxy are told their own magnitudes
+    y, xx = np.mgrid[:16, :16] - 7.5
+    blob = np.exp(-(xx**2 + y**2) / 18.0)[None] * np.array([0.4, 0.8, 1.2])[:, None, None]  # below the upper limits
+    inputs = torch.from_numpy(model.to_model(np.stack([blob, 0.5 * blob]).astype(np.float32)))
+    labels = input_labels(model, inputs)
+    expected = measured(model.conditions, model.to_flux(inputs), bands="grz", pixel_scale=0.262)
+    np.testing.assert_array_equal(labels, expected)
+    assert labels[1, 0] - labels[0, 0] == pytest.approx(2.5 * np.log10(2.0), abs=0.05)
+    assert CONDITIONS[0]["min"] < labels[0, 0] < labels[1, 0] < CONDITIONS[0]["max"]
+    assert input_labels(load_model(plain, device="cpu"), inputs) is None
+
+
 def test_a_conditional_model_still_samples_unconditionally(conditional, tmp_path):
     done = sample("-n", 2, "-o", tmp_path / "m", "--model", conditional, "--steps", 2, "--json")
     assert done.exit_code == 0, done.output

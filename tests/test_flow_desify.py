@@ -405,3 +405,19 @@ def test_calibration_factors_cancel_on_fits_input_and_are_recorded(tmp_path, ide
     before, after = read_cube(path).data, read_cube(result.outputs[0].path).data
     np.testing.assert_allclose(after, before, atol=0.02)
     assert read_provenance(result.outputs[0].path)["calibration"] == calibration["factors"]
+
+
+def test_a_conditional_model_is_told_the_inputs_own_labels_and_says_so(tmp_path):
+    from astropy.io import fits
+
+    from tiny_model import CONDITIONS
+
+    conditional = load_model(make_tiny_model(tmp_path / "c.safetensors", conditions=CONDITIONS), device="cpu")
+    source = gaussian_cube(tmp_path / "src.fits", n=16, scale=0.262, sigma_px=2.0)
+    result = desify([source], tmp_path / "out", model=conditional, config=DesifyConfig(steps=2))
+    told = " ".join(str(h) for h in fits.getheader(result.outputs[0].path)["HISTORY"])
+    assert "told the input's own labels" in told and "mag_r" in told and "r_e" in told
+    from galgen.flows.desify import labels_history
+
+    assert "ran unconditionally" in labels_history(conditional, np.array([[18.0, 1.0], [np.nan, 1.0]]), 1)[0]
+    assert labels_history(conditional, None, 0) == []

@@ -263,10 +263,29 @@ def _batches(count: int, draws: int, size: int) -> Iterator[list[tuple[int, int]
         yield jobs[first:first + size]
 
 
+def input_labels(model, x) -> np.ndarray | None:
+    """What a conditional model is told about inputs (B, C, H, W) in model space: their own magnitude,
+    size, shape and colour (`conditions.measured`, clipped to the training range), so the survey-like
+    galaxy keeps the input's; None for an unconditional model."""
+    if not model.conditions or model.pixel_scale is None:
+        return None
+    from galgen.conditions import measured
+
+    return measured(model.conditions, model.to_flux(x), bands=model.bands, pixel_scale=model.pixel_scale)
+
+
+def labels_history(model, told: np.ndarray | None, row: int) -> list[str]:
+    """The HISTORY line saying what a conditional model was told about input ``row`` (none when unconditional)."""
+    if told is None:
+        return []
+    if not np.isfinite(told[row]).all():
+        return ["desify: no measurable galaxy in the input; the conditional model ran unconditionally"]
+    values = ", ".join(f"{c.name} {v:.3g}" for c, v in zip(model.conditions, told[row]))
+    return [f"desify: told the input's own labels (galgen's photometry): {values}"]
+
+
 def _transfer(stack: InputStack, names, *, model, config: DesifyConfig, sigmas, nfe: int, command: str, advance):
     """SDEdit and write every (input, draw); returns the outputs and the montage's flux rows."""
-    from functools import partial
-
     import torch
 
     from galgen.cube import Cube, make_wcs
@@ -285,14 +304,16 @@ def _transfer(stack: InputStack, names, *, model, config: DesifyConfig, sigmas, 
         x = torch.from_numpy(np.stack([stack.pixels[i] for i, _ in batch])).to(model.device)
         indices = [i * config.draws + k for i, k in batch]
         with torch.no_grad():
-            result = samplers.sdedit(partial(model.denoise, exact=exact), x, sigmas, sampler=config.sampler,
+            told = input_labels(model, x)
+            result = samplers.sdedit(model.conditioned(told, exact=exact), x, sigmas,
+                                     sampler=config.sampler,
                                      callback=lambda *_: advance(len(batch)),
                                      noise=ImageNoise(config.seed, indices, device=model.device))
-        for (i, k), index, image in zip(batch, indices, model.to_flux(result)):
+        for row, ((i, k), index, image) in enumerate(zip(batch, indices, model.to_flux(result))):
             source, cards = stack.paths[i], stack.grid_cards[i]
             history = [f"desify: {source.name}, draw {k} of {config.draws}, strength {config.strength:g}, "
                        f"{config.sampler} {steps} steps ({nfe} NFE), seed {config.seed}, index {index}",
-                       *(f"desify input: {note}" for note in stack.notes[i])]
+                       *(f"desify input: {note}" for note in stack.notes[i]), *labels_history(model, told, row)]
             grid = stack.wcs[i] if stack.wcs[i] is not None or cards is not None else default_grid
             cube = Cube(data=image, bands=model.bands, wcs=grid, unit=model.unit,
                         **({} if cards is None else {"header": cards}))

@@ -267,7 +267,7 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: Inpaint
         raise InputError(f"stamps must be (N, {len(model.bands)}, {model.size}, {model.size}), got {images.shape}")
     sigmas = model.sigmas(config.sampler, config.resolved_steps())
     known = torch.from_numpy(model.to_model(np.where(masks, 0.0, images))).to(model.device)
-    filled = inpaint(_denoiser(model, known_labels(model, images, masks), len(images)), known, torch.from_numpy(masks).to(model.device), sigmas,
+    filled = inpaint(model.conditioned(known_labels(model, images, masks)), known, torch.from_numpy(masks).to(model.device), sigmas,
                      sampler=config.sampler, jump=config.jump, resample=config.resample,
                      noise=ImageNoise(config.seed, range(len(images)), device=model.device),
                      callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
@@ -297,27 +297,14 @@ def known_labels(model, flux: np.ndarray, masks: np.ndarray, *, pixel_scale=None
     return measured(model.conditions, patched, bands=model.bands, pixel_scale=scale)
 
 
-def _denoiser(model, labels: Optional[np.ndarray], count: int):
-    """The model's denoiser for a batch of ``count`` rows, conditioned on ``labels`` (one row, or count)."""
-    if labels is None:
-        return model.denoise
-    from functools import partial
-
-    import torch
-
-    from galgen.conditions import normalise
-
-    rows = torch.from_numpy(normalise(model.conditions, labels))
-    return partial(model.denoise, labels=rows.expand(count, -1) if len(rows) == 1 else rows)
-
-
 def _fill_tile(state, todo, tile: Tile, *, model, sigmas, config: InpaintConfig, noise, callback, labels=None):
     """Inpaint one tile of a batch of draws and commit its core; returns the new (state, todo)."""
     from galgen.engine.inpaint import inpaint
 
     size = model.size
     ys, xs = slice(tile.y0, tile.y0 + size), slice(tile.x0, tile.x0 + size)
-    window = inpaint(_denoiser(model, labels, len(state)), state[:, :, ys, xs], todo[:, ys, xs], sigmas,
+    told = None if labels is None else np.repeat(labels, len(state), axis=0)  # one window, every draw
+    window = inpaint(model.conditioned(told), state[:, :, ys, xs], todo[:, ys, xs], sigmas,
                      sampler=config.sampler,
                      jump=config.jump, resample=config.resample, noise=noise, callback=callback,
                      **config.sampler_options())
