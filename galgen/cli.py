@@ -307,7 +307,7 @@ def sample(
     batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once (memory, GPU throughput)."),
     sampler: Optional[str] = typer.Option(
         None, "--sampler", help="dpmpp_2m, dpmpp_2m_sde, ddpm (the paper's, 1000 steps), ddim or heun "
-        "(default: dpmpp_2m for v-prediction models such as the bundled one, dpmpp_2m_sde for eps models)."
+        "(default: dpmpp_2m for edm and v-prediction models such as the bundled one, dpmpp_2m_sde for eps models)."
     ),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the sampler's own, 25 for both defaults)."),
     device: str = typer.Option("auto", "--device", help="auto (every GPU, else CPU), cpu, cuda or cuda:N."),
@@ -481,7 +481,7 @@ def desify(
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
     sampler: Optional[str] = typer.Option(
         None, "--sampler", help="dpmpp_2m, dpmpp_2m_sde, ddpm (the paper's), ddim or heun "
-        "(default: dpmpp_2m for v-prediction models, dpmpp_2m_sde for eps models)."
+        "(default: dpmpp_2m for edm and v-prediction models, dpmpp_2m_sde for eps models)."
     ),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Steps run (default: the sampler's own, capped by strength x T)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k of input i uses noise from (seed, i x draws + k) only."),

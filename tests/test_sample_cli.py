@@ -95,7 +95,7 @@ def test_the_default_sampler_follows_what_the_network_predicts(model_file):
     assert DesifyConfig().sampler is None and SampleConfig(count=1).sampler is None
     assert DEFAULT_SAMPLERS == {"v": "dpmpp_2m", "eps": "dpmpp_2m_sde", "edm": "dpmpp_2m"}
     bundled = load_model(device="cpu")
-    assert bundled.module.prediction == "v" and bundled.default_sampler == "dpmpp_2m"
+    assert bundled.module.prediction == "edm" and bundled.default_sampler == "dpmpp_2m"
     config = SampleConfig(count=1).for_model(bundled)
     assert (config.sampler, config.steps) == ("dpmpp_2m", 25)
     assert SampleConfig(count=1, sampler="ddpm").for_model(bundled).sampler == "ddpm"  # a choice is kept
