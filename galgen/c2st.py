@@ -6,7 +6,11 @@ asinh(flux / sky RMS), so the network sees structure at the noise level (sky tin
 shapes the six SGD properties miss). Every image is put in one of two folds; a CNN trained on one
 fold of both sets (with the eight flips and quarter turns: galaxies have no orientation) classifies
 the other, and the other way round, so each image is scored once by a network that never saw it.
-The held-out accuracy comes with its Clopper-Pearson interval. Torch, so outside galgen.metrics.
+Before scoring, the BatchNorm layers' statistics are recomputed exactly over the training fold
+(their running averages over the last, augmented batches can shift every held-out logit to one
+side, and a network that calls every image "A" scores exactly 0.5: "indistinguishable" by
+failure). The held-out accuracy comes with its Clopper-Pearson interval. Torch, so outside
+galgen.metrics.
 """
 
 from __future__ import annotations
@@ -123,6 +127,26 @@ def _fit_and_score(train_x, train_y, test_x, *, epochs: int, seed: int, advance=
             optimizer.step()
             if advance is not None:
                 advance(len(rows))
+    refit_batchnorm(net, train_x)
     net.eval()
     with torch.no_grad():
         return (net(test_x).squeeze(1) > 0).float().numpy()
+
+
+def refit_batchnorm(net, x, *, batch: int = 256) -> None:
+    """Set every BatchNorm layer's running mean and variance to their average over ``x``.
+
+    A cumulative average (momentum None) over near-equal batches (sizes differ by at most one):
+    the statistics of the data the network was trained on, as eval mode assumes, instead of an
+    exponential average dominated by the last batches."""
+    import torch
+    from torch import nn
+
+    layers = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for layer in layers:
+        layer.reset_running_stats()
+        layer.momentum = None
+    net.train()
+    with torch.no_grad():
+        for rows in torch.tensor_split(torch.arange(len(x)), max(1, -(-len(x) // batch))):
+            net(x[rows])
