@@ -22,13 +22,13 @@
 # 4. a first look: 64 mocks with the model's defaults (labels drawn from its training set,
 #    DPM-Solver++(2M), 25 steps) and a montage.
 # Wall time on a 2-core CPU with bf16 matrix units: simulate ~5 min (38 galaxies/s), prep ~1 min,
-# train ~1.6 steps/s (about 1 h for the shipped 6000 steps; a GPU, `--device cuda`, or several with
+# train ~1.6 steps/s (about 1 h 45 min for the shipped 10000 steps; a GPU, `--device cuda`, or several with
 # torchrun --nproc-per-node N -m galgen train ..., does it in minutes).
 set -euo pipefail
 
 WORK=${1:-default-model}
 N_SIMS=${N_SIMS:-12000}
-STEPS=${STEPS:-6000}
+STEPS=${STEPS:-10000}
 WORKERS=${WORKERS:-2}
 mkdir -p "$WORK"
 
