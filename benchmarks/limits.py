@@ -38,11 +38,13 @@ TRAIN_BATCH = 32
 
 
 def forward_flops(net: torch.nn.Module, size: int, *, diffusers: bool = False) -> float:
-    """FLOPs of one forward pass of one 64 px image."""
+    """FLOPs of one forward pass of one 64 px image (under bf16 autocast when the weights are bf16)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     x, t = torch.zeros(1, 3, size, size), torch.zeros(1)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
+    bf16 = any(p.dtype == torch.bfloat16 for p in net.parameters())  # a bf16 model's precast weights
+    with FlopCounterMode(display=False) as counter, torch.no_grad(), \
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         net(x, t * 999 if diffusers else t)
     return float(counter.get_total_flops())
 
