@@ -442,7 +442,7 @@ def inpaint(
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the sampler's own, ddim 50)."),
     resample: int = typer.Option(3, "--resample", min=1, help="RePaint resampling count r (1 = none)."),
     jump: int = typer.Option(5, "--jump", min=1, help="RePaint jump length j in steps."),
-    draws: int = typer.Option(1, "--draws", "-k", min=1, help="Independent fills: output their mean, STD their spread."),
+    draws: int = typer.Option(4, "--draws", "-k", min=1, help="Independent fills: output their mean, STD their spread."),
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k uses noise from (seed, k) only."),
     batch: int = typer.Option(4, "--batch", min=1, help="Draws run side by side on the device."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),

@@ -16,7 +16,7 @@ from galgen.tiles import axis_cores, plan_tiles
 
 TINY = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
 NORMALIZER = {"bands": "grz", "lower": [-0.05, -0.05, -0.1], "upper": [1.0, 1.5, 2.0]}
-FAST = InpaintConfig(steps=4, jump=2, resample=2)  # 6 NFE per tile: seconds, not minutes
+FAST = InpaintConfig(steps=4, jump=2, resample=2, draws=1)  # 6 NFE per tile: seconds, not minutes
 
 
 
@@ -108,7 +108,7 @@ def test_a_multi_tile_fill_equals_the_known_answer_pixel_for_pixel(tiny_model, m
         return (basis @ coef).T.reshape(n, c, h, w)
 
     monkeypatch.setattr(tiny_model, "denoise", plane_fit)
-    result = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=100, jump=1, resample=1))
+    result = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=100, jump=1, resample=1, draws=1))
     assert result.tiles > 2 and len({(t.y0, t.x0) for t in plan(image, mask, model=tiny_model,
                                                                 config=FAST).tiles}) == result.tiles
     error = np.abs(result.data[mask] - plane[mask])  # the plane is found up to the last step's noise
@@ -119,7 +119,7 @@ def test_fills_are_seeded(tiny_model):
     image, mask = galaxy(), diagonal_mask()
     one = fill(image, mask, model=tiny_model, config=FAST)
     again = fill(image, mask, model=tiny_model, config=FAST)
-    other = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=4, jump=2, resample=2, seed=5))
+    other = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=4, jump=2, resample=2, seed=5, draws=1))
     assert np.array_equal(one.data, again.data)
     assert not np.array_equal(one.data[mask], other.data[mask])
     assert np.isfinite(one.data).all()

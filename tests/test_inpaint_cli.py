@@ -73,7 +73,7 @@ def test_provenance_round_trip(files):
     prov = read_provenance(out)
     assert prov["model_sha256"] == file_sha256(model)
     assert (prov["seed"], prov["sampler"], prov["steps"], prov["nfe"]) == (3, "ddim", 4, 6)
-    assert (prov["resample"], prov["jump"], prov["draws"], prov["eta"]) == (2, 2, 1, 1.0)
+    assert (prov["resample"], prov["jump"], prov["draws"], prov["eta"]) == (2, 2, 4, 1.0)  # 4 draws by default
     assert prov["tiles"] > 1 and prov["filled"] == diagonal_mask().sum()
     assert prov["normaliser"]["bands"] == "grz"
     assert [i["sha256"] for i in prov["inputs"]] == [file_sha256(root / "image.fits"), file_sha256(root / "mask.fits")]
@@ -87,7 +87,11 @@ def test_mask_nans_alone_fills_the_image_own_bad_pixels(files):
     assert result.exit_code == 0, result.output
     with fits.open(out) as hdul:
         assert np.array_equal(hdul["MASK"].data.astype(bool), diagonal_mask())
-        assert "STD" not in hdul  # one draw
+        assert "STD" in hdul  # four draws by default: their spread
+    single = root / "nans1.fits"
+    assert invoke(root / "image.fits", "--mask-nans", "-o", single, "--model", model, *FAST, "--draws", "1").exit_code == 0
+    with fits.open(single) as hdul:
+        assert "STD" not in hdul  # one draw has no spread
 
 
 def test_pixel_scale_difference_is_noted(files, tmp_path):
