@@ -275,9 +275,10 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     truth = measured(conditional_model.conditions, image.data[None], bands="grz", pixel_scale=0.262)
     told = known_labels(conditional_model, image.data[None], mask)
     assert np.isfinite(truth).all() and told.shape == (1, 2)
-    # the classical fill keeps most of the core's light: the magnitude within 0.2 of the unmasked galaxy's
-    # (0.13 here; measured with the trail as background it is 0.46 fainter), the radius within 10 %
-    assert abs(told[0, 0] - truth[0, 0]) < 0.2 and abs(told[0, 1] / truth[0, 1] - 1) < 0.1
+    # the thin-plate fill carries the core across the trail: the magnitude within 0.06 of the unmasked
+    # galaxy's (0.037 here; astropy's kernel average gave 0.13 fainter, and with the trail as background it
+    # is 0.46 fainter), the radius within 2 % (kernel average: 4 %)
+    assert abs(told[0, 0] - truth[0, 0]) < 0.06 and abs(told[0, 1] / truth[0, 1] - 1) < 0.02
     holed = image.data.copy()
     holed[mask[0]] = np.nan
     blind = measured(conditional_model.conditions, holed[None], bands="grz", pixel_scale=0.262)

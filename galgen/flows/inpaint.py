@@ -278,21 +278,21 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: Inpaint
 def known_labels(model, flux: np.ndarray, masks: np.ndarray, *, pixel_scale=None) -> Optional[np.ndarray]:
     """What a conditional model is told about model-sized stamps (N, C, size, size) whose ``masks`` are unknown.
 
-    The stamps' own magnitude, size, shape and colour (`conditions.measured`), measured after a quick
-    classical fill of the masked pixels (astropy's Gaussian kernel interpolation, 2 px), so a trail
-    across the core does not make the galaxy look fainter. (N, K) in the conditions' units, NaN rows
-    unconditional; None for an unconditional model or without a pixel scale.
+    The stamps' own magnitude, size, shape and colour (`conditions.measured`), measured after a
+    classical fill of the masked pixels (`biharmonic.biharmonic_fill`, which carries a core's peak
+    across a trail), so a trail across the core does not make the galaxy look fainter: told the
+    fainter labels that a kernel average gives, the model filled cores 2 % dark (docs/inpainting.md).
+    (N, K) in the conditions' units, NaN rows unconditional; None for an unconditional model or
+    without a pixel scale.
     """
     scale = pixel_scale or model.pixel_scale
     if not model.conditions or not scale:
         return None
-    from astropy.convolution import Gaussian2DKernel, interpolate_replace_nans
-
+    from galgen.biharmonic import biharmonic_fill
     from galgen.conditions import measured
 
-    kernel = Gaussian2DKernel(2.0)
     holes = np.broadcast_to(masks, flux.shape)
-    patched = np.stack([[interpolate_replace_nans(plane, kernel) if hole.any() else plane
+    patched = np.stack([[biharmonic_fill(plane, hole) if hole.any() and not hole.all() else plane
                          for plane, hole in zip(np.where(stamp_holes, np.nan, stamp), stamp_holes)]
                         for stamp, stamp_holes in zip(flux, holes)])
     return measured(model.conditions, patched, bands=model.bands, pixel_scale=scale)
