@@ -301,7 +301,7 @@ def before_after_png(args, model, defaced, result, original, rms, seconds) -> Pa
 
 def print_real(result: dict) -> None:
     print(f"\n{result['file']}: trails through the nucleus at {result['nucleus_xy'][0]:.0f}, "
-          f"{result['nucleus_xy'][1]:.0f} px ({result['guidance']}, one draw)")
+          f"{result['nucleus_xy'][1]:.0f} px ({result['guidance']}, galgen inpaint's default of {InpaintConfig().draws} draws)")
     for run in result["runs"]:
         core, trail = run["core"], run["trail"]
         print(f"  angle {run['angle']:5.1f}: {run['tiles']} tiles, {run['seconds']:.1f} s; core (> 20 sigma) "
