@@ -147,11 +147,16 @@ def subsets(truth: np.ndarray, masks: np.ndarray, nucleus: np.ndarray, rms: np.n
 
 
 def accuracy(filled: np.ndarray, truth: np.ndarray, where: np.ndarray) -> dict:
-    """Median fractional error and the fraction within WITHIN over the pixels ``where``."""
-    errors = np.abs(filled[where] - truth[where]) / truth[where]
-    if not errors.size:
-        return {"pixels": 0, "within": None, "median": None}
-    return {"pixels": int(errors.size), "within": float(np.mean(errors <= WITHIN)), "median": float(np.median(errors))}
+    """Over the pixels ``where`` (N, C, H, W stamps, or one C, H, W image): median |fractional error|, the
+    fraction within WITHIN, the signed median (a fill too bright or too dark shows here, not in the others)
+    and the number of stamps behind them."""
+    signed = (filled[where] - truth[where]) / truth[where]
+    stamps = int(where.reshape(len(where), -1).any(axis=1).sum()) if where.ndim == 4 else int(where.any())
+    if not signed.size:
+        return {"pixels": 0, "stamps": 0, "within": None, "median": None, "bias": None}
+    errors = np.abs(signed)
+    return {"pixels": int(errors.size), "stamps": stamps, "within": float(np.mean(errors <= WITHIN)),
+            "median": float(np.median(errors)), "bias": float(np.median(signed))}
 
 
 def coverage(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, where: np.ndarray) -> dict:
@@ -209,11 +214,13 @@ def run_simulations(args, model) -> dict:
 def print_simulations(result: dict, args, model) -> None:
     print(f"Inpainting {result['stamps']} simulated {model.size} px galaxies, one trail each ({result['nucleus_stamps']} "
           f"through the nucleus); model {model.path.name} (sha256 {model.sha256[:12]}, step {model.meta.get('step')}); "
-          f"scored against the noise-free image: median |fill - truth| / truth, and % within {WITHIN:.0%}")
+          f"scored against the noise-free image: median |fill - truth| / truth, % within {WITHIN:.0%}, "
+          "and the signed median (fill - truth) / truth")
     labels = list(next(iter(result["accuracy"].values())).keys())[1:]
     print(f"{'method':<58}" + "".join(f" | {label:>24}" for label in labels) + " | ms/stamp")
     first = next(iter(result["accuracy"].values()))
     print(f"{'(pixels)':<58}" + "".join(f" | {first[label]['pixels']:>24d}" for label in labels) + " |")
+    print(f"{'(stamps)':<58}" + "".join(f" | {first[label]['stamps']:>24d}" for label in labels) + " |")
     for name, row in result["accuracy"].items():
         cells = "".join(f" | {_cell(row[label]):>24}" for label in labels)
         print(f"{name:<58}{cells} | {row['ms_per_stamp']:>8.0f}")
@@ -227,7 +234,7 @@ def print_simulations(result: dict, args, model) -> None:
 
 
 def _cell(score: dict) -> str:
-    return "-" if not score["pixels"] else f"{score['median']:.3f} {score['within']:6.1%}"
+    return "-" if not score["pixels"] else f"{score['median']:.3f} {score['within']:6.1%} {score['bias']:+.3f}"
 
 
 # ----------------------------------------------------------------------------- a real cutout
