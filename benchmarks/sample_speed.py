@@ -74,7 +74,7 @@ def diffusers_unet(size: int):
     ).eval()
 
 
-def time_diffusers(unet, scheduler_name: str, *, images: int, nfe: int, bf16: bool) -> float:
+def time_diffusers(unet, scheduler_name: str, *, images: int, nfe: int, bf16: bool, device: str = "cpu") -> float:
     from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
     if scheduler_name in DIFFUSERS_ALGORITHM:
@@ -86,14 +86,15 @@ def time_diffusers(unet, scheduler_name: str, *, images: int, nfe: int, bf16: bo
     def run(count: int, steps: int):
         scheduler.set_timesteps(steps)
         x = torch.randn(count, 3, unet.config.sample_size, unet.config.sample_size,
-                        generator=torch.Generator().manual_seed(0))
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        generator=torch.Generator().manual_seed(0)).to(device)
+        with torch.no_grad(), torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             for t in scheduler.timesteps:
                 out = unet(x, t).sample.float()
                 x = scheduler.step(out, t, x).prev_sample
-        return x
+        return x.cpu()  # waits for the device
 
-    run(1, 2)  # warm-up
+    unet.to(device)
+    run(1 if torch.device(device).type == "cpu" else images, 2)  # warm-up (a GPU picks kernels per batch shape)
     start = time.perf_counter()
     run(images, nfe)
     return images / (time.perf_counter() - start)
