@@ -15,7 +15,7 @@ Prints one table (and writes it to $OUT/gpu_check.md when OUT is set). Rows:
   MFU = images/s x NFE x forward FLOPs / peak, and `galgen sample -n 1000` wall time with its GPU
   defaults, FITS files included;
 - whether image i is bit-identical across batch sizes on this device, batched and exact;
-- if time is left (--budget), the 64 px sampling rate under torch.compile and its warm-up.
+- if time is left (--budget), training and sampling under torch.compile, with their warm-up.
 A failing row prints FAILED and the check goes on.
 --quick shrinks every size so the script can be checked on a CPU in a minute.
 """
@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -64,8 +65,10 @@ def matmul_peak(device: torch.device, n: int) -> float:
     return 10 * 2 * n**3 / (time.perf_counter() - start)
 
 
-def train_rate(name: str, device: torch.device, *, batch: int, steps: int, size: int | None = None):
-    """(images/s, FLOPs per image) of `galgen train`'s step (v loss, bf16 autocast, AdamW, clipping)."""
+def train_rate(name: str, device: torch.device, *, batch: int, steps: int, size: int | None = None,
+               compile: bool = False):
+    """(images/s, FLOPs per image, warm-up seconds) of `galgen train`'s step (v loss, bf16 autocast, AdamW,
+    clipping); with ``compile`` the network runs under torch.compile."""
     from torch.utils.flop_counter import FlopCounterMode
 
     config = preset(name, bands=3, size=size)
@@ -90,14 +93,18 @@ def train_rate(name: str, device: torch.device, *, batch: int, steps: int, size:
         loss.backward()
     flops = counter.get_total_flops()
     optimizer.zero_grad(set_to_none=True)
+    if compile:
+        denoiser.net = torch.compile(denoiser.net, dynamic=False)
+    start = time.perf_counter()
     for _ in range(2):
         step()
     sync(device)
+    warm = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
         step()
     sync(device)
-    return steps * batch / (time.perf_counter() - start), flops
+    return steps * batch / (time.perf_counter() - start), flops, warm
 
 
 def sample_rate(model, device: torch.device, *, images: int, nfe: int = 25) -> float:
@@ -202,6 +209,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a check of the script itself, on any device")
     parser.add_argument("--budget", type=float, default=420, help="seconds after which the optional rows are skipped")
+    parser.add_argument("--only", nargs="*", default=None, metavar="TEXT",
+                        help="run only the rows whose name contains one of these texts (the peak always runs)")
     args = parser.parse_args()
     device = torch.device(args.device)
     quick = args.quick
@@ -213,6 +222,8 @@ def main() -> None:
 
     def row(what: str, measure):
         """One row; a failure is a row too (the rest of the check still runs)."""
+        if args.only is not None and not any(text in what for text in args.only):
+            return
         try:
             value = measure()
         except Exception as error:  # noqa: BLE001 - the check reports, it does not stop
@@ -228,10 +239,14 @@ def main() -> None:
     peak = matmul_peak(device, 1024 if quick else 8192)
     row("bf16 matmul peak (measured)", lambda: f"{peak / 1e12:.1f} TFLOP/s")
     for preset_name, batch, size in (("tiny", 8 if quick else 256, None), ("paper", 2 if quick else 32, 64 if quick else None)):
-        def training(preset_name=preset_name, batch=batch, size=size):
-            rate, flops = train_rate(preset_name, device, batch=batch, steps=2 if quick else 20, size=size)
-            return f"{rate:.1f} images/s, {flops / 1e9:.1f} GFLOP/image, MFU {100 * rate * flops / peak:.1f} %"
+        def training(preset_name=preset_name, batch=batch, size=size, compile=False):
+            rate, flops, warm = train_rate(preset_name, device, batch=batch, steps=2 if quick else 20, size=size,
+                                           compile=compile)
+            return (f"{rate:.1f} images/s, {flops / 1e9:.1f} GFLOP/image, MFU {100 * rate * flops / peak:.1f} %"
+                    + (f", after {warm:.0f} s of warm-up" if compile else ""))
         row(f"train {preset_name} bf16, batch {batch}", training)
+        if time.perf_counter() - began < args.budget:
+            row(f"train {preset_name} bf16, batch {batch}, torch.compile", partial(training, compile=True))
 
     def sampling(model, images: int, *, exact: bool = False) -> str:
         flops = forward_flops(UNet(model.module.net.config), model.size)
@@ -292,6 +307,13 @@ def main() -> None:
                 warm, rate = compiled_rate(compiled, device, images=many, nfe=nfe)
                 return f"{rate:.2f} images/s after {warm:.0f} s of warm-up"
             row(f"sample 64 px (bundled model), torch.compile, batched bf16, {many} images", compile_row)
+        if time.perf_counter() - began < args.budget:
+            compiled_paper = load_model(paper_model_file(tmp, 64 if quick else 256), device=args.device, bf16=True)
+
+            def compile_paper():
+                warm, rate = compiled_rate(compiled_paper, device, images=2 if quick else 64, nfe=nfe)
+                return f"{rate:.2f} images/s after {warm:.0f} s of warm-up"
+            row(f"sample {compiled_paper.size} px (paper preset), torch.compile, batched bf16", compile_paper)
     print(table())
 
 

@@ -11,7 +11,7 @@ from galgen.engine.samplers import select_sigmas
 from galgen.engine.train import TrainConfig, train
 from galgen.flows.sample import draw
 from galgen.model import load_model
-from tiny_model import TINY, make_tiny_model
+from tiny_model import NORMALIZER, TINY, make_tiny_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
 
@@ -24,7 +24,8 @@ def model_file(tmp_path_factory):
 def test_training_on_the_gpu_learns_and_writes_weights_the_cpu_loads(tmp_path):
     images = np.random.default_rng(0).uniform(-1, 1, (16, 3, 16, 16)).astype(np.float32)
     config = TrainConfig(steps=30, batch=8, lr=1e-3, warmup=1, checkpoint_every=0, log_every=1, prediction="v")
-    result = train(images, unet=TINY, config=config, output=tmp_path / "m.safetensors", device="cuda")
+    result = train(images, unet=TINY, config=config, output=tmp_path / "m.safetensors", device="cuda",
+                   metadata={"normalizer": NORMALIZER, "bands": "grz", "unit": "nanomaggy"})
     assert np.isfinite(result.losses).all() and np.mean(result.losses[-5:]) < np.mean(result.losses[:5])
     assert load_model(result.output, device="cpu").device.type == "cpu"
 
