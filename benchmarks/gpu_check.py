@@ -181,7 +181,7 @@ def torchrun_train(data: Path, out: Path, *, device: str, steps: int, batch: int
 
 def galgen_sample_1000(out: Path, *, device: str, count: int) -> float:
     command = [sys.executable, "-m", "galgen", "sample", "-n", str(count), "-o", str(out), "--device", device,
-               "--batch", "250", "--json"]
+               "--json"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
@@ -271,7 +271,8 @@ def main() -> None:
                                   batch=8 if quick else 256)
             if not done["ok"]:
                 raise RuntimeError(done["error"])
-            return f"ok, step {done['step']}, {done['images_per_second']:.1f} images/s"
+            return (f"ok, step {done['step']}, {done['images_per_second']:.1f} images/s"
+                    f"{' (compiled, warm-up included)' if done.get('compiled') else ''}")
         row("torchrun --nproc-per-node 1 galgen train (DDP)", ddp)
         bundled = load_model(None, device=args.device, bf16=True)
         many = 8 if quick else 1024

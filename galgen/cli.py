@@ -269,6 +269,10 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue exactly from a .ckpt.safetensors file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: one GPU per process)."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on)."),
+    compile: Optional[bool] = typer.Option(
+        None, "--compile/--no-compile", help="Run the network under torch.compile (default: on a GPU, where it "
+        "trained 1.7-1.9x faster after under a minute of warm-up; off on the CPU, where it gained nothing)."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing weights file."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
@@ -289,7 +293,7 @@ def train(
     with progress(disable=not flow.is_lead()) as on_progress:
         result = flow.run(dataset, output, preset=preset, settings=settings, resume=resume, device=device,
                           conditions=names, activation=activation, overwrite=overwrite, command=command_line(),
-                          on_progress=on_progress)
+                          on_progress=on_progress, compile=compile)
     if result is not None:  # the lead process reports
         _finish(result, json_out=json_out, line=f"wrote {result.output} (step {result.step}, loss {result.loss:.4g}, "
                 f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]})")
@@ -304,7 +308,10 @@ def sample(
     output: Path = typer.Option(..., "--output", "-o", help="Directory for mock_NNNNNN.fits (created if missing)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
     seed: int = typer.Option(0, "--seed", min=0, help="Run seed: image i depends on (seed, i) alone."),
-    batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once (memory, GPU throughput)."),
+    batch: Optional[int] = typer.Option(
+        None, "--batch", min=1, help="Images in flight at once (default: 8 on the CPU; on a GPU 2^20 pixels' worth, "
+        "256 at 64 px)."
+    ),
     sampler: Optional[str] = typer.Option(
         None, "--sampler", help="dpmpp_2m, dpmpp_2m_sde, ddpm (the paper's, 1000 steps), ddim or heun "
         "(default: dpmpp_2m for edm and v-prediction models such as the bundled one, dpmpp_2m_sde for eps models)."
@@ -322,6 +329,10 @@ def sample(
     exact: Optional[bool] = typer.Option(
         None, "--exact/--batched", help="One image per network call, bit-identical whatever --batch (CPU default), "
         "or the whole batch per call (GPU default).",
+    ),
+    compile: Optional[bool] = typer.Option(
+        None, "--compile/--no-compile", help="Run the network under torch.compile (default: on a GPU when the run "
+        "is long enough to pay back the warm-up: 916 images at 256 px, 14649 at 64 px; off on the CPU)."
     ),
     catalog: Optional[Path] = typer.Option(
         None, "--catalog", help="Conditional model: one mock per row of this FITS table or CSV, its columns named as "
@@ -377,7 +388,8 @@ def sample(
         drawn = requests is not None
     asked = requests.config_fields() if requests else {"count": n}
     config = flow.SampleConfig(seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
-                               ra=ra, dec=dec, exact=exact, workers=workers, guidance=guidance, **asked)
+                               ra=ra, dec=dec, exact=exact, workers=workers, guidance=guidance, compile=compile,
+                               **asked)
     with progress() as on_progress:
         result = flow.run(output, model=loaded, config=config, preview=preview, command=command_line(),
                           on_progress=on_progress, notes=requests.notes if requests else None, check=not drawn)

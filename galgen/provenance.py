@@ -45,6 +45,7 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
     "spacing": ("GGSPACIN", "how the sampler's noise levels were spaced", False),
     "bf16": ("GGBF16", "network ran under bf16 autocast", False),
     "exact": ("GGEXACT", "fixed network batch, image i batch-invariant", False),
+    "compiled": ("GGCOMPIL", "network ran under torch.compile", False),
     "calibrated": ("GGCALIBR", "model calibration factors applied to the flux", False),
     "simulator": ("GGSIMUL", "simulator that drew the image", False),
     "count": ("GGCOUNT", "number of objects in the run", False),

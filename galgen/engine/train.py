@@ -28,7 +28,7 @@ from galgen import __version__
 from galgen.atomic import sweep_stale
 from galgen.engine import weights
 from galgen.engine.denoiser import LOSSES, PREDICTIONS, Denoiser
-from galgen.engine.runtime import autocast, generator, mix_seed
+from galgen.engine.runtime import autocast, compile_network, compile_on, generator, mix_seed
 from galgen.engine.schedules import SCHEDULES
 from galgen.engine.unet import UNet, UNetConfig, preset
 from galgen.errors import InputError, RuntimeFailure
@@ -135,6 +135,7 @@ def train(
     callback: Callable[[int, float], None] | None = None,
     labels: np.ndarray | None = None,
     extra_tensors: Mapping[str, torch.Tensor] | None = None,
+    compile: bool | None = None,
 ) -> TrainResult:
     """Train (or resume training) a DDPM noise predictor on images (N, C, H, W) in [-1, 1]; Ho et al. 2020.
 
@@ -144,7 +145,8 @@ def train(
     weights to ``output`` (with ``metadata``: normaliser, pixel scale, data summary) and
     checkpoints beside it; ``callback(step, mean_loss)`` is called on rank 0 every log_every steps.
     ``extra_tensors`` (names starting ``data.``, e.g. the training labels) travel in the model file beside
-    the network's weights.
+    the network's weights. ``compile``: run the network under torch.compile (None: on a GPU, where it
+    pays back; `runtime.compile_on`); the weights and checkpoints are the same either way.
     """
     _check_images(images, unet)
     _check_labels(labels, images, unet)
@@ -162,6 +164,8 @@ def train(
     start, ema_from = 0, 0
     if resume is not None:
         start, ema_from = _load_checkpoint(resume, net=net, ema=ema, optimizer=optimizer, unet=unet, config=config)
+    if compile_on(device, compile):
+        compile_network(net)
     trained = net
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None

@@ -35,11 +35,12 @@ class TrainSummary:
     images_per_second: float
     sha256: str
     device: str
+    compiled: bool = False  # the network ran under torch.compile
 
     def to_dict(self) -> dict:
         return {"output": str(self.output), "checkpoint": str(self.checkpoint), "step": self.step, "loss": self.loss,
                 "seconds": round(self.seconds, 3), "images_per_second": self.images_per_second,
-                "sha256": self.sha256, "device": self.device}
+                "sha256": self.sha256, "device": self.device, "compiled": self.compiled}
 
 
 def is_lead() -> bool:
@@ -49,15 +50,17 @@ def is_lead() -> bool:
 
 def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, resume=None, device: str = "auto",
         conditions: list[str] | None = None, activation: str | None = None, overwrite: bool = False,
-        command: str = "galgen.flows.train", on_progress: Progress | None = None) -> TrainSummary | None:
+        command: str = "galgen.flows.train", on_progress: Progress | None = None,
+        compile: bool | None = None) -> TrainSummary | None:
     """Train on ``dataset`` (a `galgen prep` directory) and write ``output`` (.safetensors) and its checkpoint.
 
     ``settings`` override the preset's TrainConfig fields (steps, batch, lr, seed, schedule, loss,
     prediction, ema, checkpoint_every, bf16, label_dropout); ``conditions`` names the dataset labels
     (or colours a_b) a conditional model takes; ``activation`` the network's ("mish", the preset's,
     or "silu"); ``resume`` continues exactly from a checkpoint of the same data (and the same
-    conditions and activation). Progress stage "train", in steps, with the loss and
-    the rate as fields. Returns the summary on the lead process, None on the others.
+    conditions and activation); ``compile`` runs the network under torch.compile (None: on a GPU).
+    Progress stage "train", in steps, with the loss and the rate as fields. Returns the summary on
+    the lead process, None on the others.
     """
     from galgen.atomic import check_output
     from galgen.checksum import file_sha256
@@ -108,7 +111,7 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
 
     result = train(data.images, unet=unet, config=config, output=output, metadata=metadata, resume=resume,
                    device=where, callback=report, labels=labels,
-                   extra_tensors=None if table is None else {"data.labels": table})
+                   extra_tensors=None if table is None else {"data.labels": table}, compile=compile)
     if not lead:
         return None
     seconds = time.perf_counter() - start
@@ -116,7 +119,8 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
     return TrainSummary(output=Path(result.output), checkpoint=checkpoint_path(output), step=result.step,
                         loss=sum(recent) / max(1, len(recent)), seconds=seconds,
                         images_per_second=len(result.losses) * config.batch / seconds,
-                        sha256=file_sha256(result.output), device=str(where))
+                        sha256=file_sha256(result.output), device=str(where),
+                        compiled=runtime.compile_on(where, compile))
 
 
 def training_labels(data, names: list[str] | None, *, resume=None):
