@@ -7,6 +7,7 @@ device), and the model's flux line in HISTORY, so every output says the same thi
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Sequence
 
@@ -29,17 +30,43 @@ def output_directory(out_dir) -> Path:
 
 def write_output(cube, path, *, model, command: str, inputs: Sequence = (), history: Sequence[str] = (),
                  extra_hdus: Sequence = (), **fields) -> Path:
-    """Write ``cube`` to ``path`` (atomically) with the provenance of a run of ``model``.
+    """Write ``cube`` to ``path`` (atomically) with the provenance of a run of ``model`` (`made_by`)."""
+    from galgen.cube import write_cube
+
+    return write_cube(cube, path, extra_hdus=list(extra_hdus),
+                      **made_by(model, command=command, inputs=inputs, history=history, **fields))
+
+
+def made_by(model, *, command: str, inputs: Sequence = (), history: Sequence[str] = (), **fields) -> dict:
+    """`write_cube`'s ``provenance`` and ``history`` for an output of a run of ``model``.
 
     ``fields`` are the run's own provenance keys; HISTORY gets ``history`` and then the model's
-    line on how flux was made.
+    line on how flux was made. Plain data: it travels to a helper process that writes the file.
     """
-    from galgen.cube import write_cube
     from galgen.provenance import make_provenance
 
-    provenance = make_provenance(command=command, inputs=list(inputs), **model.provenance(), **fields)
-    return write_cube(cube, path, provenance=provenance, history=[*history, model.flux_history()],
-                      extra_hdus=list(extra_hdus))
+    return {"provenance": make_provenance(command=command, inputs=list(inputs), **model.provenance(), **fields),
+            "history": [*history, model.flux_history()]}
+
+
+def write_mock(path: Path, data, *, bands: str, unit: str, wcs: str | None, provenance: dict, history: list) -> Path:
+    """Write one image (`cube.write_cube`), here or in a helper process (`galgen.writers`: this module
+    imports no torch); ``wcs``: its header as a string, parsed once per process."""
+    from galgen.cube import Cube, write_cube
+
+    return write_cube(Cube(data=data, bands=bands, wcs=_parsed_wcs(wcs), unit=unit), path, provenance=provenance,
+                      history=history)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_wcs(header: str | None):
+    """The WCS of a header string, parsed once per process (every mock of a run shares it)."""
+    if header is None:
+        return None
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    return WCS(fits.Header.fromstring(header))
 
 
 def check_preview(path) -> None:

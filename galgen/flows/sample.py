@@ -26,6 +26,7 @@ MOCK_PREFIX = "mock_"
 PREVIEW_MOCKS = 64  # mocks in a preview montage at most
 CPU_BATCH = 8  # images per batch on the CPU when none is asked for
 GPU_BATCH_PIXELS = 2**20  # images x H x W per batch on a GPU when none is asked for: 256 at 64 px, 16 at 256 px
+WRITERS_FROM = 100  # images from which a GPU run writes its files in helper processes (they take ~1 s to start)
 # what a file already in the output directory must share with this run to be skipped as done
 _RUN_IDENTITY = ("model_sha256", "seed", "index", "sampler", "steps", "bf16", "conditions", "guidance")
 
@@ -49,6 +50,7 @@ class SampleConfig:
     ids: tuple[str, ...] | None = None  # conditional: the catalogue row id of image i (headers, summary)
     guidance: float = 0.0  # classifier-free guidance weight w (0: the conditional model alone)
     compile: bool | None = None  # torch.compile the network; None: on a GPU for long runs (`runtime.compile_on`)
+    writers: int | None = None  # helper processes writing the FITS files; None: `plan_writers`
 
     def __post_init__(self):
         from galgen.engine.samplers import get_sampler
@@ -191,7 +193,9 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
     advance(len(skipped))
     devices = plan_devices(model, config)
     if devices is None:
-        written = draw_and_write(model, out_dir, todo, config=config, command=command, advance=advance)
+        writers = plan_writers(model, config, len(todo))
+        written = draw_and_write(model, out_dir, todo, config=replace(config, writers=writers), command=command,
+                                 advance=advance)
         devices = [str(model.device)]
     else:
         from galgen.processes import run_workers
@@ -240,12 +244,27 @@ def plan_devices(model: LoadedModel, config: SampleConfig) -> list[str] | None:
     return ["cpu"] * n if n > 1 else None
 
 
+def plan_writers(model: LoadedModel, config: SampleConfig, count: int) -> int:
+    """Helper processes that write the FITS files of a single-process run (`galgen.writers`).
+
+    On a GPU, for runs of at least WRITERS_FROM images, one per spare core (at most 8): the network
+    outruns the header building there. On the CPU none: the cores already draw. ``config.writers`` wins.
+    (Multi-process runs write in each worker: a worker process cannot start helpers of its own.)
+    """
+    from galgen.writers import spare_cores
+
+    if config.writers is not None:
+        return config.writers
+    return spare_cores() if model.device.type == "cuda" and count >= WRITERS_FROM else 0
+
+
 def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: SampleConfig, command: str,
                    advance=None) -> list[Path]:
     """Draw and write ``indices`` batch by batch on the model's device; ``advance(images)`` per sampler step."""
-    from galgen.cube import Cube, make_wcs
+    from galgen.cube import make_wcs
     from galgen.engine.samplers import get_sampler, nfe
-    from galgen.flows.output import write_output
+    from galgen.flows.output import made_by, write_mock
+    from galgen.writers import Writers
 
     from galgen.engine.runtime import compile_network, compile_on
 
@@ -256,31 +275,34 @@ def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: Sample
     compiled = compile_on(model.device, config.compile, pixels=len(indices) * model.size**2)
     if compiled:
         compile_network(model.module.net)
-    wcs = None
+    wcs = None  # as a header string: it travels to helper processes for nothing (an astropy WCS pickles slowly)
     if model.pixel_scale is not None:
-        wcs = make_wcs((model.size, model.size), pixel_scale=model.pixel_scale, ra=config.ra, dec=config.dec)
-    written = []
-    for first in range(0, len(indices), size):
-        batch = indices[first : first + size]
-        step = None if advance is None else (lambda n=len(batch): advance(n / steps))
-        labels = _batch_labels(model, config, batch)
-        flux = model.to_flux(draw(model, batch, seed=config.seed, sigmas=sigmas, sampler=config.sampler,
-                                  exact=exact, advance=step, labels=labels, guidance=config.guidance))
-        for index, image in zip(batch, flux):
-            history = [f"mock {index} of seed {config.seed}: {config.sampler} {steps} steps from model "
-                       f"{model.path.name} (sha256 {model.sha256[:12]})"]
-            request = _request_fields(model, config, index)
-            if request:
-                history.append("requested " + ", ".join(f"{c.name} = {request['conditions'][c.name]:.6g}"
-                                                        f"{' ' + c.unit if c.unit else ''}" for c in model.conditions))
-            path = write_output(
-                Cube(data=image, bands=model.bands, wcs=wcs, unit=model.unit), out_dir / mock_name(index, config.count),
-                model=model, command=command, history=history, seed=config.seed, index=index, count=config.count,
-                sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps) * (2 if config.guidance else 1),
-                spacing=get_sampler(config.sampler).spacing, exact=exact, compiled=compiled or None, **request,
-            )
-            written.append(path)
-    return written
+        wcs = make_wcs((model.size, model.size), pixel_scale=model.pixel_scale, ra=config.ra,
+                       dec=config.dec).to_header(relax=False).tostring()
+    with Writers(config.writers or 0) as writers:
+        for first in range(0, len(indices), size):
+            batch = indices[first : first + size]
+            step = None if advance is None else (lambda n=len(batch): advance(n / steps))
+            labels = _batch_labels(model, config, batch)
+            flux = model.to_flux(draw(model, batch, seed=config.seed, sigmas=sigmas, sampler=config.sampler,
+                                      exact=exact, advance=step, labels=labels, guidance=config.guidance))
+            for index, image in zip(batch, flux):
+                history = [f"mock {index} of seed {config.seed}: {config.sampler} {steps} steps from model "
+                           f"{model.path.name} (sha256 {model.sha256[:12]})"]
+                request = _request_fields(model, config, index)
+                if request:
+                    history.append("requested " + ", ".join(
+                        f"{c.name} = {request['conditions'][c.name]:.6g}{' ' + c.unit if c.unit else ''}"
+                        for c in model.conditions))
+                writers.submit(
+                    write_mock, out_dir / mock_name(index, config.count), image, bands=model.bands, unit=model.unit,
+                    wcs=wcs, **made_by(model, command=command, history=history, seed=config.seed, index=index,
+                              count=config.count, sampler=config.sampler, steps=steps,
+                              nfe=nfe(config.sampler, steps) * (2 if config.guidance else 1),
+                              spacing=get_sampler(config.sampler).spacing, exact=exact, compiled=compiled or None,
+                              **request),
+                )
+        return writers.results()
 
 
 def default_batch(model: LoadedModel) -> int:
