@@ -12,7 +12,7 @@ from galgen.engine.weights import MODEL_KIND, save_weights
 from galgen.errors import InputError
 from galgen.flows.inpaint import InpaintConfig, check_mask, fill, fill_stamps, plan, read_mask
 from galgen.model import load_model
-from galgen.tiles import axis_cores, plan_tiles
+from galgen.tiles import plan_tiles, waves
 
 TINY = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
 NORMALIZER = {"bands": "grz", "lower": [-0.05, -0.05, -0.1], "upper": [1.0, 1.5, 2.0]}
@@ -51,30 +51,77 @@ def tiny_model(tmp_path_factory):
     return load_model(write_tiny_model(tmp_path_factory.mktemp("m") / "tiny.safetensors"), device="cpu")
 
 
-@pytest.mark.parametrize("length,size,margin", [(16, 16, 2), (40, 16, 2), (424, 64, 8), (65, 64, 8), (100, 16, 0)])
-def test_axis_cores_partition_the_axis_and_keep_the_margin(length, size, margin):
-    cores = axis_cores(length, size=size, margin=margin)
-    assert cores[0][0] == 0 and cores[-1][1] == length
-    assert all(a[1] == b[0] for a, b in zip(cores, cores[1:]))  # contiguous, no overlap
-    for start, end, tile in cores:
-        assert 0 <= tile <= length - size and tile <= start and end <= tile + size
-        if start > 0:
-            assert start - tile >= margin  # context before the core
-        if end < length:
-            assert tile + size - end >= margin  # and after it
+def trail(angle_deg: float, shape=(424, 424), width=4.0, through=(212, 212)) -> np.ndarray:
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    a = np.radians(angle_deg)
+    return np.abs((x - through[1]) * np.sin(a) - (y - through[0]) * np.cos(a)) < width / 2
 
 
-def test_tiles_cover_every_masked_pixel_once_and_only_where_needed():
+@pytest.mark.parametrize("angle", [0, 10, 33, 45, 60, 90, 127])
+def test_cores_hold_every_masked_pixel_with_the_margin_of_context(angle):
+    masked = trail(angle) | trail(angle + 70, width=2, through=(40, 390))
+    masked[5, 420] = True  # a lone pixel at the image corner
+    tiles = plan_tiles(masked, size=64, margin=8)
+    held = np.zeros(masked.shape, dtype=bool)
+    for t in tiles:
+        ys, xs = t.window(64)
+        assert 0 <= ys.start and ys.stop <= 424 and 0 <= xs.start and xs.stop <= 424
+        assert ys.start <= t.core_y.start and t.core_y.stop <= ys.stop and xs.start <= t.core_x.start
+        assert t.core_x.stop <= xs.stop and t.core_y.stop - t.core_y.start >= 48 <= t.core_x.stop - t.core_x.start
+        for window, core in ((ys, t.core_y), (xs, t.core_x)):  # 8 px of context, or the image's edge
+            assert core.start - window.start >= 8 or window.start == 0
+            assert window.stop - core.stop >= 8 or window.stop == 424
+        assert masked[t.core_y, t.core_x].any()
+        held[t.core_y, t.core_x] = True
+    assert held[masked].all()
+
+
+@pytest.mark.parametrize("width", [2, 4, 6])
+@pytest.mark.parametrize("angle", [0, 2, 20, 45, 71, 88, 90, 110, 135, 160, 178])
+def test_a_trail_across_the_image_takes_one_tile_per_core_length_whatever_its_angle(angle, width):
+    # a fixed grid of 48 px cores needs 9 for a horizontal trail and 17 for a diagonal one
+    tiles = plan_tiles(trail(angle, width=width), size=64, margin=8)
+    assert len(tiles) <= 10
+    assert len(waves(tiles, size=64)) <= 3  # every other tile, then the ones between
+
+
+def test_tiles_cover_a_trail_and_a_lone_pixel_and_nothing_else():
     masked = np.zeros((424, 424), dtype=bool)
     masked[100:103, :] = True  # a horizontal trail
     masked[300, 50] = True
     tiles = plan_tiles(masked, size=64, margin=8)
-    cover = np.zeros(masked.shape, dtype=int)
-    for t in tiles:
-        cover[t.core_y, t.core_x] += 1
-        assert masked[t.core_y, t.core_x].any()
-    assert (cover[masked] == 1).all()
     assert len(tiles) == 9 + 1  # one row of cores across the image, plus the lone pixel's
+    assert sum(masked[t.core_y, t.core_x].any() for t in tiles) == len(tiles)
+
+
+def test_no_tile_runs_in_the_wave_of_a_tile_whose_core_it_sees():
+    masked = (np.hypot(*(np.mgrid[0:300, 0:300] - 150)) < 90) | trail(30, shape=(300, 300))
+    tiles = plan_tiles(masked, size=64, margin=8)
+    groups = waves(tiles, size=64)
+    wave_of = {t: w for w, group in enumerate(groups) for t in group}
+    assert sorted(wave_of) == list(range(len(tiles)))
+    for j, tile in enumerate(tiles):
+        ys, xs = tile.window(64)
+        for i in range(j):
+            if ys.start < tiles[i].core_y.stop and tiles[i].core_y.start < ys.stop \
+                    and xs.start < tiles[i].core_x.stop and tiles[i].core_x.start < xs.stop:
+                assert wave_of[i] < wave_of[j]
+    assert len(groups) < len(tiles) / 2
+
+
+def test_a_fill_in_waves_equals_the_fill_tile_by_tile(tiny_model, monkeypatch):
+    # a denoiser that works pixel by pixel gives the same numbers whatever it is batched with
+    import galgen.flows.inpaint as flow
+
+    image, mask = galaxy(), diagonal_mask()
+    monkeypatch.setattr(tiny_model, "denoise", lambda x, sigma: 0.9 * x / (1 + sigma[:, None, None, None] ** 2))
+    config = InpaintConfig(steps=6, jump=2, resample=2, draws=2)
+    together = fill(image, mask, model=tiny_model, config=config)
+    assert together.waves < together.tiles
+    monkeypatch.setattr(flow, "waves", lambda tiles, size: [[t] for t in range(len(tiles))])
+    one_by_one = fill(image, mask, model=tiny_model, config=config)
+    assert one_by_one.waves == one_by_one.tiles
+    assert np.array_equal(together.data, one_by_one.data) and np.array_equal(together.std, one_by_one.std)
 
 
 def test_output_equals_input_outside_the_mask_bit_for_bit(tiny_model):

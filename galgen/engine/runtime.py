@@ -104,11 +104,12 @@ class ImageNoise:
     the same numbers) and then moves it to the device.
     """
 
-    def __init__(self, seed: int, indices: Sequence[int], *, device: torch.device | str = "cpu"):
+    def __init__(self, seed: int, indices: Sequence[int | tuple[int, ...]], *, device: torch.device | str = "cpu"):
         # draws are always made on the CPU (identical on every machine); `device` is only the
-        # intended destination: each call returns its noise on `like`'s own device
+        # intended destination: each call returns its noise on `like`'s own device.
+        # An index may be a tuple of integers: the stream of (seed, *index).
         self.device = torch.device(device)
-        self.generators = [generator(seed, i) for i in indices]
+        self.generators = [generator(seed, *(i if isinstance(i, tuple) else (i,))) for i in indices]
 
     def __call__(self, like: torch.Tensor) -> torch.Tensor:
         if like.shape[0] != len(self.generators):

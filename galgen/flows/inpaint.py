@@ -20,7 +20,7 @@ import numpy as np
 from galgen.cube import Cube, describe, read_cube, same_grid
 from galgen.errors import InputError
 from galgen.progress import Progress, stage
-from galgen.tiles import Tile, plan_tiles
+from galgen.tiles import Tile, plan_tiles, waves
 
 DEFAULT_SAMPLER = "ddim"  # with eta = 1, 50 steps, jump 5, resample 3: docs/sampling.md's measured best
 SCALE_TOLERANCE = 0.01  # relative pixel-scale difference above which the user is told
@@ -37,7 +37,7 @@ class InpaintConfig:
     resample: int = 3  # RePaint resampling count r (1 = plain replacement guidance)
     draws: int = 4  # independent fills; the output is their mean, STD their spread (docs/inpainting.md: the mean of
                     # 4 has 0.75x biharmonic's error against noise-free truth, one draw 1.09x)
-    seed: int = 0  # draw k uses noise seeded by (seed, k) only
+    seed: int = 0  # draw k uses noise seeded by (seed, k) only (its later tiles: (seed, k, tile))
     batch: int = 4  # draws run side by side on the device
     margin: Optional[int] = None  # context kept around each committed core; None = model size // 8
     mask_nans: bool = False  # also fill the image's own bad pixels (NaN/inf, BLANK, MASK extension, no coverage)
@@ -74,6 +74,7 @@ class Fill:
     tiles: int  # model-sized tiles run per draw
     nfe: int  # network evaluations per tile and draw
     notes: list[str] = field(default_factory=list)
+    waves: int = 1  # network batches of tiles run one after another (`tiles.waves`)
 
 
 @dataclass
@@ -86,6 +87,7 @@ class InpaintResult:
     tiles: int
     draws: int
     nfe_per_tile: int
+    waves: int
     seed: int
     sampler: str
     seconds: float
@@ -93,7 +95,8 @@ class InpaintResult:
 
     def to_dict(self) -> dict:
         return {"output": str(self.output), "filled_pixels": self.filled_pixels, "bands": self.bands,
-                "tiles": self.tiles, "draws": self.draws, "nfe_per_tile": self.nfe_per_tile, "seed": self.seed,
+                "tiles": self.tiles, "waves": self.waves, "draws": self.draws, "nfe_per_tile": self.nfe_per_tile,
+                "seed": self.seed,
                 "sampler": self.sampler, "seconds": round(self.seconds, 3), "notes": self.notes}
 
 
@@ -106,10 +109,11 @@ class Plan:
     tiles: list[Tile]
     steps: int  # sampler steps of one tile's walk, RePaint's returns included
     nfe: int  # network evaluations per tile and draw
+    waves: list[list[int]] = field(default_factory=list)  # indices of the tiles run together, wave by wave
 
     def total_steps(self, config: InpaintConfig) -> int:
-        """Sampler steps the whole fill takes: tiles x steps x draw batches."""
-        return len(self.tiles) * math.ceil(config.draws / config.batch) * self.steps
+        """Sampler steps the whole fill takes: waves x steps x draw batches."""
+        return len(self.waves) * math.ceil(config.draws / config.batch) * self.steps
 
 
 # ----------------------------------------------------------------------------- masks
@@ -187,10 +191,11 @@ def plan(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig) -> Plan
     chosen = check_mask(mask, image=image, bands=model.bands)
     steps = config.resolved_steps()
     margin = model.size // 8 if config.margin is None else config.margin
-    return Plan(rows=[image.bands.index(b) for b in model.bands], mask=chosen,
-                tiles=plan_tiles(chosen.any(axis=0), size=model.size, margin=margin),
+    tiles = plan_tiles(chosen.any(axis=0), size=model.size, margin=margin)
+    return Plan(rows=[image.bands.index(b) for b in model.bands], mask=chosen, tiles=tiles,
                 steps=repaint_steps(steps, jump=config.jump, resample=config.resample),
-                nfe=repaint_nfe(config.sampler, steps, jump=config.jump, resample=config.resample))
+                nfe=repaint_nfe(config.sampler, steps, jump=config.jump, resample=config.resample),
+                waves=waves(tiles, size=model.size))
 
 
 def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = InpaintConfig(),
@@ -204,7 +209,6 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
     """
     import torch
 
-    from galgen.engine.runtime import ImageNoise
     from galgen.metrics.moments import RunningMoments
 
     planned = planned or plan(image, mask, model=model, config=config)
@@ -227,13 +231,12 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
               for t in planned.tiles]
     moments = RunningMoments()
     for first in range(0, config.draws, config.batch):
-        indices = list(range(first, min(first + config.batch, config.draws)))
-        noise = ImageNoise(config.seed, indices, device=model.device)
-        state = known.unsqueeze(0).repeat(len(indices), 1, 1, 1)
+        draws = list(range(first, min(first + config.batch, config.draws)))
+        state = known.unsqueeze(0).repeat(len(draws), 1, 1, 1)
         todo = pending_t.clone()
-        for tile, told in zip(planned.tiles, labels):
-            state, todo = _fill_tile(state, todo, tile, model=model, sigmas=sigmas, config=config, noise=noise,
-                                     callback=callback, labels=told)
+        for wave in planned.waves:
+            _fill_wave(state, todo, {t: planned.tiles[t] for t in wave}, draws, model=model, sigmas=sigmas,
+                       config=config, callback=callback, labels=labels)
         moments.add(model.to_flux(state[:, :, :ny, :nx]))
 
     data = image.data.copy()
@@ -245,7 +248,7 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
     notes = [scale_note(image, model), clipping_note(image.data[rows], chosen, model=model, filled=data[rows]),
              labels_note(model, labels)]
     return Fill(data=data, std=std, mask=filled, tiles=len(planned.tiles), nfe=planned.nfe,
-                notes=[n for n in notes if n])
+                notes=[n for n in notes if n], waves=len(planned.waves))
 
 
 def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: InpaintConfig = InpaintConfig(),
@@ -298,22 +301,35 @@ def known_labels(model, flux: np.ndarray, masks: np.ndarray, *, pixel_scale=None
     return measured(model.conditions, patched, bands=model.bands, pixel_scale=scale)
 
 
-def _fill_tile(state, todo, tile: Tile, *, model, sigmas, config: InpaintConfig, noise, callback, labels=None):
-    """Inpaint one tile of a batch of draws and commit its core; returns the new (state, todo)."""
-    from galgen.engine.inpaint import inpaint
+def _fill_wave(state, todo, tiles: dict[int, Tile], draws: list[int], *, model, sigmas, config: InpaintConfig,
+               callback, labels: list) -> None:
+    """Inpaint a wave of tiles (index -> tile) for a batch of draws in one network batch; commit their cores.
 
-    size = model.size
-    ys, xs = slice(tile.y0, tile.y0 + size), slice(tile.x0, tile.x0 + size)
-    told = None if labels is None else np.repeat(labels, len(state), axis=0)  # one window, every draw
-    window = inpaint(model.conditioned(told), state[:, :, ys, xs], todo[:, ys, xs], sigmas,
+    ``state`` (draws, C, H, W) and ``todo`` (C, H, W), the pixels no core has filled yet, are updated in place. Draw k of tile t takes
+    the noise of (seed, k) for the first tile and (seed, k, t) for the others, so a model-sized image
+    (one tile) is filled as `fill_stamps` fills it, and the result does not depend on the waves.
+    """
+    import torch
+
+    from galgen.engine.inpaint import inpaint
+    from galgen.engine.runtime import ImageNoise
+
+    size, count = model.size, len(draws)
+    windows = [tile.window(size) for tile in tiles.values()]
+    told = None
+    if labels[next(iter(tiles))] is not None:  # one window, every draw
+        told = np.concatenate([np.repeat(labels[t], count, axis=0) for t in tiles])
+    filled = inpaint(model.conditioned(told), torch.cat([state[:, :, ys, xs] for ys, xs in windows]),
+                     torch.cat([todo[:, ys, xs].expand(count, -1, -1, -1) for ys, xs in windows]), sigmas,
                      sampler=config.sampler,
-                     jump=config.jump, resample=config.resample, noise=noise, callback=callback,
-                     **config.sampler_options())
-    cy = slice(tile.core_y.start - tile.y0, tile.core_y.stop - tile.y0)
-    cx = slice(tile.core_x.start - tile.x0, tile.core_x.stop - tile.x0)
-    state[:, :, tile.core_y, tile.core_x] = window[:, :, cy, cx].to(state.dtype)
-    todo[:, tile.core_y, tile.core_x] = False
-    return state, todo
+                     jump=config.jump, resample=config.resample, callback=callback,
+                     noise=ImageNoise(config.seed, [k if t == 0 else (k, t) for t in tiles for k in draws],
+                                      device=model.device), **config.sampler_options())
+    for n, tile in enumerate(tiles.values()):
+        cy = slice(tile.core_y.start - tile.y0, tile.core_y.stop - tile.y0)
+        cx = slice(tile.core_x.start - tile.x0, tile.core_x.stop - tile.x0)
+        state[:, :, tile.core_y, tile.core_x] = filled[n * count:(n + 1) * count, :, cy, cx].to(state.dtype)
+        todo[:, tile.core_y, tile.core_x] = False
 
 
 def labels_note(model, labels: list) -> Optional[str]:
@@ -416,7 +432,8 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
         tiles=result.tiles, tile_size=model.size, filled=int(result.mask.sum()),
     )
     return InpaintResult(output=Path(out), filled_pixels=int(result.mask.sum()), bands=model.bands,
-                         tiles=result.tiles, draws=config.draws, nfe_per_tile=result.nfe, seed=config.seed,
+                         tiles=result.tiles, waves=result.waves, draws=config.draws, nfe_per_tile=result.nfe,
+                         seed=config.seed,
                          sampler=config.sampler, seconds=seconds, notes=result.notes)
 
 
@@ -427,7 +444,7 @@ def describe_fill(result: Fill, *, config: InpaintConfig, bands: str, size: int)
         f"inpaint: filled {int(result.mask.sum())} masked pixels of bands {bands} by guided diffusion with "
         f"RePaint resampling (Lugmayr et al. 2022): {config.sampler}{eta}, {config.resolved_steps()} steps, "
         f"jump {config.jump}, resample {config.resample}, {result.nfe} NFE per tile, "
-        f"{result.tiles} tile(s) of {size} px filled in sequence",
+        f"{result.tiles} tile(s) of {size} px filled in {result.waves} wave(s) (docs/inpainting.md)",
         "inpaint: pixels outside the MASK extension are the input's, unchanged",
     ]
     if config.draws > 1:
