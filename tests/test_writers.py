@@ -63,3 +63,11 @@ def test_sampling_with_helper_processes_writes_the_same_mocks(tmp_path):
         assert cards[0] == cards[1] and cards[0]["CTYPE1"] == "RA---TAN"  # the WCS survives its trip as a string
     assert_fitsverify_clean(tmp_path / "2" / mock_name(4, 5))
     assert not [p for p in (tmp_path / "2").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_worker_processes_write_their_own_files_even_when_helpers_are_asked_for(tmp_path):
+    # a worker process is daemonic and cannot start helpers: asking for them must not break a 2-worker run
+    model = load_model(make_tiny_model(tmp_path / "tiny.safetensors"), device="cpu")
+    result = run(tmp_path / "out", model=model, config=SampleConfig(count=4, steps=2, writers=2, workers=2))
+    assert [p.name for p in result.written] == [mock_name(i, 4) for i in range(4)]
+    assert all(read_cube(p).data.shape == (3, 16, 16) for p in result.written)

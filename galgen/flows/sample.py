@@ -200,7 +200,8 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
     else:
         from galgen.processes import run_workers
 
-        shares = [(str(model.path), model.sha256, model.bf16, device, str(out_dir), share, config, command,
+        alone = replace(config, writers=0)  # a worker process writes its own files (it cannot start helpers)
+        shares = [(str(model.path), model.sha256, model.bf16, device, str(out_dir), share, alone, command,
                    _threads(devices)) for device, share in zip(devices, split_for_devices(todo, len(devices)))]
         written = [Path(p) for paths in run_workers(_worker, shares, labels=devices, advance=advance)
                    for p in paths]
