@@ -49,26 +49,28 @@ NUCLEUS_EVERY = 3  # stamp i's trail crosses the galaxy's centre when i % 3 == 0
 
 @dataclasses.dataclass(frozen=True)
 class Guidance:
-    """One diffusion setting: sampler, steps, RePaint jump and resample count."""
+    """One diffusion setting: sampler, steps, RePaint jump and resample count, classifier-free guidance w."""
 
     sampler: str
     steps: int
     jump: int
     resample: int
+    cfg: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> "Guidance":
-        sampler, steps, jump, resample = text.split(":")
-        return cls(sampler, int(steps), int(jump), int(resample))
+        """sampler:steps:jump:resample[:w], e.g. ddim:50:5:3 or ddim:50:5:3:1 (CFG weight 1)."""
+        sampler, steps, jump, resample, *cfg = text.split(":")
+        return cls(sampler, int(steps), int(jump), int(resample), float(cfg[0]) if cfg else 0.0)
 
     @property
     def name(self) -> str:
         walk = f"jump {self.jump}, resample {self.resample}" if self.resample > 1 else "no resampling"
-        return f"{self.sampler} {self.steps} steps, {walk}"
+        return f"{self.sampler} {self.steps} steps, {walk}" + (f", CFG w = {self.cfg:g}" if self.cfg else "")
 
     def config(self, seed: int) -> InpaintConfig:
         return InpaintConfig(sampler=self.sampler, steps=self.steps, jump=self.jump, resample=self.resample,
-                             seed=seed)
+                             seed=seed, guidance=self.cfg)
 
 
 def parse_args(argv=None):

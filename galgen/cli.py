@@ -457,6 +457,10 @@ def inpaint(
     draws: int = typer.Option(4, "--draws", "-k", min=1, help="Independent fills: output their mean, STD their spread."),
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k uses noise from (seed, k) only."),
     batch: int = typer.Option(4, "--batch", min=1, help="Draws run side by side on the device."),
+    guidance: float = typer.Option(
+        0.0, "--guidance", min=0.0, help="Conditional model: classifier-free guidance w on the labels measured "
+        "around the mask (0 = none; w > 0 doubles the network work)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
@@ -472,7 +476,7 @@ def inpaint(
     from galgen.model import load_model
 
     config = flow.InpaintConfig(sampler=sampler, steps=steps, resample=resample, jump=jump, draws=draws, seed=seed,
-                                batch=min(batch, draws), mask_nans=mask_nans)
+                                batch=min(batch, draws), mask_nans=mask_nans, guidance=guidance)
     loaded = load_model(model, device=device)
     with progress() as on_progress:
         result = flow.run(image, output, mask=mask, model=loaded, config=config, overwrite=overwrite,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -114,7 +116,7 @@ def test_a_fill_in_waves_equals_the_fill_tile_by_tile(tiny_model, monkeypatch):
     import galgen.flows.inpaint as flow
 
     image, mask = galaxy(), diagonal_mask()
-    monkeypatch.setattr(tiny_model, "denoise", lambda x, sigma: 0.9 * x / (1 + sigma[:, None, None, None] ** 2))
+    monkeypatch.setattr(tiny_model, "denoise", lambda x, sigma, **_: 0.9 * x / (1 + sigma[:, None, None, None] ** 2))
     config = InpaintConfig(steps=6, jump=2, resample=2, draws=2)
     together = fill(image, mask, model=tiny_model, config=config)
     assert together.waves < together.tiles
@@ -145,7 +147,7 @@ def test_a_multi_tile_fill_equals_the_known_answer_pixel_for_pixel(tiny_model, m
     image = Cube(data=plane.astype(np.float32), bands="grz", wcs=make_wcs(shape[1:], pixel_scale=0.262))
     mask = diagonal_mask(shape)
 
-    def plane_fit(window, sigma):
+    def plane_fit(window, sigma, **_):
         n, c, h, w = window.shape
         yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
                                 indexing="ij")
@@ -339,3 +341,23 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     assert any("told the galaxy's own labels" in note and "mag_r" in note for note in result.notes)
     stamps = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
     np.testing.assert_allclose(stamps[0], result.data, atol=1e-5)
+
+
+def test_guidance_steers_a_conditional_fill_and_is_refused_when_negative(conditional_model, tiny_model):
+    model = load_model(conditional_model.path, device="cpu")  # a copy whose every layer passes the labels on
+    torch.manual_seed(1)  # (untrained, the zero-initialised layers make the output ignore them)
+    for p in model.module.net.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    image = galaxy((3, 16, 16), seed=3)
+    mask = np.zeros((3, 16, 16), dtype=bool)
+    mask[:, 7:10, :] = True
+    plain = fill(image, mask, model=model, config=FAST)
+    guided = fill(image, mask, model=model, config=dataclasses.replace(FAST, guidance=2.0))
+    assert not np.array_equal(plain.data[mask], guided.data[mask])
+    assert np.array_equal(plain.data[~mask], guided.data[~mask])
+    # an unconditional model has nothing to be guided by: the same fill
+    assert np.array_equal(fill(image, mask, model=tiny_model, config=FAST).data,
+                          fill(image, mask, model=tiny_model, config=dataclasses.replace(FAST, guidance=2.0)).data)
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(InputError, match="guidance"):
+            InpaintConfig(guidance=bad)

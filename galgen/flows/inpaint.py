@@ -41,6 +41,7 @@ class InpaintConfig:
     batch: int = 4  # draws run side by side on the device
     margin: Optional[int] = None  # context kept around each committed core; None = model size // 8
     mask_nans: bool = False  # also fill the image's own bad pixels (NaN/inf, BLANK, MASK extension, no coverage)
+    guidance: float = 0.0  # conditional model: classifier-free guidance weight w on the labels measured around the mask
 
     def __post_init__(self):
         from galgen.engine.samplers import get_sampler
@@ -52,6 +53,8 @@ class InpaintConfig:
             raise InputError(f"steps must be >= 1, got {self.steps}")
         if self.margin is not None and self.margin < 0:
             raise InputError(f"margin must be >= 0, got {self.margin}")
+        if not self.guidance >= 0:  # NaN fails this too
+            raise InputError(f"guidance must be >= 0, got {self.guidance}")
         get_sampler(self.sampler)  # an unknown name fails before anything is read
 
     def sampler_options(self) -> dict:
@@ -271,7 +274,7 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: Inpaint
         raise InputError(f"stamps must be (N, {len(model.bands)}, {model.size}, {model.size}), got {images.shape}")
     sigmas = model.sigmas(config.sampler, config.resolved_steps())
     known = torch.from_numpy(model.to_model(np.where(masks, 0.0, images))).to(model.device)
-    filled = inpaint(model.conditioned(known_labels(model, images, masks)), known, torch.from_numpy(masks).to(model.device), sigmas,
+    filled = inpaint(model.conditioned(known_labels(model, images, masks), guidance=config.guidance), known, torch.from_numpy(masks).to(model.device), sigmas,
                      sampler=config.sampler, jump=config.jump, resample=config.resample,
                      noise=ImageNoise(config.seed, range(len(images)), device=model.device),
                      callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
@@ -319,7 +322,7 @@ def _fill_wave(state, todo, tiles: dict[int, Tile], draws: list[int], *, model, 
     told = None
     if labels[next(iter(tiles))] is not None:  # one window, every draw
         told = np.concatenate([np.repeat(labels[t], count, axis=0) for t in tiles])
-    filled = inpaint(model.conditioned(told), torch.cat([state[:, :, ys, xs] for ys, xs in windows]),
+    filled = inpaint(model.conditioned(told, guidance=config.guidance), torch.cat([state[:, :, ys, xs] for ys, xs in windows]),
                      torch.cat([todo[:, ys, xs].expand(count, -1, -1, -1) for ys, xs in windows]), sigmas,
                      sampler=config.sampler,
                      jump=config.jump, resample=config.resample, callback=callback,
@@ -429,6 +432,7 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
         history=describe_fill(result, config=config, bands=model.bands, size=model.size) + result.notes,
         extra_hdus=extras, seed=config.seed, sampler=config.sampler, steps=config.resolved_steps(), nfe=result.nfe,
         eta=config.sampler_options().get("eta"), resample=config.resample, jump=config.jump, draws=config.draws,
+        guidance=config.guidance or None,
         tiles=result.tiles, tile_size=model.size, filled=int(result.mask.sum()),
     )
     return InpaintResult(output=Path(out), filled_pixels=int(result.mask.sum()), bands=model.bands,
