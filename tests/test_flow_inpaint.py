@@ -297,9 +297,11 @@ def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model):
 
 @pytest.fixture(scope="module")
 def conditional_model(tmp_path_factory):
-    """The tiny model conditioned on mag_r and r_e, its label MLP random (a zero output layer would hide labels)."""
-    import dataclasses
+    """The tiny model conditioned on mag_r and r_e, with labels that change its output.
 
+    Untrained, its zero-initialised layers (the label MLP's last, each residual block's second
+    convolution, the head) would hide the labels: those are random here.
+    """
     from tiny_model import CONDITIONS
 
     config = dataclasses.replace(TINY, conditions=len(CONDITIONS))
@@ -307,6 +309,9 @@ def conditional_model(tmp_path_factory):
     net = UNet(config)
     for p in net.condition.parameters():
         p.data.normal_(0, 0.3)
+    for p in net.parameters():
+        if not p.data.any():
+            p.data.normal_(0, 0.05)
     metadata = {"kind": MODEL_KIND, "unet": config.to_dict(), "schedule": "linear", "timesteps": 1000, "loss": "l2",
                 "normalizer": NORMALIZER, "bands": "grz", "pixel_scale": 0.262, "unit": "nanomaggy", "step": 1,
                 "conditions": CONDITIONS}
@@ -344,10 +349,10 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
 
 
 def test_guidance_steers_a_conditional_fill_and_is_refused_when_negative(conditional_model, tiny_model):
-    model = load_model(conditional_model.path, device="cpu")  # a copy whose every layer passes the labels on
-    torch.manual_seed(1)  # (untrained, the zero-initialised layers make the output ignore them)
-    for p in model.module.net.parameters():
-        p.data.add_(0.05 * torch.randn_like(p))
+    model = conditional_model
+    x, sigma = torch.randn(1, 3, 16, 16), torch.ones(1)
+    labels = torch.tensor([[1.0, -1.0]])
+    assert not torch.equal(model.denoise(x, sigma, labels=labels), model.denoise(x, sigma, labels=-labels))
     image = galaxy((3, 16, 16), seed=3)
     mask = np.zeros((3, 16, 16), dtype=bool)
     mask[:, 7:10, :] = True
