@@ -14,6 +14,7 @@ Prints one table (and writes it to $OUT/gpu_check.md when OUT is set). Rows:
   beside it) and 256 px (the paper preset, initial weights: speed does not depend on weights), with
   MFU = images/s x NFE x forward FLOPs / peak, and `galgen sample -n 1000` wall time with its GPU
   defaults, FITS files included;
+- `galgen inpaint`'s fill of a 4 px trail across a synthetic 424 px galaxy with the defaults (tiles in waves);
 - whether image i is bit-identical across batch sizes on this device, batched and exact;
 - if time is left (--budget), training and sampling under torch.compile, with their warm-up.
 A failing row prints FAILED and the check goes on.
@@ -190,6 +191,20 @@ def galgen_sample_1000(out: Path, *, device: str, count: int) -> float:
     return time.perf_counter() - start
 
 
+def inpaint_trail(model, side: int) -> str:
+    """Seconds, tiles and waves of `flows.inpaint.fill` on a synthetic galaxy with a trail through it."""
+    from galgen.cube import Cube, make_wcs
+    from galgen.flows.inpaint import fill
+
+    y, x = np.mgrid[:side, :side] - side / 2
+    galaxy = np.exp(-np.hypot(x, 0.6 * y) / (side / 12)) * np.array([2.0, 4.0, 7.0])[:, None, None]
+    image = (galaxy + np.random.default_rng(0).normal(0, 0.02, (3, side, side))).astype(np.float32)
+    mask = np.broadcast_to(np.abs(x - y) < 2, image.shape)
+    start = time.perf_counter()
+    result = fill(Cube(data=image, bands="grz", wcs=make_wcs((side, side), pixel_scale=0.262)), mask, model=model)
+    return f"{time.perf_counter() - start:.1f} s, {result.tiles} tiles in {result.waves} waves"
+
+
 def compiled_rate(model, device: torch.device, *, images: int, nfe: int = 25) -> tuple[float, float]:
     """(seconds of torch.compile's warm-up, images/s after it) of the batched sampling loop."""
     model.module.net = torch.compile(model.module.net, dynamic=False)
@@ -293,6 +308,9 @@ def main() -> None:
         count = 16 if quick else 1000
         row(f"galgen sample -n {count} (GPU defaults, FITS written)",
             lambda: f"{galgen_sample_1000(tmp / 'mocks', device=args.device, count=count):.1f} s")
+        side = 96 if quick else 424
+        row(f"inpaint a 4 px diagonal trail across a {side} px image (defaults: 4 draws, ddim 50, jump 5, resample 3)",
+            lambda: inpaint_trail(bundled, side))
         invariance = {}
 
         def invariant(mode: str) -> str:
