@@ -366,3 +366,19 @@ def test_guidance_steers_a_conditional_fill_and_is_refused_when_negative(conditi
     for bad in (-1.0, float("nan")):
         with pytest.raises(InputError, match="guidance"):
             InpaintConfig(guidance=bad)
+
+
+def test_a_wave_of_many_tiles_is_split_so_that_memory_stays_flat(tiny_model):
+    from galgen.flows.inpaint import CPU_WINDOWS
+
+    image = galaxy((3, 200, 200))
+    y, x = np.mgrid[0:200, 0:200]
+    mask = np.broadcast_to(np.hypot(y - 100, x - 100) < 90, image.shape)  # a hole over most of the image
+    config = InpaintConfig(draws=4)
+    planned = plan(image, mask, model=tiny_model, config=config)
+    whole = waves(planned.tiles, size=16)
+    assert max(len(w) for w in whole) * 4 > CPU_WINDOWS  # unsplit, a wave would exceed a call's windows
+    assert all(len(batch) * 4 <= CPU_WINDOWS for batch in planned.waves)
+    assert sorted(t for batch in planned.waves for t in batch) == list(range(len(planned.tiles)))
+    wave_of = {t: w for w, group in enumerate(whole) for t in group}
+    assert all(len({wave_of[t] for t in batch}) == 1 for batch in planned.waves)  # each part of one wave
