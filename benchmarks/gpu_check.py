@@ -41,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from galgen.engine.denoiser import Denoiser  # noqa: E402
+from galgen.engine.runtime import compile_network  # noqa: E402
 from galgen.engine.samplers import select_sigmas  # noqa: E402
 from galgen.engine.unet import UNet, preset  # noqa: E402
 from galgen.flows.sample import draw  # noqa: E402
@@ -95,7 +96,7 @@ def train_rate(name: str, device: torch.device, *, batch: int, steps: int, size:
     flops = counter.get_total_flops()
     optimizer.zero_grad(set_to_none=True)
     if compile:
-        denoiser.net = torch.compile(denoiser.net, dynamic=False)
+        compile_network(denoiser.net)  # as `galgen train` does on a GPU
     start = time.perf_counter()
     for _ in range(2):
         step()
@@ -108,14 +109,19 @@ def train_rate(name: str, device: torch.device, *, batch: int, steps: int, size:
     return steps * batch / (time.perf_counter() - start), flops, warm
 
 
-def sample_rate(model, device: torch.device, *, images: int, nfe: int = 25) -> float:
+def sample_rate(model, device: torch.device, *, images: int, nfe: int = 25, exact: bool = False,
+                warm_images: int = 8) -> tuple[float, float]:
+    """(images/s, seconds of the warm-up) of DPM-Solver++(2M): a 2-step warm-up on ``warm_images``, then
+    ``images`` at ``nfe``. A compiled network warms up on the timed batch's own shape (``warm_images=images``)."""
     sigmas = select_sigmas(model.module.sigmas.cpu(), "dpmpp_2m", nfe)
-    draw(model, range(2), seed=0, sigmas=sigmas[-3:], sampler="dpmpp_2m", exact=False)
-    sync(device)
     start = time.perf_counter()
-    draw(model, range(images), seed=0, sigmas=sigmas, sampler="dpmpp_2m", exact=False)
+    draw(model, range(warm_images), seed=0, sigmas=sigmas[-3:], sampler="dpmpp_2m", exact=exact)
     sync(device)
-    return images / (time.perf_counter() - start)
+    warm = time.perf_counter() - start
+    start = time.perf_counter()
+    draw(model, range(images), seed=0, sigmas=sigmas, sampler="dpmpp_2m", exact=exact)
+    sync(device)
+    return images / (time.perf_counter() - start), warm
 
 
 def paper_model_file(directory: Path, size: int) -> Path:
@@ -205,20 +211,6 @@ def inpaint_trail(model, side: int) -> str:
     return f"{time.perf_counter() - start:.1f} s, {result.tiles} tiles in {result.waves} waves"
 
 
-def compiled_rate(model, device: torch.device, *, images: int, nfe: int = 25) -> tuple[float, float]:
-    """(seconds of torch.compile's warm-up, images/s after it) of the batched sampling loop."""
-    model.module.net = torch.compile(model.module.net, dynamic=False)
-    sigmas = select_sigmas(model.module.sigmas.cpu(), "dpmpp_2m", nfe)
-    start = time.perf_counter()
-    draw(model, range(images), seed=0, sigmas=sigmas[-3:], sampler="dpmpp_2m", exact=False)
-    sync(device)
-    warm = time.perf_counter() - start
-    start = time.perf_counter()
-    draw(model, range(images), seed=0, sigmas=sigmas, sampler="dpmpp_2m", exact=False)
-    sync(device)
-    return warm, images / (time.perf_counter() - start)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda")
@@ -265,16 +257,7 @@ def main() -> None:
 
     def sampling(model, images: int, *, exact: bool = False) -> str:
         flops = forward_flops(UNet(model.module.net.config), model.size)
-        if exact:
-            sigmas = select_sigmas(model.module.sigmas.cpu(), "dpmpp_2m", nfe)
-            draw(model, range(8), seed=0, sigmas=sigmas[-3:], sampler="dpmpp_2m", exact=True)
-            sync(device)
-            start = time.perf_counter()
-            draw(model, range(images), seed=0, sigmas=sigmas, sampler="dpmpp_2m", exact=True)
-            sync(device)
-            rate = images / (time.perf_counter() - start)
-        else:
-            rate = sample_rate(model, device, images=images, nfe=nfe)
+        rate, _ = sample_rate(model, device, images=images, nfe=nfe, exact=exact)
         return f"{rate:.2f} images/s, {flops / 1e9:.2f} GFLOP/forward, MFU {100 * rate * nfe * flops / peak:.1f} %"
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -319,20 +302,17 @@ def main() -> None:
             return invariance[mode]
         for mode in ("batched", "exact"):
             row(f"image i across batch sizes 8 / 1 / 3 ({mode})", lambda mode=mode: invariant(mode))
-        if time.perf_counter() - began < args.budget:
-            compiled = load_model(None, device=args.device, bf16=True)
+        def compiled_sampling(path, images: int) -> str:
+            model = load_model(path, device=args.device, bf16=True)
+            compile_network(model.module.net)  # as `galgen sample --compile` does
+            rate, warm = sample_rate(model, device, images=images, nfe=nfe, warm_images=images)
+            return f"{rate:.2f} images/s after {warm:.0f} s of warm-up"
 
-            def compile_row():
-                warm, rate = compiled_rate(compiled, device, images=many, nfe=nfe)
-                return f"{rate:.2f} images/s after {warm:.0f} s of warm-up"
-            row(f"sample 64 px (bundled model), torch.compile, batched bf16, {many} images", compile_row)
-        if time.perf_counter() - began < args.budget:
-            compiled_paper = load_model(paper_model_file(tmp, 64 if quick else 256), device=args.device, bf16=True)
-
-            def compile_paper():
-                warm, rate = compiled_rate(compiled_paper, device, images=2 if quick else 64, nfe=nfe)
-                return f"{rate:.2f} images/s after {warm:.0f} s of warm-up"
-            row(f"sample {compiled_paper.size} px (paper preset), torch.compile, batched bf16", compile_paper)
+        for label, path, images in ((f"64 px (bundled model), torch.compile, batched bf16, {many} images", None, many),
+                                    (f"{paper.size} px (paper preset), torch.compile, batched bf16",
+                                     paper.path, 2 if quick else 64)):
+            if time.perf_counter() - began < args.budget:
+                row(f"sample {label}", partial(compiled_sampling, path, images))
     print(table())
 
 
