@@ -95,6 +95,31 @@ def normalise(conditions: Sequence[Condition], values: np.ndarray) -> np.ndarray
     return ((values - centre) / scale).astype(np.float32)
 
 
+def clip(conditions: Sequence[Condition], values: np.ndarray) -> np.ndarray:
+    """(N, K) values clipped to each condition's training range (the nearest thing the model knows; NaN stays)."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.clip(values, [c.min for c in conditions], [c.max for c in conditions])
+
+
+def beyond(conditions: Sequence[Condition], values: np.ndarray) -> str:
+    """'' or a clause for a note saying which measured labels (N, K) lie beyond the training range and
+    were clipped, e.g. "; beyond the training range, so clipped to it: mag_r 12.5 (range 15-19.5) ...".
+    Rows with a NaN (the unconditional ones) are not counted; with several rows, how many and the worst."""
+    values = np.atleast_2d(np.asarray(values, dtype=np.float64))
+    rows = values[np.isfinite(values).all(axis=1)]
+    parts = []
+    for k, c in enumerate(conditions):
+        out = (rows[:, k] < c.min) | (rows[:, k] > c.max)
+        if out.any():
+            worst = rows[out, k][np.argmax(np.abs(rows[out, k] - c.median))]
+            where = f" in {int(out.sum())} of {len(rows)} windows, up to" if len(rows) > 1 else ""
+            parts.append(f"{c.name}{where} {worst:.3g} (range {c.min:.3g}-{c.max:.3g})")
+    if not parts:
+        return ""
+    return (f"; beyond the training range, so clipped to it: {', '.join(parts)} (the model never saw such a "
+            "galaxy: expect a poorer result)")
+
+
 def outside(conditions: Sequence[Condition], values: np.ndarray) -> list[tuple[int, str, float]]:
     """(row, name, value) of every requested value that is not finite or lies outside its training range."""
     values = np.atleast_2d(np.asarray(values, dtype=np.float64))
@@ -109,9 +134,10 @@ def measured(conditions: Sequence[Condition], flux: np.ndarray, *, bands: str, p
     """The conditions measured on images (N, C, H, W) in flux by galgen's photometry, (N, K) in their units.
 
     For a conditional model that has no request to follow (inpainting, domain transfer): the
-    galaxy's own magnitude, size, shape and colour tell the network what it is filling. Values
-    beyond a condition's training range are clipped to it (the nearest thing the model knows); a
-    row with any label that cannot be measured (no positive flux) is NaN: the unconditional model.
+    galaxy's own magnitude, size, shape and colour tell the network what it is filling. Values are
+    as measured, also beyond a condition's training range (`LoadedModel.conditioned` clips them to
+    it, and the flows say so: see `clip` and `beyond`); a row with any label that cannot be
+    measured (no positive flux) is NaN: the unconditional model.
     """
     from galgen.metrics.labels import label_units, measure_labels
 
@@ -119,8 +145,7 @@ def measured(conditions: Sequence[Condition], flux: np.ndarray, *, bands: str, p
     columns = measure_labels(flux, bands=bands, pixel_scale=pixel_scale)
     units = label_units(bands)
     try:
-        values = np.stack([np.clip(derive(columns, units, c.name, where="the measured labels")[0], c.min, c.max)
-                           for c in conditions], axis=1)
+        values = np.stack([derive(columns, units, c.name, where="the measured labels")[0] for c in conditions], axis=1)
     except InputError:  # a label galgen's photometry does not measure (a catalogue's redshift, say)
         return np.full((len(flux), len(conditions)), np.nan)
     values[~np.isfinite(values).all(axis=1)] = np.nan

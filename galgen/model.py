@@ -153,14 +153,15 @@ class LoadedModel:
 
     def conditioned(self, values: np.ndarray | None, **options):
         """`denoise` with ``options`` (e.g. exact) for rows told ``values`` (N, K) in the conditions' units,
-        NaN rows unconditional; plain `denoise` when ``values`` is None."""
+        clipped to their training ranges, NaN rows unconditional; plain `denoise` when ``values`` is None."""
         from functools import partial
 
         if values is None:
             return partial(self.denoise, **options)
-        from galgen.conditions import normalise
+        from galgen.conditions import clip, normalise
 
-        return partial(self.denoise, labels=torch.from_numpy(normalise(self.conditions, values)), **options)
+        labels = normalise(self.conditions, clip(self.conditions, values))
+        return partial(self.denoise, labels=torch.from_numpy(labels), **options)
 
     def _network(self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor | None, exact: bool) -> torch.Tensor:
         """The denoiser under autocast, in float32; in exact mode as calls of EXACT_BATCH images, zero-padded."""

@@ -52,8 +52,8 @@ def test_requests_and_names_parse():
         parse_names("q,Q")
 
 
-def test_measured_conditions_are_clipped_to_the_training_range_or_nan():
-    from galgen.conditions import measured
+def test_measured_conditions_are_as_measured_or_nan_and_clipped_only_when_told():
+    from galgen.conditions import beyond, clip, measured
 
     y, x = np.mgrid[:32, :32] - 15.5
     blob = np.exp(-(x**2 + y**2) / 18.0)
@@ -65,6 +65,14 @@ def test_measured_conditions_are_clipped_to_the_training_range_or_nan():
     assert values[0, 1] == pytest.approx(2.5 * np.log10(2.0), abs=0.01)
     assert np.isnan(values[1]).all()  # an empty stamp: no positive flux, unconditional
     narrow = [Condition("mag_r", "mag", 18.0, 19.0, 20.0, 1.0)]
-    assert measured(narrow, flux[:1], bands="grz", pixel_scale=0.262)[0, 0] == 18.0  # brighter: clipped
+    bright = measured(narrow, flux[:1], bands="grz", pixel_scale=0.262)
+    assert bright[0, 0] == pytest.approx(values[0, 0])  # brighter than the range: kept as measured
+    assert clip(narrow, bright)[0, 0] == 18.0  # what the network is told
+    assert np.isnan(clip(narrow, [[np.nan]])).all()
+    note = beyond(narrow, bright)
+    assert note.startswith("; beyond the training range") and f"mag_r {bright[0, 0]:.3g} (range 18-20)" in note
+    several = beyond(narrow, [[bright[0, 0]], [19.0], [23.0], [np.nan]])  # NaN rows (unconditional) are not counted
+    assert "mag_r in 2 of 3 windows, up to 23 (range 18-20)" in several, several
+    assert beyond(narrow, [[19.0], [np.nan]]) == ""
     other = [Condition("z_phot", "", 0.0, 0.5, 1.0, 0.2)]  # not measured by galgen: unconditional
     assert np.isnan(measured(other, flux[:1], bands="grz", pixel_scale=0.262)).all()

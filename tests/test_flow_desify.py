@@ -421,3 +421,7 @@ def test_a_conditional_model_is_told_the_inputs_own_labels_and_says_so(tmp_path)
 
     assert "ran unconditionally" in labels_history(conditional, np.array([[18.0, 1.0], [np.nan, 1.0]]), 1)[0]
     assert labels_history(conditional, None, 0) == []
+    low, high = conditional.conditions[0].min, conditional.conditions[0].max
+    assert "beyond" not in labels_history(conditional, np.array([[(low + high) / 2, 1.0]]), 0)[0]
+    bright = labels_history(conditional, np.array([[low - 2.0, 1.0]]), 0)[0]  # 2 mag brighter than any it learnt
+    assert f"beyond the training range, so clipped to it: mag_r {low - 2.0:.3g}" in bright

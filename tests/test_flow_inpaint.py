@@ -337,9 +337,14 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     holed[mask[0]] = np.nan
     blind = measured(conditional_model.conditions, holed[None], bands="grz", pixel_scale=0.262)
     assert blind[0, 0] - truth[0, 0] > 0.3
-    # outside the training range: clipped to it; an unconditional model is told nothing
-    faint = known_labels(conditional_model, image.data[None] * 1e-3, mask)
-    assert faint[0, 0] == 19.5 or np.isnan(faint).all()
+    # outside the training range: as measured (the model clips them, and the note says so); an
+    # unconditional model is told nothing
+    brighter = Cube(data=image.data * 100, bands=image.bands, wcs=image.wcs, unit=image.unit)
+    told_bright = known_labels(conditional_model, brighter.data[None], mask)
+    assert told_bright[0, 0] == pytest.approx(told[0, 0] - 5.0, abs=0.01)  # 100x: 5 mag brighter, not clipped
+    assert told_bright[0, 0] < conditional_model.conditions[0].min
+    notes = fill(brighter, mask[0], model=conditional_model, config=FAST).notes
+    assert any("beyond the training range, so clipped to it: mag_r" in note for note in notes), notes
     assert known_labels(tiny_model, image.data[None], mask) is None
     # the fill uses them, and says so
     result = fill(image, mask[0], model=conditional_model, config=FAST)

@@ -265,7 +265,7 @@ def _batches(count: int, draws: int, size: int) -> Iterator[list[tuple[int, int]
 
 def input_labels(model, x) -> np.ndarray | None:
     """What a conditional model is told about inputs (B, C, H, W) in model space: their own magnitude,
-    size, shape and colour (`conditions.measured`, clipped to the training range), so the survey-like
+    size, shape and colour (`conditions.measured`; `conditioned` clips them to the training range), so the survey-like
     galaxy keeps the input's; None for an unconditional model."""
     if not model.conditions or model.pixel_scale is None:
         return None
@@ -280,8 +280,11 @@ def labels_history(model, told: np.ndarray | None, row: int) -> list[str]:
         return []
     if not np.isfinite(told[row]).all():
         return ["desify: no measurable galaxy in the input; the conditional model ran unconditionally"]
+    from galgen.conditions import beyond
+
     values = ", ".join(f"{c.name} {v:.3g}" for c, v in zip(model.conditions, told[row]))
-    return [f"desify: told the input's own labels (galgen's photometry): {values}"]
+    return [f"desify: told the input's own labels (galgen's photometry): {values}"
+            f"{beyond(model.conditions, told[row:row + 1])}"]
 
 
 def _transfer(stack: InputStack, names, *, model, config: DesifyConfig, sigmas, nfe: int, command: str, advance):

@@ -349,15 +349,19 @@ def _fill_wave(state, todo, tiles: dict[int, Tile], draws: list[int], *, model, 
 
 def labels_note(model, labels: list) -> Optional[str]:
     """A sentence saying what a conditional model was told about each tile (`known_labels`), else None."""
+    from galgen.conditions import beyond
+
     told = [row for row in labels if row is not None]
     if not told:
         return None
     if len(told) == 1 and np.isfinite(told[0]).all():
         values = ", ".join(f"{c.name} {v:.3g}" for c, v in zip(model.conditions, told[0][0]))
-        return f"the conditional model was told the galaxy's own labels, measured around the mask: {values}"
-    unconditional = sum(not np.isfinite(row).all() for row in told)
-    return (f"the conditional model was told the labels measured around the mask in each of {len(told)} tiles "
-            f"({unconditional} without a measurable galaxy ran unconditionally)")
+        note = f"the conditional model was told the galaxy's own labels, measured around the mask: {values}"
+    else:
+        unconditional = sum(not np.isfinite(row).all() for row in told)
+        note = (f"the conditional model was told the labels measured around the mask in each of {len(told)} tiles "
+                f"({unconditional} without a measurable galaxy ran unconditionally)")
+    return note + beyond(model.conditions, np.concatenate(told))
 
 
 def scale_note(image: Cube, model) -> Optional[str]:
