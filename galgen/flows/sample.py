@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from galgen.errors import InputError
@@ -320,8 +321,6 @@ def _batch_labels(model: LoadedModel, config: SampleConfig, batch) -> torch.Tens
     """The batch's requested labels, normalised for the network (None for an unconditional run)."""
     if config.labels is None:
         return None
-    import numpy as np
-
     from galgen.conditions import normalise
 
     return torch.from_numpy(normalise(model.conditions, np.array([config.labels[i] for i in batch])))
@@ -360,7 +359,7 @@ def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int
 class Requests:
     """What a conditional run asks for: values (N, K) in the model's condition order, row ids, notes."""
 
-    values: "np.ndarray"
+    values: np.ndarray
     ids: list[str]
     notes: list[str]
 
@@ -384,8 +383,6 @@ def plan_requests(model: LoadedModel, *, catalog=None, request: dict | None = No
     ``extrapolate``: then the row is drawn as asked, its header lists the labels beyond the range
     (``outside``) and ``notes`` counts such rows. NaN is never drawn.
     """
-    import numpy as np
-
     from galgen.catalog import id_text
     from galgen.conditions import outside
 
@@ -450,8 +447,6 @@ def draw_requests(model: LoadedModel, *, count: int, seed: int) -> Requests | No
     of magnitude, size, shape and colour. None when the model keeps no table (unconditional, or
     trained before tables were kept).
     """
-    import numpy as np
-
     table = model.label_table()
     if table is None:
         return None
@@ -469,8 +464,6 @@ def check_requests(model: LoadedModel, paths: list[Path], requested, *, on_progr
     too) and the robust scatter (1.4826 MAD) of the difference. Labels galgen's photometry does
     not measure are listed with ``measured: false``.
     """
-    import numpy as np
-
     from galgen.conditions import MAD_SCALE
     from galgen.cube import read_cube
     from galgen.metrics.labels import label_units, measure_labels
@@ -500,8 +493,6 @@ def check_requests(model: LoadedModel, paths: list[Path], requested, *, on_progr
 
 
 def _median(values) -> float | None:
-    import numpy as np
-
     return float(np.median(values)) if len(values) else None
 
 
