@@ -293,6 +293,8 @@ def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model):
     at_cap = int((mask[:3] & (capped >= np.array([1.0, 1.5, 2.0])[:, None, None] * (1 - 1e-5))).sum())
     assert f"{at_cap} filled pixels sit at the cap" in note and at_cap >= count
     assert f"g 0, r {count * 3.5:.3g}, z 0 nanomaggy" in note  # only r has a bright neighbour to measure by
+    below = clipping_note(image.data[:3], mask[:3], model=tiny_model, filled=np.minimum(capped, 0.5))
+    assert below.endswith("; no filled pixel reached the cap") and "missing" not in below
 
 
 @pytest.fixture(scope="module")

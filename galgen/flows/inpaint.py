@@ -396,10 +396,12 @@ def clipping_note(flux: np.ndarray, mask: np.ndarray, *, model, filled: np.ndarr
         return None
     limits = ", ".join(f"{b} {a:.3g}" for b, a in zip(model.bands, upper))
     note = (f"{int(bright.sum())} known pixels beside the mask exceed the model's upper truncation ({limits}): "
-            "fills there are capped at it and too faint")
+            "no fill can exceed it, so fills there are too faint")
     if filled is None:
         return note
     capped = mask & (filled >= upper[:, None, None] * (1 - 1e-5))
+    if not capped.any():
+        return f"{note}; no filled pixel reached the cap"
     lost = [capped[c].sum() * float(np.mean(flux[c][bright[c]] - upper[c])) if bright[c].any() else 0.0
             for c in range(len(upper))]
     losses = ", ".join(f"{b} {v:.3g}" for b, v in zip(model.bands, lost))
