@@ -461,6 +461,10 @@ def inpaint(
         0.0, "--guidance", min=0.0, help="Conditional model: classifier-free guidance w on the labels measured "
         "around the mask (0 = none; w > 0 doubles the network work)."
     ),
+    native_scale: bool = typer.Option(
+        False, "--native-scale", help="Fill on the image's own pixels even where its pixel scale is not the "
+        "model's (default: on a model-scale grid, brought back by interpolation)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
@@ -476,7 +480,8 @@ def inpaint(
     from galgen.model import load_model
 
     config = flow.InpaintConfig(sampler=sampler, steps=steps, resample=resample, jump=jump, draws=draws, seed=seed,
-                                batch=min(batch, draws), mask_nans=mask_nans, guidance=guidance)
+                                batch=min(batch, draws), mask_nans=mask_nans, guidance=guidance,
+                                native_scale=native_scale)
     loaded = load_model(model, device=device)
     with progress() as on_progress:
         result = flow.run(image, output, mask=mask, model=loaded, config=config, overwrite=overwrite,

@@ -179,3 +179,59 @@ def model_input(path, model) -> Prepared:
     if item.space == "flux":
         item.pixels, item.space = model.to_model(item.pixels), "model"
     return item
+
+
+# ----------------------------------------------------------------------------- a model-scale grid over an image
+
+
+@dataclass
+class ScaleGrid:
+    """A north-up TAN grid at a model's pixel scale covering an image, and the way there and back."""
+
+    wcs: object  # astropy WCS of the grid
+    shape: tuple[int, int]  # (h, w) of the grid
+    image_wcs: object  # the image's own WCS
+    image_shape: tuple[int, int]  # (ny, nx) of the image
+    area: float  # grid pixel area / image pixel area
+
+    @classmethod
+    def covering(cls, wcs, shape: tuple[int, int], *, image_scale: float, pixel_scale: float) -> "ScaleGrid":
+        """The grid of ``pixel_scale`` arcsec centred on the image, one pixel wider than its footprint each side."""
+        from galgen.cube import make_wcs
+
+        ny, nx = shape
+        ratio = image_scale / pixel_scale
+        h, w = math.ceil(ny * ratio - 1e-6) + 2, math.ceil(nx * ratio - 1e-6) + 2  # 1e-6: a WCS scale off in its last digits
+        ra, dec = wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
+        return cls(wcs=make_wcs((h, w), pixel_scale=pixel_scale, ra=float(ra), dec=float(dec)), shape=(h, w),
+                   image_wcs=wcs, image_shape=(ny, nx), area=(pixel_scale / image_scale) ** 2)
+
+    def onto(self, data: np.ndarray, unknown: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Image flux (C, ny, nx) with ``unknown`` (ny, nx) pixels -> (flux (C, h, w), unknown (h, w)) on the grid.
+
+        reproject_exact, flux kept; a grid pixel is unknown when any unknown image pixel overlaps it.
+        Grid pixels beyond the image's footprint take the nearest covered pixel's value, known, so the
+        image's edge is not something to fill.
+        """
+        from reproject import reproject_exact
+        from scipy.ndimage import distance_transform_edt
+
+        known = np.where(unknown, 0.0, data)
+        density, footprint = reproject_exact((known, self.image_wcs), self.wcs, shape_out=self.shape)
+        fraction, _ = reproject_exact((unknown.astype(np.float64), self.image_wcs), self.wcs, shape_out=self.shape)
+        outside = ~(footprint[0] > 0)
+        if outside.all():
+            raise InputError("the image's WCS puts none of its pixels on the model-scale grid")
+        _, (iy, ix) = distance_transform_edt(outside, return_indices=True)
+        flux = (np.nan_to_num(density)[:, iy, ix] * self.area).astype(np.float32)
+        return flux, np.nan_to_num(fraction)[iy, ix] > 1e-6
+
+    def back(self, planes: np.ndarray, *, order: str = "bicubic") -> np.ndarray:
+        """Grid flux (C, h, w) -> flux per image pixel (C, ny, nx): the surface brightness interpolated
+        (``order`` as reproject_interp's; "nearest-neighbor" for a spread, which must not mix in the
+        known pixels' zero)."""
+        from reproject import reproject_interp
+
+        values, _ = reproject_interp((planes.astype(np.float64), self.wcs), self.image_wcs, shape_out=self.image_shape,
+                                     order=order)
+        return (np.nan_to_num(values) / self.area).astype(np.float32)

@@ -137,6 +137,16 @@ def test_output_equals_input_outside_the_mask_bit_for_bit(tiny_model):
     assert (result.std == 0).all()  # one draw: no spread
 
 
+def plane_fit(window, sigma, **_):
+    """A denoiser whose answer is known: the least-squares plane through its window, per band."""
+    n, c, h, w = window.shape
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    basis = torch.stack([torch.ones(h * w), yy.flatten(), xx.flatten()], dim=1)  # (hw, 3)
+    values = window.reshape(n * c, h * w).T  # (hw, nc)
+    coef = torch.linalg.lstsq(basis, values).solution
+    return (basis @ coef).T.reshape(n, c, h, w)
+
+
 def test_a_multi_tile_fill_equals_the_known_answer_pixel_for_pixel(tiny_model, monkeypatch):
     # A denoiser whose answer is known: it returns the least-squares plane through its window, per
     # band. On a plane image every window's answer is the image itself, so the fill must equal the
@@ -147,16 +157,8 @@ def test_a_multi_tile_fill_equals_the_known_answer_pixel_for_pixel(tiny_model, m
     image = Cube(data=plane.astype(np.float32), bands="grz", wcs=make_wcs(shape[1:], pixel_scale=0.262))
     mask = diagonal_mask(shape)
 
-    def plane_fit(window, sigma, **_):
-        n, c, h, w = window.shape
-        yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                                indexing="ij")
-        basis = torch.stack([torch.ones(h * w), yy.flatten(), xx.flatten()], dim=1)  # (hw, 3)
-        values = window.reshape(n * c, h * w).T  # (hw, nc)
-        coef = torch.linalg.lstsq(basis, values).solution
-        return (basis @ coef).T.reshape(n, c, h, w)
-
     monkeypatch.setattr(tiny_model, "denoise", plane_fit)
+    monkeypatch.setattr("galgen.flows.inpaint.PEAK_FRACTION", np.inf)  # the tiles' geometry alone: no window scaled
     result = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=100, jump=1, resample=1, draws=1))
     assert result.tiles > 2 and len({(t.y0, t.x0) for t in plan(image, mask, model=tiny_model,
                                                                 config=FAST).tiles}) == result.tiles
@@ -274,7 +276,8 @@ def test_stamps_in_one_batch_match_the_single_image_path(tiny_model):
         fill_stamps(stamps[:, :, :8], masks[:, :, :8], model=tiny_model, config=FAST)
 
 
-def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model):
+def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model, monkeypatch):
+    monkeypatch.setattr("galgen.flows.inpaint.PEAK_FRACTION", np.inf)  # windows filled at their own flux (S = 1)
     image, mask = galaxy(), diagonal_mask()
     assert fill(image, mask, model=tiny_model, config=FAST).notes == []  # the blob peaks below upper
     row = 20
@@ -344,9 +347,21 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     brighter = Cube(data=image.data * 100, bands=image.bands, wcs=image.wcs, unit=image.unit)
     told_bright = known_labels(conditional_model, brighter.data[None], mask)
     assert told_bright[0, 0] == pytest.approx(told[0, 0] - 5.0, abs=0.01)  # 100x: 5 mag brighter, not clipped
-    assert told_bright[0, 0] < conditional_model.conditions[0].min
-    notes = fill(brighter, mask[0], model=conditional_model, config=FAST).notes
+    fainter = Cube(data=image.data * 0.1, bands=image.bands, wcs=image.wcs, unit=image.unit)
+    told_faint = known_labels(conditional_model, fainter.data[None], mask)
+    assert told_faint[0, 0] == pytest.approx(told[0, 0] + 2.5, abs=0.01)  # 0.1x: 2.5 mag fainter, not clipped
+    assert told_faint[0, 0] > conditional_model.conditions[0].max
+    notes = fill(fainter, mask[0], model=conditional_model, config=FAST).notes
     assert any("beyond the training range, so clipped to it: mag_r" in note for note in notes), notes
+    # a galaxy brighter than the training galaxies is filled scaled down (`flux_scales`): the model is
+    # told the labels of what it fills, 2.5 log10 S fainter
+    from galgen.flows.inpaint import flux_scales
+
+    brighter = Cube(data=image.data * 100, bands=image.bands, wcs=image.wcs, unit=image.unit)
+    scale = float(flux_scales(conditional_model, brighter.data[None], mask)[0])
+    notes = fill(brighter, mask[0], model=conditional_model, config=FAST).notes
+    assert notes[0].startswith("1 of 1 tiles held known pixels brighter than the model's training galaxies"), notes
+    assert f"mag_r {told_bright[0, 0] + 2.5 * np.log10(scale):.3g}" in notes[1], notes
     assert known_labels(tiny_model, image.data[None], mask) is None
     # the fill uses them, and says so
     result = fill(image, mask[0], model=conditional_model, config=FAST)
@@ -389,3 +404,59 @@ def test_a_wave_of_many_tiles_is_split_so_that_memory_stays_flat(tiny_model):
     assert sorted(t for batch in planned.waves for t in batch) == list(range(len(planned.tiles)))
     wave_of = {t: w for w, group in enumerate(whole) for t in group}
     assert all(len({wave_of[t] for t in batch}) == 1 for batch in planned.waves)  # each part of one wave
+
+
+def test_stamps_above_the_upper_truncation_are_filled_scaled_down(tiny_model):
+    from galgen.flows.inpaint import PEAK_FRACTION, flux_scales
+
+    upper = np.array([1.0, 1.5, 2.0])  # the tiny model's truncation (times its factors of 1)
+    stamps = np.zeros((5, 3, 16, 16), dtype=np.float32)
+    masks = np.zeros((5, 1, 16, 16), dtype=bool)
+    masks[:, :, 7:9, :] = True
+    stamps[0, :, 4:7, 4:7] = 0.9 * PEAK_FRACTION * upper[:, None, None]  # as bright as the training galaxies: as before
+    stamps[1, 1, 4:7, 4:7] = 3 * 1.5  # a core at 3x r's truncation
+    stamps[2, 2, 4, 4] = 5 * PEAK_FRACTION * 2.0  # a lone hot pixel: its 3 x 3 mean is 5/9 of the limit
+    stamps[3, 1, 7:9, 4:7] = 10 * 1.5  # under the mask: unknown, so no reason to scale
+    stamps[4, 0, 10:13, 4:7] = 2 * PEAK_FRACTION  # twice the limit in g
+    np.testing.assert_allclose(flux_scales(tiny_model, stamps, masks), [1, 3 / PEAK_FRACTION, 1, 1, 2], rtol=1e-5)
+
+    # a scaled fill is the fill of the scaled image, scaled back: it can reach above the truncation
+    image = galaxy((3, 16, 16), seed=4)
+    image.data *= 20  # peak 0.8 x 1.4 x 20 = 22 in z, 11x its truncation
+    mask = np.broadcast_to(masks[0], image.shape)
+    scale = float(flux_scales(tiny_model, image.data[None], mask[None])[0])
+    assert scale > 10 / PEAK_FRACTION
+    two = dataclasses.replace(FAST, draws=2)
+    bright = fill(image, mask, model=tiny_model, config=two)
+    faint = fill(Cube(data=image.data / scale, bands="grz", wcs=image.wcs), mask, model=tiny_model, config=two)
+    assert bright.std[mask].max() > 0
+    np.testing.assert_allclose(bright.data[mask], faint.data[mask] * scale, rtol=1e-4, atol=1e-5 * scale)
+    np.testing.assert_allclose(bright.std[mask], faint.std[mask] * scale, rtol=1e-3, atol=1e-5 * scale)
+    assert bright.notes[0].startswith("1 of 1 tiles held known pixels brighter than the model's training galaxies "
+                                      f"(up to {scale * PEAK_FRACTION:.3g} times its upper truncation)")
+    assert bright.data[mask].max() > 2.0  # above z's truncation: not capped
+    assert not any("exceed" in note for note in bright.notes)  # nothing is capped at the scaled fill's cap
+    assert faint.notes == []
+
+
+def test_a_finer_image_is_filled_on_a_model_scale_grid_and_brought_back(tiny_model, monkeypatch):
+    # a plane at half the model's pixel scale: reproject_exact puts the plane's flux per model pixel on
+    # the grid (4 fine pixels each), the plane-fitting denoiser fills it, and bicubic interpolation of a
+    # plane is the plane, so the masked fine pixels come back on it
+    monkeypatch.setattr(tiny_model, "denoise", plane_fit)
+    monkeypatch.setattr("galgen.flows.inpaint.PEAK_FRACTION", np.inf)
+    shape = (3, 64, 72)
+    y, x = np.mgrid[0:shape[1], 0:shape[2]]
+    plane = ((0.2 + 0.003 * y - 0.002 * x)[None] * np.array([0.6, 1.0, 1.4])[:, None, None]).astype(np.float32)
+    image = Cube(data=plane, bands="grz", wcs=make_wcs(shape[1:], pixel_scale=0.131))
+    mask = diagonal_mask(shape)
+    config = InpaintConfig(steps=100, jump=1, resample=1, draws=1)
+    planned = plan(image, mask, model=tiny_model, config=config)
+    assert planned.grid.shape == (34, 38) and planned.coarse_mask.sum() < mask.sum() / 2
+    result = fill(image, mask, model=tiny_model, config=config)
+    assert result.notes[0].startswith("filled on a 38 x 34 px grid at the model's 0.262 arcsec (the image's 0.131")
+    assert np.array_equal(result.data[~mask], plane[~mask])
+    error = np.abs(result.data[mask] - plane[mask])
+    assert error.max() < 3e-3 and error.mean() < 1e-3, (error.max(), error.mean())
+    native = fill(image, mask, model=tiny_model, config=dataclasses.replace(config, native_scale=True))
+    assert native.tiles > result.tiles and "differs from the model's" in native.notes[0]

@@ -100,10 +100,19 @@ def test_pixel_scale_difference_is_noted(files, tmp_path):
     out = tmp_path / "scaled.fits"
     result = invoke(root / "image.fits", "--mask-nans", "-o", out, "--model", model, *FAST)
     assert result.exit_code == 0, result.output
+    assert "note: filled on a 26 x 22 px grid at the model's 0.524 arcsec (the image's 0.262" in result.stderr
+    native = tmp_path / "native.fits"
+    result = invoke(root / "image.fits", "--mask-nans", "-o", native, "--model", model, *FAST, "--native-scale")
+    assert result.exit_code == 0, result.output
     assert "note: image pixel scale 0.262 arcsec differs from the model's 0.524" in result.stderr
-    with fits.open(out) as hdul:
+    with fits.open(native) as hdul:
         history = " ".join(str(line).strip() for line in hdul[0].header["HISTORY"])
         assert "differs from the model's 0.524" in history
+    with fits.open(out) as grid, fits.open(native) as own:
+        mask = grid["MASK"].data.astype(bool)
+        assert np.array_equal(mask, own["MASK"].data.astype(bool))
+        assert np.array_equal(grid[0].data[~mask], own[0].data[~mask])  # outside the mask: the input's, both ways
+        assert not np.allclose(grid[0].data[mask], own[0].data[mask])
 
 
 def mask_file(path, data, **kw):
@@ -175,8 +184,9 @@ def test_a_real_424_px_decals_cutout_is_filled_in_tiles(decals_dir, files, tmp_p
                     "--resample", "1", "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
-    assert summary["tiles"] > 20 and summary["filled_pixels"] == 3 * trail.sum()
-    assert "differs from the model's 0.262" in result.stderr  # the cutouts are resampled to 0.1 arcsec
+    assert summary["tiles"] > 10 and summary["filled_pixels"] == 3 * trail.sum()
+    # the cutouts are resampled to 0.1 arcsec: filled on a 0.262 arcsec grid over the 424 px (42.4 arcsec)
+    assert "filled on a 164 x 164 px grid at the model's 0.262 arcsec (the image's 0.100" in result.stderr
     after = read_cube(out)
     outside = ~np.broadcast_to(trail, image.shape)
     assert np.array_equal(after.data[outside], image.data[outside]) and np.isfinite(after.data).all()

@@ -9,6 +9,7 @@ only the masked pixels replaced -> `output.write_output` (primary image, MASK, S
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ import numpy as np
 from galgen.cube import Cube, describe, read_cube, same_grid
 from galgen.errors import InputError
 from galgen.progress import Progress, stage
+from galgen.regrid import ScaleGrid
 from galgen.tiles import Tile, plan_tiles, waves
 
 CPU_WINDOWS = 32  # windows (tiles x draws) per network call on the CPU: batch 16-24 already gives its best rate
@@ -27,6 +29,8 @@ GPU_WINDOW_PIXELS = 2**20  # ... and on a GPU, in pixels: 256 windows at 64 px
 
 DEFAULT_SAMPLER = "ddim"  # with eta = 1, 50 steps, jump 5, resample 3: docs/sampling.md's measured best
 SCALE_TOLERANCE = 0.01  # relative pixel-scale difference above which the user is told
+PEAK_FRACTION = 0.15  # a window whose peak exceeds this fraction of the upper truncation is scaled down to it: about
+                      # the 95th percentile of the bundled model's training galaxies (docs/inpainting.md)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class InpaintConfig:
     margin: Optional[int] = None  # context kept around each committed core; None = model size // 8
     mask_nans: bool = False  # also fill the image's own bad pixels (NaN/inf, BLANK, MASK extension, no coverage)
     guidance: float = 0.0  # conditional model: classifier-free guidance weight w on the labels measured around the mask
+    native_scale: bool = False  # fill on the image's own pixels even where its pixel scale is not the model's
 
     def __post_init__(self):
         from galgen.engine.samplers import get_sampler
@@ -116,6 +121,9 @@ class Plan:
     steps: int  # sampler steps of one tile's walk, RePaint's returns included
     nfe: int  # network evaluations per tile and draw
     waves: list[list[int]] = field(default_factory=list)  # indices of the tiles of each network batch, in turn
+    grid: Optional[ScaleGrid] = None  # where the fill runs on a model-scale grid (`on_model_scale`), that grid ...
+    coarse: Optional[Cube] = None  # ... the image's model bands on it ...
+    coarse_mask: Optional[np.ndarray] = None  # ... and the pixels to fill there (model band, h, w)
 
     def total_steps(self, config: InpaintConfig) -> int:
         """Sampler steps the whole fill takes: waves x steps x draw batches."""
@@ -195,13 +203,31 @@ def plan(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig) -> Plan
     from galgen.engine.inpaint import repaint_nfe, repaint_steps
 
     chosen = check_mask(mask, image=image, bands=model.bands)
+    rows = [image.bands.index(b) for b in model.bands]
+    if on_model_scale(image, model, config):
+        grid = ScaleGrid.covering(image.wcs, image.shape[1:], image_scale=image.pixel_scale,
+                                  pixel_scale=model.pixel_scale)
+        flux, unknown = grid.onto(image.data[rows], chosen.any(axis=0))
+        coarse = Cube(data=flux, bands=model.bands, wcs=grid.wcs, unit=image.unit)
+        coarse_mask = np.broadcast_to(unknown, flux.shape).copy()
+        inner = plan(coarse, coarse_mask, model=model, config=config)
+        return Plan(rows=rows, mask=chosen, tiles=inner.tiles, steps=inner.steps, nfe=inner.nfe, waves=inner.waves,
+                    grid=grid, coarse=coarse, coarse_mask=coarse_mask)
     steps = config.resolved_steps()
     margin = model.size // 8 if config.margin is None else config.margin
     tiles = plan_tiles(chosen.any(axis=0), size=model.size, margin=margin)
-    return Plan(rows=[image.bands.index(b) for b in model.bands], mask=chosen, tiles=tiles,
+    return Plan(rows=rows, mask=chosen, tiles=tiles,
                 steps=repaint_steps(steps, jump=config.jump, resample=config.resample),
                 nfe=repaint_nfe(config.sampler, steps, jump=config.jump, resample=config.resample),
                 waves=_network_batches(waves(tiles, size=model.size), model=model, draws=min(config.batch, config.draws)))
+
+
+def on_model_scale(image: Cube, model, config: InpaintConfig) -> bool:
+    """Whether ``image`` is filled on a grid at the model's pixel scale: both scales known and more than
+    SCALE_TOLERANCE apart, and the user did not ask for ``native_scale``."""
+    if config.native_scale or image.wcs is None or not image.pixel_scale or not model.pixel_scale:
+        return False
+    return abs(image.pixel_scale / model.pixel_scale - 1) > SCALE_TOLERANCE
 
 
 def _network_batches(groups: list[list[int]], *, model, draws: int) -> list[list[int]]:
@@ -228,6 +254,8 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
 
     planned = planned or plan(image, mask, model=model, config=config)
     rows, chosen = planned.rows, planned.mask
+    if planned.grid is not None:
+        return _fill_on_grid(image, planned, model=model, config=config, advance=advance)
     sigmas = model.sigmas(config.sampler, config.resolved_steps())
     ny, nx = image.shape[1:]
     height, width = max(ny, model.size), max(nx, model.size)
@@ -236,23 +264,23 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
     pending[:, :ny, :nx] = chosen
     flux = np.zeros((len(rows), height, width), dtype=np.float32)
     flux[:, :ny, :nx] = np.where(chosen, 0.0, image.data[rows])
-    known = torch.from_numpy(model.to_model(flux)).to(model.device)
     pending_t = torch.from_numpy(pending).to(model.device)
 
     callback = (lambda *_: advance()) if advance is not None else None
     size = model.size
-    labels = [known_labels(model, flux[None, :, t.y0:t.y0 + size, t.x0:t.x0 + size],
-                           pending[None, :, t.y0:t.y0 + size, t.x0:t.x0 + size], pixel_scale=image.pixel_scale)
-              for t in planned.tiles]
+    windows = [(slice(t.y0, t.y0 + size), slice(t.x0, t.x0 + size)) for t in planned.tiles]
+    scales = [float(flux_scales(model, flux[None, :, ys, xs], pending[None, :, ys, xs])[0]) for ys, xs in windows]
+    labels = [known_labels(model, flux[None, :, ys, xs] / scale, pending[None, :, ys, xs], pixel_scale=image.pixel_scale)
+              for (ys, xs), scale in zip(windows, scales)]
     moments = RunningMoments()
     for first in range(0, config.draws, config.batch):
         draws = list(range(first, min(first + config.batch, config.draws)))
-        state = known.unsqueeze(0).repeat(len(draws), 1, 1, 1)
+        state = np.repeat(flux[None], len(draws), axis=0)
         todo = pending_t.clone()
         for wave in planned.waves:
             _fill_wave(state, todo, {t: planned.tiles[t] for t in wave}, draws, model=model, sigmas=sigmas,
-                       config=config, callback=callback, labels=labels)
-        moments.add(model.to_flux(state[:, :, :ny, :nx]))
+                       config=config, callback=callback, labels=labels, scales=scales)
+        moments.add(state[:, :, :ny, :nx])
 
     data = image.data.copy()
     data[rows] = np.where(chosen, moments.mean.astype(np.float32), image.data[rows])
@@ -260,10 +288,37 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
     std[rows] = np.where(chosen, moments.std.astype(np.float32), 0.0)
     filled = np.zeros(image.shape, dtype=bool)
     filled[rows] = chosen
-    notes = [scale_note(image, model), clipping_note(image.data[rows], chosen, model=model, filled=data[rows]),
+    cap = np.ones((height, width))  # the flux scale each pixel was filled at
+    for tile, scale in zip(planned.tiles, scales):
+        cap[tile.core_y, tile.core_x] = scale
+    notes = [scale_note(image, model), brightness_note(scales, model=model),
+             clipping_note(image.data[rows], chosen, model=model, filled=data[rows], scales=cap[:ny, :nx]),
              labels_note(model, labels)]
     return Fill(data=data, std=std, mask=filled, tiles=len(planned.tiles), nfe=planned.nfe,
                 notes=[n for n in notes if n], waves=len(planned.waves))
+
+
+def _fill_on_grid(image: Cube, planned: Plan, *, model, config: InpaintConfig, advance) -> Fill:
+    """`fill` on the model-scale grid of ``planned``, brought back to the image's pixels (the masked ones only).
+
+    On its own pixels a finer image shows the model a galaxy larger and smoother per pixel than any it
+    learnt (docs/inpainting.md: 29 % of a real core within 10 % at 0.1 arcsec, 61 % this way).
+    """
+    grid, rows, chosen = planned.grid, planned.rows, planned.mask
+    inner = fill(planned.coarse, planned.coarse_mask, model=model, config=config, advance=advance,
+                 planned=dataclasses.replace(planned, grid=None, rows=list(range(len(rows))), mask=planned.coarse_mask))
+    data = image.data.copy()
+    data[rows] = np.where(chosen, grid.back(inner.data), image.data[rows])
+    std = np.zeros(image.shape, dtype=np.float32)
+    std[rows] = np.where(chosen, grid.back(inner.std, order="nearest-neighbor"), 0.0)
+    filled = np.zeros(image.shape, dtype=bool)
+    filled[rows] = chosen
+    (h, w), (ny, nx) = grid.shape, grid.image_shape
+    note = (f"filled on a {w} x {h} px grid at the model's {model.pixel_scale:.3f} arcsec (the image's "
+            f"{image.pixel_scale:.3f}; reproject_exact, flux kept) and brought back by bicubic interpolation, "
+            "the masked pixels only (--native-scale fills on the image's own pixels)")
+    return Fill(data=data, std=std, mask=filled, tiles=inner.tiles, nfe=inner.nfe, notes=[note] + inner.notes,
+                waves=inner.waves)
 
 
 def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: InpaintConfig = InpaintConfig(),
@@ -285,12 +340,36 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: Inpaint
     if images.shape[1:] != (len(model.bands), model.size, model.size):
         raise InputError(f"stamps must be (N, {len(model.bands)}, {model.size}, {model.size}), got {images.shape}")
     sigmas = model.sigmas(config.sampler, config.resolved_steps())
-    known = torch.from_numpy(model.to_model(np.where(masks, 0.0, images))).to(model.device)
-    filled = inpaint(model.conditioned(known_labels(model, images, masks), guidance=config.guidance), known, torch.from_numpy(masks).to(model.device), sigmas,
-                     sampler=config.sampler, jump=config.jump, resample=config.resample,
+    scales = flux_scales(model, images, masks)[:, None, None, None]
+    known = np.where(masks, 0.0, images) / scales
+    filled = inpaint(model.conditioned(known_labels(model, known, masks), guidance=config.guidance),
+                     torch.from_numpy(model.to_model(known)).to(model.device), torch.from_numpy(masks).to(model.device),
+                     sigmas, sampler=config.sampler, jump=config.jump, resample=config.resample,
                      noise=ImageNoise(config.seed, range(len(images)), device=model.device),
                      callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
-    return np.where(masks, model.to_flux(filled), images)
+    return np.where(masks, model.to_flux(filled) * scales, images).astype(np.float32)
+
+
+def flux_scales(model, flux: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """The factor S >= 1 by which each model-sized stamp (N, C, size, size) is divided before filling (N,).
+
+    A stamp whose known pixels exceed the normaliser's upper truncation (a real galaxy's core
+    brighter than any the model learnt, a star) is filled at 1/S of its flux and scaled back, S
+    bringing its peak down to PEAK_FRACTION of the truncation: told the true flux, the network saw
+    the core clipped at the truncation, and the fill came out capped with a dark streak
+    (docs/inpainting.md). The peak is that of the 3 x 3 means of known pixels, so a lone hot pixel
+    does not set it; every other stamp gets S = 1 and is filled as before.
+    """
+    from scipy.ndimage import uniform_filter
+
+    known = ~np.broadcast_to(masks, flux.shape)
+    box = (1, 1, 3, 3)
+    weight = uniform_filter(known.astype(np.float32), size=box, mode="constant")
+    total = uniform_filter(np.where(known, flux, 0.0).astype(np.float32), size=box, mode="constant")
+    local = np.where(weight > 0.5, total / np.maximum(weight, 1e-6), 0.0)
+    upper = np.asarray(model.normalizer.upper) * model.factors
+    peak = (local.max(axis=(2, 3)) / upper).max(axis=1)
+    return np.maximum(1.0, peak / PEAK_FRACTION)
 
 
 def known_labels(model, flux: np.ndarray, masks: np.ndarray, *, pixel_scale=None) -> Optional[np.ndarray]:
@@ -316,13 +395,14 @@ def known_labels(model, flux: np.ndarray, masks: np.ndarray, *, pixel_scale=None
     return measured(model.conditions, patched, bands=model.bands, pixel_scale=scale)
 
 
-def _fill_wave(state, todo, tiles: dict[int, Tile], draws: list[int], *, model, sigmas, config: InpaintConfig,
-               callback, labels: list) -> None:
+def _fill_wave(state: np.ndarray, todo, tiles: dict[int, Tile], draws: list[int], *, model, sigmas,
+               config: InpaintConfig, callback, labels: list, scales: list[float]) -> None:
     """Inpaint a wave of tiles (index -> tile) for a batch of draws in one network batch; commit their cores.
 
-    ``state`` (draws, C, H, W) and ``todo`` (C, H, W), the pixels no core has filled yet, are updated in place. Draw k of tile t takes
-    the noise of (seed, k) for the first tile and (seed, k, t) for the others, so a model-sized image
-    (one tile) is filled as `fill_stamps` fills it, and the result does not depend on the waves.
+    ``state`` (draws, C, H, W), the flux so far, and ``todo`` (C, H, W), the pixels no core has filled yet,
+    are updated in place. Tile t's window is filled at 1/scales[t] of its flux (`flux_scales`). Draw k of
+    tile t takes the noise of (seed, k) for the first tile and (seed, k, t) for the others, so a
+    model-sized image (one tile) is filled as `fill_stamps` fills it, and the result does not depend on the waves.
     """
     import torch
 
@@ -334,16 +414,20 @@ def _fill_wave(state, todo, tiles: dict[int, Tile], draws: list[int], *, model, 
     told = None
     if labels[next(iter(tiles))] is not None:  # one window, every draw
         told = np.concatenate([np.repeat(labels[t], count, axis=0) for t in tiles])
-    filled = inpaint(model.conditioned(told, guidance=config.guidance), torch.cat([state[:, :, ys, xs] for ys, xs in windows]),
+    known = np.concatenate([state[:, :, ys, xs] / scales[t] for t, (ys, xs) in zip(tiles, windows)])
+    filled = inpaint(model.conditioned(told, guidance=config.guidance), torch.from_numpy(model.to_model(known)).to(model.device),
                      torch.cat([todo[:, ys, xs].expand(count, -1, -1, -1) for ys, xs in windows]), sigmas,
                      sampler=config.sampler,
                      jump=config.jump, resample=config.resample, callback=callback,
                      noise=ImageNoise(config.seed, [k if t == 0 else (k, t) for t in tiles for k in draws],
                                       device=model.device), **config.sampler_options())
-    for n, tile in enumerate(tiles.values()):
+    filled = model.to_flux(filled)
+    for n, (t, tile) in enumerate(tiles.items()):
         cy = slice(tile.core_y.start - tile.y0, tile.core_y.stop - tile.y0)
         cx = slice(tile.core_x.start - tile.x0, tile.core_x.stop - tile.x0)
-        state[:, :, tile.core_y, tile.core_x] = filled[n * count:(n + 1) * count, :, cy, cx].to(state.dtype)
+        core = todo[:, tile.core_y, tile.core_x].cpu().numpy()
+        state[:, :, tile.core_y, tile.core_x] = np.where(core, filled[n * count:(n + 1) * count, :, cy, cx] * scales[t],
+                                                          state[:, :, tile.core_y, tile.core_x])
         todo[:, tile.core_y, tile.core_x] = False
 
 
@@ -377,32 +461,47 @@ def scale_note(image: Cube, model) -> Optional[str]:
             f"(x{ratio:.2f}): the fill has the training data's structure per pixel, not per arcsec")
 
 
+def brightness_note(scales: list[float], *, model) -> Optional[str]:
+    """A sentence when tiles were filled scaled down (`flux_scales`), else None."""
+    scaled = [s for s in scales if s > 1]
+    if not scaled:
+        return None
+    return (f"{len(scaled)} of {len(scales)} tiles held known pixels brighter than the model's training galaxies "
+            f"(up to {max(scaled) * PEAK_FRACTION:.3g} times its upper truncation): they were filled at 1/S of their "
+            f"flux and scaled back, S up to {max(scaled):.3g}, so fills there are not capped (docs/inpainting.md)")
+
+
 def clipping_note(flux: np.ndarray, mask: np.ndarray, *, model, filled: np.ndarray | None = None,
-                  reach: int = 2) -> Optional[str]:
-    """A sentence when known pixels next to the mask exceed the model's upper truncation, else None.
+                  scales: np.ndarray | None = None, reach: int = 2) -> Optional[str]:
+    """A sentence when known pixels next to the mask exceed the cap of the fill beside them, else None.
 
-    ``flux`` and ``mask`` (C, H, W) in the model's bands, ``filled`` the fill there. The normaliser
-    clips at its upper limit A (times the calibration factor), so fills beside such pixels (a
-    trail across a bright galaxy core) are capped at A and come out too faint. The sentence says
-    how many filled pixels sit at the cap and how much flux that loses at the least: their count
-    times the mean excess over A of the bright known pixels beside the mask, per band.
+    ``flux`` and ``mask`` (C, H, W) in the model's bands, ``filled`` the fill there, ``scales`` (H, W)
+    the flux scale S each pixel was filled at (`flux_scales`; None: 1). The normaliser clips at its
+    upper limit A (times the calibration factor), so a fill at scale S cannot exceed S x A, and fills
+    beside brighter pixels come out too faint. The sentence says how many filled pixels sit at the
+    cap and how much flux that loses at the least: their count times the mean excess over the cap
+    of the bright known pixels beside the mask, per band.
     """
-    from scipy.ndimage import binary_dilation
+    from scipy.ndimage import binary_dilation, maximum_filter
 
+    window = 2 * reach + 1
+    ceiling = np.ones(mask.shape[1:]) if scales is None else maximum_filter(scales, size=window, mode="nearest")
     upper = np.asarray(model.normalizer.upper) * model.factors
-    ring = binary_dilation(mask, structure=np.ones((1, 2 * reach + 1, 2 * reach + 1), dtype=bool)) & ~mask
-    bright = ring & (flux > upper[:, None, None])
+    cap = upper[:, None, None] * ceiling
+    ring = binary_dilation(mask, structure=np.ones((1, window, window), dtype=bool)) & ~mask
+    bright = ring & (flux > cap)
     if not bright.any():
         return None
     limits = ", ".join(f"{b} {a:.3g}" for b, a in zip(model.bands, upper))
-    note = (f"{int(bright.sum())} known pixels beside the mask exceed the model's upper truncation ({limits}): "
+    times = " times the tile's flux scale" if (ceiling > 1).any() else ""
+    note = (f"{int(bright.sum())} known pixels beside the mask exceed the model's upper truncation ({limits}){times}: "
             "no fill can exceed it, so fills there are too faint")
     if filled is None:
         return note
-    capped = mask & (filled >= upper[:, None, None] * (1 - 1e-5))
+    capped = mask & (filled >= cap * (1 - 1e-5))
     if not capped.any():
         return f"{note}; no filled pixel reached the cap"
-    lost = [capped[c].sum() * float(np.mean(flux[c][bright[c]] - upper[c])) if bright[c].any() else 0.0
+    lost = [capped[c].sum() * float(np.mean((flux - cap)[c][bright[c]])) if bright[c].any() else 0.0
             for c in range(len(upper))]
     losses = ", ".join(f"{b} {v:.3g}" for b, v in zip(model.bands, lost))
     return f"{note}; {int(capped.sum())} filled pixels sit at the cap, missing at least {losses} {model.unit} in all"
