@@ -13,43 +13,47 @@ from __future__ import annotations
 import numpy as np
 
 
-def second_differences(shape: tuple[int, int]):
-    """Sparse rows of discrete second differences over an (H, W) grid, every one zero on a plane.
+def second_differences(shape: tuple[int, int], centres: np.ndarray | None = None):
+    """Sparse rows of discrete second differences over an (H, W) grid (H, W >= 2), every one zero on a plane.
 
     Inside, the 5-point Laplacian; along the border rows and columns, the second difference along
     the border; at each corner, the twist ``u00 - u01 - u10 + u11``. Every pixel, corners included,
-    sits in some row, so a fill is defined wherever the mask reaches.
+    sits in some row, so a fill is defined wherever the mask reaches. One row per pixel of
+    ``centres`` (boolean (H, W); every pixel by default), in raster order, so a fill needs only the
+    rows centred next to its holes and its memory follows the mask, not the image.
     """
     from scipy import sparse
 
     h, w = shape
-    i = np.arange(h * w).reshape(h, w)
-    stencils = [  # (weight, pixel index arrays of the same shape): one row per element
-        [(-4.0, i[1:-1, 1:-1]), (1.0, i[:-2, 1:-1]), (1.0, i[2:, 1:-1]), (1.0, i[1:-1, :-2]), (1.0, i[1:-1, 2:])],
+    y, x = np.nonzero(np.ones(shape, bool) if centres is None else centres)
+    inside_y, inside_x = (y > 0) & (y < h - 1), (x > 0) & (x < w - 1)
+    dy, dx = np.where(y == 0, 1, -1), np.where(x == 0, 1, -1)  # a corner's twist reaches inwards
+    kinds = [  # (which rows, [(weight, row offset, column offset), ...])
+        (inside_y & inside_x, [(-4.0, 0, 0), (1.0, -1, 0), (1.0, 1, 0), (1.0, 0, -1), (1.0, 0, 1)]),
+        (~inside_y & inside_x, [(-2.0, 0, 0), (1.0, 0, -1), (1.0, 0, 1)]),
+        (inside_y & ~inside_x, [(-2.0, 0, 0), (1.0, -1, 0), (1.0, 1, 0)]),
+        (~inside_y & ~inside_x, [(1.0, 0, 0), (-1.0, 0, dx), (-1.0, dy, 0), (1.0, dy, dx)]),
     ]
-    for row in (i[0], i[-1]):
-        stencils.append([(-2.0, row[1:-1]), (1.0, row[:-2]), (1.0, row[2:])])
-    for col in (i[:, 0], i[:, -1]):
-        stencils.append([(-2.0, col[1:-1]), (1.0, col[:-2]), (1.0, col[2:])])
-    corners = [(i[0, 0], i[0, 1], i[1, 0], i[1, 1]), (i[0, -1], i[0, -2], i[1, -1], i[1, -2]),
-               (i[-1, 0], i[-1, 1], i[-2, 0], i[-2, 1]), (i[-1, -1], i[-1, -2], i[-2, -1], i[-2, -2])]
-    stencils.append([(weight, np.array([c[k] for c in corners])) for k, weight in enumerate((1.0, -1.0, -1.0, 1.0))])
-    rows, cols, values, start = [], [], [], 0
-    for stencil in stencils:
-        count = stencil[0][1].size
-        for weight, pixels in stencil:
-            rows.append(start + np.arange(count)), cols.append(pixels.ravel()), values.append(np.full(count, weight))
-        start += count
+    row_of = np.arange(y.size)
+    rows, cols, values = [], [], []
+    for which, stencil in kinds:
+        for weight, oy, ox in stencil:
+            oy, ox = (oy[which] if isinstance(oy, np.ndarray) else oy), (ox[which] if isinstance(ox, np.ndarray) else ox)
+            rows.append(row_of[which]), cols.append((y[which] + oy) * w + x[which] + ox)
+            values.append(np.full(int(which.sum()), weight))
     return sparse.csr_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))),
-                             shape=(start, h * w))
+                             shape=(y.size, h * w))
 
 
 def biharmonic_fill(planes: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``planes`` (..., H, W) with the pixels where ``mask`` (H, W) is True replaced by the smoothest fill.
 
     Values under the mask are ignored (NaN allowed). The same mask holds for every plane; planes
-    are solved together with one factorisation. Returns float64.
+    are solved together with one factorisation. Only the rows of second differences that touch a
+    masked pixel (centred within one pixel of it) enter the solve, so time and memory grow with the
+    mask, not the image. Returns float64.
     """
+    from scipy.ndimage import binary_dilation
     from scipy.sparse.linalg import splu
 
     planes = np.asarray(planes, dtype=np.float64)
@@ -59,11 +63,12 @@ def biharmonic_fill(planes: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return out
     if mask.all():
         raise ValueError("nothing is known: every pixel is masked")
-    shape = mask.shape
-    d2 = second_differences(shape)
-    energy = (d2.T @ d2).tocsc()
-    holes, known = np.flatnonzero(mask), np.flatnonzero(~mask)
-    flat = out.reshape(-1, shape[0] * shape[1])
-    rhs = -(energy[holes][:, known] @ flat[:, known].T)
-    flat[:, holes] = splu(energy[holes][:, holes].tocsc()).solve(np.asarray(rhs)).T
+    d2 = second_differences(mask.shape, binary_dilation(mask, np.ones((3, 3), bool)))
+    holes = np.flatnonzero(mask)
+    touched = np.unique(d2.indices)
+    known = touched[~mask.ravel()[touched]]  # the known pixels those rows reach (within two of a hole)
+    flat = out.reshape(-1, mask.size)
+    on_holes = d2[:, holes]
+    rhs = -(on_holes.T @ (d2[:, known] @ flat[:, known].T))
+    flat[:, holes] = splu((on_holes.T @ on_holes).tocsc()).solve(np.asarray(rhs)).T
     return out

@@ -460,3 +460,25 @@ def test_a_finer_image_is_filled_on_a_model_scale_grid_and_brought_back(tiny_mod
     assert error.max() < 3e-3 and error.mean() < 1e-3, (error.max(), error.mean())
     native = fill(image, mask, model=tiny_model, config=dataclasses.replace(config, native_scale=True))
     assert native.tiles > result.tiles and "differs from the model's" in native.notes[0]
+
+
+def test_a_fill_from_the_grid_is_matched_to_the_image_at_the_mask_edges():
+    # the difference from the known pixels is carried in by the thin-plate fill: a fill that knows
+    # nothing (zeros) becomes the thin-plate fill, a fill equal to the image stays it, and a fill one
+    # constant off everywhere is moved back onto the image
+    from galgen.biharmonic import biharmonic_fill
+    from galgen.flows.inpaint import matched_at_edges
+
+    rng = np.random.default_rng(5)
+    image = rng.normal(size=(3, 40, 48)).astype(np.float32)
+    mask = np.broadcast_to(diagonal_mask((3, 40, 48))[0], image.shape).copy()
+    mask[2] = np.roll(mask[2], 5, axis=1)  # the z band masked elsewhere: its own thin-plate solve
+    zero = matched_at_edges(np.zeros_like(image), image, mask)
+    for band in range(3):
+        expected = biharmonic_fill(np.where(mask[band], np.nan, image[band]), mask[band])
+        np.testing.assert_allclose(zero[band], expected, atol=1e-5)
+    np.testing.assert_allclose(matched_at_edges(image, image, mask), image, atol=1e-6)
+    texture = rng.normal(size=image.shape).astype(np.float32)
+    shifted = matched_at_edges(texture + 3.0, image, mask)
+    np.testing.assert_allclose(shifted, matched_at_edges(texture, image, mask), atol=1e-4)
+    assert np.array_equal(shifted[~mask], image[~mask])

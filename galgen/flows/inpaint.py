@@ -308,7 +308,7 @@ def _fill_on_grid(image: Cube, planned: Plan, *, model, config: InpaintConfig, a
     inner = fill(planned.coarse, planned.coarse_mask, model=model, config=config, advance=advance,
                  planned=dataclasses.replace(planned, grid=None, rows=list(range(len(rows))), mask=planned.coarse_mask))
     data = image.data.copy()
-    data[rows] = np.where(chosen, grid.back(inner.data), image.data[rows])
+    data[rows] = np.where(chosen, matched_at_edges(grid.back(inner.data), image.data[rows], chosen), image.data[rows])
     std = np.zeros(image.shape, dtype=np.float32)
     std[rows] = np.where(chosen, grid.back(inner.std, order="nearest-neighbor"), 0.0)
     filled = np.zeros(image.shape, dtype=bool)
@@ -316,9 +316,30 @@ def _fill_on_grid(image: Cube, planned: Plan, *, model, config: InpaintConfig, a
     (h, w), (ny, nx) = grid.shape, grid.image_shape
     note = (f"filled on a {w} x {h} px grid at the model's {model.pixel_scale:.3f} arcsec (the image's "
             f"{image.pixel_scale:.3f}; reproject_exact, flux kept) and brought back by bicubic interpolation, "
-            "the masked pixels only (--native-scale fills on the image's own pixels)")
+            "the masked pixels only, matched to the image's own pixels at the mask's edges (thin-plate fill "
+            "of the difference; --native-scale fills on the image's own pixels)")
     return Fill(data=data, std=std, mask=filled, tiles=inner.tiles, nfe=inner.nfe, notes=[note] + inner.notes,
                 waves=inner.waves)
+
+
+def matched_at_edges(fill: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``fill`` (C, H, W), interpolated from a coarser grid, made to meet the ``image``'s known pixels.
+
+    The interpolated fill differs from the image's own pixels beside the mask (the grid averaged
+    them, and a core's peak is finer than a grid pixel); that difference, known outside ``mask``
+    (C, H, W), is carried into the mask by the thin-plate fill (`galgen.biharmonic`) and added, so the
+    fill keeps its own structure inside and joins the observed pixels at the edges (a seamless
+    clone). Pixels outside the mask are returned as ``image``'s.
+    """
+    from galgen.biharmonic import biharmonic_fill
+
+    out = np.where(mask, fill, image).astype(np.float32)
+    difference = np.where(mask, np.nan, image.astype(np.float64) - fill)
+    for band_mask in {plane.tobytes(): plane for plane in mask if plane.any() and not plane.all()}.values():
+        bands = [b for b, plane in enumerate(mask) if np.array_equal(plane, band_mask)]
+        correction = biharmonic_fill(difference[bands], band_mask)
+        out[bands] = np.where(band_mask, fill[bands] + correction, out[bands])
+    return out
 
 
 def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: InpaintConfig = InpaintConfig(),
