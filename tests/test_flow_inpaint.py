@@ -370,6 +370,31 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     np.testing.assert_allclose(stamps[0], result.data, atol=1e-5)
 
 
+def test_stamps_can_be_told_their_labels(conditional_model, tiny_model):
+    from galgen.flows.inpaint import flux_scales, known_labels, scaled_labels
+
+    image = galaxy((3, 16, 16), seed=3)
+    mask = np.zeros((1, 3, 16, 16), dtype=bool)
+    mask[:, :, 7:10, :] = True
+    measured_labels = known_labels(conditional_model, image.data[None], mask)
+    default = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
+    # told the labels it would have measured, the fill is the default one; told others, it is not
+    told = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST, labels=measured_labels)
+    np.testing.assert_array_equal(told, default)
+    other = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST, labels=measured_labels + 1.0)
+    assert not np.array_equal(other[mask], default[mask])
+    # a stamp filled at 1/S of its flux is told magnitudes 2.5 log10 S fainter, its size unchanged
+    # (conditions: mag_r, r_e), as it is told when the labels are measured
+    bright = image.data[None] * 100
+    scale = flux_scales(conditional_model, bright, mask)
+    assert scale[0] > 1
+    shifted = scaled_labels(conditional_model, measured_labels - 5.0 * np.array([1.0, 0.0]), scale)
+    assert shifted[0, 0] == pytest.approx(measured_labels[0, 0] - 5.0 + 2.5 * np.log10(scale[0]))
+    assert shifted[0, 1] == measured_labels[0, 1]
+    np.testing.assert_allclose(shifted, known_labels(conditional_model, bright / scale[0], mask), rtol=1e-4)
+    assert scaled_labels(tiny_model, measured_labels, scale) is None
+
+
 def test_guidance_steers_a_conditional_fill_and_is_refused_when_negative(conditional_model, tiny_model):
     model = conditional_model
     x, sigma = torch.randn(1, 3, 16, 16), torch.ones(1)

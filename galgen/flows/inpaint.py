@@ -343,13 +343,16 @@ def matched_at_edges(fill: np.ndarray, image: np.ndarray, mask: np.ndarray) -> n
 
 
 def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: InpaintConfig = InpaintConfig(),
-                advance: Optional[Callable[[], None]] = None) -> np.ndarray:
+                labels: Optional[np.ndarray] = None, advance: Optional[Callable[[], None]] = None) -> np.ndarray:
     """Fill many model-sized stamps at once: (N, C, size, size) flux in the model's bands -> filled flux.
 
     One draw per stamp, all stamps in one batch (the fast path for catalogues of cutouts and for
     benchmarks); stamp n uses the noise of draw n of ``config.seed``, so stamp 0 matches
     `fill` on that stamp alone. ``masks`` (N, C or 1, size, size) boolean, True = fill.
-    Outside the masks the result equals ``images`` bit for bit.
+    Outside the masks the result equals ``images`` bit for bit. A conditional model is told
+    ``labels`` (N, K) in the conditions' units when given (a catalogue's, or a benchmark's truth;
+    NaN rows unconditional), else the labels measured around the masks (`known_labels`); a stamp
+    filled at 1/S of its flux is told magnitudes 2.5 log10 S fainter either way.
     """
     import torch
 
@@ -363,12 +366,25 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: Inpaint
     sigmas = model.sigmas(config.sampler, config.resolved_steps())
     scales = flux_scales(model, images, masks)[:, None, None, None]
     known = np.where(masks, 0.0, images) / scales
-    filled = inpaint(model.conditioned(known_labels(model, known, masks), guidance=config.guidance),
+    told = known_labels(model, known, masks) if labels is None else scaled_labels(model, labels, scales[:, 0, 0, 0])
+    filled = inpaint(model.conditioned(told, guidance=config.guidance),
                      torch.from_numpy(model.to_model(known)).to(model.device), torch.from_numpy(masks).to(model.device),
                      sigmas, sampler=config.sampler, jump=config.jump, resample=config.resample,
                      noise=ImageNoise(config.seed, range(len(images)), device=model.device),
                      callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
     return np.where(masks, model.to_flux(filled) * scales, images).astype(np.float32)
+
+
+def scaled_labels(model, labels: np.ndarray, scales: np.ndarray) -> Optional[np.ndarray]:
+    """Labels (N, K) of stamps as given, for the stamps divided by ``scales`` (N,): magnitudes
+    (``mag_*``) 2.5 log10 S fainter, sizes, shapes and colours unchanged; None for an unconditional model."""
+    if not model.conditions:
+        return None
+    labels = np.array(labels, dtype=np.float64, copy=True).reshape(len(scales), len(model.conditions))
+    for column, condition in enumerate(model.conditions):
+        if condition.name.startswith("mag_"):
+            labels[:, column] += 2.5 * np.log10(scales)
+    return labels
 
 
 def flux_scales(model, flux: np.ndarray, masks: np.ndarray) -> np.ndarray:
