@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from scipy.ndimage import uniform_filter
 
-from inpaint_quality import WITHIN, Guidance, simulated_cases
+from inpaint_quality import WITHIN, Guidance, add_run_arguments, simulated_cases
 from galgen.conditions import derive, normalise
 from galgen.flows.inpaint import fill_stamps
 from galgen.flows.sample import SampleConfig, draw
@@ -41,15 +41,8 @@ from galgen.simulate import draw_observation
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", type=Path, default=None, help="weights file [default: the bundled model]")
-    parser.add_argument("-n", "--count", type=int, default=200, help="inpaint_quality.py's stamps to choose from")
-    parser.add_argument("--seed", type=int, default=0, help="galaxies, trails and diffusion noise")
-    parser.add_argument("--guidance", nargs="+", type=Guidance.parse, default=[Guidance("ddim", 50, 5, 3)],
-                        help="sampler:steps:jump:resample[:w] settings [default: ddim:50:5:3]")
-    parser.add_argument("--draws", type=int, default=2, help="draws per stamp; their mean is scored")
+    add_run_arguments(parser, draws=2)
     parser.add_argument("--level", type=float, default=20.0, help="scored pixels: above this many sky RMS")
-    parser.add_argument("--json", type=Path, default=None, help="also write every number here")
-    parser.add_argument("--device", default="auto")
     return parser.parse_args(argv)
 
 

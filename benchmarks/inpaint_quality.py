@@ -73,14 +73,21 @@ class Guidance:
                              seed=seed, guidance=self.cfg)
 
 
-def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_run_arguments(parser: argparse.ArgumentParser, *, draws: int) -> None:
+    """The options every inpainting benchmark shares: model, stamps, seed, guidance, draws, JSON, device."""
     parser.add_argument("--model", type=Path, default=None, help="weights file [default: the bundled model]")
     parser.add_argument("-n", "--count", type=int, default=200, help="simulated galaxies (one trail each)")
     parser.add_argument("--seed", type=int, default=0, help="galaxies, trails and diffusion noise")
     parser.add_argument("--guidance", nargs="+", type=Guidance.parse, default=[Guidance("ddim", 50, 5, 3)],
-                        help="diffusion settings SAMPLER:STEPS:JUMP:RESAMPLE [default: ddim:50:5:3]")
-    parser.add_argument("--draws", type=int, default=4, help="K draws per stamp: their mean and spread are scored")
+                        help="diffusion settings SAMPLER:STEPS:JUMP:RESAMPLE[:W] [default: ddim:50:5:3]")
+    parser.add_argument("--draws", type=int, default=draws, help="K draws per stamp: their mean (and spread) are scored")
+    parser.add_argument("--json", type=Path, default=None, help="also write every number here")
+    parser.add_argument("--device", default="auto")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_run_arguments(parser, draws=4)
     parser.add_argument("--kernel", type=float, default=2.0, help="astropy Gaussian kernel sigma, pixels")
     parser.add_argument("--decals", type=Path, default=DECALS, help="real cutout ('' to skip)")
     parser.add_argument("--nucleus-trails", type=int, default=6, help="trails through the real cutout's nucleus")
@@ -88,8 +95,6 @@ def parse_args(argv=None):
                         help="resample the real cutout to the model's pixel scale first (flux kept; the trail keeps its width "
                              "in arcsec): is the pixel scale what the model misses?")
     parser.add_argument("--out", type=Path, default=Path("/tmp/galgen-inpaint-bench"), help="PNG directory")
-    parser.add_argument("--json", type=Path, default=None, help="also write every number here")
-    parser.add_argument("--device", default="auto")
     return parser.parse_args(argv)
 
 
