@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sample_speed  # noqa: E402  (sibling benchmark: galgen's and diffusers' sampling loops)
 import train_speed  # noqa: E402  (sibling benchmark: training steps, FLOP counting, the matmul peak)
 
-from galgen.engine.unet import UNet  # noqa: E402
+from galgen.engine.train import new_network  # noqa: E402
 from galgen.model import load_model  # noqa: E402
 
 NFE = 25
@@ -110,7 +110,7 @@ def main(argv=None) -> None:
         torch.manual_seed(0)
         batch = (torch.rand(TRAIN_BATCH, 3, 64, 64) * 2 - 1, torch.randint(0, 1000, (TRAIN_BATCH,)).float(),
                  torch.randn(TRAIN_BATCH, 3, 64, 64))
-        nets = {"galgen tiny": UNet(sample_speed.bundled_architecture())}
+        nets = {"galgen tiny": new_network(sample_speed.bundled_architecture())}
         if not args.skip_diffusers:
             nets["diffusers UNet2DModel"] = train_speed.diffusers_unet(64)
         for name, net in nets.items():

@@ -16,7 +16,8 @@ import time
 
 import torch
 
-from galgen.engine.unet import UNet, count_parameters, preset
+from galgen.engine.train import new_network
+from galgen.engine.unet import count_parameters, preset
 
 
 def diffusers_unet(size: int) -> torch.nn.Module:
@@ -96,7 +97,7 @@ def main(argv=None) -> None:
     batch = (torch.rand(args.batch, 3, args.size, args.size) * 2 - 1,
              torch.randint(0, 1000, (args.batch,)).float(),
              torch.randn(args.batch, 3, args.size, args.size))
-    models = {"galgen tiny": UNet(preset("tiny", size=args.size)), "diffusers UNet2DModel": diffusers_unet(args.size)}
+    models = {"galgen tiny": new_network(preset("tiny", size=args.size)), "diffusers UNet2DModel": diffusers_unet(args.size)}
     peaks = {False: matmul_peak(torch.float32), True: matmul_peak(torch.bfloat16)}
     print(f"batch {args.batch}, {args.size} px, {args.threads} thread(s), {args.steps} timed steps; "
           f"matmul peak fp32 {peaks[False] / 1e9:.0f} GFLOP/s, bf16 {peaks[True] / 1e9:.0f} GFLOP/s")

@@ -158,7 +158,7 @@ def train(
     if config.batch % world:
         raise ValueError(f"batch {config.batch} does not split evenly over {world} processes")
     torch.manual_seed(mix_seed(config.seed, _INIT))
-    net = UNet(unet).to(device)
+    net = new_network(unet, device)
     ema = copy.deepcopy(net).requires_grad_(False)
     optimizer = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     start, ema_from = 0, 0
@@ -213,6 +213,19 @@ def train(
             result.output = weights.save_weights(output, {**ema.state_dict(), **weights.data_tensors(extra_tensors)},
                                                  {**meta, "kind": weights.MODEL_KIND, "step": result.step})
     return result
+
+
+def new_network(unet: UNetConfig, device: torch.device | str = "cpu") -> UNet:
+    """A freshly initialised U-Net on ``device``, in the memory layout it trains fastest in there.
+
+    On the CPU that is channels-last (NHWC): oneDNN's bf16 convolutions need no layout copies then and
+    ran a training step 1.3x faster (docs/training.md, "Speed"); the batch needs no conversion, since the
+    first convolution follows its weights. Elsewhere the default layout (no GPU measurement yet).
+    """
+    net = UNet(unet).to(device)
+    if torch.device(device).type == "cpu":
+        net.to(memory_format=torch.channels_last)
+    return net
 
 
 class TrainingDiverged(RuntimeFailure):

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from galgen.engine.groupnorm import GroupNorm
+
 
 @dataclass(frozen=True)
 class UNetConfig:
@@ -109,10 +111,10 @@ class ResidualBlock(nn.Module):
     def __init__(self, cin: int, cout: int, *, emb_dim: int, groups: int, dropout: float, activation: str = "mish"):
         super().__init__()
         self.act = ACTIVATIONS[activation]()
-        self.norm1 = nn.GroupNorm(groups, cin)
+        self.norm1 = GroupNorm(groups, cin)
         self.conv1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.emb = nn.Linear(emb_dim, cout)
-        self.norm2 = nn.GroupNorm(groups, cout)
+        self.norm2 = GroupNorm(groups, cout)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
@@ -133,7 +135,7 @@ class SelfAttention(nn.Module):
     def __init__(self, channels: int, *, heads: int, groups: int):
         super().__init__()
         self.heads = heads
-        self.norm = nn.GroupNorm(groups, channels)
+        self.norm = GroupNorm(groups, channels)
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
         nn.init.zeros_(self.out.weight)
@@ -204,7 +206,7 @@ class UNet(nn.Module):
             self.up.append(Level(2 * width, width, attend=side in cfg.attention, cfg=cfg, emb_dim=emb_dim))
             cin = width
 
-        self.head = nn.Sequential(nn.GroupNorm(cfg.groups, cin), act(), nn.Conv2d(cin, cfg.bands, 3, padding=1))
+        self.head = nn.Sequential(GroupNorm(cfg.groups, cin), act(), nn.Conv2d(cin, cfg.bands, 3, padding=1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
