@@ -50,31 +50,38 @@ class _ChannelsLastGroupNorm(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        x, weight, mean, rstd = ctx.saved_tensors
-        b, c, h, w = x.shape
-        g = ctx.groups
-        n = c // g * h * w  # values per group
-        pixels = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # views of the channels-last memory
-        grads = dy.to(x.dtype).contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b, h * w, c)
-        # per image and channel: s1 = sum of dy, s2 = sum of x * dy over the pixels, accumulated in fp32 by
-        # the matrix products and rounded once to x's dtype (as autocast's convolutions round their weight
-        # gradients); the small per-channel arithmetic after them runs in float32 at least
-        wide = torch.promote_types(x.dtype, torch.float32)
-        s1 = torch.bmm(grads.new_ones(b, 1, h * w), grads).to(wide).view(b, g, c // g)
-        s2 = torch.bmm(pixels.transpose(1, 2), grads).diagonal(dim1=1, dim2=2).to(wide).view(b, g, c // g)
-        mean, rstd = mean.to(wide).view(b, g, 1), rstd.to(wide).view(b, g, 1)
-        gamma = weight.to(wide).view(1, g, c // g)
-        g1, g2 = (gamma * s1).sum(-1, keepdim=True), (gamma * s2).sum(-1, keepdim=True)
-        # dx = rstd * gamma * dy + x * slope + offset  (Wu & He 2018's backward, grouped per image)
-        slope = (g1 * mean - g2) * rstd**3 / n
-        offset = -slope * mean - g1 * rstd / n
-        # as products with diagonal matrices: 4x faster than broadcast multiply-adds over 32 channels
-        def per_channel(v: torch.Tensor) -> torch.Tensor:  # (b, g, 1 or c // g) -> (b, c) in x's dtype
-            return v.expand(b, g, c // g).reshape(b, c).to(x.dtype)
+        # explicitly outside autocast: torch.compile would trace this under the forward's autocast
+        with torch.autocast("cpu", enabled=False):
+            return _gradients(*ctx.saved_tensors, dy, groups=ctx.groups)
 
-        dx = torch.baddbmm(per_channel(offset)[:, None].expand(b, h * w, c), grads,
-                           torch.diag_embed(per_channel(rstd * gamma)))
-        dx.baddbmm_(pixels, torch.diag_embed(per_channel(slope)))
-        dweight = ((s2 - mean * s1) * rstd).sum(0).reshape(c)
-        dbias = s1.sum(0).reshape(c)
-        return dx.view(b, h, w, c).permute(0, 3, 1, 2), dweight.to(weight.dtype), dbias.to(weight.dtype), None, None
+
+def _gradients(x, weight, mean, rstd, dy, *, groups: int):
+    """dx, dweight, dbias (and None for groups and eps) of the group norm of channels-last x."""
+    b, c, h, w = x.shape
+    g = groups
+    n = c // g * h * w  # values per group
+    pixels = x.permute(0, 2, 3, 1).reshape(b, h * w, c)  # views of the channels-last memory
+    grads = dy.to(x.dtype).contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b, h * w, c)
+    # per image and channel: s1 = sum of dy, s2 = sum of x * dy over the pixels, accumulated in fp32 by
+    # the matrix products and rounded once to x's dtype (as autocast's convolutions round their weight
+    # gradients); the small per-channel arithmetic after them runs in float32 at least
+    wide = torch.promote_types(x.dtype, torch.float32)
+    s1 = torch.bmm(grads.new_ones(b, 1, h * w), grads).to(wide).view(b, g, c // g)
+    s2 = torch.bmm(pixels.transpose(1, 2), grads).diagonal(dim1=1, dim2=2).to(wide).view(b, g, c // g)
+    mean, rstd = mean.to(wide).view(b, g, 1), rstd.to(wide).view(b, g, 1)
+    gamma = weight.to(wide).view(1, g, c // g)
+    g1, g2 = (gamma * s1).sum(-1, keepdim=True), (gamma * s2).sum(-1, keepdim=True)
+    # dx = rstd * gamma * dy + x * slope + offset  (Wu & He 2018's backward, grouped per image)
+    slope = (g1 * mean - g2) * rstd**3 / n
+    offset = -slope * mean - g1 * rstd / n
+
+    def per_channel(v: torch.Tensor) -> torch.Tensor:  # (b, g, 1 or c // g) -> (b, c) in x's dtype
+        return v.expand(b, g, c // g).reshape(b, c).to(x.dtype)
+
+    # as products with diagonal matrices: 4x faster than broadcast multiply-adds over 32 channels
+    dx = torch.baddbmm(per_channel(offset)[:, None].expand(b, h * w, c), grads,
+                       torch.diag_embed(per_channel(rstd * gamma)))
+    dx.baddbmm_(pixels, torch.diag_embed(per_channel(slope)))
+    dweight = ((s2 - mean * s1) * rstd).sum(0).reshape(c)
+    dbias = s1.sum(0).reshape(c)
+    return dx.view(b, h, w, c).permute(0, 3, 1, 2), dweight.to(weight.dtype), dbias.to(weight.dtype), None, None
