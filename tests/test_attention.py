@@ -21,7 +21,7 @@ def textbook(q, k, v):
 
 @pytest.mark.parametrize("at_once", [1, 5, 64])  # chunks that divide the heads, that do not, and one chunk
 def test_the_backward_is_the_attention_gradient_in_float64(monkeypatch, at_once):
-    monkeypatch.setattr(attention_module, "HEADS_AT_ONCE", at_once)
+    monkeypatch.setattr(attention_module, "SCORE_FLOATS", at_once * 64 * 64)  # 64 pixels: at_once heads at a time
     q, k, v = inputs(torch.float64)
     grad = torch.randn(3, 4, 64, 8, dtype=torch.float64)
     y = attention(q, k, v)
@@ -42,7 +42,8 @@ def test_bf16_gradients_are_as_close_to_float64_as_the_fused_kernels():
         function(q, k, v).backward(grad)
         qr, kr, vr = (t.detach().double().requires_grad_(True) for t in (q, k, v))
         textbook(qr, kr, vr).backward(grad.double())
-        return [float((a.grad.double() - b.grad).abs().max() / b.grad.abs().max()) for a, b in ((q, qr), (k, kr), (v, vr))]
+        pairs = ((q, qr), (k, kr), (v, vr))
+        return [float((a.grad.double() - b.grad).abs().max() / b.grad.abs().max()) for a, b in pairs]
 
     ours, torchs = errors(attention), errors(F.scaled_dot_product_attention)
     assert all(o <= 1.5 * t for o, t in zip(ours, torchs)), (ours, torchs)

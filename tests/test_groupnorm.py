@@ -58,7 +58,8 @@ def test_bf16_channels_last_training_takes_the_fast_path_and_stays_close_to_floa
     y.backward(dy)
     _, dx, dweight, dbias = reference(norm, x, dy)
     assert x.grad.dtype == torch.bfloat16 and norm.weight.grad.dtype == norm.bias.grad.dtype == torch.float32
-    for got, expected, tolerance in ((x.grad, dx, 0.01), (norm.weight.grad, dweight, 0.005), (norm.bias.grad, dbias, 0.005)):
+    cases = ((x.grad, dx, 0.01), (norm.weight.grad, dweight, 0.005), (norm.bias.grad, dbias, 0.005))
+    for got, expected, tolerance in cases:
         assert float((got.double() - expected).abs().max()) <= tolerance * float(expected.abs().max())
 
 

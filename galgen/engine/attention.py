@@ -3,11 +3,11 @@
 The forward is torch's fused (flash) CPU kernel. Its backward, though, is 7-20x slower than its forward on
 the U-Net's maps (29 ms against 4 ms for 128 heads of 256 pixels, 10 ms against 0.5 ms for 64 pixels, bf16,
 2-core Sapphire Rapids CPU), so when training on the CPU the backward is written out here: the softmax
-recomputed from the forward's log-sum-exp, for a few heads at a time so that the pixel-by-pixel matrices
-stay in the cache, in float32 where precision matters (the scores, their softmax and its gradient) and
-in the input's dtype for the three products that only carry gradients (as the fused kernel does):
-21 ms and 2-4 ms for the cases above, with the fused kernel's rounding error. Everything else (no
-gradient, CUDA) is torch's `scaled_dot_product_attention`.
+recomputed from the forward's log-sum-exp, a few heads at a time so that the pixel-by-pixel matrices stay
+in the cache (and memory does not grow with the batch), in float32 where precision matters (the scores,
+their softmax and its gradient) and in the input's dtype for the three products that only carry
+gradients (as the fused kernel does): 21 ms and 2-4 ms for the cases above, with the fused kernel's
+rounding error. Everything else (no gradient, CUDA) is torch's `scaled_dot_product_attention`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-HEADS_AT_ONCE = 8  # heads (x images) whose softmax is recomputed together: 256 x 256 x 8 floats = 2 MB
+# the float32 score matrices recomputed at a time (heads x images, each pixels x pixels): 2 MB, that is
+# 8 heads of 256 pixels or one of 724, so memory does not grow with the batch (one 4096-pixel head: 64 MB)
+SCORE_FLOATS = 8 * 256 * 256
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -43,7 +45,7 @@ class _CpuAttention(torch.autograd.Function):
 
 
 def _gradients(q, k, v, out, logsumexp, grad_out):
-    """dq, dk, dv of softmax(q k^T / sqrt(d)) v, HEADS_AT_ONCE rows of (B * heads) at a time."""
+    """dq, dk, dv of softmax(q k^T / sqrt(d)) v, a few rows of (B * heads) at a time (SCORE_FLOATS)."""
     b, h, n, d = q.shape
     scale = d**-0.5
 
@@ -56,8 +58,9 @@ def _gradients(q, k, v, out, logsumexp, grad_out):
     delta = (gw * rows(out).to(wide)).sum(-1, keepdim=True)  # rowsum(dO * O), the softmax's own term
     lse = logsumexp.reshape(b * h, n, 1).to(wide)
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
-    for start in range(0, b * h, HEADS_AT_ONCE):
-        at = slice(start, start + HEADS_AT_ONCE)
+    step = max(1, SCORE_FLOATS // (n * n))
+    for start in range(0, b * h, step):
+        at = slice(start, start + step)
         p = torch.baddbmm(lse[at], qw[at], kw[at].transpose(1, 2), beta=-1, alpha=scale).exp_()
         dp = torch.bmm(gw[at], vw[at].transpose(1, 2))
         ds = dp.sub_(delta[at]).mul_(p).mul_(scale).to(q.dtype)  # gradient of the scores
