@@ -49,8 +49,10 @@ def test_bf16_gradients_are_as_close_to_float64_as_the_fused_kernels():
     assert all(o <= 1.5 * t for o, t in zip(ours, torchs)), (ours, torchs)
 
 
-def test_without_gradients_or_under_autocast_it_is_torchs_attention():
+def test_without_gradients_on_larger_maps_or_under_autocast_it_is_torchs_attention():
     q, k, v = inputs(torch.float32)
+    large = inputs(torch.float32, pixels=attention_module.MAX_PIXELS + 1)
+    assert type(attention(*large).grad_fn).__name__ != "_CpuAttentionBackward"
     with torch.no_grad():
         assert torch.equal(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
     with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 inputs run in bf16, as autocast runs torch's
