@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from galgen.engine import attention as attention_module
-from galgen.engine.attention import attention
+from galgen.engine.attention import _CpuAttention, attention
 
 
 def inputs(dtype, *, batch=3, heads=4, pixels=64, dim=8, seed=0):
@@ -24,8 +24,7 @@ def test_the_backward_is_the_attention_gradient_in_float64(monkeypatch, at_once)
     monkeypatch.setattr(attention_module, "SCORE_FLOATS", at_once * 64 * 64)  # 64 pixels: at_once heads at a time
     q, k, v = inputs(torch.float64)
     grad = torch.randn(3, 4, 64, 8, dtype=torch.float64)
-    y = attention(q, k, v)
-    assert type(y.grad_fn).__name__ == "_CpuAttentionBackward"
+    y = _CpuAttention.apply(q, k, v)
     y.backward(grad)
     qr, kr, vr = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
     expected = textbook(qr, kr, vr)
@@ -45,17 +44,20 @@ def test_bf16_gradients_are_as_close_to_float64_as_the_fused_kernels():
         pairs = ((q, qr), (k, kr), (v, vr))
         return [float((a.grad.double() - b.grad).abs().max() / b.grad.abs().max()) for a, b in pairs]
 
+    q, k, v = inputs(torch.bfloat16, pixels=256, dim=32)
+    assert type(attention(q, k, v).grad_fn).__name__ == "_CpuAttentionBackward"
     ours, torchs = errors(attention), errors(F.scaled_dot_product_attention)
     assert all(o <= 1.5 * t for o, t in zip(ours, torchs)), (ours, torchs)
 
 
-def test_without_gradients_on_larger_maps_or_under_autocast_it_is_torchs_attention():
+def test_only_bf16_training_on_small_maps_takes_the_written_out_backward():
     q, k, v = inputs(torch.float32)
-    large = inputs(torch.float32, pixels=attention_module.MAX_PIXELS + 1)
+    assert type(attention(q, k, v).grad_fn).__name__ != "_CpuAttentionBackward"
+    large = inputs(torch.bfloat16, pixels=attention_module.MAX_PIXELS + 1)
     assert type(attention(*large).grad_fn).__name__ != "_CpuAttentionBackward"
     with torch.no_grad():
         assert torch.equal(attention(q, k, v), F.scaled_dot_product_attention(q, k, v))
     with torch.autocast("cpu", dtype=torch.bfloat16):  # float32 inputs run in bf16, as autocast runs torch's
         y = attention(q, k, v)
-        assert y.dtype == torch.bfloat16
+        assert y.dtype == torch.bfloat16 and type(y.grad_fn).__name__ == "_CpuAttentionBackward"
         assert torch.equal(y, F.scaled_dot_product_attention(q, k, v))

@@ -7,7 +7,8 @@ recomputed from the forward's log-sum-exp, a few heads at a time so that the pix
 in the cache (and memory does not grow with the batch), in float32 where precision matters (the scores,
 their softmax and its gradient) and in the input's dtype for the three products that only carry
 gradients (as the fused kernel does): 21 ms and 2-4 ms for the cases above, with the fused kernel's
-rounding error. Everything else (larger maps, no gradient, CUDA) is torch's `scaled_dot_product_attention`.
+rounding error. Everything else (float32, larger maps, no gradient, CUDA) is torch's
+`scaled_dot_product_attention`.
 """
 
 from __future__ import annotations
@@ -18,19 +19,19 @@ import torch.nn.functional as F
 # the float32 score matrices recomputed at a time (heads x images, each pixels x pixels): 2 MB, that is
 # 8 heads of 256 pixels or 128 of 64, so memory does not grow with the batch
 SCORE_FLOATS = 8 * 256 * 256
-# from 32 x 32 pixels up torch's kernel is the faster one (1024 pixels: 14 against 19 ms; 4096: 233 against 809)
+# from 32 x 32 pixels up torch's kernel is the faster one (1024 pixels: 14 against 19 ms; 4096: 233 against 809),
+# and in float32 at every size (256 pixels: 17 against 25 ms)
 MAX_PIXELS = 16 * 16
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(d)) v for contiguous (B, heads, pixels, d) tensors."""
-    if not (torch.is_grad_enabled() and q.device.type == "cpu" and q.shape[-2] <= MAX_PIXELS
+    # autocast runs torch's attention in its lower precision: so does this
+    dtype = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else q.dtype
+    if (dtype == torch.bfloat16 and torch.is_grad_enabled() and q.device.type == "cpu" and q.shape[-2] <= MAX_PIXELS
             and any(t.requires_grad for t in (q, k, v))):
-        return F.scaled_dot_product_attention(q, k, v)
-    if torch.is_autocast_enabled("cpu"):  # autocast runs torch's attention in its lower precision
-        low = torch.get_autocast_dtype("cpu")
-        q, k, v = q.to(low), k.to(low), v.to(low)
-    return _CpuAttention.apply(q, k, v)
+        return _CpuAttention.apply(q.to(dtype), k.to(dtype), v.to(dtype))
+    return F.scaled_dot_product_attention(q, k, v)
 
 
 class _CpuAttention(torch.autograd.Function):
