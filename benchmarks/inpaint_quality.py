@@ -56,21 +56,25 @@ class Guidance:
     jump: int
     resample: int
     cfg: float = 0.0
+    pull: float = 0.0
 
     @classmethod
     def parse(cls, text: str) -> "Guidance":
-        """sampler:steps:jump:resample[:w], e.g. ddim:50:5:3 or ddim:50:5:3:1 (CFG weight 1)."""
-        sampler, steps, jump, resample, *cfg = text.split(":")
-        return cls(sampler, int(steps), int(jump), int(resample), float(cfg[0]) if cfg else 0.0)
+        """sampler:steps:jump:resample[:w[:pull]], e.g. ddim:50:5:3, ddim:50:5:3:1 (CFG weight 1) or
+        ddim:50:5:1:0:10 (no resampling, gradient guidance with pull 10)."""
+        sampler, steps, jump, resample, *extra = text.split(":")
+        cfg, pull = (float(v) for v in (extra + ["0", "0"])[:2])
+        return cls(sampler, int(steps), int(jump), int(resample), cfg, pull)
 
     @property
     def name(self) -> str:
         walk = f"jump {self.jump}, resample {self.resample}" if self.resample > 1 else "no resampling"
-        return f"{self.sampler} {self.steps} steps, {walk}" + (f", CFG w = {self.cfg:g}" if self.cfg else "")
+        return (f"{self.sampler} {self.steps} steps, {walk}" + (f", CFG w = {self.cfg:g}" if self.cfg else "")
+                + (f", pull {self.pull:g}" if self.pull else ""))
 
     def config(self, seed: int) -> InpaintConfig:
         return InpaintConfig(sampler=self.sampler, steps=self.steps, jump=self.jump, resample=self.resample,
-                             seed=seed, guidance=self.cfg)
+                             seed=seed, guidance=self.cfg, pull=self.pull)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser, *, draws: int) -> None:

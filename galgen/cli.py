@@ -452,8 +452,12 @@ def inpaint(
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
     sampler: str = typer.Option("ddim", "--sampler", help="ddim (eta=1), ddpm, dpmpp_2m or heun."),
     steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the sampler's own, ddim 50)."),
-    resample: int = typer.Option(3, "--resample", min=1, help="RePaint resampling count r (1 = none)."),
+    resample: int = typer.Option(1, "--resample", min=1, help="RePaint resampling count r (1 = none)."),
     jump: int = typer.Option(5, "--jump", min=1, help="RePaint jump length j in steps."),
+    pull: float = typer.Option(
+        10.0, "--pull", min=0.0, help="Gradient guidance: pull each denoised estimate onto the known pixels with this "
+        "weight (0 = none; > 0 adds a backward pass per step)."
+    ),
     draws: int = typer.Option(4, "--draws", "-k", min=1, help="Independent fills: output their mean, STD their spread."),
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k uses noise from (seed, k) only."),
     batch: int = typer.Option(4, "--batch", min=1, help="Draws run side by side on the device."),
@@ -479,7 +483,7 @@ def inpaint(
     from galgen.flows import inpaint as flow
     from galgen.model import load_model
 
-    config = flow.InpaintConfig(sampler=sampler, steps=steps, resample=resample, jump=jump, draws=draws, seed=seed,
+    config = flow.InpaintConfig(sampler=sampler, steps=steps, resample=resample, jump=jump, pull=pull, draws=draws, seed=seed,
                                 batch=min(batch, draws), mask_nans=mask_nans, guidance=guidance,
                                 native_scale=native_scale)
     loaded = load_model(model, device=device)

@@ -164,7 +164,8 @@ class LoadedModel:
         return partial(self.denoise, labels=torch.from_numpy(labels), **options)
 
     def _network(self, x: torch.Tensor, sigma: torch.Tensor, labels: torch.Tensor | None, exact: bool) -> torch.Tensor:
-        """The denoiser under autocast, in float32; in exact mode as calls of EXACT_BATCH images, zero-padded."""
+        """The denoiser under autocast, in float32; in exact mode as calls of EXACT_BATCH images, zero-padded.
+        It records a graph only for an ``x`` that requires grad (inpainting's gradient guidance)."""
         if exact and x.shape[0] != EXACT_BATCH:
             chunks = []
             for start in range(0, x.shape[0], EXACT_BATCH):
@@ -173,7 +174,7 @@ class LoadedModel:
                 chunks.append(self._network(_pad(x[part]), _pad(sigma[part], value=1.0),
                                             None if labels is None else _pad(labels[part]), True)[:rows])
             return torch.cat(chunks)
-        with torch.no_grad(), runtime.autocast(self.device, enabled=self.bf16):
+        with torch.set_grad_enabled(x.requires_grad), runtime.autocast(self.device, enabled=self.bf16):
             return (self.module(x, sigma) if labels is None else self.module(x, sigma, labels)).float()
 
     def sigmas(self, sampler: str, steps: int | None = None, *, strength: float = 1.0) -> torch.Tensor:

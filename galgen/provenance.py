@@ -53,6 +53,7 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
     "calibration": ("GGCALIB", "flux calibration factors applied (JSON)", True),
     "conditions": ("GGCOND", "labels the conditional model was asked for (JSON)", True),
     "guidance": ("GGGUIDE", "classifier-free guidance weight w", False),
+    "pull": ("GGPULL", "inpainting gradient guidance weight", False),
     "catalog_id": ("GGCATID", "catalogue row this mock was drawn for", False),
     "outside": ("GGOUTSID", "labels requested beyond the training range", False),
 }

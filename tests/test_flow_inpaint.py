@@ -159,7 +159,7 @@ def test_a_multi_tile_fill_equals_the_known_answer_pixel_for_pixel(tiny_model, m
 
     monkeypatch.setattr(tiny_model, "denoise", plane_fit)
     monkeypatch.setattr("galgen.flows.inpaint.PEAK_FRACTION", np.inf)  # the tiles' geometry alone: no window scaled
-    result = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=100, jump=1, resample=1, draws=1))
+    result = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=100, jump=1, resample=1, pull=0.0, draws=1))
     assert result.tiles > 2 and len({(t.y0, t.x0) for t in plan(image, mask, model=tiny_model,
                                                                 config=FAST).tiles}) == result.tiles
     error = np.abs(result.data[mask] - plane[mask])  # the plane is found up to the last step's noise
@@ -507,3 +507,27 @@ def test_a_fill_from_the_grid_is_matched_to_the_image_at_the_mask_edges():
     shifted = matched_at_edges(texture + 3.0, image, mask)
     np.testing.assert_allclose(shifted, matched_at_edges(texture, image, mask), atol=1e-4)
     assert np.array_equal(shifted[~mask], image[~mask])
+
+
+def test_gradient_guidance_changes_the_fill_inside_the_mask_only(conditional_model):
+    # the pull reaches masked pixels through the network's Jacobian: this model's layers are random, not zero
+    image = galaxy((3, 16, 16), seed=3)
+    mask = np.zeros((3, 16, 16), dtype=bool)
+    mask[:, 7:10, :] = True
+    plain = fill(image, mask, model=conditional_model, config=FAST)
+    pulled = fill(image, mask, model=conditional_model, config=dataclasses.replace(FAST, pull=5.0))
+    assert np.isfinite(pulled.data).all()
+    assert not np.array_equal(plain.data[mask], pulled.data[mask])
+    assert np.array_equal(pulled.data[~mask], image.data[~mask])
+    assert pulled.nfe == plain.nfe  # network evaluations; each carries a backward pass besides
+    for bad in (-1.0, float("nan")):
+        with pytest.raises(InputError, match="pull"):
+            InpaintConfig(pull=bad)
+
+
+def test_the_model_records_a_graph_only_for_an_input_that_asks_for_gradients(tiny_model):
+    x, sigma = torch.randn(2, 3, 16, 16), torch.ones(2)
+    assert tiny_model.denoise(x, sigma).grad_fn is None
+    out = tiny_model.denoise(x.clone().requires_grad_(True), sigma)
+    assert out.requires_grad
+    assert torch.equal(out.detach(), tiny_model.denoise(x, sigma))  # the same numbers either way

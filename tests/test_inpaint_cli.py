@@ -80,6 +80,23 @@ def test_provenance_round_trip(files):
     assert prov["command"].startswith("galgen")  # CliRunner leaves sys.argv as pytest's
 
 
+def test_gradient_guidance_is_recorded(files):
+    root, model = files
+    out = root / "pulled.fits"
+    result = invoke(root / "image.fits", "-m", root / "mask.fits", "-o", out, "--model", model, *FAST,
+                    "--pull", "2.5", "--resample", "1")
+    assert result.exit_code == 0, result.output
+    prov = read_provenance(out)
+    assert (prov["pull"], prov["resample"]) == (2.5, 1)
+    with fits.open(out) as hdus:
+        history = " ".join(str(line).strip() for line in hdus[0].header["HISTORY"])
+    assert "gradient guidance, pull 2.5" in history
+    assert_fitsverify_clean(out)
+    refused = invoke(root / "image.fits", "-m", root / "mask.fits", "-o", root / "bad.fits", "--model", model,
+                     "--pull", "-1")
+    assert refused.exit_code == 2 and not (root / "bad.fits").exists()
+
+
 def test_mask_nans_alone_fills_the_image_own_bad_pixels(files):
     root, model = files
     out = root / "nans.fits"

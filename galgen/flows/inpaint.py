@@ -27,7 +27,7 @@ from galgen.tiles import Tile, plan_tiles, waves
 CPU_WINDOWS = 32  # windows (tiles x draws) per network call on the CPU: batch 16-24 already gives its best rate
 GPU_WINDOW_PIXELS = 2**20  # ... and on a GPU, in pixels: 256 windows at 64 px
 
-DEFAULT_SAMPLER = "ddim"  # with eta = 1, 50 steps, jump 5, resample 3: docs/sampling.md's measured best
+DEFAULT_SAMPLER = "ddim"  # with eta = 1, 50 steps, pull 10, no resampling: docs/inpainting.md's measured best
 SCALE_TOLERANCE = 0.01  # relative pixel-scale difference above which the user is told
 PEAK_FRACTION = 0.15  # a window whose peak exceeds this fraction of the upper truncation is scaled down to it: about
                       # the 95th percentile of the bundled model's training galaxies (docs/inpainting.md)
@@ -41,7 +41,8 @@ class InpaintConfig:
     steps: Optional[int] = None  # sampler steps; None = the sampler's default (ddim: 50)
     eta: float = 1.0  # ddim only: 1 draws the DDPM posterior noise (unbiased fills), 0 is the ODE
     jump: int = 5  # RePaint jump length j (steps descended before going back up)
-    resample: int = 3  # RePaint resampling count r (1 = plain replacement guidance)
+    resample: int = 1  # RePaint resampling count r (1 = none; the pull replaced it: docs/inpainting.md)
+    pull: float = 10.0  # gradient guidance: denoised estimates pulled onto the known pixels (engine.inpaint; 0 = off)
     draws: int = 4  # independent fills; the output is their mean, STD their spread (docs/inpainting.md: the mean of
                     # 4 has 0.75x biharmonic's error against noise-free truth, one draw 1.09x)
     seed: int = 0  # draw k uses noise seeded by (seed, k) only (its later tiles: (seed, k, tile))
@@ -61,8 +62,9 @@ class InpaintConfig:
             raise InputError(f"steps must be >= 1, got {self.steps}")
         if self.margin is not None and self.margin < 0:
             raise InputError(f"margin must be >= 0, got {self.margin}")
-        if not self.guidance >= 0:  # NaN fails this too
-            raise InputError(f"guidance must be >= 0, got {self.guidance}")
+        for name in ("guidance", "pull"):
+            if not getattr(self, name) >= 0:  # NaN fails this too
+                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
         get_sampler(self.sampler)  # an unknown name fails before anything is read
 
     def sampler_options(self) -> dict:
@@ -369,7 +371,7 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: Inpaint
     told = known_labels(model, known, masks) if labels is None else scaled_labels(model, labels, scales[:, 0, 0, 0])
     filled = inpaint(model.conditioned(told, guidance=config.guidance),
                      torch.from_numpy(model.to_model(known)).to(model.device), torch.from_numpy(masks).to(model.device),
-                     sigmas, sampler=config.sampler, jump=config.jump, resample=config.resample,
+                     sigmas, sampler=config.sampler, jump=config.jump, resample=config.resample, pull=config.pull,
                      noise=ImageNoise(config.seed, range(len(images)), device=model.device),
                      callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
     return np.where(masks, model.to_flux(filled) * scales, images).astype(np.float32)
@@ -455,7 +457,7 @@ def _fill_wave(state: np.ndarray, todo, tiles: dict[int, Tile], draws: list[int]
     filled = inpaint(model.conditioned(told, guidance=config.guidance), torch.from_numpy(model.to_model(known)).to(model.device),
                      torch.cat([todo[:, ys, xs].expand(count, -1, -1, -1) for ys, xs in windows]), sigmas,
                      sampler=config.sampler,
-                     jump=config.jump, resample=config.resample, callback=callback,
+                     jump=config.jump, resample=config.resample, pull=config.pull, callback=callback,
                      noise=ImageNoise(config.seed, [k if t == 0 else (k, t) for t in tiles for k in draws],
                                       device=model.device), **config.sampler_options())
     filled = model.to_flux(filled)
@@ -586,7 +588,7 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
         history=describe_fill(result, config=config, bands=model.bands, size=model.size) + result.notes,
         extra_hdus=extras, seed=config.seed, sampler=config.sampler, steps=config.resolved_steps(), nfe=result.nfe,
         eta=config.sampler_options().get("eta"), resample=config.resample, jump=config.jump, draws=config.draws,
-        guidance=config.guidance or None,
+        guidance=config.guidance or None, pull=config.pull or None,
         tiles=result.tiles, tile_size=model.size, filled=int(result.mask.sum()),
     )
     return InpaintResult(output=Path(out), filled_pixels=int(result.mask.sum()), bands=model.bands,
@@ -601,7 +603,8 @@ def describe_fill(result: Fill, *, config: InpaintConfig, bands: str, size: int)
     lines = [
         f"inpaint: filled {int(result.mask.sum())} masked pixels of bands {bands} by guided diffusion with "
         f"RePaint resampling (Lugmayr et al. 2022): {config.sampler}{eta}, {config.resolved_steps()} steps, "
-        f"jump {config.jump}, resample {config.resample}, {result.nfe} NFE per tile, "
+        f"jump {config.jump}, resample {config.resample}, {result.nfe} NFE per tile"
+        + (f" (each with a backward pass: gradient guidance, pull {config.pull:g})" if config.pull else "") + ", "
         f"{result.tiles} tile(s) of {size} px filled in {result.waves} wave(s) (docs/inpainting.md)",
         "inpaint: pixels outside the MASK extension are the input's, unchanged",
     ]
