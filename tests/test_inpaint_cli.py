@@ -64,13 +64,18 @@ def test_fills_the_mask_and_keeps_everything_else(files):
     assert_fitsverify_clean(out)
 
 
+def trail_filled(files, name: str, *options: str):
+    """Fill the trail of the test image with the tiny model (FAST, then ``options``); the output's path."""
+    root, model = files
+    out = root / name
+    result = invoke(root / "image.fits", "-m", root / "mask.fits", "-o", out, "--model", model, *FAST, *options)
+    assert result.exit_code == 0, result.output
+    return out
+
+
 def test_provenance_round_trip(files):
     root, model = files
-    out = root / "prov.fits"
-    result = invoke(root / "image.fits", "-m", root / "mask.fits", "-o", out, "--model", model, *FAST,
-                    "--seed", "3", "--sampler", "ddim")
-    assert result.exit_code == 0, result.output
-    prov = read_provenance(out)
+    prov = read_provenance(trail_filled(files, "prov.fits", "--seed", "3", "--sampler", "ddim"))
     assert prov["model_sha256"] == file_sha256(model)
     assert (prov["seed"], prov["sampler"], prov["steps"], prov["nfe"]) == (3, "ddim", 4, 6)
     assert (prov["resample"], prov["jump"], prov["draws"], prov["eta"]) == (2, 2, 4, 1.0)  # 4 draws by default
@@ -82,10 +87,7 @@ def test_provenance_round_trip(files):
 
 def test_gradient_guidance_is_recorded(files):
     root, model = files
-    out = root / "pulled.fits"
-    result = invoke(root / "image.fits", "-m", root / "mask.fits", "-o", out, "--model", model, *FAST,
-                    "--pull", "2.5", "--resample", "1")
-    assert result.exit_code == 0, result.output
+    out = trail_filled(files, "pulled.fits", "--pull", "2.5", "--resample", "1")
     prov = read_provenance(out)
     assert (prov["pull"], prov["resample"]) == (2.5, 1)
     with fits.open(out) as hdus:
