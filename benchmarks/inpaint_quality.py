@@ -16,9 +16,10 @@ and scored against the **noise-free** image (the fill cannot know the sky noise;
 the trail pixels whose noise-free flux exceeds 3 x the band's sky RMS: the median fractional
 error |fill - truth| / truth and the fraction within 10 %, per brightness bin and for the trails
 across the nucleus. Coverage: the fraction of those pixels whose truth lies within 1 and 2 x the
-STD of the K-draw mean (68 % and 95 % if the spread is calibrated).
+STD that `galgen inpaint -k K` writes (galgen.uncertainty: the fill's error about the noise-free
+flux; 68 % and 95 % if calibrated), beside the same for the draws' plain spread.
 
-    python benchmarks/inpaint_quality.py -n 200 --draws 4 --guidance ddim:50:5:3 dpmpp_2m:25:1:1 --json out.json
+    python benchmarks/inpaint_quality.py -n 200 --draws 4 --guidance ddim:50:5:1:0:10 ddim:50:5:3 --json out.json
 
 A second part (``--decals``) fills trails through the nucleus of a real DECaLS cutout and writes a
 before/after PNG.
@@ -36,9 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from galgen.cube import Cube, read_cube
-from galgen.flows.inpaint import InpaintConfig, fill, fill_stamps
+from galgen.flows.inpaint import InpaintConfig, fill, fill_stamps, flux_scales
 from galgen.model import load_model
 from galgen.trails import Trail, TrailRanges, deface, random_trail, sky_rms, through
+from galgen.uncertainty import fill_error, noise_rms
 
 DECALS = Path(__file__).resolve().parents[2] / "shared" / "data" / "decals-grz" / "example_a.fits"
 WITHIN = 0.10  # fractional error counted as recovered
@@ -82,8 +84,9 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, draws: int) -> None:
     parser.add_argument("--model", type=Path, default=None, help="weights file [default: the bundled model]")
     parser.add_argument("-n", "--count", type=int, default=200, help="simulated galaxies (one trail each)")
     parser.add_argument("--seed", type=int, default=0, help="galaxies, trails and diffusion noise")
-    parser.add_argument("--guidance", nargs="+", type=Guidance.parse, default=[Guidance("ddim", 50, 5, 3)],
-                        help="diffusion settings SAMPLER:STEPS:JUMP:RESAMPLE[:W] [default: ddim:50:5:3]")
+    parser.add_argument("--guidance", nargs="+", type=Guidance.parse, default=[Guidance("ddim", 50, 5, 1, 0.0, 10.0)],
+                        help="diffusion settings SAMPLER:STEPS:JUMP:RESAMPLE[:W[:PULL]] [default: ddim:50:5:1:0:10, "
+                             "galgen inpaint's]")
     parser.add_argument("--draws", type=int, default=draws, help="K draws per stamp: their mean (and spread) are scored")
     parser.add_argument("--json", type=Path, default=None, help="also write every number here")
     parser.add_argument("--device", default="auto")
@@ -180,6 +183,14 @@ def coverage(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, where: np.nda
             "2 std": float(np.mean(z <= 2)) if z.size else None}
 
 
+def draw_noise(model, observed: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(N, C, 1, 1) RMS of the noise each stamp's draws carry: its sky's (`uncertainty.noise_rms`) times the flux
+    scale it was filled at (`flows.inpaint.flux_scales`), as `galgen inpaint` takes it."""
+    scales = flux_scales(model, observed, masks[:, None])
+    noise = np.stack([noise_rms(image, mask) for image, mask in zip(observed, masks)])
+    return (noise * scales[:, None])[:, :, None, None]
+
+
 def calibrated_coverage(draws: int) -> dict:
     """What a calibrated posterior shows with K draws: |truth - mean| / std ~ sqrt(1 + 1/K) |t_(K-1)|."""
     from scipy.stats import t
@@ -204,10 +215,13 @@ def run_simulations(args, model) -> dict:
                 fills[f"{guidance.name}: one draw"] = (draws[0], time.perf_counter() - start)
         if args.draws > 1:
             stack = np.stack(draws)
-            mean, std = stack.mean(axis=0), stack.std(axis=0, ddof=1)
+            mean, variance = stack.mean(axis=0), stack.var(axis=0, ddof=1)
             fills[f"{guidance.name}: mean of {args.draws}"] = (mean, time.perf_counter() - start)
-            spreads[guidance.name] = {name: coverage(mean, std, clean, where)
-                                      for name, where in subsets(clean, masks, nucleus, rms).items()}
+            error = fill_error(variance, masks[:, None], draw_noise(model, observed, masks), draws=args.draws)
+            for label, std in ((f"{guidance.name}: the draws' spread", np.sqrt(variance)),
+                               (f"{guidance.name}: STD written (the fill's error)", error)):
+                spreads[label] = {name: coverage(mean, std, clean, where)
+                                  for name, where in subsets(clean, masks, nucleus, rms).items()}
     for name, classical in {
         f"astropy interpolate_replace_nans ({args.kernel:g} px)": lambda i: fill_astropy(observed[i], masks[i],
                                                                                           kernel=args.kernel),
@@ -240,8 +254,9 @@ def print_simulations(result: dict, args, model) -> None:
         print(f"{name:<58}{cells} | {row['ms_per_stamp']:>8.0f}")
     if result["coverage"]:
         expected = result["calibrated_coverage"]
-        print(f"\nCoverage of the {result['draws']}-draw STD (truth within 1 / 2 STD of the mean; a calibrated "
-              f"posterior with K = {result['draws']} gives {expected['1 std']:.1%} / {expected['2 std']:.1%}):")
+        print(f"\nCoverage (noise-free truth within 1 / 2 x the STD of the {result['draws']}-draw mean; calibrated: 68.3 % / "
+              f"95.4 % for the fill's error, and {expected['1 std']:.1%} / {expected['2 std']:.1%} for the spread of "
+              f"{result['draws']} exchangeable draws of the truth itself):")
         for name, cells in result["coverage"].items():
             print(f"{name:<58}" + "".join(f" | {c['1 std']:>10.1%} {c['2 std']:>7.1%}     " if c["pixels"] else
                                           f" | {'-':>24}" for c in cells.values()))

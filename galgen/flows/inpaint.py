@@ -2,8 +2,8 @@
 
 The way of one image: FITS image + mask (`read_mask`) -> `plan` (the model's bands, the checked
 mask, the tiles of galgen.tiles, the noise levels) -> `fill`: per draw, tile by tile, the flux
-through `LoadedModel.to_model` into [-1, 1], RePaint-guided sampling (galgen.engine.inpaint),
-`LoadedModel.to_flux` back -> the mean and spread of the draws (metrics.moments) -> the input with
+through `LoadedModel.to_model` into [-1, 1], guided sampling (galgen.engine.inpaint),
+`LoadedModel.to_flux` back -> the mean of the draws (metrics.moments) and its error (galgen.uncertainty) -> the input with
 only the masked pixels replaced -> `output.write_output` (primary image, MASK, STD).
 """
 
@@ -23,6 +23,7 @@ from galgen.errors import InputError
 from galgen.progress import Progress, stage
 from galgen.regrid import ScaleGrid
 from galgen.tiles import Tile, plan_tiles, waves
+from galgen.uncertainty import POOL_WIDTH, fill_error, noise_rms
 
 CPU_WINDOWS = 32  # windows (tiles x draws) per network call on the CPU: batch 16-24 already gives its best rate
 GPU_WINDOW_PIXELS = 2**20  # ... and on a GPU, in pixels: 256 windows at 64 px
@@ -43,7 +44,7 @@ class InpaintConfig:
     jump: int = 5  # RePaint jump length j (steps descended before going back up)
     resample: int = 1  # RePaint resampling count r (1 = none; the pull replaced it: docs/inpainting.md)
     pull: float = 10.0  # gradient guidance: denoised estimates pulled onto the known pixels (engine.inpaint; 0 = off)
-    draws: int = 4  # independent fills; the output is their mean, STD their spread (docs/inpainting.md: the mean of
+    draws: int = 4  # independent fills; the output is their mean, STD its error (galgen.uncertainty; docs/inpainting.md: the mean of
                     # 4 has 0.75x biharmonic's error against noise-free truth, one draw 1.09x)
     seed: int = 0  # draw k uses noise seeded by (seed, k) only (its later tiles: (seed, k, tile))
     batch: int = 4  # draws run side by side on the device
@@ -82,7 +83,7 @@ class Fill:
     """Filled flux of the whole image and what it took."""
 
     data: np.ndarray  # float32 (band, y, x): the input outside the mask, bit for bit; the mean fill inside
-    std: np.ndarray  # float32 (band, y, x): per-pixel std of the draws inside the mask, 0 outside
+    std: np.ndarray  # float32 (band, y, x): the fill's error about the noise-free flux (`uncertainty.fill_error`) inside the mask, 0 outside
     mask: np.ndarray  # bool (band, y, x): the pixels filled
     tiles: int  # model-sized tiles run per draw
     nfe: int  # network evaluations per tile and draw
@@ -286,13 +287,15 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
 
     data = image.data.copy()
     data[rows] = np.where(chosen, moments.mean.astype(np.float32), image.data[rows])
-    std = np.zeros(image.shape, dtype=np.float32)
-    std[rows] = np.where(chosen, moments.std.astype(np.float32), 0.0)
-    filled = np.zeros(image.shape, dtype=bool)
-    filled[rows] = chosen
     cap = np.ones((height, width))  # the flux scale each pixel was filled at
     for tile, scale in zip(planned.tiles, scales):
         cap[tile.core_y, tile.core_x] = scale
+    std = np.zeros(image.shape, dtype=np.float32)
+    if config.draws > 1:  # the fill's error about the noise-free flux; a draw's noise is the sky's times its scale
+        noise = noise_rms(image.data[rows], chosen)[:, None, None] * cap[:ny, :nx]
+        std[rows] = fill_error(moments.std**2, chosen, noise, draws=config.draws)
+    filled = np.zeros(image.shape, dtype=bool)
+    filled[rows] = chosen
     notes = [scale_note(image, model), brightness_note(scales, model=model),
              clipping_note(image.data[rows], chosen, model=model, filled=data[rows], scales=cap[:ny, :nx]),
              labels_note(model, labels)]
@@ -556,8 +559,8 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
     The mask is the union of the mask file (non-zero = bad) and, with ``mask_nans``, the image's
     own bad pixels (NaN/inf, BLANK, a MASK/FLAGS extension, survey no-coverage zeros). Everything
     is read and checked before the first step. The output FITS (atomic) holds the filled image
-    (the mean of the draws), a MASK extension of the filled pixels and, with draws > 1, STD, their
-    per-pixel spread. An existing ``out`` is replaced only with ``overwrite`` and only if galgen
+    (the mean of the draws), a MASK extension of the filled pixels and, with draws > 1, STD, the
+    fill's error about the noise-free flux (galgen.uncertainty). An existing ``out`` is replaced only with ``overwrite`` and only if galgen
     made it. Progress: stage "inpaint", in sampler steps.
     """
     from galgen.atomic import check_output
@@ -601,14 +604,18 @@ def describe_fill(result: Fill, *, config: InpaintConfig, bands: str, size: int)
     """HISTORY lines saying what was filled and how."""
     eta = f" eta={config.eta:g}" if config.sampler == "ddim" else ""
     lines = [
-        f"inpaint: filled {int(result.mask.sum())} masked pixels of bands {bands} by guided diffusion with "
-        f"RePaint resampling (Lugmayr et al. 2022): {config.sampler}{eta}, {config.resolved_steps()} steps, "
-        f"jump {config.jump}, resample {config.resample}, {result.nfe} NFE per tile"
+        f"inpaint: filled {int(result.mask.sum())} masked pixels of bands {bands} by guided diffusion "
+        + ("(known pixels replaced at each step" + (", RePaint resampling (Lugmayr et al. 2022)" if config.resample > 1
+                                                    else "")
+           + (", gradient guidance (Chung et al. 2022)" if config.pull else "") + "): ")
+        + f"{config.sampler}{eta}, {config.resolved_steps()} steps, jump {config.jump}, resample {config.resample}, "
+        f"{result.nfe} NFE per tile"
         + (f" (each with a backward pass: gradient guidance, pull {config.pull:g})" if config.pull else "") + ", "
         f"{result.tiles} tile(s) of {size} px filled in {result.waves} wave(s) (docs/inpainting.md)",
         "inpaint: pixels outside the MASK extension are the input's, unchanged",
     ]
     if config.draws > 1:
-        lines.append(f"inpaint: primary image = mean of {config.draws} draws; STD extension = their "
-                     "per-pixel standard deviation (0 outside the mask)")
+        lines.append(f"inpaint: primary image = mean of {config.draws} draws; STD extension = its error about the "
+                     f"noise-free flux: the draws' variance pooled over the mask ({POOL_WIDTH:g} px), times 1 + 1/K, less the "
+                     "sky noise variance (0 outside the mask)")
     return lines
