@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import json
 import math
 import time
@@ -95,6 +96,8 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, draws: int) -> None:
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_run_arguments(parser, draws=4)
+    parser.add_argument("--brighter", type=float, default=None,
+                        help="only galaxies with mag_r below this (the bright end, where few of -n's stamps reach)")
     parser.add_argument("--kernel", type=float, default=2.0, help="astropy Gaussian kernel sigma, pixels")
     parser.add_argument("--decals", type=Path, default=DECALS, help="real cutout ('' to skip)")
     parser.add_argument("--nucleus-trails", type=int, default=6, help="trails through the real cutout's nucleus")
@@ -108,20 +111,26 @@ def parse_args(argv=None):
 # ----------------------------------------------------------------------------- the stamps
 
 
-def simulated_cases(count: int, *, seed: int, size: int):
-    """Stacked (observed, noise-free, (N, H, W) trail masks, nucleus flags, sky RMS (C,))."""
-    from galgen.simulate import SKY_SIGMA, draw_observation
+def simulated_cases(count: int, *, seed: int, size: int, brighter: float | None = None):
+    """Stacked (observed, noise-free, (N, H, W) trail masks, nucleus flags, sky RMS (C,)).
+
+    The galaxies are ``galgen simulate``'s of ``seed`` in index order; with ``brighter``, only those
+    with mag_r below it (the same population's bright end, found by drawing the parameters alone).
+    """
+    from galgen.simulate import SKY_SIGMA, draw_observation, draw_params
 
     rms = np.asarray(SKY_SIGMA, dtype=np.float64)
+    indices = range(count) if brighter is None else list(itertools.islice(
+        (i for i in range(count * 1000) if draw_params(seed, i, size=size).mag_r < brighter), count))
     observed, clean, masks, nucleus = [], [], [], []
-    for index in range(count):
+    for n, index in enumerate(indices):
         image, truth_image, truth = draw_observation(seed, index, size=size)
         trail = random_trail((size, size), seed=seed * 100_003 + index, rms=rms, ranges=RANGES)
-        if index % NUCLEUS_EVERY == 0:
+        if n % NUCLEUS_EVERY == 0:
             trail = through(trail, (size, size), (truth["x_center"], truth["y_center"]))
         _, mask = deface(image, trail)
         observed.append(image), clean.append(truth_image), masks.append(mask)
-        nucleus.append(index % NUCLEUS_EVERY == 0)
+        nucleus.append(n % NUCLEUS_EVERY == 0)
     return np.stack(observed), np.stack(clean), np.stack(masks), np.asarray(nucleus), rms
 
 
@@ -204,7 +213,8 @@ def calibrated_coverage(draws: int) -> dict:
 
 def run_simulations(args, model) -> dict:
     """Fill every stamp with every method; score all of them over the same pixels."""
-    observed, clean, masks, nucleus, rms = simulated_cases(args.count, seed=args.seed, size=model.size)
+    observed, clean, masks, nucleus, rms = simulated_cases(args.count, seed=args.seed, size=model.size,
+                                                           brighter=args.brighter)
     fills: dict[str, tuple[np.ndarray, float]] = {}
     spreads: dict[str, dict] = {}
     for guidance in args.guidance:
