@@ -38,10 +38,10 @@ from pathlib import Path
 import numpy as np
 
 from galgen.cube import Cube, read_cube
-from galgen.flows.inpaint import InpaintConfig, fill, fill_stamps, flux_scales
+from galgen.flows.inpaint import InpaintConfig, draw_noise, fill, fill_stamps, flux_scales
 from galgen.model import load_model
 from galgen.trails import Trail, TrailRanges, deface, random_trail, sky_rms, through
-from galgen.uncertainty import fill_error, noise_rms
+from galgen.uncertainty import fill_error
 
 DECALS = Path(__file__).resolve().parents[2] / "shared" / "data" / "decals-grz" / "example_a.fits"
 WITHIN = 0.10  # fractional error counted as recovered
@@ -192,11 +192,11 @@ def coverage(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, where: np.nda
             "2 std": float(np.mean(z <= 2)) if z.size else None}
 
 
-def draw_noise(model, observed: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(N, C, 1, 1) RMS of the noise each stamp's draws carry: its sky's (`uncertainty.noise_rms`) times the flux
+def stamp_noise(model, observed: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(N, C, 1, 1) RMS of the noise each stamp's draws carry (`flows.inpaint.draw_noise`) times the flux
     scale it was filled at (`flows.inpaint.flux_scales`), as `galgen inpaint` takes it."""
     scales = flux_scales(model, observed, masks[:, None])
-    noise = np.stack([noise_rms(image, mask) for image, mask in zip(observed, masks)])
+    noise = np.stack([draw_noise(model, image, np.broadcast_to(mask, image.shape)) for image, mask in zip(observed, masks)])
     return (noise * scales[:, None])[:, :, None, None]
 
 
@@ -227,7 +227,7 @@ def run_simulations(args, model) -> dict:
             stack = np.stack(draws)
             mean, variance = stack.mean(axis=0), stack.var(axis=0, ddof=1)
             fills[f"{guidance.name}: mean of {args.draws}"] = (mean, time.perf_counter() - start)
-            error = fill_error(variance, masks[:, None], draw_noise(model, observed, masks), draws=args.draws)
+            error = fill_error(variance, masks[:, None], stamp_noise(model, observed, masks), draws=args.draws)
             for label, std in ((f"{guidance.name}: the draws' spread", np.sqrt(variance)),
                                (f"{guidance.name}: STD written (the fill's error)", error)):
                 spreads[label] = {name: coverage(mean, std, clean, where)

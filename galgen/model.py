@@ -92,6 +92,15 @@ class LoadedModel:
         return self.meta.get("unit") or "nanomaggy"
 
     @property
+    def sky_rms(self) -> np.ndarray | None:
+        """(C,) sky noise RMS of the training cutouts in flux units, calibration applied (the noise the
+        model's draws carry); None for a model trained before galgen recorded it (the bundled one)."""
+        sky = (self.meta.get("data") or {}).get("sky_rms")
+        if not sky or len(sky) != len(self.bands):
+            return None
+        return np.asarray(sky, dtype=np.float64) * self.factors
+
+    @property
     def calibrated(self) -> bool:
         return "calibration" in self.meta
 

@@ -12,7 +12,7 @@ from galgen.cube import Cube, make_wcs, write_cube
 from galgen.engine.unet import UNet, UNetConfig
 from galgen.engine.weights import MODEL_KIND, save_weights
 from galgen.errors import InputError
-from galgen.flows.inpaint import InpaintConfig, check_mask, fill, fill_stamps, plan, read_mask
+from galgen.flows.inpaint import InpaintConfig, check_mask, draw_noise, fill, fill_stamps, plan, read_mask
 from galgen.model import load_model
 from galgen.tiles import plan_tiles, waves
 from galgen.uncertainty import noise_rms
@@ -534,3 +534,20 @@ def test_the_model_records_a_graph_only_for_an_input_that_asks_for_gradients(tin
     out = tiny_model.denoise(x.clone().requires_grad_(True), sigma)
     assert out.requires_grad
     assert torch.equal(out.detach(), tiny_model.denoise(x, sigma))  # the same numbers either way
+
+
+def test_the_std_takes_the_draws_noise_from_the_models_training_sky_when_it_records_one(tmp_path):
+    image, mask = galaxy(), diagonal_mask()  # sky noise 0.01 in every band
+    plain = load_model(write_tiny_model(tmp_path / "plain.safetensors"), device="cpu")
+    assert plain.sky_rms is None
+    np.testing.assert_allclose(draw_noise(plain, image.data, mask), 0.01, rtol=0.15)  # the image's own border
+    calibration = {"factors": {"g": 2.0, "r": 1.0, "z": 1.0}}
+    recorded = load_model(write_tiny_model(tmp_path / "sky.safetensors", calibration=calibration,
+                                           data={"count": 4, "sky_rms": [50.0, 60.0, 70.0]}), device="cpu")
+    np.testing.assert_allclose(recorded.sky_rms, [100.0, 60.0, 70.0])  # in flux units: calibration applied
+    np.testing.assert_allclose(draw_noise(recorded, image.data, mask), [100.0, 60.0, 70.0])
+    # a noise far above the draws' spread: the error is its share of the mean of K draws, n / sqrt(K)
+    faint = Cube(data=image.data * 0.05, bands="grz", wcs=image.wcs)  # filled at its own flux (no scaling)
+    result = fill(faint, mask, model=recorded, config=dataclasses.replace(FAST, draws=2))
+    for band, sky in enumerate([100.0, 60.0, 70.0]):
+        np.testing.assert_allclose(result.std[band][mask[band]], sky / np.sqrt(2), rtol=1e-5)

@@ -273,7 +273,8 @@ def dataset(tmp_path):
     np.save(path / "images.npy", np.random.default_rng(1).uniform(-1, 1, (6, 3, 16, 16)).astype(np.float32))
     meta = {"format": "galgen-dataset", "format_version": 1, "bands": "grz", "size": 16, "pixel_scale": 0.262,
             "unit": "nanomaggy", "count": 6, "command": "test",
-            "normalizer": {"bands": "grz", "lower": [0, 0, 0], "upper": [5, 5, 5]}}
+            "normalizer": {"bands": "grz", "lower": [0, 0, 0], "upper": [5, 5, 5]},
+            "normalizer_choice": {"sky_rms": [0.007, 0.013, 0.029]}}
     (path / "dataset.json").write_text(json.dumps(meta))
     return path
 
@@ -291,6 +292,7 @@ def test_cli_trains_resumes_and_writes_a_self_describing_model(dataset, tmp_path
     assert (meta["schedule"], meta["loss"], meta["step"], meta["bands"]) == ("cosine", "l1", 2, "grz")
     assert meta["normalizer"]["upper"] == [5, 5, 5] and meta["unet"]["size"] == 16
     assert meta["train"]["seed"] == 3 and meta["data"]["count"] == 6
+    assert meta["data"]["sky_rms"] == [0.007, 0.013, 0.029]  # the noise its draws carry (inpainting's STD)
     denoiser, _ = load_denoiser(out)
     assert denoiser.schedule == "cosine"
     # resuming keeps the checkpoint's settings (cosine, l1, seed 3) and goes on to --steps

@@ -292,7 +292,7 @@ def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = Inpain
         cap[tile.core_y, tile.core_x] = scale
     std = np.zeros(image.shape, dtype=np.float32)
     if config.draws > 1:  # the fill's error about the noise-free flux; a draw's noise is the sky's times its scale
-        noise = noise_rms(image.data[rows], chosen)[:, None, None] * cap[:ny, :nx]
+        noise = draw_noise(model, image.data[rows], chosen)[:, None, None] * cap[:ny, :nx]
         std[rows] = fill_error(moments.std**2, chosen, noise, draws=config.draws)
     filled = np.zeros(image.shape, dtype=bool)
     filled[rows] = chosen
@@ -378,6 +378,14 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: Inpaint
                      noise=ImageNoise(config.seed, range(len(images)), device=model.device),
                      callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
     return np.where(masks, model.to_flux(filled) * scales, images).astype(np.float32)
+
+
+def draw_noise(model, flux: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(C,) RMS of the sky noise a draw of ``model`` carries in flux units, before any flux scaling: the
+    training cutouts' (`LoadedModel.sky_rms`) where the model records it, else that of the image ``flux``
+    (C, H, W) itself (`uncertainty.noise_rms` of its known border pixels; ``mask`` True = unknown)."""
+    sky = model.sky_rms
+    return sky if sky is not None else noise_rms(flux, mask)
 
 
 def scaled_labels(model, labels: np.ndarray, scales: np.ndarray) -> Optional[np.ndarray]:
@@ -588,7 +596,8 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
     write_output(
         Cube(data=result.data, bands=cube.bands, wcs=cube.wcs, unit=cube.unit, header=cube.header), out,
         model=model, command=command, inputs=[Path(image)] + ([Path(mask)] if mask is not None else []),
-        history=describe_fill(result, config=config, bands=model.bands, size=model.size) + result.notes,
+        history=describe_fill(result, config=config, bands=model.bands, size=model.size,
+                             sky_known=model.sky_rms is not None) + result.notes,
         extra_hdus=extras, seed=config.seed, sampler=config.sampler, steps=config.resolved_steps(), nfe=result.nfe,
         eta=config.sampler_options().get("eta"), resample=config.resample, jump=config.jump, draws=config.draws,
         guidance=config.guidance or None, pull=config.pull or None,
@@ -600,8 +609,8 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
                          sampler=config.sampler, seconds=seconds, notes=result.notes)
 
 
-def describe_fill(result: Fill, *, config: InpaintConfig, bands: str, size: int) -> list[str]:
-    """HISTORY lines saying what was filled and how."""
+def describe_fill(result: Fill, *, config: InpaintConfig, bands: str, size: int, sky_known: bool = False) -> list[str]:
+    """HISTORY lines saying what was filled and how; ``sky_known``: the model records its training sky RMS."""
     eta = f" eta={config.eta:g}" if config.sampler == "ddim" else ""
     lines = [
         f"inpaint: filled {int(result.mask.sum())} masked pixels of bands {bands} by guided diffusion "
@@ -615,7 +624,8 @@ def describe_fill(result: Fill, *, config: InpaintConfig, bands: str, size: int)
         "inpaint: pixels outside the MASK extension are the input's, unchanged",
     ]
     if config.draws > 1:
+        noise = "the model's training sky RMS" if sky_known else "the image's border RMS; the model records no sky RMS"
         lines.append(f"inpaint: primary image = mean of {config.draws} draws; STD extension = its error about the "
-                     f"noise-free flux: the draws' variance pooled over the mask ({POOL_WIDTH:g} px), times 1 + 1/K, less the "
-                     "sky noise variance (0 outside the mask)")
+                     f"noise-free flux: the draws' variance pooled over the mask ({POOL_WIDTH:g} px), times 1 + 1/K, "
+                     f"less the variance of the sky noise a draw carries ({noise}); 0 outside the mask")
     return lines

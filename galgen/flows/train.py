@@ -94,6 +94,9 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
         "unit": data.meta.get("unit"), "command": command,
         "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
     }
+    sky = (data.meta.get("normalizer_choice") or {}).get("sky_rms")
+    if sky:  # the training cutouts' median border RMS per band: the noise the model's draws carry
+        metadata["data"]["sky_rms"] = [float(v) for v in sky]
     if chosen:
         metadata["conditions"] = [c.to_dict() for c in chosen]
     lead = is_lead()
