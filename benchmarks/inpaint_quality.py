@@ -307,21 +307,24 @@ def real_cutout(args, model, guidance: Guidance) -> dict:
         cube = Cube(data=flux, bands=cube.bands, wcs=wcs, unit=cube.unit)
     rms = sky_rms(cube.data)
     centre = nucleus_xy(cube.data)
+    bad = ~np.isfinite(cube.data) | (cube.mask if cube.mask is not None else False)
     runs = []
     for k in range(args.nucleus_trails):
         angle = 28.0 + 180.0 * k / args.nucleus_trails
         trail = through(Trail(angle=angle, offset=0.0, width=width, brightness=tuple(80 * rms)), cube.shape[1:], centre)
         defaced, trail_pixels = deface(cube.data, trail)
-        mask = np.broadcast_to(trail_pixels, cube.shape)
+        trail_mask = np.broadcast_to(trail_pixels, cube.shape) & ~bad  # what is scored
+        mask = trail_mask | bad  # the cutout's own bad pixels (NaN, no coverage) are filled too, not scored
         start = time.perf_counter()
         result = fill(Cube(data=defaced, bands=cube.bands, wcs=cube.wcs, unit=cube.unit), mask, model=model,
                       config=guidance.config(args.seed))
         seconds = time.perf_counter() - start
-        core = mask & (cube.data > 20 * rms[:, None, None])
+        core = trail_mask & (cube.data > 20 * rms[:, None, None])
         score = accuracy(result.data, cube.data, core)
+        classical = fill_biharmonic(np.nan_to_num(defaced), trail_pixels | bad.any(axis=0))
         runs.append({"angle": angle, "seconds": seconds, "tiles": result.tiles, "core": score,
-                     "biharmonic_core": accuracy(fill_biharmonic(defaced, trail_pixels), cube.data, core),
-                     "trail": accuracy(result.data, cube.data, mask & (cube.data > 3 * rms[:, None, None])),
+                     "biharmonic_core": accuracy(classical, cube.data, core),
+                     "trail": accuracy(result.data, cube.data, trail_mask & (cube.data > 3 * rms[:, None, None])),
                      "notes": result.notes})
         if k == 0:
             png = before_after_png(args, model, defaced, result, cube.data, rms, seconds)
