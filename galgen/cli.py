@@ -458,7 +458,7 @@ def inpaint(
         10.0, "--pull", min=0.0, help="Gradient guidance: pull each denoised estimate onto the known pixels with this "
         "weight (0 = none; > 0 adds a backward pass per step)."
     ),
-    draws: int = typer.Option(4, "--draws", "-k", min=1, help="Independent fills: output their mean, STD their spread."),
+    draws: int = typer.Option(4, "--draws", "-k", min=1, help="Independent fills: output their mean, STD its error about the noise-free flux."),
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k uses noise from (seed, k) only."),
     batch: int = typer.Option(4, "--batch", min=1, help="Draws run side by side on the device."),
     guidance: float = typer.Option(
