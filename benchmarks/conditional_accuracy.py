@@ -30,7 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from galgen.conditions import MAD_SCALE, derive  # noqa: E402
-from galgen.cube import read_cube, read_table  # noqa: E402
+from galgen.io.cube import read_cube, read_table  # noqa: E402
 from galgen.engine.weights import read_metadata  # noqa: E402
 from galgen.metrics.labels import label_units, measure_labels  # noqa: E402
 

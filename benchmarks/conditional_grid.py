@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from galgen.cube import read_cube  # noqa: E402
+from galgen.io.cube import read_cube  # noqa: E402
 from galgen.model import load_model  # noqa: E402
 from galgen.preview import Stretch, lupton_rgb, montage, save_png  # noqa: E402
 

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from galgen.cube import Cube, read_cube
+from galgen.io.cube import Cube, read_cube
 from galgen.flows.inpaint import InpaintConfig, draw_noise, fill, fill_stamps, flux_scales
 from galgen.model import load_model
 from galgen.trails import Trail, TrailRanges, deface, random_trail, sky_rms, through
@@ -299,7 +299,7 @@ def real_cutout(args, model, guidance: Guidance) -> dict:
     cube = read_cube(args.decals, bands=model.bands)
     width = 4.0  # pixels of the cutout
     if args.model_scale and cube.pixel_scale and model.pixel_scale:
-        from galgen.regrid import cube_on_grid
+        from galgen.io.regrid import cube_on_grid
 
         size = int(min(cube.shape[1:]) * cube.pixel_scale / model.pixel_scale)
         flux, wcs, _ = cube_on_grid(cube, size=size, pixel_scale=model.pixel_scale)

@@ -15,8 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from galgen.cube import read_cube  # noqa: E402
-from galgen.inputs import expand_inputs  # noqa: E402
+from galgen.io.cube import read_cube  # noqa: E402
+from galgen.io.inputs import expand_inputs  # noqa: E402
 from galgen.preview import side_by_side  # noqa: E402
 from galgen.simulate import BANDS, PIXEL_SCALE, draw_galaxy  # noqa: E402
 

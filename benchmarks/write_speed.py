@@ -1,4 +1,4 @@
-"""How fast `galgen sample` writes its FITS files: inline and with helper processes (galgen.writers).
+"""How fast `galgen sample` writes its FITS files: inline and with helper processes (galgen.io.writers).
 
 Run: python benchmarks/write_speed.py [--files 1000] [--helpers 0 1 2]
 
@@ -17,11 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from galgen.cube import make_wcs
+from galgen.io.cube import make_wcs
 from galgen.flows.output import made_by, write_mock
 from galgen.flows.sample import mock_name
 from galgen.model import load_model
-from galgen.writers import Writers
+from galgen.io.writers import Writers
 
 
 def write_all(out: Path, model, count: int, helpers: int) -> float:

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from galgen.cube import read_cube
+from galgen.io.cube import read_cube
 from galgen.model import load_model
 from galgen.preview import lupton_rgb, montage, save_png
 from galgen.flows.desify import DesifyConfig, run as desify
-from galgen.regrid import prepare_input
+from galgen.io.regrid import prepare_input
 
 STRENGTHS = (0.3, 0.6, 0.9)
 SIZE = 256  # cartoon canvas in pixels; desify resizes it to the model's grid

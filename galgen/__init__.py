@@ -9,15 +9,15 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     # FITS cubes and provenance
-    "Cube": ("galgen.cube", "Cube"),
-    "read_cube": ("galgen.cube", "read_cube"),
-    "read_band_files": ("galgen.cube", "read_band_files"),
-    "write_cube": ("galgen.cube", "write_cube"),
-    "read_table": ("galgen.cube", "read_table"),
-    "write_table": ("galgen.cube", "write_table"),
-    "make_wcs": ("galgen.cube", "make_wcs"),
-    "read_provenance": ("galgen.cube", "read_provenance"),
-    "make_provenance": ("galgen.provenance", "make_provenance"),
+    "Cube": ("galgen.io.cube", "Cube"),
+    "read_cube": ("galgen.io.cube", "read_cube"),
+    "read_band_files": ("galgen.io.cube", "read_band_files"),
+    "write_cube": ("galgen.io.cube", "write_cube"),
+    "read_table": ("galgen.io.cube", "read_table"),
+    "write_table": ("galgen.io.cube", "write_table"),
+    "make_wcs": ("galgen.io.cube", "make_wcs"),
+    "read_provenance": ("galgen.io.cube", "read_provenance"),
+    "make_provenance": ("galgen.io.provenance", "make_provenance"),
     # data preparation and ground truth
     "Normalizer": ("galgen.normalize", "Normalizer"),
     "open_dataset": ("galgen.dataset", "open_dataset"),

@@ -268,7 +268,7 @@ def run(real, mock, *, config: CalibrationConfig = CalibrationConfig(), write_to
     if model is not None and write_to is None:
         raise InputError("a model to copy needs a file to write it to", options=("model", "write_to"))
     if write_to is not None:
-        from galgen.atomic import check_output
+        from galgen.io.atomic import check_output
         from galgen.engine.weights import is_weights_file, read_metadata
 
         source = model or write_to

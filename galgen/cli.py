@@ -182,7 +182,7 @@ def prep(
     Example: galgen prep cutouts/ -o data/train --size 64 --bands grz --labels catalog.fits --match id:OBJID
     """
     from galgen.console import progress
-    from galgen.inputs import expand_inputs
+    from galgen.io.inputs import expand_inputs
     from galgen.prep import PrepConfig, parse_band_values, prep_dataset
 
     config = PrepConfig(
@@ -404,7 +404,7 @@ def sample(
 
 def _sample_requests(loaded, *, catalog, condition, count, id_column, extrapolate):
     """The conditional requests of a `sample` run, from --catalog or --condition (with -n copies)."""
-    from galgen.catalog import read_catalog
+    from galgen.io.catalog import read_catalog
     from galgen.conditions import parse_request
     from galgen.flows.sample import plan_requests
 
@@ -534,9 +534,9 @@ def desify(
     from galgen.console import print_table, progress
     from galgen.dataset import open_dataset
     from galgen.flows import desify as flow
-    from galgen.inputs import expand_inputs
+    from galgen.io.inputs import expand_inputs
     from galgen.model import load_model
-    from galgen.regrid import INPUT_SUFFIXES
+    from galgen.io.regrid import INPUT_SUFFIXES
 
     config = flow.DesifyConfig(strength=strength, draws=draws, sampler=sampler, steps=steps, seed=seed, batch=batch,
                                exact=exact, neighbours=neighbours)
@@ -699,7 +699,7 @@ def info(
     Example: galgen info mocks/mock_000000.fits model.safetensors --json
     """
     from galgen.console import print_json, print_fields
-    from galgen.cube import describe
+    from galgen.io.cube import describe
     from galgen.engine.weights import describe_weights
 
     summaries = [describe_weights(p) if p.name.endswith(".safetensors") else describe(p) for p in paths]

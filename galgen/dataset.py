@@ -22,7 +22,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from galgen.atomic import as_galgen_error, check_output, output_mode, sweep_stale, temp_path
+from galgen.io.atomic import as_galgen_error, check_output, output_mode, sweep_stale, temp_path
 from galgen.errors import InputError
 from galgen.normalize import Normalizer
 

@@ -2,8 +2,14 @@
 
 The library raises these; the CLI turns each into one line on stderr and an exit code
 (2: the input or the usage is wrong, 1: the work itself failed). ``GALGEN_DEBUG=1``
-shows the traceback instead.
+shows the traceback instead. A missing optional dependency (`require`) is an InputError that names the
+extra to install: ``galgen[sim]`` brings GalSim, ``galgen[morph]`` statmorph, photutils and scikit-image.
 """
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
 
 
 class GalgenError(Exception):
@@ -41,3 +47,12 @@ class RuntimeFailure(GalgenError):
     """The inputs were fine but the work failed (out of memory, no GPU, interrupted)."""
 
     exit_code = 1
+
+
+def require(module: str, *, extra: str, purpose: str) -> ModuleType:
+    """Import ``module``, or raise InputError saying that ``purpose`` needs ``galgen[extra]``."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise InputError(f"{purpose} needs {module.split('.')[0]}, which is not installed: "
+                         f"pip install 'galgen[{extra}]'") from None

@@ -37,7 +37,7 @@ def installed_inception():
     """The Inception file of the 'fid' extra, checked by sha256; None when the extra is not installed."""
     import importlib.util
 
-    from galgen.checksum import file_sha256
+    from galgen.io.provenance import file_sha256
 
     spec = importlib.util.find_spec(INCEPTION_PACKAGE)
     if spec is None or not spec.submodule_search_locations:

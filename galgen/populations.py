@@ -1,7 +1,7 @@
 """Load a population of galaxies for the metrics: one flux array ``(N, C, H, W)`` from many inputs.
 
 A population is either FITS cubes (files, directories, globs, ``@list.txt``; read through
-galgen.cube) or a prepared DATASET directory (``images.npy`` + ``dataset.json``), mapped back
+galgen.io.cube) or a prepared DATASET directory (``images.npy`` + ``dataset.json``), mapped back
 from ``[-1, 1]`` to flux with the dataset's own normaliser. Stamps of different sizes are
 centre-cropped to the smallest, so the target pixel ``(W // 2, H // 2)`` stays the target.
 """
@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from galgen.crop import centre_crop
+from galgen.io.regrid import centre_crop
 from galgen.errors import InputError, NotAnImage
 from galgen.progress import Progress, stage
 
@@ -58,7 +58,7 @@ def resolve_inputs(items: Sequence) -> Path | list[Path]:
     items = [items] if isinstance(items, (str, Path)) else list(items)
     if len(items) == 1 and is_dataset(items[0]):
         return Path(items[0])
-    from galgen.inputs import expand_inputs
+    from galgen.io.inputs import expand_inputs
 
     return expand_inputs(items)
 
@@ -70,7 +70,7 @@ def _load_resolved(source: Path | list[Path], *, label: str, on_progress: Progre
 
 
 def _read_one(path: Path):
-    from galgen.cube import read_cube
+    from galgen.io.cube import read_cube
 
     try:
         cube = read_cube(path)

@@ -32,8 +32,8 @@ from typing import Sequence
 
 import numpy as np
 
-from galgen.crop import centre_crop
-from galgen.cube import MAX_BAD_FRACTION
+from galgen.io.regrid import centre_crop
+from galgen.io.cube import MAX_BAD_FRACTION
 from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_meta
 from galgen.errors import InputError
 from galgen.metrics.photometry import border_pixels
@@ -64,7 +64,7 @@ class PrepConfig:
     max_bad_fraction: float = MAX_BAD_FRACTION  # skip a file when more of a band's crop is NaN or masked
     workers: int = 1  # reading processes; 1 reads in this process
     labels: str | None = None  # per-galaxy labels: None, "measure" (galgen's photometry) or a catalogue's path
-    match: str = "name"  # how catalogue rows find cutouts (galgen.catalog.MatchRule): name[:COL], id:COL, sky[:RA,DEC]
+    match: str = "name"  # how catalogue rows find cutouts (galgen.io.catalog.MatchRule): name[:COL], id:COL, sky[:RA,DEC]
     match_radius: float = 1.0  # arcsec, for matching by sky position
     label_columns: tuple[str, ...] | None = None  # catalogue columns kept as labels; None: every numeric one
 
@@ -73,7 +73,7 @@ class PrepConfig:
         return self.labels == "measure"
 
     def match_rule(self):
-        from galgen.catalog import MatchRule
+        from galgen.io.catalog import MatchRule
 
         return MatchRule.parse(self.match, radius=self.match_radius)
 
@@ -232,7 +232,7 @@ def _read_pass(paths, work: Path, *, config: PrepConfig, on_progress: Progress |
                 sources.write(json.dumps(_source_record(report)) + "\n")
                 stats.add(report)
                 if config.labels is not None and not config.measures_labels:
-                    from galgen.catalog import CutoutKey
+                    from galgen.io.catalog import CutoutKey
 
                     ra, dec = report.centre or (None, None)
                     stats.keys.append(CutoutKey(path=report.path, header_id=report.header_id, ra=ra, dec=dec))
@@ -279,7 +279,7 @@ def _normalise_pass(
 
 def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
     """Pass 1 for one file: read, check, centre-crop, measure. Never raises for a bad file."""
-    from galgen.cube import coverage_problem, read_cube
+    from galgen.io.cube import coverage_problem, read_cube
 
     report = FileReport(path=str(path))
     try:
@@ -340,7 +340,7 @@ def _label_catalog(config: PrepConfig):
     """The catalogue of labels (None when measured or none), read and checked against the match rule."""
     if config.labels is None or config.measures_labels:
         return None
-    from galgen.catalog import read_catalog
+    from galgen.io.catalog import read_catalog
 
     rule = config.match_rule()
     catalog = read_catalog(config.labels)
@@ -367,7 +367,7 @@ def _write_labels(work: Path, stats: PassOne, catalog, *, config: PrepConfig) ->
 
 
 def _catalogue_labels(catalog, keys, *, config: PrepConfig) -> tuple[np.ndarray, dict]:
-    from galgen.catalog import match_rows
+    from galgen.io.catalog import match_rows
 
     rule = config.match_rule()
     found = match_rows(catalog, keys, rule)
@@ -522,7 +522,7 @@ def _warnings(scales: np.ndarray, count: int) -> list[str]:
 
 
 def _meta(result: PrepResult, *, unit: str, config: PrepConfig, command: str) -> dict:
-    from galgen.provenance import make_provenance
+    from galgen.io.provenance import make_provenance
 
     provenance = make_provenance(command=command or "galgen prep")
     return {

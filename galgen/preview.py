@@ -105,7 +105,7 @@ def save_png(image: np.ndarray, path) -> Path:
     """Write an RGB uint8 array as PNG, atomically (temporary name, then rename), marked as galgen's."""
     from PIL import Image, PngImagePlugin
 
-    from galgen.atomic import atomic_output
+    from galgen.io.atomic import atomic_output
 
     path = Path(path)
     info = PngImagePlugin.PngInfo()
@@ -118,8 +118,8 @@ def save_png(image: np.ndarray, path) -> Path:
 
 def preview_files(paths: Sequence, out_png, *, columns: int | None = None, zoom: int = 2,
                   stretch: Stretch = Stretch()) -> Path:
-    """Montage PNG of the cubes in ``paths`` (FITS files, read through galgen.cube)."""
-    from galgen.cube import read_cube
+    """Montage PNG of the cubes in ``paths`` (FITS files, read through galgen.io.cube)."""
+    from galgen.io.cube import read_cube
 
     cubes = [read_cube(p) for p in paths]
     tiles = [lupton_rgb(cube.data, cube.bands, stretch=stretch) for cube in cubes]

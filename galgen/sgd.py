@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from galgen.crop import centre_crop
+from galgen.io.regrid import centre_crop
 from galgen.errors import InputError
 from galgen.metrics.population import SGDConfig, SGDResult, compare_properties
 from galgen.progress import Progress, stage
@@ -43,7 +43,7 @@ def compare_morphology(real: np.ndarray, mock: np.ndarray, *, bands: str, config
 
 def require_morphology() -> None:
     """InputError naming the ``morph`` extra unless statmorph and photutils import."""
-    from galgen.extras import require
+    from galgen.errors import require
 
     for module in ("statmorph", "photutils.segmentation"):
         require(module, extra="morph", purpose="morphology statistics")
@@ -51,7 +51,7 @@ def require_morphology() -> None:
 
 def check_sgd_outputs(*, plot=None, train=None, fid_weights=None, morphology: bool = False) -> None:
     """Everything `galgen sgd` will write or read besides the populations, checked before they are measured."""
-    from galgen.atomic import check_output
+    from galgen.io.atomic import check_output
 
     if plot is not None:
         from galgen.metrics.population import PLOT_SUFFIXES

@@ -78,7 +78,7 @@ class GalaxyParams:
 
 
 def _galsim():
-    from galgen.extras import require
+    from galgen.errors import require
 
     return require("galsim", extra="sim", purpose="galgen simulate")
 
@@ -406,8 +406,8 @@ class _WriteGalaxy:
     noise_free: bool = False  # also write the noise-free image as a NOISEFREE extension
 
     def __call__(self, index: int) -> dict:
-        from galgen.cube import Cube, make_wcs, write_cube
-        from galgen.provenance import make_provenance
+        from galgen.io.cube import Cube, make_wcs, write_cube
+        from galgen.io.provenance import make_provenance
 
         image, clean, truth = draw_observation(self.seed, index, size=self.size, pixel_scale=self.pixel_scale)
         cube = Cube(data=image, bands=BANDS, wcs=make_wcs(image.shape[1:], pixel_scale=self.pixel_scale))
@@ -553,8 +553,8 @@ class _pool:
 
 
 def _write_truth(columns: dict[str, np.ndarray], path: Path, *, command: str, **fields) -> Path:
-    from galgen.cube import write_table
-    from galgen.provenance import make_provenance
+    from galgen.io.cube import write_table
+    from galgen.io.provenance import make_provenance
 
     count = len(columns["index"])
     provenance = make_provenance(command=command, count=count, psf_beta=PSF_BETA, **fields)
@@ -563,8 +563,8 @@ def _write_truth(columns: dict[str, np.ndarray], path: Path, *, command: str, **
 
 def _check_free(out: Path, indices: range, *, overwrite: bool) -> None:
     """Create ``out`` and check that the galaxies of ``indices`` may be written into it."""
-    from galgen.atomic import as_galgen_error, probe_directory, sweep_stale
-    from galgen.cube import is_galgen_file
+    from galgen.io.atomic import as_galgen_error, probe_directory, sweep_stale
+    from galgen.io.cube import is_galgen_file
 
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", path=out)
@@ -586,7 +586,7 @@ def _check_free(out: Path, indices: range, *, overwrite: bool) -> None:
 def _earlier_truth(out: Path, indices: range, *, seed: int, size: int, pixel_scale: float,
                    overwrite: bool) -> dict | None:
     """The columns of a truth.fits already in ``out`` (None if there is none), checked to be of this run."""
-    from galgen.cube import read_provenance, read_table
+    from galgen.io.cube import read_provenance, read_table
 
     path = out / TRUTH_NAME
     if not path.exists():

@@ -1,6 +1,6 @@
 import pytest
 
-from galgen.atomic import atomic_output
+from galgen.io.atomic import atomic_output
 from galgen.errors import InputError
 
 
@@ -57,7 +57,7 @@ def _dead_pid() -> int:
 def test_stale_temporaries_of_dead_processes_on_this_host_are_swept(tmp_path):
     import os
 
-    from galgen.atomic import sweep_stale, temp_path
+    from galgen.io.atomic import sweep_stale, temp_path
 
     def renamed(path, *, host=None, pid=None):
         parts = path.name.split("-", 4)  # .tmp, host, pid, random, final name
@@ -86,7 +86,7 @@ def test_stale_temporaries_of_dead_processes_on_this_host_are_swept(tmp_path):
 def test_os_errors_name_the_output_not_its_temporary(tmp_path):
     import errno
 
-    from galgen.atomic import as_galgen_error, temp_path
+    from galgen.io.atomic import as_galgen_error, temp_path
     from galgen.errors import RuntimeFailure
 
     target = tmp_path / "mock_000000.fits"
@@ -97,7 +97,7 @@ def test_os_errors_name_the_output_not_its_temporary(tmp_path):
 
 
 def test_check_output_refuses_what_it_may_not_replace(tmp_path):
-    from galgen.atomic import check_output
+    from galgen.io.atomic import check_output
 
     mine = tmp_path / "mine.fits"
     mine.write_text("a thesis")

@@ -107,7 +107,7 @@ def test_pair_by_rank_and_line_fit():
 
 
 def write_population(directory, stack):
-    from galgen.cube import Cube, make_wcs, write_cube
+    from galgen.io.cube import Cube, make_wcs, write_cube
 
     directory.mkdir()
     for i, stamp in enumerate(stack):

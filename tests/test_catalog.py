@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galgen.catalog import CutoutKey, MatchRule, match_rows, read_catalog
-from galgen.cube import write_table
+from galgen.io.catalog import CutoutKey, MatchRule, match_rows, read_catalog
+from galgen.io.cube import write_table
 from galgen.errors import InputError
 
 

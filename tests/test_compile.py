@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from galgen.cube import read_cube, read_provenance
+from galgen.io.cube import read_cube, read_provenance
 from galgen.engine import runtime, weights
 from galgen.engine.runtime import COMPILE_PIXELS, compile_on
 from galgen.engine.train import TrainConfig, train

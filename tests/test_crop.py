@@ -8,7 +8,7 @@ from galgen.errors import InputError
 
 
 def test_centre_crops_keep_the_target_pixel_central_whatever_the_parities():
-    from galgen.crop import centre_crop, centre_square
+    from galgen.io.regrid import centre_crop, centre_square
 
     data = np.zeros((1, 7, 6))
     data[0, 7 // 2, 6 // 2] = 1  # the target pixel (W // 2, H // 2)

@@ -12,7 +12,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from conftest import assert_fitsverify_clean
-from galgen.cube import (
+from galgen.io.cube import (
     Cube,
     atomic_output,
     make_wcs,
@@ -24,7 +24,7 @@ from galgen.cube import (
 )
 from galgen import __version__
 from galgen.errors import InputError
-from galgen.provenance import make_provenance
+from galgen.io.provenance import make_provenance
 
 # astropy warns when it has to cut a card short: galgen's headers must never need that
 pytestmark = pytest.mark.filterwarnings("error::astropy.io.fits.verify.VerifyWarning")
@@ -435,7 +435,7 @@ def test_real_truncated_cutout_is_an_input_error(decals_dir):
 
 
 def test_same_grid_means_same_shape_and_corners_within_a_thousandth_of_a_pixel():
-    from galgen.cube import same_grid
+    from galgen.io.cube import same_grid
 
     wcs = make_wcs((16, 16), pixel_scale=0.262, ra=150.0, dec=2.0)
     a = Cube(data=np.zeros((1, 16, 16), np.float32), bands="g", wcs=wcs)

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from conftest import assert_fitsverify_clean
 from galgen.cli import app
-from galgen.cube import read_cube, read_provenance
+from galgen.io.cube import read_cube, read_provenance
 from galgen.normalize import Normalizer
 from test_flow_desify import NORMALIZER, gaussian_cube, model_file, picture, write_dataset  # noqa: F401 - model_file is a fixture
 

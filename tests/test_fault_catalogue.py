@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from conftest import ROOT, assert_fitsverify_clean
 from galgen.cli import app
-from galgen.cube import Cube, make_wcs, read_provenance, read_table, write_cube
+from galgen.io.cube import Cube, make_wcs, read_provenance, read_table, write_cube
 from tiny_model import make_tiny_model
 
 UNWRITABLE = Path("/sys/galgen-cannot-write-here")  # sysfs refuses new files, even to root
@@ -195,7 +195,7 @@ def test_4_workers_die_with_their_parent(model_file, tmp_path, command, signum):
 
 
 def test_5_a_killed_trainings_checkpoint_temporary_is_swept_when_training_starts(dataset, tmp_path):
-    from galgen.atomic import temp_path
+    from galgen.io.atomic import temp_path
 
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -208,7 +208,7 @@ def test_5_a_killed_trainings_checkpoint_temporary_is_swept_when_training_starts
 
 
 def test_5_hidden_temporaries_are_never_inputs_and_stale_ones_are_swept(model_file, tmp_path):
-    from galgen.atomic import temp_path
+    from galgen.io.atomic import temp_path
 
     real = tmp_path / "real"
     galaxies(real, 4)
@@ -519,7 +519,7 @@ def test_figures_and_side_outputs_are_replaced_only_if_galgen_made_them(model_fi
 
 
 def test_5_desify_keeps_its_scratch_beside_the_output_and_sweeps_a_killed_runs(model_file, tmp_path):
-    from galgen.atomic import temp_path
+    from galgen.io.atomic import temp_path
 
     gone = subprocess.Popen(["true"])
     gone.wait()

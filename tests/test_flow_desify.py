@@ -1,4 +1,4 @@
-"""The desify flow (galgen.flows.desify, galgen.regrid): inputs onto the model's grid and range, SDEdit, outputs, neighbours."""
+"""The desify flow (galgen.flows.desify, galgen.io.regrid): inputs onto the model's grid and range, SDEdit, outputs, neighbours."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import assert_fitsverify_clean
 from tiny_model import NORMALIZER, TINY, make_tiny_model
-from galgen.cube import Cube, make_wcs, read_cube, read_provenance, write_cube
+from galgen.io.cube import Cube, make_wcs, read_cube, read_provenance, write_cube
 from galgen.dataset import SOURCES_NAME, open_dataset, write_images, write_meta
 from galgen.engine.denoiser import Denoiser
 from galgen.engine.weights import file_sha256
@@ -20,7 +20,7 @@ from galgen.errors import InputError
 from galgen.bands import band_order
 from galgen.flows.desify import DesifyConfig, output_neighbours, plan_sigmas, run as desify
 from galgen.model import load_model
-from galgen.regrid import prepare_input, read_picture
+from galgen.io.regrid import prepare_input, read_picture
 
 SIZE = TINY.size  # 16 px
 S = 0.3  # pixel spread of the ideal model's data, in [-1, 1] units

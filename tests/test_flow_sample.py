@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import assert_fitsverify_clean
-from galgen.cube import read_cube, read_provenance
+from galgen.io.cube import read_cube, read_provenance
 from galgen.engine.samplers import select_sigmas
 from galgen.engine.weights import file_sha256
 from galgen.errors import InputError

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from galgen.cli import app
-from galgen.cube import Cube, make_wcs, write_cube, write_table
-from galgen.provenance import make_provenance
+from galgen.io.cube import Cube, make_wcs, write_cube, write_table
+from galgen.io.provenance import make_provenance
 
 runner = CliRunner()
 
@@ -106,7 +106,7 @@ def test_info_on_a_missing_file_exits_2(tmp_path):
 def test_bad_pixel_count_in_blocks_equals_the_whole_image_reader(tmp_path, monkeypatch, layout):
     from astropy.io import fits
 
-    from galgen import cube as cube_module
+    from galgen.io import cube as cube_module
 
     monkeypatch.setattr(cube_module, "_BLOCK_PIXELS", 64)  # many blocks of a few rows
     rng = np.random.default_rng(4)

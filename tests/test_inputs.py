@@ -1,7 +1,7 @@
 import pytest
 
 from galgen.errors import InputError
-from galgen.inputs import expand_inputs
+from galgen.io.inputs import expand_inputs
 
 
 def _touch(path):

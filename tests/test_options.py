@@ -11,7 +11,7 @@ from astropy.io import fits
 from typer.testing import CliRunner
 
 from galgen.cli import app
-from galgen.cube import read_provenance
+from galgen.io.cube import read_provenance
 from galgen.engine.unet import PRESETS
 from galgen.engine.weights import read_metadata
 from test_fault_catalogue import galaxies, model_file  # noqa: F401 - model_file is a fixture

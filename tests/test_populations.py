@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from galgen.errors import InputError
-from galgen.crop import centre_crop
+from galgen.io.regrid import centre_crop
 from galgen.populations import load_pair, load_population
 
 
 def write_cubes(directory, stamps, *, bands="grz", pixel_scale=0.262, prefix="gal"):
-    """One FITS cube per stamp, through galgen.cube, with a TAN WCS."""
-    from galgen.cube import Cube, make_wcs, write_cube
+    """One FITS cube per stamp, through galgen.io.cube, with a TAN WCS."""
+    from galgen.io.cube import Cube, make_wcs, write_cube
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -74,7 +74,7 @@ def test_missing_directory_is_an_input_error(tmp_path):
 
 
 def test_masked_pixels_become_nan(tmp_path):
-    from galgen.cube import Cube, make_wcs, write_cube
+    from galgen.io.cube import Cube, make_wcs, write_cube
 
     data = stamps(1)[0]
     mask = np.zeros(data.shape, dtype=bool)
@@ -121,7 +121,7 @@ def test_catalogue_beside_the_cubes_is_skipped_with_a_note(tmp_path):
     # simulate writes truth.fits next to its cubes; `galgen sgd sims/ ...` must read the cubes only
     import numpy as np
 
-    from galgen.cube import Cube, write_cube, write_table
+    from galgen.io.cube import Cube, write_cube, write_table
     from galgen.populations import load_population
 
     for i in range(3):

@@ -8,11 +8,11 @@ import pytest
 from typer.testing import CliRunner
 
 from galgen.cli import app
-from galgen.cube import Cube, make_wcs, write_cube
+from galgen.io.cube import Cube, make_wcs, write_cube
 from galgen.dataset import open_dataset
 from galgen.errors import InputError
 from galgen.normalize import Normalizer
-from galgen.crop import centre_crop
+from galgen.io.regrid import centre_crop
 from galgen.prep import PrepConfig, parse_band_values, prep_dataset
 
 SKY = (0.007, 0.013, 0.029)  # DR9-like per-pixel noise, g r z (nanomaggies)
@@ -72,7 +72,7 @@ def test_prep_writes_a_normalised_memmapped_dataset(cutouts, tmp_path):
     source = sources[3]["path"]
     assert len(sources) == 8 and source.endswith("gal_3.fits")
     assert sources[3]["bytes"] == os.path.getsize(source) and sources[3]["sky_rms"][0] == pytest.approx(SKY[0], rel=0.1)
-    from galgen.cube import read_cube
+    from galgen.io.cube import read_cube
 
     expected = ds.normalizer.forward(centre_crop(read_cube(source).data, 64))
     np.testing.assert_array_equal(ds.images[3], expected)
@@ -86,7 +86,7 @@ def test_inverse_recovers_the_flux_inside_the_range(cutouts, tmp_path):
     config = PrepConfig(size=32, upper=(50.0, 50.0, 50.0), lower=(-1.0, -1.0, -1.0))
     prep_dataset(paths, tmp_path / "ds", config=config)
     ds = open_dataset(tmp_path / "ds")
-    from galgen.cube import read_cube
+    from galgen.io.cube import read_cube
 
     flux = centre_crop(read_cube(paths[1]).data, 32)
     np.testing.assert_allclose(ds.normalizer.inverse(ds.images[1]), flux, atol=5e-6)

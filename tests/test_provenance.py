@@ -9,8 +9,8 @@ import pytest
 from astropy.io import fits
 
 from galgen import __version__
-from galgen.cube import Cube, make_wcs, read_provenance, write_cube
-from galgen.provenance import make_provenance, provenance_from_header, provenance_to_header
+from galgen.io.cube import Cube, make_wcs, read_provenance, write_cube
+from galgen.io.provenance import make_provenance, provenance_from_header, provenance_to_header
 
 
 def test_make_provenance_records_version_time_command_and_input_checksums(tmp_path):
@@ -78,7 +78,7 @@ def test_many_inputs_are_summarised_by_one_digest():
 def test_every_keyword_is_documented():
     from pathlib import Path
 
-    from galgen.provenance import FIELDS
+    from galgen.io.provenance import FIELDS
 
     doc = (Path(__file__).resolve().parents[1] / "docs" / "fits-format.md").read_text()
     for field, (keyword, _, _) in FIELDS.items():
@@ -93,7 +93,7 @@ def test_a_damaged_json_card_reads_back_as_text():
 def test_text_fits_cannot_hold_is_escaped_and_reads_back_exactly():
     from astropy.io import fits
 
-    from galgen.provenance import fits_text, provenance_from_header, provenance_to_header
+    from galgen.io.provenance import fits_text, provenance_from_header, provenance_to_header
 
     assert fits_text("galgen sample -n 10 -o mocks/") == ("galgen sample -n 10 -o mocks/", False)
     assert fits_text("mocks été 100%") == ("mocks %C3%A9t%C3%A9 100%25", True)

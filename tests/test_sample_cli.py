@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from galgen.cli import app
-from galgen.cube import read_provenance
+from galgen.io.cube import read_provenance
 from tiny_model import make_tiny_model
 
 

@@ -72,7 +72,7 @@ def test_negative_seed_is_an_input_error():
 @pytest.mark.slow
 def test_image_i_is_the_same_whatever_n_start_or_workers(run_dir, tmp_path):
     """A real subprocess with two workers, drawing galaxies 1-2 only, matches the 1-worker run of 0-2."""
-    from galgen.cube import read_cube, read_table
+    from galgen.io.cube import read_cube, read_table
 
     out = tmp_path / "shard"
     cmd = [sys.executable, "-m", "galgen", "simulate", "-n", "2", "--start", "1", "-o", str(out),
@@ -220,8 +220,8 @@ def test_population_looks_like_desi_bright_galaxies():
 def test_written_cube_and_truth_table(run_dir):
     from astropy.io import fits
 
-    from galgen.cube import read_cube, read_table
-    from galgen.provenance import provenance_from_header
+    from galgen.io.cube import read_cube, read_table
+    from galgen.io.provenance import provenance_from_header
 
     assert sorted(p.name for p in run_dir.iterdir()) == [
         "sim_000000.fits", "sim_000001.fits", "sim_000002.fits", "truth.fits",
@@ -297,7 +297,7 @@ def test_theta_is_counter_clockwise_from_x_towards_y():
 
 
 def test_noise_free_extension_holds_the_galaxy_before_the_sky_noise(tmp_path):
-    from galgen.cube import read_cube
+    from galgen.io.cube import read_cube
 
     result = CliRunner().invoke(app, ["simulate", "-n", "2", "-o", str(tmp_path / "s"), "--size", "32", "-j", "1",
                                       "--seed", "5", "--noise-free"])

@@ -1,4 +1,4 @@
-"""galgen.writers: files written by helper processes come back in order, errors as they are, nothing inline lost."""
+"""galgen.io.writers: files written by helper processes come back in order, errors as they are, nothing inline lost."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import pytest
 from astropy.io import fits
 
 from conftest import assert_fitsverify_clean
-from galgen.cube import read_cube, read_provenance
+from galgen.io.cube import read_cube, read_provenance
 from galgen.flows.sample import SampleConfig, mock_name, plan_writers, run
 from galgen.model import load_model
-from galgen.writers import MAX_WRITERS, Writers, spare_cores
+from galgen.io.writers import MAX_WRITERS, Writers, spare_cores
 from tiny_model import make_tiny_model
 
 

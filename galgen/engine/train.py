@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from galgen import __version__
-from galgen.atomic import sweep_stale
+from galgen.io.atomic import sweep_stale
 from galgen.engine import weights
 from galgen.engine.denoiser import LOSSES, PREDICTIONS, Denoiser
 from galgen.engine.runtime import autocast, compile_network, compile_on, generator, mix_seed

@@ -16,8 +16,8 @@ import struct
 from pathlib import Path
 from typing import Mapping
 
-from galgen.atomic import atomic_output
-from galgen.checksum import file_sha256
+from galgen.io.atomic import atomic_output
+from galgen.io.provenance import file_sha256
 from galgen.errors import InputError, RuntimeFailure
 
 METADATA_KEY = "galgen"

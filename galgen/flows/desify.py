@@ -22,7 +22,7 @@ import numpy as np
 
 from galgen.errors import InputError
 from galgen.progress import Progress, stage
-from galgen.regrid import INPUT_SUFFIXES
+from galgen.io.regrid import INPUT_SUFFIXES
 
 NEIGHBOUR_GROUP = 1024  # outputs searched per pass over the dataset (memory ~ group x image size)
 MONTAGE_INPUTS = 32  # rows in a preview at most (one per input): a picture, not a catalogue
@@ -142,7 +142,7 @@ def planned_outputs(inputs: Sequence, out_dir, *, draws: int, overwrite: bool) -
     Two inputs with the same stem, or existing files (unless ``overwrite`` and galgen made them),
     are InputErrors.
     """
-    from galgen.cube import is_galgen_file
+    from galgen.io.cube import is_galgen_file
 
     width = len(str(draws - 1))
     seen: dict[str, Path] = {}
@@ -192,7 +192,7 @@ def read_inputs(paths: Sequence, work_dir, *, model, advance=None) -> InputStack
     ``advance(1)`` is called after each input.
     """
     from galgen.dataset import write_images
-    from galgen.regrid import model_input
+    from galgen.io.regrid import model_input
 
     paths = [Path(p) for p in paths]
     wcs, notes, cards = [], [], []
@@ -226,7 +226,7 @@ def run(inputs, out_dir, *, model, config: DesifyConfig | None = None, dataset=N
     PNG montage (input, draws, neighbours per row). Progress stages: "reading", "desify",
     "neighbours". Existing outputs are an InputError unless ``overwrite``.
     """
-    from galgen.atomic import scratch_directory
+    from galgen.io.atomic import scratch_directory
     from galgen.flows.output import check_preview, output_directory
 
     config = (config or DesifyConfig()).for_model(model)
@@ -291,7 +291,7 @@ def _transfer(stack: InputStack, names, *, model, config: DesifyConfig, sigmas, 
     """SDEdit and write every (input, draw); returns the outputs and the montage's flux rows."""
     import torch
 
-    from galgen.cube import Cube, make_wcs
+    from galgen.io.cube import Cube, make_wcs
     from galgen.engine import samplers
     from galgen.engine.runtime import ImageNoise
     from galgen.flows.output import write_output
@@ -340,7 +340,7 @@ def output_neighbours(paths: Sequence, dataset, *, k: int, group: int = NEIGHBOU
 
     One pass over the dataset per group; progress stage "neighbours", in dataset rows.
     """
-    from galgen.cube import read_cube
+    from galgen.io.cube import read_cube
 
     paths = [Path(p) for p in paths]
     check_dataset(dataset, k=k)

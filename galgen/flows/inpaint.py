@@ -18,10 +18,10 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from galgen.cube import Cube, describe, read_cube, same_grid
+from galgen.io.cube import Cube, describe, read_cube, same_grid
 from galgen.errors import InputError
 from galgen.progress import Progress, stage
-from galgen.regrid import ScaleGrid
+from galgen.io.regrid import ScaleGrid
 from galgen.tiles import Tile, plan_tiles, waves
 from galgen.uncertainty import POOL_WIDTH, fill_error, noise_rms
 
@@ -571,8 +571,8 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
     fill's error about the noise-free flux (galgen.uncertainty). An existing ``out`` is replaced only with ``overwrite`` and only if galgen
     made it. Progress: stage "inpaint", in sampler steps.
     """
-    from galgen.atomic import check_output
-    from galgen.cube import WRITE_SUFFIXES, is_galgen_file
+    from galgen.io.atomic import check_output
+    from galgen.io.cube import WRITE_SUFFIXES, is_galgen_file
     from galgen.flows.output import write_output
 
     check_output(out, overwrite=overwrite, made_by_galgen=is_galgen_file, suffixes=WRITE_SUFFIXES)

@@ -16,7 +16,7 @@ from galgen.errors import InputError
 
 def output_directory(out_dir) -> Path:
     """Create ``out_dir`` if needed, check a file can be made in it, and sweep a killed run's temporaries."""
-    from galgen.atomic import probe_directory, sweep_stale
+    from galgen.io.atomic import probe_directory, sweep_stale
 
     out_dir = Path(out_dir)
     try:
@@ -31,7 +31,7 @@ def output_directory(out_dir) -> Path:
 def write_output(cube, path, *, model, command: str, inputs: Sequence = (), history: Sequence[str] = (),
                  extra_hdus: Sequence = (), **fields) -> Path:
     """Write ``cube`` to ``path`` (atomically) with the provenance of a run of ``model`` (`made_by`)."""
-    from galgen.cube import write_cube
+    from galgen.io.cube import write_cube
 
     return write_cube(cube, path, extra_hdus=list(extra_hdus),
                       **made_by(model, command=command, inputs=inputs, history=history, **fields))
@@ -43,16 +43,16 @@ def made_by(model, *, command: str, inputs: Sequence = (), history: Sequence[str
     ``fields`` are the run's own provenance keys; HISTORY gets ``history`` and then the model's
     line on how flux was made. Plain data: it travels to a helper process that writes the file.
     """
-    from galgen.provenance import make_provenance
+    from galgen.io.provenance import make_provenance
 
     return {"provenance": make_provenance(command=command, inputs=list(inputs), **model.provenance(), **fields),
             "history": [*history, model.flux_history()]}
 
 
 def write_mock(path: Path, data, *, bands: str, unit: str, wcs: str | None, provenance: dict, history: list) -> Path:
-    """Write one image (`cube.write_cube`), here or in a helper process (`galgen.writers`: this module
+    """Write one image (`cube.write_cube`), here or in a helper process (`galgen.io.writers`: this module
     imports no torch); ``wcs``: its header as a string, parsed once per process."""
-    from galgen.cube import Cube, write_cube
+    from galgen.io.cube import Cube, write_cube
 
     return write_cube(Cube(data=data, bands=bands, wcs=_parsed_wcs(wcs), unit=unit), path, provenance=provenance,
                       history=history)
@@ -72,7 +72,7 @@ def _parsed_wcs(header: str | None):
 def check_preview(path) -> None:
     """A preview PNG may be replaced only when galgen made it; checked before any work."""
     if path is not None:
-        from galgen.atomic import check_output
+        from galgen.io.atomic import check_output
         from galgen.preview import is_galgen_figure
 
         check_output(path, overwrite=True, suffixes=(".png",), made_by_galgen=is_galgen_figure)

@@ -247,13 +247,13 @@ def plan_devices(model: LoadedModel, config: SampleConfig) -> list[str] | None:
 
 
 def plan_writers(model: LoadedModel, config: SampleConfig, count: int) -> int:
-    """Helper processes that write the FITS files of a single-process run (`galgen.writers`).
+    """Helper processes that write the FITS files of a single-process run (`galgen.io.writers`).
 
     On a GPU, for runs of at least WRITERS_FROM images, one per spare core (at most 8): the network
     outruns the header building there. On the CPU none: the cores already draw. ``config.writers`` wins.
     (Multi-process runs write in each worker: a worker process cannot start helpers of its own.)
     """
-    from galgen.writers import spare_cores
+    from galgen.io.writers import spare_cores
 
     if config.writers is not None:
         return config.writers
@@ -263,10 +263,10 @@ def plan_writers(model: LoadedModel, config: SampleConfig, count: int) -> int:
 def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: SampleConfig, command: str,
                    advance=None) -> list[Path]:
     """Draw and write ``indices`` batch by batch on the model's device; ``advance(images)`` per sampler step."""
-    from galgen.cube import make_wcs
+    from galgen.io.cube import make_wcs
     from galgen.engine.samplers import get_sampler, nfe
     from galgen.flows.output import made_by, write_mock
-    from galgen.writers import Writers
+    from galgen.io.writers import Writers
 
     from galgen.engine.runtime import compile_network, compile_on
 
@@ -343,7 +343,7 @@ def _request_fields(model: LoadedModel, config: SampleConfig, index: int) -> dic
 
 def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int) -> None:
     """A file in the way must be this run's own mock (same model, seed, index, sampler, steps, bf16)."""
-    from galgen.cube import read_provenance
+    from galgen.io.cube import read_provenance
 
     found = read_provenance(path)
     wanted = {"model_sha256": model.sha256, "seed": config.seed, "index": index, "sampler": config.sampler,
@@ -383,7 +383,7 @@ def plan_requests(model: LoadedModel, *, catalog=None, request: dict | None = No
     ``extrapolate``: then the row is drawn as asked, its header lists the labels beyond the range
     (``outside``) and ``notes`` counts such rows. NaN is never drawn.
     """
-    from galgen.catalog import id_text
+    from galgen.io.catalog import id_text
     from galgen.conditions import outside
 
     conditions = model.conditions
@@ -465,7 +465,7 @@ def check_requests(model: LoadedModel, paths: list[Path], requested, *, on_progr
     not measure are listed with ``measured: false``.
     """
     from galgen.conditions import MAD_SCALE
-    from galgen.cube import read_cube
+    from galgen.io.cube import read_cube
     from galgen.metrics.labels import label_units, measure_labels
 
     requested = np.asarray(requested, dtype=np.float64)

@@ -62,8 +62,8 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
     Progress stage "train", in steps, with the loss and the rate as fields. Returns the summary on
     the lead process, None on the others.
     """
-    from galgen.atomic import check_output
-    from galgen.checksum import file_sha256
+    from galgen.io.atomic import check_output
+    from galgen.io.provenance import file_sha256
     from galgen.dataset import open_dataset
     from galgen.engine import runtime, weights
     from galgen.engine.train import checkpoint_path, settings_for, train

@@ -656,7 +656,7 @@ def plot_histograms(result: SGDResult, path, *, labels=("real", "mock")) -> None
         ax.set_visible(False)
     fig.suptitle(f"SGD {result.sgd:.3g} ({result.mode} mode)")
     fig.tight_layout()
-    from galgen.atomic import atomic_output
+    from galgen.io.atomic import atomic_output
 
     from galgen.preview import figure_metadata
 

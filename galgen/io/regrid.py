@@ -16,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from galgen.bands import band_order
-from galgen.crop import centre_square
 from galgen.errors import InputError
-from galgen.inputs import FITS_SUFFIXES, is_fits_name
+from galgen.io.inputs import FITS_SUFFIXES, is_fits_name
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 INPUT_SUFFIXES = FITS_SUFFIXES + PICTURE_SUFFIXES
@@ -125,7 +124,7 @@ def cube_on_grid(cube, *, size: int, pixel_scale: float | None):
         return out, wcs, note
     from reproject import reproject_exact
 
-    from galgen.cube import make_wcs
+    from galgen.io.cube import make_wcs
 
     ra, dec = cube.wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
     target = make_wcs((size, size), pixel_scale=pixel_scale, ra=float(ra), dec=float(dec))
@@ -138,7 +137,7 @@ def prepare_input(path, *, bands: str, size: int, pixel_scale: float | None, uni
     """Read one input and put it on the model's grid (see the module docstring).
 
     Pictures: channels mapped by `picture_planes`, centred square resized to ``size`` (values stay
-    in [-1, 1]). FITS: bands matched by name (galgen.cube.read_cube), grid by `cube_on_grid`,
+    in [-1, 1]). FITS: bands matched by name (galgen.io.cube.read_cube), grid by `cube_on_grid`,
     flux unit checked against ``unit``; masked or uncovered pixels are set to 0 flux (the sky
     level of a sky-subtracted cutout) and counted in the notes.
     """
@@ -152,7 +151,7 @@ def prepare_input(path, *, bands: str, size: int, pixel_scale: float | None, uni
             f"picture {planes.shape[2]}x{planes.shape[1]} px: centre square resized to {size}x{size}"]
         pixels = np.clip(resize_planes(square, size, conserve_sum=False), -1.0, 1.0)
         return Prepared(pixels=pixels, space="model", wcs=None, notes=notes)
-    from galgen.cube import coverage_problem, read_cube, wcs_cards
+    from galgen.io.cube import coverage_problem, read_cube, wcs_cards
 
     cube = read_cube(path, bands=bands)
     if unit is not None and cube.unit != unit:
@@ -197,7 +196,7 @@ class ScaleGrid:
     @classmethod
     def covering(cls, wcs, shape: tuple[int, int], *, image_scale: float, pixel_scale: float) -> "ScaleGrid":
         """The grid of ``pixel_scale`` arcsec centred on the image, one pixel wider than its footprint each side."""
-        from galgen.cube import make_wcs
+        from galgen.io.cube import make_wcs
 
         ny, nx = shape
         ratio = image_scale / pixel_scale
@@ -235,3 +234,21 @@ class ScaleGrid:
         values, _ = reproject_interp((planes.astype(np.float64), self.wcs), self.image_wcs, shape_out=self.image_shape,
                                      order=order)
         return (np.nan_to_num(values) / self.area).astype(np.float32)
+
+
+# Centre crops: the one convention for cutting the middle out of an image stack. Pixel (W // 2, H // 2)
+# of the input (the target of a survey cutout) lands on pixel (w // 2, h // 2) of the crop, whatever the parities.
+
+def centre_crop(data: np.ndarray, size) -> np.ndarray:
+    """The central ``size`` (an int, or (h, w)) of ``(..., H, W)`` data, keeping the target pixel central."""
+    h, w = (size, size) if np.ndim(size) == 0 else size
+    height, width = data.shape[-2:]
+    if h > height or w > width:
+        raise ValueError(f"cannot crop {h}x{w} out of {height}x{width}")
+    top, left = height // 2 - h // 2, width // 2 - w // 2
+    return data[..., top : top + h, left : left + w]
+
+
+def centre_square(data: np.ndarray) -> np.ndarray:
+    """The largest centred square of ``(..., H, W)`` data."""
+    return centre_crop(data, min(data.shape[-2:]))

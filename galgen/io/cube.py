@@ -23,9 +23,9 @@ from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
 from galgen import __version__
-from galgen.atomic import atomic_output  # noqa: F401 - re-exported: callers write through cube
+from galgen.io.atomic import atomic_output  # noqa: F401 - re-exported: callers write through cube
 from galgen.errors import InputError, NotAnImage
-from galgen.provenance import add_history, provenance_from_header, provenance_to_header
+from galgen.io.provenance import add_history, provenance_from_header, provenance_to_header
 
 DEFAULT_UNIT = "nanomaggy"
 # Spellings of the Legacy Survey flux unit seen in the wild, all meaning 1e-9 maggy.

@@ -10,7 +10,7 @@ import glob
 from pathlib import Path
 from typing import Iterable
 
-from galgen.atomic import is_hidden
+from galgen.io.atomic import is_hidden
 from galgen.errors import InputError
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")

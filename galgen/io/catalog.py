@@ -70,7 +70,7 @@ def read_catalog(path) -> Catalog:
     if name.endswith(CSV_SUFFIXES):
         catalog = _read_csv(path)
     else:
-        from galgen.cube import read_table
+        from galgen.io.cube import read_table
 
         units: dict[str, str] = {}
         columns = read_table(path, units=units)

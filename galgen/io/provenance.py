@@ -85,7 +85,7 @@ def make_provenance(*, command: str, inputs: Sequence = (), **fields) -> dict:
 
 
 def _checksum(path) -> str:
-    from galgen.checksum import file_sha256
+    from galgen.io.provenance import file_sha256
 
     try:
         return file_sha256(path)
@@ -244,3 +244,12 @@ def _inputs_from_header(header) -> list[dict]:
         return unescape_text(value) if f"GGIN{n}" in escaped and isinstance(value, str) else value
 
     return [{"path": path(n), "sha256": header.get(f"GGSHA{n}")} for n in range(1, count + 1)]
+
+
+def file_sha256(path) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks: what output headers cite for their inputs and their model."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
