@@ -199,7 +199,8 @@ def galgen_sample_1000(out: Path, *, device: str, count: int) -> float:
 
 def inpaint_trail(model, side: int) -> str:
     """Seconds, tiles and waves of `flows.inpaint.fill` on a synthetic galaxy with a trail through it."""
-    from galgen.io.cube import Cube, make_wcs
+    from galgen.io.cube import Cube
+    from galgen.io.write import make_wcs
     from galgen.flows.inpaint import fill
 
     y, x = np.mgrid[:side, :side] - side / 2

@@ -12,10 +12,10 @@ _PUBLIC = {
     "Cube": ("galgen.io.cube", "Cube"),
     "read_cube": ("galgen.io.cube", "read_cube"),
     "read_band_files": ("galgen.io.cube", "read_band_files"),
-    "write_cube": ("galgen.io.cube", "write_cube"),
+    "write_cube": ("galgen.io.write", "write_cube"),
     "read_table": ("galgen.io.cube", "read_table"),
-    "write_table": ("galgen.io.cube", "write_table"),
-    "make_wcs": ("galgen.io.cube", "make_wcs"),
+    "write_table": ("galgen.io.write", "write_table"),
+    "make_wcs": ("galgen.io.write", "make_wcs"),
     "read_provenance": ("galgen.io.cube", "read_provenance"),
     "make_provenance": ("galgen.io.provenance", "make_provenance"),
     # data preparation and ground truth

@@ -406,7 +406,8 @@ class _WriteGalaxy:
     noise_free: bool = False  # also write the noise-free image as a NOISEFREE extension
 
     def __call__(self, index: int) -> dict:
-        from galgen.io.cube import Cube, make_wcs, write_cube
+        from galgen.io.cube import Cube
+        from galgen.io.write import make_wcs, write_cube
         from galgen.io.provenance import make_provenance
 
         image, clean, truth = draw_observation(self.seed, index, size=self.size, pixel_scale=self.pixel_scale)
@@ -553,7 +554,7 @@ class _pool:
 
 
 def _write_truth(columns: dict[str, np.ndarray], path: Path, *, command: str, **fields) -> Path:
-    from galgen.io.cube import write_table
+    from galgen.io.write import write_table
     from galgen.io.provenance import make_provenance
 
     count = len(columns["index"])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from galgen.io.catalog import CutoutKey, MatchRule, match_rows, read_catalog
-from galgen.io.cube import write_table
+from galgen.io.write import write_table
 from galgen.errors import InputError
 
 

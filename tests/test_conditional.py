@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from conftest import assert_fitsverify_clean
 from galgen.cli import app
-from galgen.io.cube import Cube, make_wcs, read_cube, read_provenance, write_cube
+from galgen.io.cube import Cube, read_cube, read_provenance
+from galgen.io.write import make_wcs, write_cube
 from galgen.errors import InputError
 from galgen.flows import sample as flow
 from galgen.model import load_model

@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from galgen.cli import app
-from galgen.io.cube import Cube, make_wcs, write_cube, write_table
+from galgen.io.cube import Cube
+from galgen.io.write import make_wcs, write_cube, write_table
 from galgen.io.provenance import make_provenance
 
 runner = CliRunner()

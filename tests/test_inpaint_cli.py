@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from conftest import assert_fitsverify_clean
 from galgen.cli import app
-from galgen.io.cube import Cube, read_cube, read_provenance, write_cube
+from galgen.io.cube import Cube, read_cube, read_provenance
+from galgen.io.write import write_cube
 from galgen.engine.weights import file_sha256
 from test_flow_inpaint import diagonal_mask, galaxy, write_tiny_model
 

@@ -12,7 +12,8 @@ from galgen.populations import load_pair, load_population
 
 def write_cubes(directory, stamps, *, bands="grz", pixel_scale=0.262, prefix="gal"):
     """One FITS cube per stamp, through galgen.io.cube, with a TAN WCS."""
-    from galgen.io.cube import Cube, make_wcs, write_cube
+    from galgen.io.cube import Cube
+    from galgen.io.write import make_wcs, write_cube
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -74,7 +75,8 @@ def test_missing_directory_is_an_input_error(tmp_path):
 
 
 def test_masked_pixels_become_nan(tmp_path):
-    from galgen.io.cube import Cube, make_wcs, write_cube
+    from galgen.io.cube import Cube
+    from galgen.io.write import make_wcs, write_cube
 
     data = stamps(1)[0]
     mask = np.zeros(data.shape, dtype=bool)
@@ -121,7 +123,8 @@ def test_catalogue_beside_the_cubes_is_skipped_with_a_note(tmp_path):
     # simulate writes truth.fits next to its cubes; `galgen sgd sims/ ...` must read the cubes only
     import numpy as np
 
-    from galgen.io.cube import Cube, write_cube, write_table
+    from galgen.io.cube import Cube
+    from galgen.io.write import write_cube, write_table
     from galgen.populations import load_population
 
     for i in range(3):

@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from galgen.cli import app
-from galgen.io.cube import Cube, make_wcs, write_cube
+from galgen.io.cube import Cube
+from galgen.io.write import make_wcs, write_cube
 from galgen.dataset import open_dataset
 from galgen.errors import InputError
 from galgen.normalize import Normalizer

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from galgen.io.cube import Cube, make_wcs, write_cube
+from galgen.io.cube import Cube
+from galgen.io.write import make_wcs, write_cube
 from galgen.preview import Stretch, lupton_rgb, montage, preview_files, side_by_side
 
 

@@ -9,7 +9,8 @@ import pytest
 from astropy.io import fits
 
 from galgen import __version__
-from galgen.io.cube import Cube, make_wcs, read_provenance, write_cube
+from galgen.io.cube import Cube, read_provenance
+from galgen.io.write import make_wcs, write_cube
 from galgen.io.provenance import make_provenance, provenance_from_header, provenance_to_header
 
 

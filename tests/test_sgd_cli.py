@@ -15,7 +15,8 @@ from galgen.cli import app
 
 def population(directory, count, *, seed, size=32, brighter=1.0):
     """Write ``count`` exponential-disc galaxies (nanomaggies, sky noise) as FITS cubes."""
-    from galgen.io.cube import Cube, make_wcs, write_cube
+    from galgen.io.cube import Cube
+    from galgen.io.write import make_wcs, write_cube
 
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[:size, :size] - size // 2
@@ -52,7 +53,8 @@ def test_json_reports_every_property_with_interval_and_baseline(populations):
 def test_a_known_flux_shift_gives_its_magnitude_shift_in_both_modes(populations, tmp_path):
     # the real cubes times 1.5, noise included: every measurement of both modes is linear in flux, so
     # every band's W1 is 2.5 log10(1.5) = 0.440 mag and the colours do not move
-    from galgen.io.cube import read_cube, write_cube
+    from galgen.io.cube import read_cube
+    from galgen.io.write import write_cube
 
     real, _, _ = populations
     brighter = tmp_path / "brighter"

@@ -291,7 +291,8 @@ def _transfer(stack: InputStack, names, *, model, config: DesifyConfig, sigmas, 
     """SDEdit and write every (input, draw); returns the outputs and the montage's flux rows."""
     import torch
 
-    from galgen.io.cube import Cube, make_wcs
+    from galgen.io.cube import Cube
+    from galgen.io.write import make_wcs
     from galgen.engine import samplers
     from galgen.engine.runtime import ImageNoise
     from galgen.flows.output import write_output

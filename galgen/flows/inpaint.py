@@ -572,7 +572,8 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
     made it. Progress: stage "inpaint", in sampler steps.
     """
     from galgen.io.atomic import check_output
-    from galgen.io.cube import WRITE_SUFFIXES, is_galgen_file
+    from galgen.io.cube import is_galgen_file
+    from galgen.io.write import WRITE_SUFFIXES
     from galgen.flows.output import write_output
 
     check_output(out, overwrite=overwrite, made_by_galgen=is_galgen_file, suffixes=WRITE_SUFFIXES)

@@ -31,7 +31,7 @@ def output_directory(out_dir) -> Path:
 def write_output(cube, path, *, model, command: str, inputs: Sequence = (), history: Sequence[str] = (),
                  extra_hdus: Sequence = (), **fields) -> Path:
     """Write ``cube`` to ``path`` (atomically) with the provenance of a run of ``model`` (`made_by`)."""
-    from galgen.io.cube import write_cube
+    from galgen.io.write import write_cube
 
     return write_cube(cube, path, extra_hdus=list(extra_hdus),
                       **made_by(model, command=command, inputs=inputs, history=history, **fields))
@@ -50,9 +50,10 @@ def made_by(model, *, command: str, inputs: Sequence = (), history: Sequence[str
 
 
 def write_mock(path: Path, data, *, bands: str, unit: str, wcs: str | None, provenance: dict, history: list) -> Path:
-    """Write one image (`cube.write_cube`), here or in a helper process (`galgen.io.writers`: this module
+    """Write one image (`galgen.io.write.write_cube`), here or in a helper process (`galgen.io.writers`: this module
     imports no torch); ``wcs``: its header as a string, parsed once per process."""
-    from galgen.io.cube import Cube, write_cube
+    from galgen.io.cube import Cube
+    from galgen.io.write import write_cube
 
     return write_cube(Cube(data=data, bands=bands, wcs=_parsed_wcs(wcs), unit=unit), path, provenance=provenance,
                       history=history)

@@ -263,7 +263,7 @@ def plan_writers(model: LoadedModel, config: SampleConfig, count: int) -> int:
 def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: SampleConfig, command: str,
                    advance=None) -> list[Path]:
     """Draw and write ``indices`` batch by batch on the model's device; ``advance(images)`` per sampler step."""
-    from galgen.io.cube import make_wcs
+    from galgen.io.write import make_wcs
     from galgen.engine.samplers import get_sampler, nfe
     from galgen.flows.output import made_by, write_mock
     from galgen.io.writers import Writers
