@@ -29,7 +29,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from galgen.conditions import MAD_SCALE, derive  # noqa: E402
+from galgen.conditioning import derive  # noqa: E402
+from galgen.normalize import robust_sigma  # noqa: E402
 from galgen.io.cube import read_cube, read_table  # noqa: E402
 from galgen.engine.weights import read_metadata  # noqa: E402
 from galgen.metrics.labels import label_units, measure_labels  # noqa: E402
@@ -71,11 +72,11 @@ def accuracy(measured: dict, requested: np.ndarray, conditions: list[dict]) -> d
         ok = np.isfinite(got)
         diff = got[ok] - requested[ok, k]
         row = {"median_absolute": float(np.median(np.abs(diff))), "median_difference": float(np.median(diff)),
-               "scatter": float(MAD_SCALE * np.median(np.abs(diff - np.median(diff)))), "count": int(ok.sum())}
+               "scatter": robust_sigma(diff), "count": int(ok.sum())}
         if c["name"] == "r_e":
             ratio = got[ok] / requested[ok, k]
             row.update(median_ratio=float(np.median(ratio)),
-                       ratio_scatter=float(MAD_SCALE * np.median(np.abs(ratio - np.median(ratio)))))
+                       ratio_scatter=robust_sigma(ratio))
         rows[c["name"]] = row
     return rows
 

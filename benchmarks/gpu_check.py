@@ -198,17 +198,17 @@ def galgen_sample_1000(out: Path, *, device: str, count: int) -> float:
 
 
 def inpaint_trail(model, side: int) -> str:
-    """Seconds, tiles and waves of `flows.inpaint.fill` on a synthetic galaxy with a trail through it."""
+    """Seconds, tiles and waves of `flows.fill.fill_cube` on a synthetic galaxy with a trail through it."""
     from galgen.io.cube import Cube
     from galgen.io.write import make_wcs
-    from galgen.flows.inpaint import fill
+    from galgen.flows.fill import fill_cube
 
     y, x = np.mgrid[:side, :side] - side / 2
     galaxy = np.exp(-np.hypot(x, 0.6 * y) / (side / 12)) * np.array([2.0, 4.0, 7.0])[:, None, None]
     image = (galaxy + np.random.default_rng(0).normal(0, 0.02, (3, side, side))).astype(np.float32)
     mask = np.broadcast_to(np.abs(x - y) < 2, image.shape)
     start = time.perf_counter()
-    result = fill(Cube(data=image, bands="grz", wcs=make_wcs((side, side), pixel_scale=0.262)), mask, model=model)
+    result = fill_cube(Cube(data=image, bands="grz", wcs=make_wcs((side, side), pixel_scale=0.262)), mask, model=model)
     return f"{time.perf_counter() - start:.1f} s, {result.tiles} tiles in {result.waves} waves"
 
 

@@ -31,8 +31,8 @@ import torch
 from scipy.ndimage import uniform_filter
 
 from inpaint_quality import WITHIN, Guidance, add_run_arguments, simulated_cases
-from galgen.conditions import derive, normalise
-from galgen.flows.inpaint import fill_stamps
+from galgen.conditioning import derive, normalise
+from galgen.flows.fill import fill_stamps
 from galgen.flows.sample import SampleConfig, draw
 from galgen.metrics.labels import label_units
 from galgen.model import load_model

@@ -5,7 +5,7 @@ trail (galgen.trails: width 1-6 px, any angle, 10-300 x sky RMS, half of them da
 the trails run through the galaxy's centre (the nucleus), the rest within a quarter of the stamp
 of it. The trail's pixels are filled by
 
-- galgen's guided diffusion (galgen.flows.inpaint.fill_stamps), for each ``--guidance`` setting:
+- galgen's guided diffusion (galgen.flows.fill.fill_stamps), for each ``--guidance`` setting:
   one draw, and the mean of ``--draws`` K draws with its spread (what ``galgen inpaint -k K`` writes),
 - astropy.convolution.interpolate_replace_nans (Gaussian kernel, per band),
 - skimage.restoration.inpaint_biharmonic (per band),
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from galgen.io.cube import Cube, read_cube
-from galgen.flows.inpaint import InpaintConfig, draw_noise, fill, fill_stamps, flux_scales
+from galgen.flows.fill import InpaintConfig, draw_noise, fill_cube, fill_stamps, flux_scales
 from galgen.model import load_model
 from galgen.trails import Trail, TrailRanges, deface, random_trail, sky_rms, through
 from galgen.uncertainty import fill_error
@@ -193,8 +193,8 @@ def coverage(mean: np.ndarray, std: np.ndarray, truth: np.ndarray, where: np.nda
 
 
 def stamp_noise(model, observed: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(N, C, 1, 1) RMS of the noise each stamp's draws carry (`flows.inpaint.draw_noise`) times the flux
-    scale it was filled at (`flows.inpaint.flux_scales`), as `galgen inpaint` takes it."""
+    """(N, C, 1, 1) RMS of the noise each stamp's draws carry (`flows.fill.draw_noise`) times the flux
+    scale it was filled at (`flows.fill.flux_scales`), as `galgen inpaint` takes it."""
     scales = flux_scales(model, observed, masks[:, None])
     noise = np.stack([draw_noise(model, image, np.broadcast_to(mask, image.shape)) for image, mask in zip(observed, masks)])
     return (noise * scales[:, None])[:, :, None, None]
@@ -316,7 +316,7 @@ def real_cutout(args, model, guidance: Guidance) -> dict:
         trail_mask = np.broadcast_to(trail_pixels, cube.shape) & ~bad  # what is scored
         mask = trail_mask | bad  # the cutout's own bad pixels (NaN, no coverage) are filled too, not scored
         start = time.perf_counter()
-        result = fill(Cube(data=defaced, bands=cube.bands, wcs=cube.wcs, unit=cube.unit), mask, model=model,
+        result = fill_cube(Cube(data=defaced, bands=cube.bands, wcs=cube.wcs, unit=cube.unit), mask, model=model,
                       config=guidance.config(args.seed))
         seconds = time.perf_counter() - start
         core = trail_mask & (cube.data > 20 * rms[:, None, None])

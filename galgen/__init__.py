@@ -31,7 +31,7 @@ _PUBLIC = {
     "sample": ("galgen.flows.sample", "run"),
     "SampleConfig": ("galgen.flows.sample", "SampleConfig"),
     "inpaint": ("galgen.flows.inpaint", "run"),
-    "inpaint_cube": ("galgen.flows.inpaint", "fill"),
+    "fill_cube": ("galgen.flows.fill", "fill_cube"),
     "InpaintConfig": ("galgen.flows.inpaint", "InpaintConfig"),
     "desify": ("galgen.flows.desify", "run"),
     "DesifyConfig": ("galgen.flows.desify", "DesifyConfig"),

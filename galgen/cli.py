@@ -282,18 +282,17 @@ def train(
 
     Example: galgen train data/train -o model.safetensors --preset tiny --steps 20000
     """
-    from galgen.conditions import parse_names
+    from galgen.conditioning import parse_names
     from galgen.console import progress
     from galgen.flows import train as flow
 
-    settings = dict(steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
-                    ema=ema, checkpoint_every=checkpoint_every, bf16=bf16, p_mean=p_mean, p_std=p_std,
-                    label_dropout=label_dropout)
-    names = None if condition is None else parse_names(condition)
+    config = flow.TrainSettings(
+        preset=preset, steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
+        p_mean=p_mean, p_std=p_std, ema=ema, label_dropout=label_dropout, checkpoint_every=checkpoint_every, bf16=bf16,
+        conditions=None if condition is None else tuple(parse_names(condition)), activation=activation, compile=compile)
     with progress(disable=not flow.is_lead()) as on_progress:
-        result = flow.run(dataset, output, preset=preset, settings=settings, resume=resume, device=device,
-                          conditions=names, activation=activation, overwrite=overwrite, command=command_line(),
-                          on_progress=on_progress, compile=compile)
+        result = flow.run(dataset, output, config=config, resume=resume, device=device, overwrite=overwrite,
+                          command=command_line(), on_progress=on_progress)
     if result is not None:  # the lead process reports
         _finish(result, json_out=json_out, line=f"wrote {result.output} (step {result.step}, loss {result.loss:.4g}, "
                 f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]})")
@@ -368,53 +367,25 @@ def sample(
 
     Example: galgen sample -n 1000 -o mocks/ --seed 1 --preview mocks.png
     """
+    from galgen.conditioning import parse_request
     from galgen.console import progress
     from galgen.flows import sample as flow
     from galgen.model import load_model
 
-    if catalog is not None and condition is not None:
-        raise InputError("give --catalog or --condition, not both")
-    if unconditional and (catalog is not None or condition is not None):
-        raise InputError("--unconditional draws without labels: give it without --catalog and --condition")
-    if n is None and catalog is None:
-        raise InputError("say how many mocks with -n (or give a --catalog: one mock per row)")
-    loaded = load_model(model, device=device, bf16=bf16)
-    requests, drawn = None, False
-    if catalog is not None or condition is not None:
-        requests = _sample_requests(loaded, catalog=catalog, condition=condition, count=n, id_column=id_column,
-                                    extrapolate=extrapolate)
-    elif loaded.conditions and not unconditional:
-        requests = flow.draw_requests(loaded, count=n, seed=seed)
-        drawn = requests is not None
-    asked = requests.config_fields() if requests else {"count": n}
-    config = flow.SampleConfig(seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
+    config = flow.SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
                                ra=ra, dec=dec, exact=exact, workers=workers, guidance=guidance, compile=compile,
-                               **asked)
+                               catalog=catalog, condition=None if condition is None else parse_request(condition),
+                               id_column=id_column, extrapolate=extrapolate, unconditional=unconditional)
+    loaded = load_model(model, device=device, bf16=bf16)
     with progress() as on_progress:
         result = flow.run(output, model=loaded, config=config, preview=preview, command=command_line(),
-                          on_progress=on_progress, notes=requests.notes if requests else None, check=not drawn)
-    rate = result.to_dict()["images_per_second"] or 0
+                          on_progress=on_progress)
     if result.check and not json_out:
         _print_request_check(result)
     _finish(result, json_out=json_out, line=(
         f"{len(result.written)} mocks written, {len(result.skipped)} already there, in {result.out_dir} "
-        f"({result.sampler}, {result.nfe} NFE, {rate:.3g} images/s on {', '.join(result.devices)}; "
-        f"model sha256 {result.model_sha256[:12]})"))
-
-
-def _sample_requests(loaded, *, catalog, condition, count, id_column, extrapolate):
-    """The conditional requests of a `sample` run, from --catalog or --condition (with -n copies)."""
-    from galgen.io.catalog import read_catalog
-    from galgen.conditions import parse_request
-    from galgen.flows.sample import plan_requests
-
-    if catalog is not None:
-        table = read_catalog(catalog)
-        if count is not None and count != len(table):
-            raise InputError(f"-n {count} but the catalogue has {len(table)} rows (one mock per row; leave -n out)",
-                             path=catalog)
-        return plan_requests(loaded, catalog=table, id_column=id_column, extrapolate=extrapolate)
-    return plan_requests(loaded, request=parse_request(condition), count=count, extrapolate=extrapolate)
+        f"({result.sampler}, {result.nfe} NFE, {result.to_dict()['images_per_second'] or 0:.3g} images/s on "
+        f"{', '.join(result.devices)}; model sha256 {result.model_sha256[:12]})"))
 
 
 def _print_request_check(result) -> None:

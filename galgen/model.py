@@ -114,8 +114,8 @@ class LoadedModel:
 
     @property
     def conditions(self) -> list:
-        """The labels a conditional model takes (galgen.conditions.Condition), [] for an unconditional one."""
-        from galgen.conditions import Condition
+        """The labels a conditional model takes (galgen.conditioning.Condition), [] for an unconditional one."""
+        from galgen.conditioning import Condition
 
         return [Condition.from_dict(c) for c in self.meta.get("conditions", [])]
 
@@ -147,7 +147,7 @@ class LoadedModel:
 
         With ``exact`` the network sees calls of exactly EXACT_BATCH images (the last one padded),
         so an image does not depend on its batch. ``labels`` (B, K), normalised
-        (`conditions.normalise`), condition a conditional model; with ``guidance`` w > 0 the result
+        (`conditioning.normalise`), condition a conditional model; with ``guidance`` w > 0 the result
         is classifier-free guided (Ho & Salimans 2022): ``D = D_cond + w (D_cond - D_uncond)``, both
         evaluated on one doubled batch.
         """
@@ -167,7 +167,7 @@ class LoadedModel:
 
         if values is None:
             return partial(self.denoise, **options)
-        from galgen.conditions import clip, normalise
+        from galgen.conditioning import clip, normalise
 
         labels = normalise(self.conditions, clip(self.conditions, values))
         return partial(self.denoise, labels=torch.from_numpy(labels), **options)

@@ -190,7 +190,7 @@ def kmeans_boundary(values: np.ndarray) -> float:
     return float((mean_low[best] + mean_high[best]) / 2)
 
 
-def robust_sigma(values: np.ndarray) -> float:
+def robust_sigma(values: np.ndarray, *, axis: int | None = None):
     """Standard deviation from the median absolute deviation: ``1.4826 median(|x - median(x)|)``.
 
     Robust to the galaxies and stars that reach into a stamp's border: up to half the
@@ -200,13 +200,19 @@ def robust_sigma(values: np.ndarray) -> float:
     ----------
     values : array_like
         Sky pixels (flux units). NaNs are ignored.
+    axis : int, optional
+        Reduce along this axis only (e.g. the pixels of each band) and return an array.
 
     Returns
     -------
-    float
+    float or ndarray
         Sigma in the same unit; NaN if no finite value is given.
     """
-    x = np.asarray(values, dtype=np.float64).ravel()
+    x = np.asarray(values, dtype=np.float64)
+    if axis is not None:
+        centre = np.nanmedian(x, axis=axis, keepdims=True)
+        return MAD_TO_SIGMA * np.nanmedian(np.abs(x - centre), axis=axis)
+    x = x.ravel()
     x = x[np.isfinite(x)]
     if x.size == 0:
         return float("nan")

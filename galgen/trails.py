@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from galgen.normalize import MAD_TO_SIGMA
+from galgen.normalize import robust_sigma
 
 
 @dataclass(frozen=True)
@@ -98,9 +98,7 @@ def sky_rms(image: np.ndarray) -> np.ndarray:
 
     The galaxy covers a small part of a cutout, so the MAD over all pixels is the sky's; NaNs ignored.
     """
-    flat = np.asarray(image, dtype=np.float64).reshape(image.shape[0], -1)
-    median = np.nanmedian(flat, axis=1, keepdims=True)
-    return MAD_TO_SIGMA * np.nanmedian(np.abs(flat - median), axis=1)
+    return robust_sigma(np.asarray(image, dtype=np.float64).reshape(image.shape[0], -1), axis=1)
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,9 @@ def test_bundled_model_mocks_have_the_training_sky_level_and_noise():
     models put the median mock's sky 2-4 noise RMS too high (docs/sampling.md)."""
     import torch
 
-    from galgen.conditions import normalise
+    from galgen.conditioning import draw_requests, normalise
     from galgen.engine import samplers
-    from galgen.flows.sample import draw, draw_requests
+    from galgen.flows.sample import draw
     from galgen.metrics.photometry import border_background
 
     model = load_model(device="cpu")

@@ -86,8 +86,8 @@ def test_classifier_free_guidance_is_the_extrapolation_of_two_denoisers(conditio
 
 
 def test_conditioned_denoisers_normalise_values_and_desify_tells_each_input_its_own(conditional, plain):
-    from galgen.conditions import measured, normalise
-    from galgen.flows.desify import input_labels
+    from galgen.conditioning import measured, normalise
+    from galgen.conditioning import labels_of
 
     model = load_model(conditional, device="cpu", bf16=False)
     x, sigma = torch.randn(2, 3, 16, 16), torch.tensor([0.5, 2.0])
@@ -100,12 +100,12 @@ def test_conditioned_denoisers_normalise_values_and_desify_tells_each_input_its_
     y, xx = np.mgrid[:16, :16] - 7.5
     blob = np.exp(-(xx**2 + y**2) / 18.0)[None] * np.array([0.4, 0.8, 1.2])[:, None, None]  # below the upper limits
     inputs = torch.from_numpy(model.to_model(np.stack([blob, 0.5 * blob]).astype(np.float32)))
-    labels = input_labels(model, inputs)
+    labels = labels_of(model, model.to_flux(inputs))
     expected = measured(model.conditions, model.to_flux(inputs), bands="grz", pixel_scale=0.262)
     np.testing.assert_array_equal(labels, expected)
     assert labels[1, 0] - labels[0, 0] == pytest.approx(2.5 * np.log10(2.0), abs=0.05)
     assert CONDITIONS[0]["min"] < labels[0, 0] < labels[1, 0] < CONDITIONS[0]["max"]
-    assert input_labels(load_model(plain, device="cpu"), inputs) is None
+    assert labels_of(load_model(plain, device="cpu"), model.to_flux(inputs)) is None
 
 
 def test_a_conditional_model_still_samples_unconditionally(conditional, tmp_path):
@@ -201,12 +201,14 @@ def test_the_model_keeps_its_training_labels_and_sample_draws_them_without_a_req
     np.testing.assert_allclose(table, rows, rtol=1e-6)
     info = json.loads(runner.invoke(app, ["info", str(model), "--json"]).stdout)["files"][0]
     assert info["label_rows"] == 6
+    from galgen.conditioning import draw_requests
+
     loaded = load_model(model, device="cpu")
-    first = flow.draw_requests(loaded, count=3, seed=4)
-    more = flow.draw_requests(loaded, count=9, seed=4)
+    first = draw_requests(loaded, count=3, seed=4)
+    more = draw_requests(loaded, count=9, seed=4)
     np.testing.assert_array_equal(first.values, more.values[:3])  # mock i's labels do not depend on the count
     assert first.ids == more.ids[:3] and all(i.startswith("train:") for i in first.ids)
-    assert not np.array_equal(flow.draw_requests(loaded, count=9, seed=5).values, more.values)
+    assert not np.array_equal(draw_requests(loaded, count=9, seed=5).values, more.values)
 
     drawn = sample("-n", 3, "-o", tmp_path / "drawn", "--model", model, "--steps", 2, "--seed", 4, "--json")
     assert drawn.exit_code == 0, drawn.output
@@ -220,7 +222,7 @@ def test_the_model_keeps_its_training_labels_and_sample_draws_them_without_a_req
     assert plain.exit_code == 0, plain.output
     assert "conditions" not in read_provenance(tmp_path / "plain" / "mock_000000.fits")
     both = sample("-n", 2, "-o", tmp_path / "x", "--model", model, "--unconditional", "--condition", "mag_r=17")
-    assert both.exit_code == 2 and "without --catalog" in both.stderr
+    assert both.exit_code == 2 and "unconditional draws take no labels" in both.stderr and "--catalog" in both.stderr
 
 
 def test_only_data_tensors_travel_beside_the_weights(tmp_path):

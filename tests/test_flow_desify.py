@@ -416,13 +416,15 @@ def test_a_conditional_model_is_told_the_inputs_own_labels_and_says_so(tmp_path)
     conditional = load_model(make_tiny_model(tmp_path / "c.safetensors", conditions=CONDITIONS), device="cpu")
     source = gaussian_cube(tmp_path / "src.fits", n=16, scale=0.262, sigma_px=2.0)
     result = desify([source], tmp_path / "out", model=conditional, config=DesifyConfig(steps=2))
-    told = " ".join(str(h) for h in fits.getheader(result.outputs[0].path)["HISTORY"])
-    assert "told the input's own labels" in told and "mag_r" in told and "r_e" in told
-    from galgen.flows.desify import labels_history
+    told = " ".join(" ".join(str(h) for h in fits.getheader(result.outputs[0].path)["HISTORY"]).split())
+    assert "told the galaxy's own labels, measured in the input" in told and "mag_r" in told and "r_e" in told
+    from galgen.conditioning import told_note
 
-    assert "ran unconditionally" in labels_history(conditional, np.array([[18.0, 1.0], [np.nan, 1.0]]), 1)[0]
-    assert labels_history(conditional, None, 0) == []
+    def note(row):
+        return told_note(conditional.conditions, np.array(row), where="in the input")
+
+    assert "ran unconditionally" in note([np.nan, 1.0])
     low, high = conditional.conditions[0].min, conditional.conditions[0].max
-    assert "beyond" not in labels_history(conditional, np.array([[(low + high) / 2, 1.0]]), 0)[0]
-    bright = labels_history(conditional, np.array([[low - 2.0, 1.0]]), 0)[0]  # 2 mag brighter than any it learnt
+    assert "beyond" not in note([(low + high) / 2, 1.0])
+    bright = note([low - 2.0, 1.0])  # 2 mag brighter than any it learnt
     assert f"beyond the training range, so clipped to it: mag_r {low - 2.0:.3g}" in bright

@@ -1,4 +1,4 @@
-"""The inpaint flow (galgen.flows.inpaint) and its tiles: masks, tiles, draws, exactness outside the mask."""
+"""The inpaint flow (galgen.flows.inpaint, galgen.flows.fill) and its tiles: masks, tiles, draws, exactness outside the mask."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from galgen.io.write import make_wcs, write_cube
 from galgen.engine.unet import UNet, UNetConfig
 from galgen.engine.weights import MODEL_KIND, save_weights
 from galgen.errors import InputError
-from galgen.flows.inpaint import InpaintConfig, check_mask, draw_noise, fill, fill_stamps, plan, read_mask
+from galgen.flows.fill import InpaintConfig, check_mask, draw_noise, fill_cube, fill_stamps, plan
+from galgen.io.mask import read_mask
 from galgen.model import load_model
 from galgen.tiles import plan_tiles, waves
 from galgen.uncertainty import noise_rms
@@ -115,15 +116,15 @@ def test_no_tile_runs_in_the_wave_of_a_tile_whose_core_it_sees():
 
 def test_a_fill_in_waves_equals_the_fill_tile_by_tile(tiny_model, monkeypatch):
     # a denoiser that works pixel by pixel gives the same numbers whatever it is batched with
-    import galgen.flows.inpaint as flow
+    import galgen.flows.fill as flow
 
     image, mask = galaxy(), diagonal_mask()
     monkeypatch.setattr(tiny_model, "denoise", lambda x, sigma, **_: 0.9 * x / (1 + sigma[:, None, None, None] ** 2))
     config = InpaintConfig(steps=6, jump=2, resample=2, draws=2)
-    together = fill(image, mask, model=tiny_model, config=config)
+    together = fill_cube(image, mask, model=tiny_model, config=config)
     assert together.waves < together.tiles
     monkeypatch.setattr(flow, "waves", lambda tiles, size: [[t] for t in range(len(tiles))])
-    one_by_one = fill(image, mask, model=tiny_model, config=config)
+    one_by_one = fill_cube(image, mask, model=tiny_model, config=config)
     assert one_by_one.waves == one_by_one.tiles
     assert np.array_equal(together.data, one_by_one.data) and np.array_equal(together.std, one_by_one.std)
 
@@ -131,7 +132,7 @@ def test_a_fill_in_waves_equals_the_fill_tile_by_tile(tiny_model, monkeypatch):
 def test_output_equals_input_outside_the_mask_bit_for_bit(tiny_model):
     image, mask = galaxy(), diagonal_mask()
     image.data[mask] = np.nan  # masked pixels are never read
-    result = fill(image, mask, model=tiny_model, config=FAST)
+    result = fill_cube(image, mask, model=tiny_model, config=FAST)
     assert result.tiles > 1  # 40 x 48 pixels with a 16 px model
     assert np.array_equal(result.data[~mask], image.data[~mask])
     assert np.isfinite(result.data).all()
@@ -160,8 +161,8 @@ def test_a_multi_tile_fill_equals_the_known_answer_pixel_for_pixel(tiny_model, m
     mask = diagonal_mask(shape)
 
     monkeypatch.setattr(tiny_model, "denoise", plane_fit)
-    monkeypatch.setattr("galgen.flows.inpaint.PEAK_FRACTION", np.inf)  # the tiles' geometry alone: no window scaled
-    result = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=100, jump=1, resample=1, pull=0.0, draws=1))
+    monkeypatch.setattr("galgen.flows.fill.PEAK_FRACTION", np.inf)  # the tiles' geometry alone: no window scaled
+    result = fill_cube(image, mask, model=tiny_model, config=InpaintConfig(steps=100, jump=1, resample=1, pull=0.0, draws=1))
     assert result.tiles > 2 and len({(t.y0, t.x0) for t in plan(image, mask, model=tiny_model,
                                                                 config=FAST).tiles}) == result.tiles
     error = np.abs(result.data[mask] - plane[mask])  # the plane is found up to the last step's noise
@@ -170,9 +171,9 @@ def test_a_multi_tile_fill_equals_the_known_answer_pixel_for_pixel(tiny_model, m
 
 def test_fills_are_seeded(tiny_model):
     image, mask = galaxy(), diagonal_mask()
-    one = fill(image, mask, model=tiny_model, config=FAST)
-    again = fill(image, mask, model=tiny_model, config=FAST)
-    other = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=4, jump=2, resample=2, seed=5, draws=1))
+    one = fill_cube(image, mask, model=tiny_model, config=FAST)
+    again = fill_cube(image, mask, model=tiny_model, config=FAST)
+    other = fill_cube(image, mask, model=tiny_model, config=InpaintConfig(steps=4, jump=2, resample=2, seed=5, draws=1))
     assert np.array_equal(one.data, again.data)
     assert not np.array_equal(one.data[mask], other.data[mask])
     assert np.isfinite(one.data).all()
@@ -182,10 +183,10 @@ def test_fills_are_seeded(tiny_model):
 def test_draws_give_a_spread_inside_the_mask_only_whatever_the_batch(tiny_model):
     image, mask = galaxy(), diagonal_mask()
     three = InpaintConfig(steps=4, jump=2, resample=2, draws=3, batch=3)
-    result = fill(image, mask, model=tiny_model, config=three)
+    result = fill_cube(image, mask, model=tiny_model, config=three)
     assert (result.std >= 0).all() and (result.std[~mask] == 0).all()
     assert (result.std[mask] > 0).mean() > 0.5  # a random network saturates some fills at the range ends
-    single = fill(image, mask, model=tiny_model, config=InpaintConfig(steps=4, jump=2, resample=2,
+    single = fill_cube(image, mask, model=tiny_model, config=InpaintConfig(steps=4, jump=2, resample=2,
                                                                                   draws=3, batch=1))
     np.testing.assert_allclose(single.data, result.data, atol=1e-5)
     np.testing.assert_allclose(single.std, result.std, atol=1e-5)
@@ -195,7 +196,7 @@ def test_an_image_smaller_than_the_model_is_padded(tiny_model):
     image = galaxy((3, 12, 10))
     mask = np.zeros(image.shape, dtype=bool)
     mask[:, 5, :] = True
-    result = fill(image, mask, model=tiny_model, config=FAST)
+    result = fill_cube(image, mask, model=tiny_model, config=FAST)
     assert result.data.shape == (3, 12, 10) and result.tiles == 1
     assert np.array_equal(result.data[~mask], image.data[~mask]) and np.isfinite(result.data).all()
 
@@ -206,8 +207,8 @@ def test_bands_are_matched_by_name_and_extra_bands_pass_through(tiny_model):
     image = Cube(data=np.concatenate([extra, base.data[::-1]]), bands="izrg", wcs=base.wcs)
     mask = np.zeros(image.shape, dtype=bool)
     mask[1:] = diagonal_mask()
-    result = fill(image, mask, model=tiny_model, config=FAST)
-    reference = fill(base, diagonal_mask(), model=tiny_model, config=FAST)
+    result = fill_cube(image, mask, model=tiny_model, config=FAST)
+    reference = fill_cube(base, diagonal_mask(), model=tiny_model, config=FAST)
     assert np.array_equal(result.data[0], extra[0])
     np.testing.assert_allclose(result.data[1:], reference.data[::-1], atol=1e-6)
 
@@ -270,7 +271,7 @@ def test_stamps_in_one_batch_match_the_single_image_path(tiny_model):
     masks[1, 0, :, 3] = True
     stamps = np.stack([first.data, second.data])
     filled = fill_stamps(stamps, masks, model=tiny_model, config=FAST)
-    alone = fill(first, np.broadcast_to(masks[0], first.shape), model=tiny_model, config=FAST)
+    alone = fill_cube(first, np.broadcast_to(masks[0], first.shape), model=tiny_model, config=FAST)
     np.testing.assert_allclose(filled[0], alone.data, atol=1e-5)
     outside = ~np.broadcast_to(masks, stamps.shape)
     assert np.array_equal(filled[outside], stamps[outside])
@@ -279,26 +280,27 @@ def test_stamps_in_one_batch_match_the_single_image_path(tiny_model):
 
 
 def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model, monkeypatch):
-    monkeypatch.setattr("galgen.flows.inpaint.PEAK_FRACTION", np.inf)  # windows filled at their own flux (S = 1)
+    monkeypatch.setattr("galgen.flows.fill.PEAK_FRACTION", np.inf)  # windows filled at their own flux (S = 1)
     image, mask = galaxy(), diagonal_mask()
-    assert fill(image, mask, model=tiny_model, config=FAST).notes == []  # the blob peaks below upper
+    assert fill_cube(image, mask, model=tiny_model, config=FAST).notes == []  # the blob peaks below upper
     row = 20
     beside = np.nonzero(mask[0, row])[0].max() + 1  # the first known pixel right of the trail in this row
     image.data[1, row, beside] = 5.0  # above r's upper limit 1.5
-    result = fill(image, mask, model=tiny_model, config=FAST)
+    result = fill_cube(image, mask, model=tiny_model, config=FAST)
     notes = result.notes
     assert any(note.startswith("1 known pixels beside the mask exceed") and "r 1.5" in note for note in notes)
-    from galgen.flows.inpaint import clipping_note
+    from galgen.flows.fill import clipping
+    from galgen.flows.inpaint_notes import clipping_note
 
     # filled pixels at the cap, each missing at least the known neighbour's excess over it (5 - 1.5 = 3.5 in r)
     capped = result.data[:3].copy()
     capped[1][mask[1]] = 1.5
-    note = clipping_note(image.data[:3], mask[:3], model=tiny_model, filled=capped)
+    note = clipping_note(clipping(image.data[:3], mask[:3], model=tiny_model, filled=capped))
     count = int(mask[1].sum())
     at_cap = int((mask[:3] & (capped >= np.array([1.0, 1.5, 2.0])[:, None, None] * (1 - 1e-5))).sum())
     assert f"{at_cap} filled pixels sit at the cap" in note and at_cap >= count
     assert f"g 0, r {count * 3.5:.3g}, z 0 nanomaggy" in note  # only r has a bright neighbour to measure by
-    below = clipping_note(image.data[:3], mask[:3], model=tiny_model, filled=np.minimum(capped, 0.5))
+    below = clipping_note(clipping(image.data[:3], mask[:3], model=tiny_model, filled=np.minimum(capped, 0.5)))
     assert below.endswith("; no filled pixel reached the cap") and "missing" not in below
 
 
@@ -327,14 +329,14 @@ def conditional_model(tmp_path_factory):
 
 
 def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditional_model, tiny_model):
-    from galgen.conditions import measured
-    from galgen.flows.inpaint import known_labels
+    from galgen.conditioning import measured
+    from galgen.conditioning import labels_of
 
     image = galaxy((3, 16, 16), seed=3)
     mask = np.zeros((1, 3, 16, 16), dtype=bool)
     mask[:, :, 7:10, :] = True  # a trail 3 px wide through the core
     truth = measured(conditional_model.conditions, image.data[None], bands="grz", pixel_scale=0.262)
-    told = known_labels(conditional_model, image.data[None], mask)
+    told = labels_of(conditional_model, image.data[None], unknown=mask)
     assert np.isfinite(truth).all() and told.shape == (1, 2)
     # the thin-plate fill carries the core across the trail: the magnitude within 0.06 of the unmasked
     # galaxy's (0.037 here; astropy's kernel average gave 0.13 fainter, and with the trail as background it
@@ -347,38 +349,39 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     # outside the training range: as measured (the model clips them, and the note says so); an
     # unconditional model is told nothing
     brighter = Cube(data=image.data * 100, bands=image.bands, wcs=image.wcs, unit=image.unit)
-    told_bright = known_labels(conditional_model, brighter.data[None], mask)
+    told_bright = labels_of(conditional_model, brighter.data[None], unknown=mask)
     assert told_bright[0, 0] == pytest.approx(told[0, 0] - 5.0, abs=0.01)  # 100x: 5 mag brighter, not clipped
     fainter = Cube(data=image.data * 0.1, bands=image.bands, wcs=image.wcs, unit=image.unit)
-    told_faint = known_labels(conditional_model, fainter.data[None], mask)
+    told_faint = labels_of(conditional_model, fainter.data[None], unknown=mask)
     assert told_faint[0, 0] == pytest.approx(told[0, 0] + 2.5, abs=0.01)  # 0.1x: 2.5 mag fainter, not clipped
     assert told_faint[0, 0] > conditional_model.conditions[0].max
-    notes = fill(fainter, mask[0], model=conditional_model, config=FAST).notes
+    notes = fill_cube(fainter, mask[0], model=conditional_model, config=FAST).notes
     assert any("beyond the training range, so clipped to it: mag_r" in note for note in notes), notes
     # a galaxy brighter than the training galaxies is filled scaled down (`flux_scales`): the model is
     # told the labels of what it fills, 2.5 log10 S fainter
-    from galgen.flows.inpaint import flux_scales
+    from galgen.flows.fill import flux_scales
 
     brighter = Cube(data=image.data * 100, bands=image.bands, wcs=image.wcs, unit=image.unit)
     scale = float(flux_scales(conditional_model, brighter.data[None], mask)[0])
-    notes = fill(brighter, mask[0], model=conditional_model, config=FAST).notes
+    notes = fill_cube(brighter, mask[0], model=conditional_model, config=FAST).notes
     assert notes[0].startswith("1 of 1 tiles held known pixels brighter than the model's training galaxies"), notes
     assert f"mag_r {told_bright[0, 0] + 2.5 * np.log10(scale):.3g}" in notes[1], notes
-    assert known_labels(tiny_model, image.data[None], mask) is None
+    assert labels_of(tiny_model, image.data[None], unknown=mask) is None
     # the fill uses them, and says so
-    result = fill(image, mask[0], model=conditional_model, config=FAST)
+    result = fill_cube(image, mask[0], model=conditional_model, config=FAST)
     assert any("told the galaxy's own labels" in note and "mag_r" in note for note in result.notes)
     stamps = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
     np.testing.assert_allclose(stamps[0], result.data, atol=1e-5)
 
 
 def test_stamps_can_be_told_their_labels(conditional_model, tiny_model):
-    from galgen.flows.inpaint import flux_scales, known_labels, scaled_labels
+    from galgen.conditioning import labels_of, scaled
+    from galgen.flows.fill import flux_scales
 
     image = galaxy((3, 16, 16), seed=3)
     mask = np.zeros((1, 3, 16, 16), dtype=bool)
     mask[:, :, 7:10, :] = True
-    measured_labels = known_labels(conditional_model, image.data[None], mask)
+    measured_labels = labels_of(conditional_model, image.data[None], unknown=mask)
     default = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
     # told the labels it would have measured, the fill is the default one; told others, it is not
     told = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST, labels=measured_labels)
@@ -390,11 +393,11 @@ def test_stamps_can_be_told_their_labels(conditional_model, tiny_model):
     bright = image.data[None] * 100
     scale = flux_scales(conditional_model, bright, mask)
     assert scale[0] > 1
-    shifted = scaled_labels(conditional_model, measured_labels - 5.0 * np.array([1.0, 0.0]), scale)
+    shifted = scaled(conditional_model, measured_labels - 5.0 * np.array([1.0, 0.0]), scale)
     assert shifted[0, 0] == pytest.approx(measured_labels[0, 0] - 5.0 + 2.5 * np.log10(scale[0]))
     assert shifted[0, 1] == measured_labels[0, 1]
-    np.testing.assert_allclose(shifted, known_labels(conditional_model, bright / scale[0], mask), rtol=1e-4)
-    assert scaled_labels(tiny_model, measured_labels, scale) is None
+    np.testing.assert_allclose(shifted, labels_of(conditional_model, bright / scale[0], unknown=mask), rtol=1e-4)
+    assert scaled(tiny_model, measured_labels, scale) is None
 
 
 def test_guidance_steers_a_conditional_fill_and_is_refused_when_negative(conditional_model, tiny_model):
@@ -405,20 +408,20 @@ def test_guidance_steers_a_conditional_fill_and_is_refused_when_negative(conditi
     image = galaxy((3, 16, 16), seed=3)
     mask = np.zeros((3, 16, 16), dtype=bool)
     mask[:, 7:10, :] = True
-    plain = fill(image, mask, model=model, config=FAST)
-    guided = fill(image, mask, model=model, config=dataclasses.replace(FAST, guidance=2.0))
+    plain = fill_cube(image, mask, model=model, config=FAST)
+    guided = fill_cube(image, mask, model=model, config=dataclasses.replace(FAST, guidance=2.0))
     assert not np.array_equal(plain.data[mask], guided.data[mask])
     assert np.array_equal(plain.data[~mask], guided.data[~mask])
     # an unconditional model has nothing to be guided by: the same fill
-    assert np.array_equal(fill(image, mask, model=tiny_model, config=FAST).data,
-                          fill(image, mask, model=tiny_model, config=dataclasses.replace(FAST, guidance=2.0)).data)
+    assert np.array_equal(fill_cube(image, mask, model=tiny_model, config=FAST).data,
+                          fill_cube(image, mask, model=tiny_model, config=dataclasses.replace(FAST, guidance=2.0)).data)
     for bad in (-1.0, float("nan")):
         with pytest.raises(InputError, match="guidance"):
             InpaintConfig(guidance=bad)
 
 
 def test_a_wave_of_many_tiles_is_split_so_that_memory_stays_flat(tiny_model):
-    from galgen.flows.inpaint import CPU_WINDOWS
+    from galgen.flows.fill import CPU_WINDOWS
 
     image = galaxy((3, 200, 200))
     y, x = np.mgrid[0:200, 0:200]
@@ -434,7 +437,7 @@ def test_a_wave_of_many_tiles_is_split_so_that_memory_stays_flat(tiny_model):
 
 
 def test_stamps_above_the_upper_truncation_are_filled_scaled_down(tiny_model):
-    from galgen.flows.inpaint import PEAK_FRACTION, flux_scales
+    from galgen.flows.fill import PEAK_FRACTION, flux_scales
 
     upper = np.array([1.0, 1.5, 2.0])  # the tiny model's truncation (times its factors of 1)
     stamps = np.zeros((5, 3, 16, 16), dtype=np.float32)
@@ -454,8 +457,8 @@ def test_stamps_above_the_upper_truncation_are_filled_scaled_down(tiny_model):
     scale = float(flux_scales(tiny_model, image.data[None], mask[None])[0])
     assert scale > 10 / PEAK_FRACTION
     two = dataclasses.replace(FAST, draws=2)
-    bright = fill(image, mask, model=tiny_model, config=two)
-    faint = fill(Cube(data=image.data / scale, bands="grz", wcs=image.wcs), mask, model=tiny_model, config=two)
+    bright = fill_cube(image, mask, model=tiny_model, config=two)
+    faint = fill_cube(Cube(data=image.data / scale, bands="grz", wcs=image.wcs), mask, model=tiny_model, config=two)
     assert bright.std[mask].max() > 0
     np.testing.assert_allclose(bright.data[mask], faint.data[mask] * scale, rtol=1e-4, atol=1e-5 * scale)
     # the draws of a tile filled at 1/S carry S x the sky noise: the error is at least that over sqrt(K)
@@ -473,7 +476,7 @@ def test_a_finer_image_is_filled_on_a_model_scale_grid_and_brought_back(tiny_mod
     # the grid (4 fine pixels each), the plane-fitting denoiser fills it, and bicubic interpolation of a
     # plane is the plane, so the masked fine pixels come back on it
     monkeypatch.setattr(tiny_model, "denoise", plane_fit)
-    monkeypatch.setattr("galgen.flows.inpaint.PEAK_FRACTION", np.inf)
+    monkeypatch.setattr("galgen.flows.fill.PEAK_FRACTION", np.inf)
     shape = (3, 64, 72)
     y, x = np.mgrid[0:shape[1], 0:shape[2]]
     plane = ((0.2 + 0.003 * y - 0.002 * x)[None] * np.array([0.6, 1.0, 1.4])[:, None, None]).astype(np.float32)
@@ -482,12 +485,12 @@ def test_a_finer_image_is_filled_on_a_model_scale_grid_and_brought_back(tiny_mod
     config = InpaintConfig(steps=100, jump=1, resample=1, draws=1)
     planned = plan(image, mask, model=tiny_model, config=config)
     assert planned.grid.shape == (34, 38) and planned.coarse_mask.sum() < mask.sum() / 2
-    result = fill(image, mask, model=tiny_model, config=config)
+    result = fill_cube(image, mask, model=tiny_model, config=config)
     assert result.notes[0].startswith("filled on a 38 x 34 px grid at the model's 0.262 arcsec (the image's 0.131")
     assert np.array_equal(result.data[~mask], plane[~mask])
     error = np.abs(result.data[mask] - plane[mask])
     assert error.max() < 3e-3 and error.mean() < 1e-3, (error.max(), error.mean())
-    native = fill(image, mask, model=tiny_model, config=dataclasses.replace(config, native_scale=True))
+    native = fill_cube(image, mask, model=tiny_model, config=dataclasses.replace(config, native_scale=True))
     assert native.tiles > result.tiles and "differs from the model's" in native.notes[0]
 
 
@@ -496,7 +499,7 @@ def test_a_fill_from_the_grid_is_matched_to_the_image_at_the_mask_edges():
     # nothing (zeros) becomes the thin-plate fill, a fill equal to the image stays it, and a fill one
     # constant off everywhere is moved back onto the image
     from galgen.biharmonic import biharmonic_fill
-    from galgen.flows.inpaint import matched_at_edges
+    from galgen.flows.fill import matched_at_edges
 
     rng = np.random.default_rng(5)
     image = rng.normal(size=(3, 40, 48)).astype(np.float32)
@@ -518,8 +521,8 @@ def test_gradient_guidance_changes_the_fill_inside_the_mask_only(conditional_mod
     image = galaxy((3, 16, 16), seed=3)
     mask = np.zeros((3, 16, 16), dtype=bool)
     mask[:, 7:10, :] = True
-    plain = fill(image, mask, model=conditional_model, config=FAST)
-    pulled = fill(image, mask, model=conditional_model, config=dataclasses.replace(FAST, pull=5.0))
+    plain = fill_cube(image, mask, model=conditional_model, config=FAST)
+    pulled = fill_cube(image, mask, model=conditional_model, config=dataclasses.replace(FAST, pull=5.0))
     assert np.isfinite(pulled.data).all()
     assert not np.array_equal(plain.data[mask], pulled.data[mask])
     assert np.array_equal(pulled.data[~mask], image.data[~mask])
@@ -549,6 +552,6 @@ def test_the_std_takes_the_draws_noise_from_the_models_training_sky_when_it_reco
     np.testing.assert_allclose(draw_noise(recorded, image.data, mask), [100.0, 60.0, 70.0])
     # a noise far above the draws' spread: the error is its share of the mean of K draws, n / sqrt(K)
     faint = Cube(data=image.data * 0.05, bands="grz", wcs=image.wcs)  # filled at its own flux (no scaling)
-    result = fill(faint, mask, model=recorded, config=dataclasses.replace(FAST, draws=2))
+    result = fill_cube(faint, mask, model=recorded, config=dataclasses.replace(FAST, draws=2))
     for band, sky in enumerate([100.0, 60.0, 70.0]):
         np.testing.assert_allclose(result.std[band][mask[band]], sky / np.sqrt(2), rtol=1e-5)

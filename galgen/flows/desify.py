@@ -16,13 +16,17 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 
+from galgen.conditioning import labels_of, told_note
 from galgen.errors import InputError
-from galgen.progress import Progress, stage
 from galgen.io.regrid import INPUT_SUFFIXES
+from galgen.progress import Progress, stage
+
+if TYPE_CHECKING:
+    from galgen.model import LoadedModel
 
 NEIGHBOUR_GROUP = 1024  # outputs searched per pass over the dataset (memory ~ group x image size)
 MONTAGE_INPUTS = 32  # rows in a preview at most (one per input): a picture, not a catalogue
@@ -54,7 +58,7 @@ class DesifyConfig:
         if self.sampler is not None:
             get_sampler(self.sampler)  # InputError naming the choices, before any model is loaded
 
-    def for_model(self, model) -> DesifyConfig:
+    def for_model(self, model: LoadedModel) -> DesifyConfig:
         """This config with the model's default sampler where none was chosen."""
         return self if self.sampler is not None else replace(self, sampler=model.default_sampler)
 
@@ -172,7 +176,7 @@ def check_dataset(dataset, *, k: int, bands: str | None = None, size: int | None
                          options="neighbours")
 
 
-def plan_sigmas(model, config: DesifyConfig):
+def plan_sigmas(model: LoadedModel, config: DesifyConfig):
     """(sigmas, steps run, NFE) of a run: the sampler's noise levels cut at the strength."""
     from galgen.engine import samplers
 
@@ -184,7 +188,7 @@ def plan_sigmas(model, config: DesifyConfig):
 # ----------------------------------------------------------------------------- the run
 
 
-def read_inputs(paths: Sequence, work_dir, *, model, advance=None) -> InputStack:
+def read_inputs(paths: Sequence, work_dir, *, model: LoadedModel, advance=None) -> InputStack:
     """Read every input onto ``model``'s grid and range (`regrid.model_input`), into ``work_dir``/images.npy.
 
     All inputs are read before the first sampler step, so that a bad one stops the run with
@@ -211,7 +215,7 @@ def read_inputs(paths: Sequence, work_dir, *, model, advance=None) -> InputStack
     return InputStack(paths=paths, pixels=np.load(target, mmap_mode="r"), wcs=wcs, notes=notes, grid_cards=cards)
 
 
-def run(inputs, out_dir, *, model, config: DesifyConfig | None = None, dataset=None, preview=None,
+def run(inputs, out_dir, *, model: LoadedModel, config: DesifyConfig | None = None, dataset=None, preview=None,
         overwrite: bool = False, command: str = "galgen.flows.desify",
         on_progress: Progress | None = None) -> DesifyResult:
     """SDEdit every input ``config.draws`` times with ``model`` (a galgen.model.LoadedModel); write FITS cubes.
@@ -263,31 +267,7 @@ def _batches(count: int, draws: int, size: int) -> Iterator[list[tuple[int, int]
         yield jobs[first:first + size]
 
 
-def input_labels(model, x) -> np.ndarray | None:
-    """What a conditional model is told about inputs (B, C, H, W) in model space: their own magnitude,
-    size, shape and colour (`conditions.measured`; `conditioned` clips them to the training range), so the survey-like
-    galaxy keeps the input's; None for an unconditional model."""
-    if not model.conditions or model.pixel_scale is None:
-        return None
-    from galgen.conditions import measured
-
-    return measured(model.conditions, model.to_flux(x), bands=model.bands, pixel_scale=model.pixel_scale)
-
-
-def labels_history(model, told: np.ndarray | None, row: int) -> list[str]:
-    """The HISTORY line saying what a conditional model was told about input ``row`` (none when unconditional)."""
-    if told is None:
-        return []
-    if not np.isfinite(told[row]).all():
-        return ["desify: no measurable galaxy in the input; the conditional model ran unconditionally"]
-    from galgen.conditions import beyond
-
-    values = ", ".join(f"{c.name} {v:.3g}" for c, v in zip(model.conditions, told[row]))
-    return [f"desify: told the input's own labels (galgen's photometry): {values}"
-            f"{beyond(model.conditions, told[row:row + 1])}"]
-
-
-def _transfer(stack: InputStack, names, *, model, config: DesifyConfig, sigmas, nfe: int, command: str, advance):
+def _transfer(stack: InputStack, names, *, model: LoadedModel, config: DesifyConfig, sigmas, nfe: int, command: str, advance):
     """SDEdit and write every (input, draw); returns the outputs and the montage's flux rows."""
     import torch
 
@@ -308,7 +288,7 @@ def _transfer(stack: InputStack, names, *, model, config: DesifyConfig, sigmas, 
         x = torch.from_numpy(np.stack([stack.pixels[i] for i, _ in batch])).to(model.device)
         indices = [i * config.draws + k for i, k in batch]
         with torch.no_grad():
-            told = input_labels(model, x)
+            told = labels_of(model, model.to_flux(x)) if model.conditions else None
             result = samplers.sdedit(model.conditioned(told, exact=exact), x, sigmas,
                                      sampler=config.sampler,
                                      callback=lambda *_: advance(len(batch)),
@@ -317,7 +297,8 @@ def _transfer(stack: InputStack, names, *, model, config: DesifyConfig, sigmas, 
             source, cards = stack.paths[i], stack.grid_cards[i]
             history = [f"desify: {source.name}, draw {k} of {config.draws}, strength {config.strength:g}, "
                        f"{config.sampler} {steps} steps ({nfe} NFE), seed {config.seed}, index {index}",
-                       *(f"desify input: {note}" for note in stack.notes[i]), *labels_history(model, told, row)]
+                       *(f"desify input: {note}" for note in stack.notes[i]),
+                       *([] if told is None else [f"desify: {told_note(model.conditions, told[row], where='in the input')}"])]
             grid = stack.wcs[i] if stack.wcs[i] is not None or cards is not None else default_grid
             cube = Cube(data=image, bands=model.bands, wcs=grid, unit=model.unit,
                         **({} if cards is None else {"header": cards}))
@@ -357,7 +338,7 @@ def output_neighbours(paths: Sequence, dataset, *, k: int, group: int = NEIGHBOU
             for path, row, dist in found for r, (i, d) in enumerate(zip(row, dist))]
 
 
-def desify_montage(rows: dict, path, *, model, neighbours: Sequence[Neighbour] = (), dataset=None,
+def desify_montage(rows: dict, path, *, model: LoadedModel, neighbours: Sequence[Neighbour] = (), dataset=None,
                    zoom: int = 2) -> Path:
     """Preview PNG of a run: per input (the first MONTAGE_INPUTS), the input on the model's grid, its
     draws, then the nearest dataset images of each draw, all in flux through galgen.preview's

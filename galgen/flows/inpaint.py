@@ -1,94 +1,31 @@
-"""`galgen inpaint`: fill occluded pixels (satellite trails, bad columns) by guided diffusion.
+"""`galgen inpaint`: fill occluded pixels (satellite trails, bad columns) of a FITS image by guided diffusion.
 
-The way of one image: FITS image + mask (`read_mask`) -> `plan` (the model's bands, the checked
-mask, the tiles of galgen.tiles, the noise levels) -> `fill`: per draw, tile by tile, the flux
-through `LoadedModel.to_model` into [-1, 1], guided sampling (galgen.engine.inpaint),
-`LoadedModel.to_flux` back -> the mean of the draws (metrics.moments) and its error (galgen.uncertainty) -> the input with
-only the masked pixels replaced -> `output.write_output` (primary image, MASK, STD).
+The way of one image: FITS image + mask file (`io.mask.read_mask`) -> `fill.plan` (the model's
+bands, the checked mask, the tiles, the noise levels) -> `fill.fill_cube` (draws, tiles, the mean
+and its error) -> the input with only the masked pixels replaced -> `output.write_output`
+(primary image, MASK, STD) with the HISTORY of galgen.flows.inpaint_notes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from galgen.io.cube import Cube, describe, read_cube, same_grid
 from galgen.errors import InputError
+from galgen.flows import inpaint_notes as words
+from galgen.flows.fill import Fill, InpaintConfig, fill_cube, plan
+from galgen.io.cube import Cube
 from galgen.progress import Progress, stage
-from galgen.io.regrid import ScaleGrid
-from galgen.tiles import Tile, plan_tiles, waves
-from galgen.uncertainty import POOL_WIDTH, fill_error, noise_rms
+from galgen.uncertainty import POOL_WIDTH
 
-CPU_WINDOWS = 32  # windows (tiles x draws) per network call on the CPU: batch 16-24 already gives its best rate
-GPU_WINDOW_PIXELS = 2**20  # ... and on a GPU, in pixels: 256 windows at 64 px
+if TYPE_CHECKING:
+    from galgen.model import LoadedModel
 
-DEFAULT_SAMPLER = "ddim"  # with eta = 1, 50 steps, pull 10, no resampling: docs/inpainting.md's measured best
-SCALE_TOLERANCE = 0.01  # relative pixel-scale difference above which the user is told
-PEAK_FRACTION = 0.15  # a window whose peak exceeds this fraction of the upper truncation is scaled down to it: about
-                      # the 95th percentile of the bundled model's training galaxies (docs/inpainting.md)
-
-
-@dataclass(frozen=True)
-class InpaintConfig:
-    """How the masked pixels are filled; every field ends up in the output's provenance."""
-
-    sampler: str = DEFAULT_SAMPLER  # reverse-diffusion sampler (galgen.engine.samplers)
-    steps: Optional[int] = None  # sampler steps; None = the sampler's default (ddim: 50)
-    eta: float = 1.0  # ddim only: 1 draws the DDPM posterior noise (unbiased fills), 0 is the ODE
-    jump: int = 5  # RePaint jump length j (steps descended before going back up)
-    resample: int = 1  # RePaint resampling count r (1 = none; the pull replaced it: docs/inpainting.md)
-    pull: float = 10.0  # gradient guidance: denoised estimates pulled onto the known pixels (engine.inpaint; 0 = off)
-    draws: int = 4  # independent fills; the output is their mean, STD its error (galgen.uncertainty; docs/inpainting.md: the mean of
-                    # 4 has 0.75x biharmonic's error against noise-free truth, one draw 1.09x)
-    seed: int = 0  # draw k uses noise seeded by (seed, k) only (its later tiles: (seed, k, tile))
-    batch: int = 4  # draws run side by side on the device
-    margin: Optional[int] = None  # context kept around each committed core; None = model size // 8
-    mask_nans: bool = False  # also fill the image's own bad pixels (NaN/inf, BLANK, MASK extension, no coverage)
-    guidance: float = 0.0  # conditional model: classifier-free guidance weight w on the labels measured around the mask
-    native_scale: bool = False  # fill on the image's own pixels even where its pixel scale is not the model's
-
-    def __post_init__(self):
-        from galgen.engine.samplers import get_sampler
-
-        for name in ("jump", "resample", "draws", "batch"):
-            if getattr(self, name) < 1:
-                raise InputError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.steps is not None and self.steps < 1:
-            raise InputError(f"steps must be >= 1, got {self.steps}")
-        if self.margin is not None and self.margin < 0:
-            raise InputError(f"margin must be >= 0, got {self.margin}")
-        for name in ("guidance", "pull"):
-            if not getattr(self, name) >= 0:  # NaN fails this too
-                raise InputError(f"{name} must be >= 0, got {getattr(self, name)}")
-        get_sampler(self.sampler)  # an unknown name fails before anything is read
-
-    def sampler_options(self) -> dict:
-        """Keyword options the engine passes to the sampler (eta for ddim only)."""
-        return {"eta": self.eta} if self.sampler == "ddim" else {}
-
-    def resolved_steps(self) -> int:
-        from galgen.engine.samplers import get_sampler
-
-        return self.steps or get_sampler(self.sampler).default_steps
-
-
-@dataclass
-class Fill:
-    """Filled flux of the whole image and what it took."""
-
-    data: np.ndarray  # float32 (band, y, x): the input outside the mask, bit for bit; the mean fill inside
-    std: np.ndarray  # float32 (band, y, x): the fill's error about the noise-free flux (`uncertainty.fill_error`) inside the mask, 0 outside
-    mask: np.ndarray  # bool (band, y, x): the pixels filled
-    tiles: int  # model-sized tiles run per draw
-    nfe: int  # network evaluations per tile and draw
-    notes: list[str] = field(default_factory=list)
-    waves: int = 1  # network batches of tiles run one after another (`tiles.waves`, split to CPU_WINDOWS)
+__all__ = ["InpaintConfig", "InpaintResult", "run", "history"]
 
 
 @dataclass
@@ -114,453 +51,7 @@ class InpaintResult:
                 "sampler": self.sampler, "seconds": round(self.seconds, 3), "notes": self.notes}
 
 
-@dataclass
-class Plan:
-    """What a fill will do, worked out once before it starts (the progress bar's total too)."""
-
-    rows: list[int]  # image planes of the model's bands, in the model's order
-    mask: np.ndarray  # bool (model band, y, x): the pixels to fill
-    tiles: list[Tile]
-    steps: int  # sampler steps of one tile's walk, RePaint's returns included
-    nfe: int  # network evaluations per tile and draw
-    waves: list[list[int]] = field(default_factory=list)  # indices of the tiles of each network batch, in turn
-    grid: Optional[ScaleGrid] = None  # where the fill runs on a model-scale grid (`on_model_scale`), that grid ...
-    coarse: Optional[Cube] = None  # ... the image's model bands on it ...
-    coarse_mask: Optional[np.ndarray] = None  # ... and the pixels to fill there (model band, h, w)
-
-    def total_steps(self, config: InpaintConfig) -> int:
-        """Sampler steps the whole fill takes: waves x steps x draw batches."""
-        return len(self.waves) * math.ceil(config.draws / config.batch) * self.steps
-
-
-# ----------------------------------------------------------------------------- masks
-
-
-def read_mask(path, *, image: Cube) -> np.ndarray:
-    """A mask file as a boolean (band, y, x) array over the image's bands: non-zero or NaN = bad.
-
-    A 2-D mask (one plane) applies to every band; a 3-D mask needs one plane per band, matched
-    by name when its header names them. Its shape, and its WCS when both files have one, must
-    be the image's.
-    """
-    path = Path(path)
-    info = describe(path)
-    if info.get("kind") != "image":
-        raise InputError("the mask file holds no image", path=path)
-    planes, named = info["shape"][0], "?" not in info["bands"]
-    if planes == 1:
-        bands = None if named else "m"
-    elif named:
-        missing = [b for b in image.bands if b not in info["bands"]]
-        if missing:
-            raise InputError(f"mask names bands {info['bands']!r}, the image has {image.bands!r}", path=path)
-        bands = image.bands
-    elif planes == len(image.bands):
-        bands = image.bands
-    else:
-        raise InputError(f"mask has {planes} planes, the image {len(image.bands)} bands ({image.bands})", path=path)
-    cube = read_cube(path, bands=bands, zero_is_missing=False)
-    if cube.shape[1:] != image.shape[1:]:
-        raise InputError(f"mask is {cube.shape[1]} x {cube.shape[2]} pixels, the image "
-                         f"{image.shape[1]} x {image.shape[2]}", path=path)
-    if cube.wcs is not None and image.wcs is not None and not same_grid(cube, image):
-        raise InputError("mask and image have different WCS (not the same pixel grid)", path=path)
-    bad = cube.data != 0
-    if cube.mask is not None:
-        bad |= cube.mask  # NaN in a mask file counts as bad
-    return np.broadcast_to(bad, image.shape).copy()
-
-
-def check_mask(mask: np.ndarray, *, image: Cube, bands: str) -> np.ndarray:
-    """Validate a (band, y, x) mask for filling ``bands``; returns it restricted to those bands.
-
-    Empty, all-masked, or masked pixels in a band the model cannot fill are InputErrors; so are
-    non-finite image pixels left outside the mask (the network cannot condition on them).
-    """
-    where = f" ({image.path})" if image.path else ""
-    missing = [b for b in bands if b not in image.bands]
-    if missing:
-        raise InputError(f"the image{where} has bands {image.bands!r}; the model needs {bands!r}")
-    rows = [image.bands.index(b) for b in bands]
-    others = [i for i in range(len(image.bands)) if i not in rows]
-    if others and mask[others].any():
-        names = "".join(image.bands[i] for i in others)
-        raise InputError(f"masked pixels in band(s) {names!r}, which the model ({bands}) cannot fill")
-    chosen = mask[rows]
-    if not chosen.any():
-        raise InputError("the mask selects no pixel: nothing to fill")
-    if chosen.all():
-        raise InputError("the mask covers every pixel: nothing is left to condition on")
-    unusable = ~np.isfinite(image.data[rows]) & ~chosen
-    if unusable.any():
-        raise InputError(f"{int(unusable.sum())} NaN/inf image pixels lie outside the mask{where}; "
-                         "add them to the mask", options="mask_nans")
-    return chosen
-
-
-# ----------------------------------------------------------------------------- filling
-
-
-def plan(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig) -> Plan:
-    """Check ``mask`` (bool (band, y, x) over the image's bands) and work out the tiles and steps."""
-    from galgen.engine.inpaint import repaint_nfe, repaint_steps
-
-    chosen = check_mask(mask, image=image, bands=model.bands)
-    rows = [image.bands.index(b) for b in model.bands]
-    if on_model_scale(image, model, config):
-        grid = ScaleGrid.covering(image.wcs, image.shape[1:], image_scale=image.pixel_scale,
-                                  pixel_scale=model.pixel_scale)
-        flux, unknown = grid.onto(image.data[rows], chosen.any(axis=0))
-        coarse = Cube(data=flux, bands=model.bands, wcs=grid.wcs, unit=image.unit)
-        coarse_mask = np.broadcast_to(unknown, flux.shape).copy()
-        inner = plan(coarse, coarse_mask, model=model, config=config)
-        return Plan(rows=rows, mask=chosen, tiles=inner.tiles, steps=inner.steps, nfe=inner.nfe, waves=inner.waves,
-                    grid=grid, coarse=coarse, coarse_mask=coarse_mask)
-    steps = config.resolved_steps()
-    margin = model.size // 8 if config.margin is None else config.margin
-    tiles = plan_tiles(chosen.any(axis=0), size=model.size, margin=margin)
-    return Plan(rows=rows, mask=chosen, tiles=tiles,
-                steps=repaint_steps(steps, jump=config.jump, resample=config.resample),
-                nfe=repaint_nfe(config.sampler, steps, jump=config.jump, resample=config.resample),
-                waves=_network_batches(waves(tiles, size=model.size), model=model, draws=min(config.batch, config.draws)))
-
-
-def on_model_scale(image: Cube, model, config: InpaintConfig) -> bool:
-    """Whether ``image`` is filled on a grid at the model's pixel scale: both scales known and more than
-    SCALE_TOLERANCE apart, and the user did not ask for ``native_scale``."""
-    if config.native_scale or image.wcs is None or not image.pixel_scale or not model.pixel_scale:
-        return False
-    return abs(image.pixel_scale / model.pixel_scale - 1) > SCALE_TOLERANCE
-
-
-def _network_batches(groups: list[list[int]], *, model, draws: int) -> list[list[int]]:
-    """The waves of tiles split so that one network call holds at most CPU_WINDOWS windows (tiles x draws;
-    on a GPU GPU_WINDOW_PIXELS worth): memory stays flat however many tiles a wave has (a mask over a
-    whole survey image, say). The parts of a wave do not see each other either."""
-    windows = max(CPU_WINDOWS, GPU_WINDOW_PIXELS // model.size**2) if model.device.type == "cuda" else CPU_WINDOWS
-    tiles = max(1, windows // draws)
-    return [wave[i:i + tiles] for wave in groups for i in range(0, len(wave), tiles)]
-
-
-def fill(image: Cube, mask: np.ndarray, *, model, config: InpaintConfig = InpaintConfig(),
-         advance: Optional[Callable[[], None]] = None, planned: Plan | None = None) -> Fill:
-    """Fill the masked pixels of ``image`` with ``model`` (a galgen.model.LoadedModel), draw by draw.
-
-    ``mask`` is boolean (band, y, x) over the image's bands (`read_mask`, or the cube's own mask).
-    Only the model's bands are filled (matched by name). Flux goes to model space with the model's
-    calibration factors divided out and its normaliser applied (LoadedModel.to_model), and back.
-    ``advance()`` is called once per sampler step (`Plan.total_steps` in all).
-    """
-    import torch
-
-    from galgen.metrics.moments import RunningMoments
-
-    planned = planned or plan(image, mask, model=model, config=config)
-    rows, chosen = planned.rows, planned.mask
-    if planned.grid is not None:
-        return _fill_on_grid(image, planned, model=model, config=config, advance=advance)
-    sigmas = model.sigmas(config.sampler, config.resolved_steps())
-    ny, nx = image.shape[1:]
-    height, width = max(ny, model.size), max(nx, model.size)
-    # an image smaller than the model is padded with masked pixels, filled and cut off again
-    pending = np.ones((len(rows), height, width), dtype=bool)
-    pending[:, :ny, :nx] = chosen
-    flux = np.zeros((len(rows), height, width), dtype=np.float32)
-    flux[:, :ny, :nx] = np.where(chosen, 0.0, image.data[rows])
-    pending_t = torch.from_numpy(pending).to(model.device)
-
-    callback = (lambda *_: advance()) if advance is not None else None
-    size = model.size
-    windows = [(slice(t.y0, t.y0 + size), slice(t.x0, t.x0 + size)) for t in planned.tiles]
-    scales = [float(flux_scales(model, flux[None, :, ys, xs], pending[None, :, ys, xs])[0]) for ys, xs in windows]
-    labels = [known_labels(model, flux[None, :, ys, xs] / scale, pending[None, :, ys, xs], pixel_scale=image.pixel_scale)
-              for (ys, xs), scale in zip(windows, scales)]
-    moments = RunningMoments()
-    for first in range(0, config.draws, config.batch):
-        draws = list(range(first, min(first + config.batch, config.draws)))
-        state = np.repeat(flux[None], len(draws), axis=0)
-        todo = pending_t.clone()
-        for wave in planned.waves:
-            _fill_wave(state, todo, {t: planned.tiles[t] for t in wave}, draws, model=model, sigmas=sigmas,
-                       config=config, callback=callback, labels=labels, scales=scales)
-        moments.add(state[:, :, :ny, :nx])
-
-    data = image.data.copy()
-    data[rows] = np.where(chosen, moments.mean.astype(np.float32), image.data[rows])
-    cap = np.ones((height, width))  # the flux scale each pixel was filled at
-    for tile, scale in zip(planned.tiles, scales):
-        cap[tile.core_y, tile.core_x] = scale
-    std = np.zeros(image.shape, dtype=np.float32)
-    if config.draws > 1:  # the fill's error about the noise-free flux; a draw's noise is the sky's times its scale
-        noise = draw_noise(model, image.data[rows], chosen)[:, None, None] * cap[:ny, :nx]
-        std[rows] = fill_error(moments.std**2, chosen, noise, draws=config.draws)
-    filled = np.zeros(image.shape, dtype=bool)
-    filled[rows] = chosen
-    notes = [scale_note(image, model), brightness_note(scales, model=model),
-             clipping_note(image.data[rows], chosen, model=model, filled=data[rows], scales=cap[:ny, :nx]),
-             labels_note(model, labels)]
-    return Fill(data=data, std=std, mask=filled, tiles=len(planned.tiles), nfe=planned.nfe,
-                notes=[n for n in notes if n], waves=len(planned.waves))
-
-
-def _fill_on_grid(image: Cube, planned: Plan, *, model, config: InpaintConfig, advance) -> Fill:
-    """`fill` on the model-scale grid of ``planned``, brought back to the image's pixels (the masked ones only).
-
-    On its own pixels a finer image shows the model a galaxy larger and smoother per pixel than any it
-    learnt (docs/inpainting.md: 29 % of a real core within 10 % at 0.1 arcsec, 61 % this way).
-    """
-    grid, rows, chosen = planned.grid, planned.rows, planned.mask
-    inner = fill(planned.coarse, planned.coarse_mask, model=model, config=config, advance=advance,
-                 planned=dataclasses.replace(planned, grid=None, rows=list(range(len(rows))), mask=planned.coarse_mask))
-    data = image.data.copy()
-    data[rows] = np.where(chosen, matched_at_edges(grid.back(inner.data), image.data[rows], chosen), image.data[rows])
-    std = np.zeros(image.shape, dtype=np.float32)
-    std[rows] = np.where(chosen, grid.back(inner.std, order="nearest-neighbor"), 0.0)
-    filled = np.zeros(image.shape, dtype=bool)
-    filled[rows] = chosen
-    (h, w), (ny, nx) = grid.shape, grid.image_shape
-    note = (f"filled on a {w} x {h} px grid at the model's {model.pixel_scale:.3f} arcsec (the image's "
-            f"{image.pixel_scale:.3f}; reproject_exact, flux kept) and brought back by bicubic interpolation, "
-            "the masked pixels only, matched to the image's own pixels at the mask's edges (thin-plate fill "
-            "of the difference; --native-scale fills on the image's own pixels)")
-    return Fill(data=data, std=std, mask=filled, tiles=inner.tiles, nfe=inner.nfe, notes=[note] + inner.notes,
-                waves=inner.waves)
-
-
-def matched_at_edges(fill: np.ndarray, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``fill`` (C, H, W), interpolated from a coarser grid, made to meet the ``image``'s known pixels.
-
-    The interpolated fill differs from the image's own pixels beside the mask (the grid averaged
-    them, and a core's peak is finer than a grid pixel); that difference, known outside ``mask``
-    (C, H, W), is carried into the mask by the thin-plate fill (`galgen.biharmonic`) and added, so the
-    fill keeps its own structure inside and joins the observed pixels at the edges (a seamless
-    clone). Pixels outside the mask are returned as ``image``'s.
-    """
-    from galgen.biharmonic import biharmonic_fill
-
-    out = np.where(mask, fill, image).astype(np.float32)
-    difference = np.where(mask, np.nan, image.astype(np.float64) - fill)
-    for band_mask in {plane.tobytes(): plane for plane in mask if plane.any() and not plane.all()}.values():
-        bands = [b for b, plane in enumerate(mask) if np.array_equal(plane, band_mask)]
-        correction = biharmonic_fill(difference[bands], band_mask)
-        out[bands] = np.where(band_mask, fill[bands] + correction, out[bands])
-    return out
-
-
-def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model, config: InpaintConfig = InpaintConfig(),
-                labels: Optional[np.ndarray] = None, advance: Optional[Callable[[], None]] = None) -> np.ndarray:
-    """Fill many model-sized stamps at once: (N, C, size, size) flux in the model's bands -> filled flux.
-
-    One draw per stamp, all stamps in one batch (the fast path for catalogues of cutouts and for
-    benchmarks); stamp n uses the noise of draw n of ``config.seed``, so stamp 0 matches
-    `fill` on that stamp alone. ``masks`` (N, C or 1, size, size) boolean, True = fill.
-    Outside the masks the result equals ``images`` bit for bit. A conditional model is told
-    ``labels`` (N, K) in the conditions' units when given (a catalogue's, or a benchmark's truth;
-    NaN rows unconditional), else the labels measured around the masks (`known_labels`); a stamp
-    filled at 1/S of its flux is told magnitudes 2.5 log10 S fainter either way.
-    """
-    import torch
-
-    from galgen.engine.inpaint import inpaint
-    from galgen.engine.runtime import ImageNoise
-
-    images = np.asarray(images, dtype=np.float32)
-    masks = np.broadcast_to(np.asarray(masks, dtype=bool), images.shape).copy()
-    if images.shape[1:] != (len(model.bands), model.size, model.size):
-        raise InputError(f"stamps must be (N, {len(model.bands)}, {model.size}, {model.size}), got {images.shape}")
-    sigmas = model.sigmas(config.sampler, config.resolved_steps())
-    scales = flux_scales(model, images, masks)[:, None, None, None]
-    known = np.where(masks, 0.0, images) / scales
-    told = known_labels(model, known, masks) if labels is None else scaled_labels(model, labels, scales[:, 0, 0, 0])
-    filled = inpaint(model.conditioned(told, guidance=config.guidance),
-                     torch.from_numpy(model.to_model(known)).to(model.device), torch.from_numpy(masks).to(model.device),
-                     sigmas, sampler=config.sampler, jump=config.jump, resample=config.resample, pull=config.pull,
-                     noise=ImageNoise(config.seed, range(len(images)), device=model.device),
-                     callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
-    return np.where(masks, model.to_flux(filled) * scales, images).astype(np.float32)
-
-
-def draw_noise(model, flux: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """(C,) RMS of the sky noise a draw of ``model`` carries in flux units, before any flux scaling: the
-    training cutouts' (`LoadedModel.sky_rms`) where the model records it, else that of the image ``flux``
-    (C, H, W) itself (`uncertainty.noise_rms` of its known border pixels; ``mask`` True = unknown)."""
-    sky = model.sky_rms
-    return sky if sky is not None else noise_rms(flux, mask)
-
-
-def scaled_labels(model, labels: np.ndarray, scales: np.ndarray) -> Optional[np.ndarray]:
-    """Labels (N, K) of stamps as given, for the stamps divided by ``scales`` (N,): magnitudes
-    (``mag_*``) 2.5 log10 S fainter, sizes, shapes and colours unchanged; None for an unconditional model."""
-    if not model.conditions:
-        return None
-    labels = np.array(labels, dtype=np.float64, copy=True).reshape(len(scales), len(model.conditions))
-    for column, condition in enumerate(model.conditions):
-        if condition.name.startswith("mag_"):
-            labels[:, column] += 2.5 * np.log10(scales)
-    return labels
-
-
-def flux_scales(model, flux: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """The factor S >= 1 by which each model-sized stamp (N, C, size, size) is divided before filling (N,).
-
-    A stamp whose known pixels exceed the normaliser's upper truncation (a real galaxy's core
-    brighter than any the model learnt, a star) is filled at 1/S of its flux and scaled back, S
-    bringing its peak down to PEAK_FRACTION of the truncation: told the true flux, the network saw
-    the core clipped at the truncation, and the fill came out capped with a dark streak
-    (docs/inpainting.md). The peak is that of the 3 x 3 means of known pixels, so a lone hot pixel
-    does not set it; every other stamp gets S = 1 and is filled as before.
-    """
-    from scipy.ndimage import uniform_filter
-
-    known = ~np.broadcast_to(masks, flux.shape)
-    box = (1, 1, 3, 3)
-    weight = uniform_filter(known.astype(np.float32), size=box, mode="constant")
-    total = uniform_filter(np.where(known, flux, 0.0).astype(np.float32), size=box, mode="constant")
-    local = np.where(weight > 0.5, total / np.maximum(weight, 1e-6), 0.0)
-    upper = np.asarray(model.normalizer.upper) * model.factors
-    peak = (local.max(axis=(2, 3)) / upper).max(axis=1)
-    return np.maximum(1.0, peak / PEAK_FRACTION)
-
-
-def known_labels(model, flux: np.ndarray, masks: np.ndarray, *, pixel_scale=None) -> Optional[np.ndarray]:
-    """What a conditional model is told about model-sized stamps (N, C, size, size) whose ``masks`` are unknown.
-
-    The stamps' own magnitude, size, shape and colour (`conditions.measured`), measured after a
-    classical fill of the masked pixels (`biharmonic.biharmonic_fill`, which carries a core's peak
-    across a trail), so a trail across the core does not make the galaxy look fainter: told the
-    fainter labels that a kernel average gives, the model filled cores 2 % dark (docs/inpainting.md).
-    (N, K) in the conditions' units, NaN rows unconditional; None for an unconditional model or
-    without a pixel scale.
-    """
-    scale = pixel_scale or model.pixel_scale
-    if not model.conditions or not scale:
-        return None
-    from galgen.biharmonic import biharmonic_fill
-    from galgen.conditions import measured
-
-    holes = np.broadcast_to(masks, flux.shape)
-    patched = np.stack([[biharmonic_fill(plane, hole) if hole.any() and not hole.all() else plane
-                         for plane, hole in zip(np.where(stamp_holes, np.nan, stamp), stamp_holes)]
-                        for stamp, stamp_holes in zip(flux, holes)])
-    return measured(model.conditions, patched, bands=model.bands, pixel_scale=scale)
-
-
-def _fill_wave(state: np.ndarray, todo, tiles: dict[int, Tile], draws: list[int], *, model, sigmas,
-               config: InpaintConfig, callback, labels: list, scales: list[float]) -> None:
-    """Inpaint a wave of tiles (index -> tile) for a batch of draws in one network batch; commit their cores.
-
-    ``state`` (draws, C, H, W), the flux so far, and ``todo`` (C, H, W), the pixels no core has filled yet,
-    are updated in place. Tile t's window is filled at 1/scales[t] of its flux (`flux_scales`). Draw k of
-    tile t takes the noise of (seed, k) for the first tile and (seed, k, t) for the others, so a
-    model-sized image (one tile) is filled as `fill_stamps` fills it, and the result does not depend on the waves.
-    """
-    import torch
-
-    from galgen.engine.inpaint import inpaint
-    from galgen.engine.runtime import ImageNoise
-
-    size, count = model.size, len(draws)
-    windows = [tile.window(size) for tile in tiles.values()]
-    told = None
-    if labels[next(iter(tiles))] is not None:  # one window, every draw
-        told = np.concatenate([np.repeat(labels[t], count, axis=0) for t in tiles])
-    known = np.concatenate([state[:, :, ys, xs] / scales[t] for t, (ys, xs) in zip(tiles, windows)])
-    filled = inpaint(model.conditioned(told, guidance=config.guidance), torch.from_numpy(model.to_model(known)).to(model.device),
-                     torch.cat([todo[:, ys, xs].expand(count, -1, -1, -1) for ys, xs in windows]), sigmas,
-                     sampler=config.sampler,
-                     jump=config.jump, resample=config.resample, pull=config.pull, callback=callback,
-                     noise=ImageNoise(config.seed, [k if t == 0 else (k, t) for t in tiles for k in draws],
-                                      device=model.device), **config.sampler_options())
-    filled = model.to_flux(filled)
-    for n, (t, tile) in enumerate(tiles.items()):
-        cy = slice(tile.core_y.start - tile.y0, tile.core_y.stop - tile.y0)
-        cx = slice(tile.core_x.start - tile.x0, tile.core_x.stop - tile.x0)
-        core = todo[:, tile.core_y, tile.core_x].cpu().numpy()
-        state[:, :, tile.core_y, tile.core_x] = np.where(core, filled[n * count:(n + 1) * count, :, cy, cx] * scales[t],
-                                                          state[:, :, tile.core_y, tile.core_x])
-        todo[:, tile.core_y, tile.core_x] = False
-
-
-def labels_note(model, labels: list) -> Optional[str]:
-    """A sentence saying what a conditional model was told about each tile (`known_labels`), else None."""
-    from galgen.conditions import beyond
-
-    told = [row for row in labels if row is not None]
-    if not told:
-        return None
-    if len(told) == 1 and np.isfinite(told[0]).all():
-        values = ", ".join(f"{c.name} {v:.3g}" for c, v in zip(model.conditions, told[0][0]))
-        note = f"the conditional model was told the galaxy's own labels, measured around the mask: {values}"
-    else:
-        unconditional = sum(not np.isfinite(row).all() for row in told)
-        note = (f"the conditional model was told the labels measured around the mask in each of {len(told)} tiles "
-                f"({unconditional} without a measurable galaxy ran unconditionally)")
-    return note + beyond(model.conditions, np.concatenate(told))
-
-
-def scale_note(image: Cube, model) -> Optional[str]:
-    """A sentence when the image's pixel scale differs from the model's training scale, else None."""
-    if model.pixel_scale is None:
-        return None
-    if image.pixel_scale is None:
-        return f"the image has no WCS; its pixels are taken to be the model's {model.pixel_scale:.3f} arcsec"
-    ratio = image.pixel_scale / model.pixel_scale
-    if abs(ratio - 1) <= SCALE_TOLERANCE:
-        return None
-    return (f"image pixel scale {image.pixel_scale:.3f} arcsec differs from the model's {model.pixel_scale:.3f} "
-            f"(x{ratio:.2f}): the fill has the training data's structure per pixel, not per arcsec")
-
-
-def brightness_note(scales: list[float], *, model) -> Optional[str]:
-    """A sentence when tiles were filled scaled down (`flux_scales`), else None."""
-    scaled = [s for s in scales if s > 1]
-    if not scaled:
-        return None
-    return (f"{len(scaled)} of {len(scales)} tiles held known pixels brighter than the model's training galaxies "
-            f"(up to {max(scaled) * PEAK_FRACTION:.3g} times its upper truncation): they were filled at 1/S of their "
-            f"flux and scaled back, S up to {max(scaled):.3g}, so fills there are not capped (docs/inpainting.md)")
-
-
-def clipping_note(flux: np.ndarray, mask: np.ndarray, *, model, filled: np.ndarray | None = None,
-                  scales: np.ndarray | None = None, reach: int = 2) -> Optional[str]:
-    """A sentence when known pixels next to the mask exceed the cap of the fill beside them, else None.
-
-    ``flux`` and ``mask`` (C, H, W) in the model's bands, ``filled`` the fill there, ``scales`` (H, W)
-    the flux scale S each pixel was filled at (`flux_scales`; None: 1). The normaliser clips at its
-    upper limit A (times the calibration factor), so a fill at scale S cannot exceed S x A, and fills
-    beside brighter pixels come out too faint. The sentence says how many filled pixels sit at the
-    cap and how much flux that loses at the least: their count times the mean excess over the cap
-    of the bright known pixels beside the mask, per band.
-    """
-    from scipy.ndimage import binary_dilation, maximum_filter
-
-    window = 2 * reach + 1
-    ceiling = np.ones(mask.shape[1:]) if scales is None else maximum_filter(scales, size=window, mode="nearest")
-    upper = np.asarray(model.normalizer.upper) * model.factors
-    cap = upper[:, None, None] * ceiling
-    ring = binary_dilation(mask, structure=np.ones((1, window, window), dtype=bool)) & ~mask
-    bright = ring & (flux > cap)
-    if not bright.any():
-        return None
-    limits = ", ".join(f"{b} {a:.3g}" for b, a in zip(model.bands, upper))
-    times = " times the tile's flux scale" if (ceiling > 1).any() else ""
-    note = (f"{int(bright.sum())} known pixels beside the mask exceed the model's upper truncation ({limits}){times}: "
-            "no fill can exceed it, so fills there are too faint")
-    if filled is None:
-        return note
-    capped = mask & (filled >= cap * (1 - 1e-5))
-    if not capped.any():
-        return f"{note}; no filled pixel reached the cap"
-    lost = [capped[c].sum() * float(np.mean((flux - cap)[c][bright[c]])) if bright[c].any() else 0.0
-            for c in range(len(upper))]
-    losses = ", ".join(f"{b} {v:.3g}" for b, v in zip(model.bands, lost))
-    return f"{note}; {int(capped.sum())} filled pixels sit at the cap, missing at least {losses} {model.unit} in all"
-
-
-# ----------------------------------------------------------------------------- the run
-
-
-def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig(), overwrite: bool = False,
+def run(image, out, *, mask=None, model: LoadedModel, config: InpaintConfig = InpaintConfig(), overwrite: bool = False,
         command: str = "galgen.flows.inpaint", on_progress: Progress | None = None) -> InpaintResult:
     """Fill ``image`` (a FITS file) where ``mask`` (a FITS file) and/or ``config.mask_nans`` say; write ``out``.
 
@@ -571,10 +62,11 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
     fill's error about the noise-free flux (galgen.uncertainty). An existing ``out`` is replaced only with ``overwrite`` and only if galgen
     made it. Progress: stage "inpaint", in sampler steps.
     """
-    from galgen.io.atomic import check_output
-    from galgen.io.cube import is_galgen_file
-    from galgen.io.write import WRITE_SUFFIXES
     from galgen.flows.output import write_output
+    from galgen.io.atomic import check_output
+    from galgen.io.cube import is_galgen_file, read_cube
+    from galgen.io.mask import read_mask
+    from galgen.io.write import WRITE_SUFFIXES
 
     check_output(out, overwrite=overwrite, made_by_galgen=is_galgen_file, suffixes=WRITE_SUFFIXES)
     if mask is None and not config.mask_nans:
@@ -591,14 +83,13 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
     planned = plan(cube, bad, model=model, config=config)
     start = time.perf_counter()
     advance = stage(on_progress, "inpaint", planned.total_steps(config))
-    result = fill(cube, bad, model=model, config=config, advance=advance, planned=planned)
+    result = fill_cube(cube, bad, model=model, config=config, advance=advance, planned=planned)
     seconds = time.perf_counter() - start
     extras = [("MASK", result.mask)] + ([("STD", result.std)] if config.draws > 1 else [])
     write_output(
         Cube(data=result.data, bands=cube.bands, wcs=cube.wcs, unit=cube.unit, header=cube.header), out,
         model=model, command=command, inputs=[Path(image)] + ([Path(mask)] if mask is not None else []),
-        history=describe_fill(result, config=config, bands=model.bands, size=model.size,
-                             sky_known=model.sky_rms is not None) + result.notes,
+        history=history(result, config=config, model=model) + result.notes,
         extra_hdus=extras, seed=config.seed, sampler=config.sampler, steps=config.resolved_steps(), nfe=result.nfe,
         eta=config.sampler_options().get("eta"), resample=config.resample, jump=config.jump, draws=config.draws,
         guidance=config.guidance or None, pull=config.pull or None,
@@ -610,23 +101,10 @@ def run(image, out, *, mask=None, model, config: InpaintConfig = InpaintConfig()
                          sampler=config.sampler, seconds=seconds, notes=result.notes)
 
 
-def describe_fill(result: Fill, *, config: InpaintConfig, bands: str, size: int, sky_known: bool = False) -> list[str]:
-    """HISTORY lines saying what was filled and how; ``sky_known``: the model records its training sky RMS."""
-    eta = f" eta={config.eta:g}" if config.sampler == "ddim" else ""
-    lines = [
-        f"inpaint: filled {int(result.mask.sum())} masked pixels of bands {bands} by guided diffusion "
-        + ("(known pixels replaced at each step" + (", RePaint resampling (Lugmayr et al. 2022)" if config.resample > 1
-                                                    else "")
-           + (", gradient guidance (Chung et al. 2022)" if config.pull else "") + "): ")
-        + f"{config.sampler}{eta}, {config.resolved_steps()} steps, jump {config.jump}, resample {config.resample}, "
-        f"{result.nfe} NFE per tile"
-        + (f" (each with a backward pass: gradient guidance, pull {config.pull:g})" if config.pull else "") + ", "
-        f"{result.tiles} tile(s) of {size} px filled in {result.waves} wave(s) (docs/inpainting.md)",
-        "inpaint: pixels outside the MASK extension are the input's, unchanged",
-    ]
-    if config.draws > 1:
-        noise = "the model's training sky RMS" if sky_known else "the image's border RMS; the model records no sky RMS"
-        lines.append(f"inpaint: primary image = mean of {config.draws} draws; STD extension = its error about the "
-                     f"noise-free flux: the draws' variance pooled over the mask ({POOL_WIDTH:g} px), times 1 + 1/K, "
-                     f"less the variance of the sky noise a draw carries ({noise}); 0 outside the mask")
-    return lines
+def history(result: Fill, *, config: InpaintConfig, model: LoadedModel) -> list[str]:
+    """The HISTORY lines of a fill made with ``config`` (`inpaint_notes.history`)."""
+    walk = words.Walk(sampler=config.sampler, eta=config.sampler_options().get("eta"), steps=config.resolved_steps(),
+                      jump=config.jump, resample=config.resample, pull=config.pull, nfe=result.nfe,
+                      tiles=result.tiles, waves=result.waves, size=model.size)
+    return words.history(walk, filled=int(result.mask.sum()), bands=model.bands, draws=config.draws,
+                         pool_width=POOL_WIDTH, sky_known=model.sky_rms is not None)

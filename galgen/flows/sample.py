@@ -4,7 +4,7 @@ The way of one image: index i of run seed s -> `draw` (noise of (s, i) alone, th
 `LoadedModel.denoise`) -> `LoadedModel.to_flux` -> a `Cube` with a TAN WCS at the model's pixel
 scale -> `output.write_output` (provenance, atomic) -> ``mock_NNNNNN.fits``.
 
-A conditional model draws image i with the labels requested for it (`plan_requests`: one per
+A conditional model draws image i with the labels asked for it (`conditioning.ask`: one per
 catalogue row, or one request for every image); each mock's header records them, and the run
 ends by measuring the mocks with galgen's photometry: requested against measured, per label.
 """
@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 import numpy as np
 import torch
 
+from galgen.conditioning import Requests, ask, check_requests
 from galgen.errors import InputError
 from galgen.model import LoadedModel, exact_on
 from galgen.progress import Progress, stage
@@ -36,7 +37,8 @@ _RUN_IDENTITY = ("model_sha256", "seed", "index", "sampler", "steps", "bf16", "c
 class SampleConfig:
     """What `sample` draws, where the mocks sit on the sky, and the processes that draw them."""
 
-    count: int  # images in the whole run: indices 0 .. count-1 (over all shards)
+    count: int | None = None  # images in the whole run: indices 0 .. count-1 (over all shards); None: one per
+                              # catalogue row
     seed: int = 0  # image i depends on (seed, i) alone
     batch: int | None = None  # images in flight at once (memory; GPU throughput); None: `default_batch`
     sampler: str | None = None  # a name in galgen.engine.samplers.SAMPLERS; None: the model's default
@@ -47,16 +49,30 @@ class SampleConfig:
     exact: bool | None = None  # fixed network batches (bit-identical whatever the batch); None: on CPU only
     workers: int | None = None  # processes; None: one per GPU the model may use, or per CPU core for >= 8 images
     devices: tuple[str, ...] | None = None  # explicit device per worker process (overrides workers)
-    labels: tuple[tuple[float, ...], ...] | None = None  # conditional: requested values of image i, model's order
-    ids: tuple[str, ...] | None = None  # conditional: the catalogue row id of image i (headers, summary)
+    # what a conditional model is asked (galgen.conditioning.ask): a catalogue, one request, or with neither the
+    # labels of random training rows (unless unconditional)
+    catalog: Path | None = None  # one mock per row of this FITS table or CSV, its columns named as the conditions
+    condition: Mapping[str, float] | None = None  # one request for every mock, e.g. {"mag_r": 17.5}
+    id_column: str | None = None  # the catalogue column naming each row in the headers (None: conditioning.ID_COLUMNS)
+    extrapolate: bool = False  # draw requests outside the training range too (each flagged in its header)
+    unconditional: bool = False  # a conditional model without catalogue or request: its unconditional branch
+    labels: tuple[tuple[float, ...], ...] | None = None  # requested values of image i, model's order (from the above,
+                                                         # or given directly)
+    ids: tuple[str, ...] | None = None  # the catalogue row id of image i (headers, summary)
     guidance: float = 0.0  # classifier-free guidance weight w (0: the conditional model alone)
     compile: bool | None = None  # torch.compile the network; None: on a GPU for long runs (`runtime.compile_on`)
     writers: int | None = None  # helper processes writing the FITS files; None: `plan_writers`
 
     def __post_init__(self):
+        from galgen.conditioning import check_choice
         from galgen.engine.samplers import get_sampler
 
-        if self.count < 1 or (self.batch is not None and self.batch < 1):
+        if self.labels is None:
+            check_choice(catalog=self.catalog, request=self.condition, count=self.count,
+                         unconditional=self.unconditional)
+        elif self.count is None:
+            object.__setattr__(self, "count", len(self.labels))
+        if (self.count is not None and self.count < 1) or (self.batch is not None and self.batch < 1):
             raise InputError(f"count and batch must be >= 1, got {self.count} and {self.batch}")
         k, n = self.shard
         if not 1 <= k <= n:
@@ -81,6 +97,13 @@ class SampleConfig:
     def for_model(self, model: LoadedModel) -> SampleConfig:
         """This config with the model's default sampler filled in where none was chosen."""
         return self if self.sampler is not None else replace(self, sampler=model.default_sampler)
+
+    def asked(self, model: LoadedModel) -> Requests | None:
+        """The labels each mock is asked for (`conditioning.ask`), unless ``labels`` are given (then None)."""
+        if self.labels is not None:
+            return None
+        return ask(model, catalog=self.catalog, request=self.condition, count=self.count, seed=self.seed,
+                   id_column=self.id_column, extrapolate=self.extrapolate, unconditional=self.unconditional)
 
     @property
     def indices(self) -> range:
@@ -160,7 +183,7 @@ def draw(model: LoadedModel, indices, *, seed: int, sigmas: torch.Tensor, sample
 
 
 def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, command: str = "galgen.flows.sample",
-        on_progress: Progress | None = None, notes: list[str] | None = None, check: bool = True) -> SampleResult:
+        on_progress: Progress | None = None) -> SampleResult:
     """Write mocks ``mock_NNNNNN.fits`` of shard ``config.shard`` into ``out_dir``, a batch at a time.
 
     Each mock is the model's image in flux units (normaliser inverse times the calibration
@@ -168,15 +191,18 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
     provenance. Files already present are complete (atomic writes): they are checked to be of this
     run and skipped, so an interrupted run resumes. Several devices or CPU workers (`plan_devices`)
     each take an interleaved share of the indices; the files do not change. ``preview``: a PNG
-    montage of the first mocks. With ``config.labels`` the mocks are then measured against their
-    requests (`check_requests`, unless not ``check``; ``notes`` from `plan_requests` are passed
-    through). Progress: stage "sample", in images.
+    montage of the first mocks. A conditional model is asked for labels as ``config`` says
+    (`conditioning.ask`); requested labels (not those drawn from the training rows) are then
+    measured on the mocks (`conditioning.check_requests`). Progress: stage "sample", in images.
     """
     from galgen.engine.samplers import nfe
     from galgen.flows.output import check_preview, output_directory
 
     start = time.perf_counter()
     config = config.for_model(model)
+    requests = config.asked(model)
+    if requests is not None:
+        config = replace(config, **requests.config_fields())
     sigmas = model.sigmas(config.sampler, config.steps)  # checks the steps before anything is made
     if config.labels is not None and not model.conditions:
         raise InputError("the model is not conditional: it takes no labels", path=model.path)
@@ -213,14 +239,14 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
 
         preview = preview_files(made[:PREVIEW_MOCKS], preview)
     checked = None
-    if config.labels is not None and check:
+    if config.labels is not None and not (requests is not None and requests.drawn):
         checked = check_requests(model, [out_dir / mock_name(i, config.count) for i in config.indices],
                                [config.labels[i] for i in config.indices], on_progress=on_progress)
     return SampleResult(
         out_dir=out_dir, written=sorted(written), skipped=skipped, seconds=time.perf_counter() - start,
         sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps) * (2 if config.guidance else 1),
         model_sha256=model.sha256, devices=devices, exact=exact_on(devices[0], config.exact),
-        preview=preview, check=checked, notes=notes,
+        preview=preview, check=checked, notes=requests.notes if requests is not None else None,
     )
 
 
@@ -321,7 +347,7 @@ def _batch_labels(model: LoadedModel, config: SampleConfig, batch) -> torch.Tens
     """The batch's requested labels, normalised for the network (None for an unconditional run)."""
     if config.labels is None:
         return None
-    from galgen.conditions import normalise
+    from galgen.conditioning import normalise
 
     return torch.from_numpy(normalise(model.conditions, np.array([config.labels[i] for i in batch])))
 
@@ -353,147 +379,6 @@ def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int
     if differ:
         raise InputError(f"a mock of another run is in the way ({', '.join(differ)} differ); "
                          "choose another output directory or remove it", path=path)
-
-
-@dataclass
-class Requests:
-    """What a conditional run asks for: values (N, K) in the model's condition order, row ids, notes."""
-
-    values: np.ndarray
-    ids: list[str]
-    notes: list[str]
-
-    def config_fields(self) -> dict:
-        """SampleConfig's count, labels and ids for these requests."""
-        return {"count": len(self.values), "labels": tuple(tuple(float(v) for v in row) for row in self.values),
-                "ids": tuple(self.ids)}
-
-
-ID_COLUMNS = ("id", "objid", "name", "file")
-CHECK_CHUNK = 512  # mocks read and measured at a time by check_requests  # a catalogue's first such column names its rows
-
-
-def plan_requests(model: LoadedModel, *, catalog=None, request: dict | None = None, count: int | None = None,
-                  id_column: str | None = None, extrapolate: bool = False) -> Requests:
-    """The labels each mock is drawn with: a catalogue's rows (one mock per row) or one request ``count`` times.
-
-    A condition the catalogue or request lacks takes its training median (said in ``notes``); a
-    name the model does not take is an InputError. A value outside a condition's training range
-    is an InputError naming the row (a conditional model is not trusted to extrapolate), unless
-    ``extrapolate``: then the row is drawn as asked, its header lists the labels beyond the range
-    (``outside``) and ``notes`` counts such rows. NaN is never drawn.
-    """
-    from galgen.io.catalog import id_text
-    from galgen.conditions import outside
-
-    conditions = model.conditions
-    if not conditions:
-        raise InputError("the model is not conditional: it takes no labels (see 'galgen info')", path=model.path)
-    names = ", ".join(f"{c.name} [{c.unit}]" if c.unit else c.name for c in conditions)
-    notes, where = [], "the request"
-    if catalog is not None:
-        where = str(catalog.path)
-        rows = len(catalog)
-        columns = {c.name: catalog.columns[catalog.find(c.name)] for c in conditions if catalog.find(c.name)}
-        key = id_column or next((k for k in ID_COLUMNS if catalog.find(k)), None)
-        ids = [id_text(v) for v in catalog.column(key)] if key else [str(r) for r in range(rows)]
-    else:
-        unknown = [k for k in request if k.lower() not in {c.name.lower() for c in conditions}]
-        if unknown:
-            raise InputError(f"the model takes no label {unknown[0]!r} (it takes {names})", path=model.path,
-                             options="condition")
-        rows = count or 1
-        lookup = {k.lower(): v for k, v in request.items()}
-        columns = {c.name: np.full(rows, lookup[c.name.lower()]) for c in conditions if c.name.lower() in lookup}
-        ids = [str(r) for r in range(rows)]
-    values = np.empty((rows, len(conditions)))
-    for k, c in enumerate(conditions):
-        if c.name in columns:
-            column = np.asarray(columns[c.name])
-            if column.dtype.kind not in "biuf":
-                raise InputError(f"column {c.name!r} is not numeric", path=where)
-            values[:, k] = column
-        else:
-            values[:, k] = c.median
-            notes.append(f"{where} gives no {c.name}: every mock takes the training median, {c.median:.4g}"
-                         f"{' ' + c.unit if c.unit else ''}")
-    bad = outside(conditions, values)
-    if extrapolate and bad:
-        if not np.isfinite(values).all():
-            bad = [b for b in bad if not np.isfinite(b[2])]
-        else:
-            notes.append(f"{len({b[0] for b in bad})} of {rows} rows lie outside the training range and are drawn "
-                         "anyway: each such mock lists the labels beyond the range in its header (GGOUTSID)")
-            bad = []
-    if bad:
-        row, name, value = bad[0]
-        c = next(c for c in conditions if c.name == name)
-        more = f" ({len(bad) - 1} more values are outside too)" if len(bad) > 1 else ""
-        raise InputError(f"row {ids[row]}: {name} = {value:g} lies outside the model's training range "
-                         f"[{c.min:.4g}, {c.max:.4g}]; a conditional model is not trusted to extrapolate{more}",
-                         path=where, options="extrapolate")
-    return Requests(values=values, ids=ids, notes=notes)
-
-
-LABEL_STREAM = 0x1ABE15  # the label rows of a run are drawn from the generator of (seed, LABEL_STREAM)
-
-
-def draw_requests(model: LoadedModel, *, count: int, seed: int) -> Requests | None:
-    """Labels for ``count`` mocks drawn from the training set's label rows that the model keeps, or None.
-
-    Mock i takes row ``k_i`` of `LoadedModel.label_table`, the k_i drawn uniformly (with replacement)
-    from a generator of (seed, LABEL_STREAM), so mock i's labels depend on the seed and i alone (not
-    on the count, batch or shard) and the run's labels follow the training set's joint distribution
-    of magnitude, size, shape and colour. None when the model keeps no table (unconditional, or
-    trained before tables were kept).
-    """
-    table = model.label_table()
-    if table is None:
-        return None
-    rows = np.random.default_rng([seed, LABEL_STREAM]).integers(0, len(table), size=count)
-    return Requests(values=table[rows], ids=[f"train:{k}" for k in rows],
-                    notes=[f"labels drawn from the model's {len(table)} training label rows (the training set's "
-                           "distribution); the row of each mock is in its header (GGCATID)"])
-
-
-def check_requests(model: LoadedModel, paths: list[Path], requested, *, on_progress: Progress | None = None) -> list[dict]:
-    """Requested against measured, per condition, over the mocks ``paths`` (galgen.metrics.labels).
-
-    Per label: the number of mocks measured, the median requested value, the median and the
-    median absolute value of measured - requested (for r_e the median ratio measured / requested
-    too) and the robust scatter (1.4826 MAD) of the difference. Labels galgen's photometry does
-    not measure are listed with ``measured: false``.
-    """
-    from galgen.conditions import MAD_SCALE
-    from galgen.io.cube import read_cube
-    from galgen.metrics.labels import label_units, measure_labels
-
-    requested = np.asarray(requested, dtype=np.float64)
-    measurable = label_units(model.bands)
-    advance = stage(on_progress, "measure", len(paths))
-    parts = []
-    for start in range(0, len(paths), CHECK_CHUNK):  # memory stays flat however many mocks
-        flux = np.stack([read_cube(p).data for p in paths[start : start + CHECK_CHUNK]])
-        parts.append(measure_labels(flux, bands=model.bands, pixel_scale=model.pixel_scale or np.nan, advance=advance))
-    measured = {name: np.concatenate([part[name] for part in parts]) for name in measurable}
-    table = []
-    for k, c in enumerate(model.conditions):
-        row = {"name": c.name, "unit": c.unit, "requested_median": float(np.median(requested[:, k])),
-               "measured": c.name in measurable}
-        if c.name in measurable:
-            got = measured[c.name]
-            ok = np.isfinite(got)
-            diff = got[ok] - requested[ok, k]
-            row.update(count=int(ok.sum()), median_difference=_median(diff), median_absolute=_median(np.abs(diff)),
-                       scatter=MAD_SCALE * _median(np.abs(diff - _median(diff))) if diff.size else None)
-            if c.name == "r_e":
-                row["median_ratio"] = _median(got[ok] / requested[ok, k])
-        table.append(row)
-    return table
-
-
-def _median(values) -> float | None:
-    return float(np.median(values)) if len(values) else None
 
 
 def _threads(devices: list[str]) -> int:

@@ -4,7 +4,7 @@ The way of one image: ``images.npy`` (memory-mapped, [-1, 1]) -> the training lo
 galgen.engine.train (batches, augmentation, EMA, autocast, DDP under torchrun) -> the weights
 file, with the dataset's normaliser, bands, pixel scale and unit in its metadata, so a weights
 file alone is enough to sample. A conditional model also takes the dataset's labels
-(``labels.npy``) named by ``conditions``, normalised as galgen.conditions says, and stores the
+(``labels.npy``) named by ``conditions``, normalised as galgen.conditioning says, and stores the
 conditions (names, units, training ranges, normalisation) in its metadata, and the training set's
 label rows (``data.labels``, at most LABEL_TABLE_ROWS of them) as a tensor beside the weights, from
 which `galgen sample -n` draws when no labels are asked for.
@@ -21,6 +21,35 @@ from galgen.errors import InputError
 from galgen.progress import Progress, stage
 
 LABEL_TABLE_ROWS = 100_000  # label rows a conditional model file keeps (a seeded subset of larger sets)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What a `train` run is asked for; a None field keeps the preset's (or the resumed checkpoint's) value."""
+
+    preset: str = "tiny"  # network size: tiny, small or paper (galgen.engine.unet.PRESETS)
+    steps: int | None = None  # optimiser steps in total (engine.train.TrainConfig.steps)
+    batch: int | None = None  # global batch, split over the processes
+    lr: float | None = None  # AdamW peak learning rate
+    seed: int | None = None  # seed of every random draw
+    schedule: str | None = None  # linear (the paper), linear-fine or cosine
+    loss: str | None = None  # l2 (the paper) or l1
+    prediction: str | None = None  # edm, eps (the paper) or v; resuming with another fine-tunes to it
+    p_mean: float | None = None  # edm: mean log-sigma of the training noise
+    p_std: float | None = None  # edm: spread of log-sigma
+    ema: float | None = None  # EMA decay of the sampling weights
+    label_dropout: float | None = None  # conditional: fraction of images trained without labels
+    checkpoint_every: int | None = None  # steps between checkpoints, 0 = at the end
+    bf16: bool | None = None  # bf16 autocast
+    conditions: tuple[str, ...] | None = None  # dataset labels (or colours a_b) a conditional model takes
+    activation: str | None = None  # the network's activation: mish (the preset's) or silu
+    compile: bool | None = None  # torch.compile the network; None: on a GPU
+
+    def overrides(self) -> dict:
+        """The engine's TrainConfig fields this run sets (those not None)."""
+        fields = ("steps", "batch", "lr", "seed", "schedule", "loss", "prediction", "p_mean", "p_std", "ema",
+                  "label_dropout", "checkpoint_every", "bf16")
+        return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
 
 
 @dataclass
@@ -48,17 +77,14 @@ def is_lead() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, resume=None, device: str = "auto",
-        conditions: list[str] | None = None, activation: str | None = None, overwrite: bool = False,
-        command: str = "galgen.flows.train", on_progress: Progress | None = None,
-        compile: bool | None = None) -> TrainSummary | None:
+def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None, device: str = "auto",
+        overwrite: bool = False, command: str = "galgen.flows.train",
+        on_progress: Progress | None = None) -> TrainSummary | None:
     """Train on ``dataset`` (a `galgen prep` directory) and write ``output`` (.safetensors) and its checkpoint.
 
-    ``settings`` override the preset's TrainConfig fields (steps, batch, lr, seed, schedule, loss,
-    prediction, ema, checkpoint_every, bf16, label_dropout); ``conditions`` names the dataset labels
-    (or colours a_b) a conditional model takes; ``activation`` the network's ("mish", the preset's,
-    or "silu"); ``resume`` continues exactly from a checkpoint of the same data (and the same
-    conditions and activation); ``compile`` runs the network under torch.compile (None: on a GPU).
+    ``config`` names the preset and the settings that override its TrainConfig, the dataset labels
+    a conditional model takes, the activation and compilation (`TrainSettings`); ``resume``
+    continues exactly from a checkpoint of the same data (and the same conditions and activation).
     Progress stage "train", in steps, with the loss and the rate as fields. Returns the summary on
     the lead process, None on the others.
     """
@@ -71,9 +97,10 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
     check_output(output, overwrite=overwrite or resume is not None, made_by_galgen=weights.is_weights_file,
                  suffixes=(".safetensors",))
     data = open_dataset(dataset)
+    settings, activation, compile = config, config.activation, config.compile
     try:
-        unet, config = settings_for(preset, bands=len(data.bands), size=data.size, resume=resume,
-                                    **{k: v for k, v in (settings or {}).items() if v is not None})
+        unet, config = settings_for(settings.preset, bands=len(data.bands), size=data.size, resume=resume,
+                                    **settings.overrides())
         where = runtime.pick_device(device)
     except ValueError as exc:
         raise InputError(str(exc)) from None
@@ -86,7 +113,7 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
             unet = replace(unet, activation=activation)
         except ValueError as exc:
             raise InputError(str(exc), options="activation") from None
-    chosen, labels, table = training_labels(data, conditions, resume=resume)
+    chosen, labels, table = training_labels(data, settings.conditions, resume=resume)
     if chosen and not resume:
         unet = replace(unet, conditions=len(chosen))
     metadata = {
@@ -126,7 +153,7 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
                         compiled=runtime.compile_on(where, compile))
 
 
-def training_labels(data, names: list[str] | None, *, resume=None):
+def training_labels(data, names=None, *, resume=None):
     """(conditions, normalised labels (N, K) float32, label table) for a conditional run, or ([], None, None).
 
     The table holds the rows whose every label is known, in the conditions' units (float32 torch,
@@ -137,7 +164,7 @@ def training_labels(data, names: list[str] | None, *, resume=None):
     """
     import numpy as np
 
-    from galgen import conditions as cond
+    from galgen import conditioning as cond
     from galgen.engine import weights
 
     stored = weights.read_metadata(resume).get("conditions") if resume is not None else None

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from galgen.conditions import Condition, derive, fit, normalise, outside, parse_names, parse_request
+from galgen.conditioning import Condition, derive, fit, normalise, outside, parse_names, parse_request
 from galgen.errors import InputError
+from galgen.normalize import MAD_TO_SIGMA
 
 
 def test_a_colour_is_derived_from_two_magnitudes_when_it_is_no_column():
@@ -22,7 +23,7 @@ def test_fit_takes_median_and_robust_spread_and_ignores_unknown_values():
     values = np.array([[1.0, 10.0], [2.0, np.nan], [3.0, 30.0], [4.0, 20.0], [100.0, 10.0]])
     a, b = fit(["a", "b"], values, ["mag", ""])
     assert (a.min, a.median, a.max) == (1.0, 3.0, 100.0)
-    assert a.scale == pytest.approx(1.4826 * 1.0)  # MAD of 1,2,3,4,100 about 3 is 1
+    assert a.scale == pytest.approx(MAD_TO_SIGMA * 1.0)  # MAD of 1,2,3,4,100 about 3 is 1
     assert (b.min, b.median, b.max) == (10.0, 15.0, 30.0)
     assert normalise([a, b], np.array([[3.0 + a.scale, np.nan]])).tolist()[0][0] == pytest.approx(1.0)
     assert Condition.from_dict(a.to_dict()) == a
@@ -53,7 +54,7 @@ def test_requests_and_names_parse():
 
 
 def test_measured_conditions_are_as_measured_or_nan_and_clipped_only_when_told():
-    from galgen.conditions import beyond, clip, measured
+    from galgen.conditioning import beyond, clip, measured
 
     y, x = np.mgrid[:32, :32] - 15.5
     blob = np.exp(-(x**2 + y**2) / 18.0)
