@@ -200,7 +200,7 @@ def galgen_sample_1000(out: Path, *, device: str, count: int) -> float:
 def inpaint_trail(model, side: int) -> str:
     """Seconds, tiles and waves of `flows.fill.fill_cube` on a synthetic galaxy with a trail through it."""
     from galgen.io.cube import Cube
-    from galgen.io.write import make_wcs
+    from galgen.io.cube import make_wcs
     from galgen.flows.fill import fill_cube
 
     y, x = np.mgrid[:side, :side] - side / 2

@@ -79,7 +79,8 @@ def cdist_topk(queries: np.ndarray, reference: np.ndarray, *, k: int, chunk: int
 def as_output_files(queries: np.ndarray, directory: Path) -> list[Path]:
     """The queries as desify would write them: FITS cubes in flux (the dataset normaliser's inverse)."""
     from galgen.io.cube import Cube
-    from galgen.io.write import make_wcs, write_cube
+    from galgen.io.cube import make_wcs
+    from galgen.io.write import write_cube
     from galgen.normalize import Normalizer
 
     flux = Normalizer.from_dict(NORMALIZER).inverse(queries)

@@ -42,7 +42,8 @@ print(json.dumps({
 def make_inputs(folder: Path, count: int) -> None:
     """`count` FITS cutouts in `folder`: TEMPLATES written by galgen, the rest copied from them."""
     from galgen.io.cube import Cube
-    from galgen.io.write import make_wcs, write_cube
+    from galgen.io.cube import make_wcs
+    from galgen.io.write import write_cube
 
     rng = np.random.default_rng(0)
     side = 424

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from galgen.io.write import make_wcs
+from galgen.io.cube import make_wcs
 from galgen.flows.output import made_by, write_mock
 from galgen.flows.sample import mock_name
 from galgen.model import load_model

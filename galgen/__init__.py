@@ -15,7 +15,7 @@ _PUBLIC = {
     "write_cube": ("galgen.io.write", "write_cube"),
     "read_table": ("galgen.io.cube", "read_table"),
     "write_table": ("galgen.io.write", "write_table"),
-    "make_wcs": ("galgen.io.write", "make_wcs"),
+    "make_wcs": ("galgen.io.cube", "make_wcs"),
     "read_provenance": ("galgen.io.cube", "read_provenance"),
     "make_provenance": ("galgen.io.provenance", "make_provenance"),
     # data preparation and ground truth

@@ -181,7 +181,7 @@ def prep(
 
     Example: galgen prep cutouts/ -o data/train --size 64 --bands grz --labels catalog.fits --match id:OBJID
     """
-    from galgen.console import progress
+    from galgen.console import print_prep_warnings, progress
     from galgen.io.inputs import expand_inputs
     from galgen.prep import PrepConfig, parse_band_values, prep_dataset
 
@@ -195,40 +195,11 @@ def prep(
     with progress() as on_progress:
         result = prep_dataset(expand_inputs(inputs), output, config=config, command=command_line(),
                               overwrite=overwrite, on_progress=on_progress)
-    _report_skipped(result)
-    _report_unmatched(result)
+    print_prep_warnings(result)
     limits = "".join(f"\n  {b}: [{lo:.5g}, {hi:.5g}] -> [-1, 1]" for b, lo, hi in
                      zip(result.normalizer.bands, result.normalizer.lower, result.normalizer.upper))
     _finish(result, json_out=json_out, line=f"{result.output}: {result.count} images, bands "
             f"{result.normalizer.bands}, {result.seconds:.1f} s{limits}")
-
-
-def _report_unmatched(result, *, shown: int = 10) -> None:
-    """prep's cutouts that no catalogue row matched (they train unconditionally), on stderr."""
-    from galgen.console import stderr
-
-    unmatched = (result.labels or {}).get("unmatched", [])
-    if unmatched:
-        more = f" (and {len(unmatched) - shown} more; --json lists all)" if len(unmatched) > shown else ""
-        stderr.print(f"galgen prep: warning: {len(unmatched)} of {result.count} cutouts matched no catalogue row; "
-                     f"they have no labels: {', '.join(unmatched[:shown])}{more}", markup=False, highlight=False)
-
-
-def _report_skipped(result) -> None:
-    """prep's skipped files (a table) and warnings, on stderr."""
-    from rich.table import Table
-
-    from galgen.console import stderr
-
-    if result.skipped:
-        table = Table(title=f"skipped {len(result.skipped)} of {result.inputs} inputs", title_justify="left")
-        table.add_column("file", overflow="fold")
-        table.add_column("reason", overflow="fold")
-        for path, reason in result.skipped:
-            table.add_row(path, reason)
-        stderr.print(table)
-    for warning in result.warnings:
-        stderr.print(f"galgen prep: warning: {warning}", markup=False, highlight=False)
 
 
 @app.command()
@@ -368,7 +339,7 @@ def sample(
     Example: galgen sample -n 1000 -o mocks/ --seed 1 --preview mocks.png
     """
     from galgen.conditioning import parse_request
-    from galgen.console import progress
+    from galgen.console import print_request_check, progress
     from galgen.flows import sample as flow
     from galgen.model import load_model
 
@@ -381,32 +352,11 @@ def sample(
         result = flow.run(output, model=loaded, config=config, preview=preview, command=command_line(),
                           on_progress=on_progress)
     if result.check and not json_out:
-        _print_request_check(result)
+        print_request_check(result)
     _finish(result, json_out=json_out, line=(
         f"{len(result.written)} mocks written, {len(result.skipped)} already there, in {result.out_dir} "
         f"({result.sampler}, {result.nfe} NFE, {result.to_dict()['images_per_second'] or 0:.3g} images/s on "
         f"{', '.join(result.devices)}; model sha256 {result.model_sha256[:12]})"))
-
-
-def _print_request_check(result) -> None:
-    """The requested-vs-measured table of a conditional run."""
-    from galgen.console import print_table
-
-    def number(value, digits=3):
-        return "-" if value is None else f"{value:.{digits}g}"
-
-    rows = []
-    for row in result.check:
-        label = f"{row['name']} [{row['unit']}]" if row["unit"] else row["name"]
-        if not row["measured"]:
-            rows.append([label, number(row["requested_median"], 4), "-", "-", "-", "not measured by galgen"])
-            continue
-        ratio = f"ratio {row['median_ratio']:.3f}" if row.get("median_ratio") is not None else ""
-        rows.append([label, number(row["requested_median"], 4), number(row["median_difference"]),
-                     number(row["median_absolute"]), number(row["scatter"]), ratio])
-    print_table(f"requested vs measured ({len(result.written) + len(result.skipped)} mocks, galgen's photometry)",
-                ["property", "median requested", "median (measured - requested)", "median |difference|",
-                 "robust scatter", ""], rows, notes=result.notes or ())
 
 
 @app.command()
@@ -561,7 +511,7 @@ def sgd(
     Example: galgen sgd real/ mocks/ --json
     """
     from galgen import sgd as flow
-    from galgen.console import print_table, progress, stdout
+    from galgen.console import print_sgd, progress
     from galgen.metrics.population import MODES, SGDConfig
 
     if mode not in MODES:
@@ -572,20 +522,7 @@ def sgd(
                           fid_weights=fid_weights or ("installed" if fid else None))
     if json_out:
         return _finish(report, json_out=True)
-    result, extras = report.sgd, report.extras
-    print_table(f"SGD ({result.mode} mode): {result.n_real} real vs {result.n_mock} mock", result.TABLE_HEADER,
-                result.table_rows(), notes=result.notes)
-    diagnostics = extras["diagnostics"]
-    print_table("beside the SGD (not summed into it): sky level and axis ratio", result.TABLE_HEADER,
-                diagnostics.table.table_rows(total=False), notes=[diagnostics.message])
-    if "morphology" in extras:
-        print_table("morphology (statmorph)", result.TABLE_HEADER, extras["morphology"].table_rows(),
-                    notes=extras["morphology"].notes)
-    if "memorisation" in extras:
-        stdout.print(f"memorisation: {extras['memorisation'].verdict}", markup=False, highlight=False)
-    for name in ("fid", "c2st"):
-        if name in extras:
-            stdout.print(extras[name].message, markup=False, highlight=False)
+    print_sgd(report)
 
 
 @app.command()

@@ -29,6 +29,7 @@ from galgen.normalize import robust_sigma
 from galgen.progress import Progress, stage
 
 if TYPE_CHECKING:
+    from galgen.io.catalog import Catalog
     from galgen.model import LoadedModel
 
 
@@ -208,7 +209,6 @@ class Requests:
                 "ids": tuple(self.ids)}
 
 
-ID_COLUMNS = ("id", "objid", "name", "file")  # a catalogue's first such column names its rows
 LABEL_STREAM = 0x1ABE15  # the label rows of a run are drawn from the generator of (seed, LABEL_STREAM)
 CHECK_CHUNK = 512  # mocks read and measured at a time by check_requests
 
@@ -225,24 +225,21 @@ def check_choice(*, catalog, request, count, unconditional: bool) -> None:
         raise InputError("say how many mocks (or give a catalogue: one mock per row)", options=("count", "catalog"))
 
 
-def ask(model: "LoadedModel", *, catalog=None, request: Mapping[str, float] | None = None, count: int | None = None,
-        seed: int = 0, id_column: str | None = None, extrapolate: bool = False,
+def ask(model: "LoadedModel", *, catalog: "Catalog | None" = None, request: Mapping[str, float] | None = None,
+        count: int | None = None, seed: int = 0, id_column: str | None = None, extrapolate: bool = False,
         unconditional: bool = False) -> Requests | None:
     """What each mock of a `sample` run is drawn with, or None (an unconditional model or branch).
 
-    ``catalog`` (a path): one mock per row (``count``, when given, must be the row count);
+    ``catalog`` (`io.catalog.read_catalog`): one mock per row (``count``, when given, must be the row count);
     ``request``: the same labels for every one of ``count`` mocks; neither: for a conditional model,
     labels drawn from its training rows (`draw_requests`) unless ``unconditional``.
     """
     check_choice(catalog=catalog, request=request, count=count, unconditional=unconditional)
     if catalog is not None:
-        from galgen.io.catalog import read_catalog
-
-        table = read_catalog(catalog)
-        if count is not None and count != len(table):
-            raise InputError(f"{count} mocks asked for but the catalogue has {len(table)} rows (one mock per row; "
-                             "leave the count out)", path=catalog, options="count")
-        return plan_requests(model, catalog=table, id_column=id_column, extrapolate=extrapolate)
+        if count is not None and count != len(catalog):
+            raise InputError(f"{count} mocks asked for but the catalogue has {len(catalog)} rows (one mock per row; "
+                             "leave the count out)", path=catalog.path, options="count")
+        return plan_requests(model, catalog=catalog, id_column=id_column, extrapolate=extrapolate)
     if request is not None:
         return plan_requests(model, request=dict(request), count=count, extrapolate=extrapolate)
     if model.conditions and not unconditional:
@@ -260,8 +257,6 @@ def plan_requests(model: "LoadedModel", *, catalog=None, request: dict | None = 
     ``extrapolate``: then the row is drawn as asked, its header lists the labels beyond the range
     (``outside``) and ``notes`` counts such rows. NaN is never drawn.
     """
-    from galgen.io.catalog import id_text
-
     conditions = model.conditions
     if not conditions:
         raise InputError("the model is not conditional: it takes no labels (see 'galgen info')", path=model.path)
@@ -271,8 +266,7 @@ def plan_requests(model: "LoadedModel", *, catalog=None, request: dict | None = 
         where = str(catalog.path)
         rows = len(catalog)
         columns = {c.name: catalog.columns[catalog.find(c.name)] for c in conditions if catalog.find(c.name)}
-        key = id_column or next((k for k in ID_COLUMNS if catalog.find(k)), None)
-        ids = [id_text(v) for v in catalog.column(key)] if key else [str(r) for r in range(rows)]
+        ids = catalog.row_ids(id_column)
     else:
         unknown = [k for k in request if k.lower() not in {c.name.lower() for c in conditions}]
         if unknown:

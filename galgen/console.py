@@ -137,3 +137,64 @@ def _plain_progress(total: int | None, description: str, every: float):
             sys.stderr.flush()
 
     return advance
+
+
+# ----------------------------------------------------------------------------- the commands' own tables
+
+
+def print_prep_warnings(result, *, shown: int = 10) -> None:
+    """prep's skipped files (a table), its warnings and the cutouts no catalogue row matched, on stderr."""
+    from rich.table import Table
+
+    if result.skipped:
+        table = Table(title=f"skipped {len(result.skipped)} of {result.inputs} inputs", title_justify="left")
+        table.add_column("file", overflow="fold")
+        table.add_column("reason", overflow="fold")
+        for path, reason in result.skipped:
+            table.add_row(path, reason)
+        stderr.print(table)
+    for warning in result.warnings:
+        stderr.print(f"galgen prep: warning: {warning}", markup=False, highlight=False)
+    unmatched = (result.labels or {}).get("unmatched", [])
+    if unmatched:  # they train unconditionally
+        more = f" (and {len(unmatched) - shown} more; --json lists all)" if len(unmatched) > shown else ""
+        stderr.print(f"galgen prep: warning: {len(unmatched)} of {result.count} cutouts matched no catalogue row; "
+                     f"they have no labels: {', '.join(unmatched[:shown])}{more}", markup=False, highlight=False)
+
+
+def print_request_check(result) -> None:
+    """The requested-vs-measured table of a conditional `sample` run."""
+
+    def number(value, digits=3):
+        return "-" if value is None else f"{value:.{digits}g}"
+
+    rows = []
+    for row in result.check:
+        label = f"{row['name']} [{row['unit']}]" if row["unit"] else row["name"]
+        if not row["measured"]:
+            rows.append([label, number(row["requested_median"], 4), "-", "-", "-", "not measured by galgen"])
+            continue
+        ratio = f"ratio {row['median_ratio']:.3f}" if row.get("median_ratio") is not None else ""
+        rows.append([label, number(row["requested_median"], 4), number(row["median_difference"]),
+                     number(row["median_absolute"]), number(row["scatter"]), ratio])
+    print_table(f"requested vs measured ({len(result.written) + len(result.skipped)} mocks, galgen's photometry)",
+                ["property", "median requested", "median (measured - requested)", "median |difference|",
+                 "robust scatter", ""], rows, notes=result.notes or ())
+
+
+def print_sgd(report) -> None:
+    """The tables of `galgen sgd`: the SGD, the diagnostics beside it, morphology, and the extra tests' lines."""
+    result, extras = report.sgd, report.extras
+    print_table(f"SGD ({result.mode} mode): {result.n_real} real vs {result.n_mock} mock", result.TABLE_HEADER,
+                result.table_rows(), notes=result.notes)
+    diagnostics = extras["diagnostics"]
+    print_table("beside the SGD (not summed into it): sky level and axis ratio", result.TABLE_HEADER,
+                diagnostics.table.table_rows(total=False), notes=[diagnostics.message])
+    if "morphology" in extras:
+        print_table("morphology (statmorph)", result.TABLE_HEADER, extras["morphology"].table_rows(),
+                    notes=extras["morphology"].notes)
+    if "memorisation" in extras:
+        stdout.print(f"memorisation: {extras['memorisation'].verdict}", markup=False, highlight=False)
+    for name in ("fid", "c2st"):
+        if name in extras:
+            stdout.print(extras[name].message, markup=False, highlight=False)

@@ -151,3 +151,43 @@ def side_by_side(left: Sequence[np.ndarray], right: Sequence[np.ndarray], out_pn
     draw.text((panels[0].shape[1] + gap + 2, 1), labels[1], fill=(255, 255, 255))
     draw.text((2, label_h + height + 1), stretch.describe(), fill=(200, 200, 200))
     return save_png(np.asarray(image), out_png)
+
+
+def plot_histograms(result, path, *, labels=("real", "mock")) -> None:
+    """The paper's figure 4 for a `metrics.population.SGDResult`: per property, histograms of both
+    populations with W1 and Cohen's d.
+
+    Written with matplotlib's Agg backend to ``path`` (format from the suffix), atomically.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [p.name for p in result.properties]
+    columns = 3
+    rows = -(-len(names) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
+    for ax, row in zip(axes.ravel(), result.properties):
+        real, mock = (np.asarray(v)[np.isfinite(v)] for v in (result.real_values[row.name], result.mock_values[row.name]))
+        both = np.concatenate([real, mock])
+        if both.size:
+            low, high = np.percentile(both, [0.5, 99.5])
+            bins = np.linspace(low, high if high > low else low + 1.0, 40)
+            ax.hist(real, bins=bins, density=True, histtype="step", lw=1.5, label=labels[0])
+            ax.hist(mock, bins=bins, density=True, histtype="step", lw=1.5, ls="--", label=labels[1])
+        ax.set_xlabel(f"{row.name} [{row.unit}]")
+        ax.set_title(f"W1 {row.w1:.3g}   d {row.cohens_d:.2f}", fontsize=10)
+        ax.legend(fontsize=8)
+    for ax in axes.ravel()[len(names) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"SGD {result.sgd:.3g} ({result.mode} mode)")
+    fig.tight_layout()
+    from galgen.io.atomic import atomic_output
+
+    suffix = Path(path).suffix.lstrip(".").lower() or "png"
+    try:
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, format=suffix, metadata=figure_metadata(suffix) or None)
+    finally:
+        plt.close(fig)

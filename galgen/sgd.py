@@ -164,7 +164,8 @@ def run(real, mock, *, config: SGDConfig = SGDConfig(), plot=None, morphology: b
     stages: "reading real", "reading mock", "measuring", "sky and shape", "morphology", "nearest
     training images", "classifier".
     """
-    from galgen.metrics.population import plot_histograms, synthetic_galaxy_distance
+    from galgen.metrics.population import synthetic_galaxy_distance
+    from galgen.preview import plot_histograms
     from galgen.populations import load_pair
 
     from galgen.fid import installed_inception

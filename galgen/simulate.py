@@ -407,7 +407,8 @@ class _WriteGalaxy:
 
     def __call__(self, index: int) -> dict:
         from galgen.io.cube import Cube
-        from galgen.io.write import make_wcs, write_cube
+        from galgen.io.cube import make_wcs
+        from galgen.io.write import write_cube
         from galgen.io.provenance import make_provenance
 
         image, clean, truth = draw_observation(self.seed, index, size=self.size, pixel_scale=self.pixel_scale)

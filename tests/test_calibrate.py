@@ -108,7 +108,8 @@ def test_pair_by_rank_and_line_fit():
 
 def write_population(directory, stack):
     from galgen.io.cube import Cube
-    from galgen.io.write import make_wcs, write_cube
+    from galgen.io.cube import make_wcs
+    from galgen.io.write import write_cube
 
     directory.mkdir()
     for i, stamp in enumerate(stack):

@@ -14,7 +14,8 @@ from astropy.wcs import WCS, FITSFixedWarning
 from conftest import assert_fitsverify_clean
 from galgen.io.atomic import atomic_output
 from galgen.io.cube import Cube, read_band_files, read_cube, read_table
-from galgen.io.write import make_wcs, write_cube, write_table
+from galgen.io.cube import make_wcs
+from galgen.io.write import write_cube, write_table
 from galgen import __version__
 from galgen.errors import InputError
 from galgen.io.provenance import make_provenance

@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 from conftest import ROOT, assert_fitsverify_clean
 from galgen.cli import app
 from galgen.io.cube import Cube, read_provenance, read_table
-from galgen.io.write import make_wcs, write_cube
+from galgen.io.cube import make_wcs
+from galgen.io.write import write_cube
 from tiny_model import make_tiny_model
 
 UNWRITABLE = Path("/sys/galgen-cannot-write-here")  # sysfs refuses new files, even to root

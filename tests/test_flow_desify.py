@@ -13,7 +13,8 @@ from PIL import Image
 from conftest import assert_fitsverify_clean
 from tiny_model import NORMALIZER, TINY, make_tiny_model
 from galgen.io.cube import Cube, read_cube, read_provenance
-from galgen.io.write import make_wcs, write_cube
+from galgen.io.cube import make_wcs
+from galgen.io.write import write_cube
 from galgen.dataset import SOURCES_NAME, open_dataset, write_images, write_meta
 from galgen.engine.denoiser import Denoiser
 from galgen.engine.weights import file_sha256

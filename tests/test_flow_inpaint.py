@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from galgen.io.cube import Cube
-from galgen.io.write import make_wcs, write_cube
+from galgen.io.cube import make_wcs
+from galgen.io.write import write_cube
 from galgen.engine.unet import UNet, UNetConfig
 from galgen.engine.weights import MODEL_KIND, save_weights
 from galgen.errors import InputError

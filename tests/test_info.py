@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from galgen.cli import app
 from galgen.io.cube import Cube
-from galgen.io.write import make_wcs, write_cube, write_table
+from galgen.io.cube import make_wcs
+from galgen.io.write import write_cube, write_table
 from galgen.io.provenance import make_provenance
 
 runner = CliRunner()

@@ -13,7 +13,8 @@ from galgen.populations import load_pair, load_population
 def write_cubes(directory, stamps, *, bands="grz", pixel_scale=0.262, prefix="gal"):
     """One FITS cube per stamp, through galgen.io.cube, with a TAN WCS."""
     from galgen.io.cube import Cube
-    from galgen.io.write import make_wcs, write_cube
+    from galgen.io.cube import make_wcs
+    from galgen.io.write import write_cube
 
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -76,7 +77,8 @@ def test_missing_directory_is_an_input_error(tmp_path):
 
 def test_masked_pixels_become_nan(tmp_path):
     from galgen.io.cube import Cube
-    from galgen.io.write import make_wcs, write_cube
+    from galgen.io.cube import make_wcs
+    from galgen.io.write import write_cube
 
     data = stamps(1)[0]
     mask = np.zeros(data.shape, dtype=bool)

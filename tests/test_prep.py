@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from galgen.cli import app
 from galgen.io.cube import Cube
-from galgen.io.write import make_wcs, write_cube
+from galgen.io.cube import make_wcs
+from galgen.io.write import write_cube
 from galgen.dataset import open_dataset
 from galgen.errors import InputError
 from galgen.normalize import Normalizer

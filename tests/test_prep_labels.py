@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from galgen.cli import app
 from galgen.io.cube import Cube
-from galgen.io.write import make_wcs, write_cube, write_table
+from galgen.io.cube import make_wcs
+from galgen.io.write import write_cube, write_table
 from galgen.dataset import open_dataset
 from galgen.errors import InputError
 from galgen.prep import PrepConfig, prep_dataset

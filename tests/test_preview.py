@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from galgen.io.cube import Cube
-from galgen.io.write import make_wcs, write_cube
+from galgen.io.cube import make_wcs
+from galgen.io.write import write_cube
 from galgen.preview import Stretch, lupton_rgb, montage, preview_files, side_by_side
 
 

@@ -10,7 +10,8 @@ from astropy.io import fits
 
 from galgen import __version__
 from galgen.io.cube import Cube, read_provenance
-from galgen.io.write import make_wcs, write_cube
+from galgen.io.cube import make_wcs
+from galgen.io.write import write_cube
 from galgen.io.provenance import make_provenance, provenance_from_header, provenance_to_header
 
 

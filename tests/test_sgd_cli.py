@@ -16,7 +16,8 @@ from galgen.cli import app
 def population(directory, count, *, seed, size=32, brighter=1.0):
     """Write ``count`` exponential-disc galaxies (nanomaggies, sky noise) as FITS cubes."""
     from galgen.io.cube import Cube
-    from galgen.io.write import make_wcs, write_cube
+    from galgen.io.cube import make_wcs
+    from galgen.io.write import write_cube
 
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[:size, :size] - size // 2

@@ -272,7 +272,7 @@ def _transfer(stack: InputStack, names, *, model: LoadedModel, config: DesifyCon
     import torch
 
     from galgen.io.cube import Cube
-    from galgen.io.write import make_wcs
+    from galgen.io.cube import make_wcs
     from galgen.engine import samplers
     from galgen.engine.runtime import ImageNoise
     from galgen.flows.output import write_output

@@ -53,7 +53,7 @@ class SampleConfig:
     # labels of random training rows (unless unconditional)
     catalog: Path | None = None  # one mock per row of this FITS table or CSV, its columns named as the conditions
     condition: Mapping[str, float] | None = None  # one request for every mock, e.g. {"mag_r": 17.5}
-    id_column: str | None = None  # the catalogue column naming each row in the headers (None: conditioning.ID_COLUMNS)
+    id_column: str | None = None  # the catalogue column naming each row in the headers (None: catalog.ID_COLUMNS)
     extrapolate: bool = False  # draw requests outside the training range too (each flagged in its header)
     unconditional: bool = False  # a conditional model without catalogue or request: its unconditional branch
     labels: tuple[tuple[float, ...], ...] | None = None  # requested values of image i, model's order (from the above,
@@ -102,8 +102,11 @@ class SampleConfig:
         """The labels each mock is asked for (`conditioning.ask`), unless ``labels`` are given (then None)."""
         if self.labels is not None:
             return None
-        return ask(model, catalog=self.catalog, request=self.condition, count=self.count, seed=self.seed,
-                   id_column=self.id_column, extrapolate=self.extrapolate, unconditional=self.unconditional)
+        from galgen.io.catalog import read_catalog
+
+        return ask(model, catalog=None if self.catalog is None else read_catalog(self.catalog), request=self.condition,
+                   count=self.count, seed=self.seed, id_column=self.id_column, extrapolate=self.extrapolate,
+                   unconditional=self.unconditional)
 
     @property
     def indices(self) -> range:
@@ -289,7 +292,7 @@ def plan_writers(model: LoadedModel, config: SampleConfig, count: int) -> int:
 def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: SampleConfig, command: str,
                    advance=None) -> list[Path]:
     """Draw and write ``indices`` batch by batch on the model's device; ``advance(images)`` per sampler step."""
-    from galgen.io.write import make_wcs
+    from galgen.io.cube import make_wcs
     from galgen.engine.samplers import get_sampler, nfe
     from galgen.flows.output import made_by, write_mock
     from galgen.io.writers import Writers

@@ -28,6 +28,7 @@ from galgen.errors import InputError
 
 CSV_SUFFIXES = (".csv",)
 TABLE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz") + CSV_SUFFIXES
+ID_COLUMNS = ("id", "objid", "name", "file")  # a catalogue's first such column names its rows
 _UNIT_IN_HEADER = re.compile(r"^(?P<name>.*?)\s*\[(?P<unit>[^\]]*)\]\s*$")
 
 
@@ -59,6 +60,12 @@ class Catalog:
     def numeric(self) -> list[str]:
         """Names of the one-dimensional numeric columns."""
         return [k for k, v in self.columns.items() if v.ndim == 1 and v.dtype.kind in "biuf"]
+
+    def row_ids(self, column: str | None = None) -> list[str]:
+        """The name of each row: the values of ``column``, else of the first of ID_COLUMNS the table has, as
+        text (`id_text`), else the row numbers."""
+        key = column or next((k for k in ID_COLUMNS if self.find(k)), None)
+        return [id_text(v) for v in self.column(key)] if key else [str(r) for r in range(len(self))]
 
 
 def read_catalog(path) -> Catalog:

@@ -1,4 +1,4 @@
-"""FITS in: the only module that reads FITS files (galgen.io.write writes them).
+"""FITS in: the only module that reads FITS files (galgen.io.write writes them), and the Cube they make.
 
 A galaxy is a `Cube`: float32 flux shaped (band, y, x) in native byte order, the band
 names, the celestial WCS of the x/y axes, a unit, and a mask of bad pixels. Files are
@@ -158,6 +158,20 @@ def read_provenance(path) -> dict:
     path = Path(path)
     with _open_fits(path) as hdul:
         return provenance_from_header(hdul[0].header)
+
+
+def make_wcs(shape_yx: tuple[int, int], *, pixel_scale: float, ra: float = 180.0, dec: float = 0.0) -> WCS:
+    """A gnomonic (TAN) WCS centred on (ra, dec) degrees, north up, east left, ``pixel_scale`` arcsec/pixel."""
+    ny, nx = shape_yx
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    wcs.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]  # FITS pixels are 1-based: the image centre
+    wcs.wcs.crval = [ra, dec]
+    wcs.wcs.cdelt = [-pixel_scale / 3600.0, pixel_scale / 3600.0]
+    wcs.wcs.cunit = ["deg", "deg"]
+    wcs.wcs.radesys = "ICRS"
+    wcs.wcs.set()
+    return wcs
 
 
 MAX_BAD_FRACTION = 0.10  # a band with more NaN, masked or uncovered pixels than this is not a usable image

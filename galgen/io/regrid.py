@@ -124,7 +124,7 @@ def cube_on_grid(cube, *, size: int, pixel_scale: float | None):
         return out, wcs, note
     from reproject import reproject_exact
 
-    from galgen.io.write import make_wcs
+    from galgen.io.cube import make_wcs
 
     ra, dec = cube.wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
     target = make_wcs((size, size), pixel_scale=pixel_scale, ra=float(ra), dec=float(dec))
@@ -196,7 +196,7 @@ class ScaleGrid:
     @classmethod
     def covering(cls, wcs, shape: tuple[int, int], *, image_scale: float, pixel_scale: float) -> "ScaleGrid":
         """The grid of ``pixel_scale`` arcsec centred on the image, one pixel wider than its footprint each side."""
-        from galgen.io.write import make_wcs
+        from galgen.io.cube import make_wcs
 
         ny, nx = shape
         ratio = image_scale / pixel_scale

@@ -13,7 +13,6 @@ from typing import Mapping, Sequence
 
 import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS
 
 from galgen import __version__
 from galgen.errors import InputError
@@ -22,20 +21,6 @@ from galgen.io.cube import DEFAULT_UNIT, Cube
 from galgen.io.provenance import add_history, provenance_to_header
 
 WRITE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz")  # what galgen writes (astropy, uncompressed or gzip)
-
-
-def make_wcs(shape_yx: tuple[int, int], *, pixel_scale: float, ra: float = 180.0, dec: float = 0.0) -> WCS:
-    """A gnomonic (TAN) WCS centred on (ra, dec) degrees, north up, east left, ``pixel_scale`` arcsec/pixel."""
-    ny, nx = shape_yx
-    wcs = WCS(naxis=2)
-    wcs.wcs.ctype = ["RA---TAN", "DEC--TAN"]
-    wcs.wcs.crpix = [(nx + 1) / 2.0, (ny + 1) / 2.0]  # FITS pixels are 1-based: the image centre
-    wcs.wcs.crval = [ra, dec]
-    wcs.wcs.cdelt = [-pixel_scale / 3600.0, pixel_scale / 3600.0]
-    wcs.wcs.cunit = ["deg", "deg"]
-    wcs.wcs.radesys = "ICRS"
-    wcs.wcs.set()
-    return wcs
 
 
 def write_cube(cube: Cube, path, *, provenance: dict | None = None, history: Sequence[str] = (),

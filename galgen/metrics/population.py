@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -625,44 +624,3 @@ def _known_scales(scale, count: int, fallback: float) -> tuple[np.ndarray, int]:
 
 # what matplotlib's Agg backend writes, by suffix (checked before any galaxy is measured)
 PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".svgz", ".eps", ".ps", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".pgf")
-
-
-def plot_histograms(result: SGDResult, path, *, labels=("real", "mock")) -> None:
-    """The paper's figure 4: per property, histograms of both populations with W1 and Cohen's d.
-
-    Written with matplotlib's Agg backend to ``path`` (format from the suffix), atomically.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [p.name for p in result.properties]
-    columns = 3
-    rows = -(-len(names) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.2 * rows), squeeze=False)
-    for ax, row in zip(axes.ravel(), result.properties):
-        real, mock = _finite(result.real_values[row.name]), _finite(result.mock_values[row.name])
-        both = np.concatenate([real, mock])
-        if both.size:
-            low, high = np.percentile(both, [0.5, 99.5])
-            bins = np.linspace(low, high if high > low else low + 1.0, 40)
-            ax.hist(real, bins=bins, density=True, histtype="step", lw=1.5, label=labels[0])
-            ax.hist(mock, bins=bins, density=True, histtype="step", lw=1.5, ls="--", label=labels[1])
-        ax.set_xlabel(f"{row.name} [{row.unit}]")
-        ax.set_title(f"W1 {row.w1:.3g}   d {row.cohens_d:.2f}", fontsize=10)
-        ax.legend(fontsize=8)
-    for ax in axes.ravel()[len(names) :]:
-        ax.set_visible(False)
-    fig.suptitle(f"SGD {result.sgd:.3g} ({result.mode} mode)")
-    fig.tight_layout()
-    from galgen.io.atomic import atomic_output
-
-    from galgen.preview import figure_metadata
-
-    suffix = Path(path).suffix.lstrip(".").lower() or "png"
-    try:
-        with atomic_output(path) as tmp:
-            fig.savefig(tmp, format=suffix, metadata=figure_metadata(suffix) or None)
-    finally:
-        plt.close(fig)
