@@ -76,16 +76,8 @@ def ancestral_step(sigma: float, sigma_next: float, eta: float = 1.0) -> tuple[f
     return math.sqrt(sigma_next**2 - sigma_up**2), sigma_up
 
 
-def sample_ddim(
-    denoiser: DenoiseFn,
-    x: torch.Tensor,
-    sigmas,
-    *,
-    eta: float = 0.0,
-    noise: Optional[Noise] = None,
-    callback: Optional[Callback] = None,
-    project: Optional[Project] = None,
-) -> torch.Tensor:
+def sample_ddim(denoiser: DenoiseFn, x: torch.Tensor, sigmas, *, eta: float = 0.0, noise: Optional[Noise] = None,
+                callback: Optional[Callback] = None, project: Optional[Project] = None) -> torch.Tensor:
     """DDIM (Song et al. 2021): deterministic for eta = 0, the DDPM posterior for eta = 1."""
     noise = noise or standard_normal
     x = as_working(x)
@@ -101,15 +93,8 @@ def sample_ddim(
     return x
 
 
-def sample_ddpm(
-    denoiser: DenoiseFn,
-    x: torch.Tensor,
-    sigmas,
-    *,
-    noise: Optional[Noise] = None,
-    callback: Optional[Callback] = None,
-    project: Optional[Project] = None,
-) -> torch.Tensor:
+def sample_ddpm(denoiser: DenoiseFn, x: torch.Tensor, sigmas, *, noise: Optional[Noise] = None,
+                callback: Optional[Callback] = None, project: Optional[Project] = None) -> torch.Tensor:
     """Ancestral DDPM (Ho et al. 2020, eq. 12 with the posterior variance beta-tilde), the paper's sampler.
 
     In the VE form, a step from sigma to sigma_next draws from the forward-process posterior
@@ -150,15 +135,8 @@ def _dpmpp_2m(denoiser, x, sigmas, *, eta, noise, callback, project) -> torch.Te
     return x
 
 
-def sample_dpmpp_2m(
-    denoiser: DenoiseFn,
-    x: torch.Tensor,
-    sigmas,
-    *,
-    noise: Optional[Noise] = None,
-    callback: Optional[Callback] = None,
-    project: Optional[Project] = None,
-) -> torch.Tensor:
+def sample_dpmpp_2m(denoiser: DenoiseFn, x: torch.Tensor, sigmas, *, noise: Optional[Noise] = None,
+                    callback: Optional[Callback] = None, project: Optional[Project] = None) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, algorithm 2): second-order multistep in lambda = -log(sigma).
 
     x_next = (sigma_next/sigma) x + (1 - sigma_next/sigma) D, with D extrapolated linearly in lambda
@@ -168,15 +146,8 @@ def sample_dpmpp_2m(
     return _dpmpp_2m(denoiser, x, sigmas, eta=0.0, noise=None, callback=callback, project=project)
 
 
-def sample_dpmpp_2m_sde(
-    denoiser: DenoiseFn,
-    x: torch.Tensor,
-    sigmas,
-    *,
-    noise: Optional[Noise] = None,
-    callback: Optional[Callback] = None,
-    project: Optional[Project] = None,
-) -> torch.Tensor:
+def sample_dpmpp_2m_sde(denoiser: DenoiseFn, x: torch.Tensor, sigmas, *, noise: Optional[Noise] = None,
+                        callback: Optional[Callback] = None, project: Optional[Project] = None) -> torch.Tensor:
     """DPM-Solver++(2M) SDE (Lu et al. 2022, section 5 with eta = 1): ancestral DDPM plus a second-order term.
 
     The first-order part of a step is exactly the DDPM posterior of `sample_ddpm`: mean
@@ -187,15 +158,8 @@ def sample_dpmpp_2m_sde(
     return _dpmpp_2m(denoiser, x, sigmas, eta=1.0, noise=noise, callback=callback, project=project)
 
 
-def sample_heun(
-    denoiser: DenoiseFn,
-    x: torch.Tensor,
-    sigmas,
-    *,
-    noise: Optional[Noise] = None,
-    callback: Optional[Callback] = None,
-    project: Optional[Project] = None,
-) -> torch.Tensor:
+def sample_heun(denoiser: DenoiseFn, x: torch.Tensor, sigmas, *, noise: Optional[Noise] = None,
+                callback: Optional[Callback] = None, project: Optional[Project] = None) -> torch.Tensor:
     """Heun's second-order method on the probability-flow ODE dx/dsigma = (x - D)/sigma (Karras et al. 2022, alg. 1).
 
     Two denoiser calls per step, one (Euler) for the last step to sigma = 0. Deterministic.
@@ -215,7 +179,7 @@ def sample_heun(
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """What the CLI and the pipeline need to know about one sampler."""
+    """What the CLI and the flows need to know about one sampler."""
 
     run: Callable[..., torch.Tensor]  # sample_x(denoiser, x, sigmas, *, noise, callback, project, ...)
     stochastic: bool  # draws fresh noise at every step
@@ -263,9 +227,7 @@ def nfe(sampler: str, steps: int, *, ends_at_zero: bool = True) -> int:
     return steps * spec.calls_per_step - saved
 
 
-def select_sigmas(
-    sigma_table: torch.Tensor, sampler: str, steps: int, *, strength: float = 1.0, spacing: Optional[str] = None
-) -> torch.Tensor:
+def select_sigmas(sigma_table: torch.Tensor, sampler: str, steps: int, *, strength: float = 1.0, spacing: Optional[str] = None) -> torch.Tensor:
     """The decreasing sigma list (ending in 0) that ``sampler`` runs for ``steps`` steps.
 
     ``sigma_table`` is the model's ascending table of T discrete sigmas. ``strength`` < 1 keeps only
@@ -301,32 +263,15 @@ def select_sigmas(
     return spaced(float(table[0]), float(table[-1]), steps).to(sigma_table.dtype)
 
 
-def run_sampler(
-    sampler: str,
-    denoiser: DenoiseFn,
-    x: torch.Tensor,
-    sigmas,
-    *,
-    noise: Optional[Noise] = None,
-    callback: Optional[Callback] = None,
-    project: Optional[Project] = None,
-    **options,
-) -> torch.Tensor:
+def run_sampler(sampler: str, denoiser: DenoiseFn, x: torch.Tensor, sigmas, *, noise: Optional[Noise] = None,
+                callback: Optional[Callback] = None, project: Optional[Project] = None, **options) -> torch.Tensor:
     """Run the registered sampler ``sampler`` (options such as ddim's ``eta`` are passed through)."""
     run = get_sampler(sampler).run
     return run(denoiser, x, sigmas, noise=noise, callback=callback, project=project, **options)
 
 
-def sdedit(
-    denoiser: DenoiseFn,
-    image: torch.Tensor,
-    sigmas,
-    *,
-    sampler: str = "ddpm",
-    noise: Optional[Noise] = None,
-    callback: Optional[Callback] = None,
-    **options,
-) -> torch.Tensor:
+def sdedit(denoiser: DenoiseFn, image: torch.Tensor, sigmas, *, sampler: str = "ddpm", noise: Optional[Noise] = None,
+           callback: Optional[Callback] = None, **options) -> torch.Tensor:
     """SDEdit (Meng et al. 2022): noise ``image`` forward to sigmas[0], then run the reverse process back.
 
     ``sigmas`` is usually ``select_sigmas(table, sampler, steps, strength=s)``; with strength 0 it is

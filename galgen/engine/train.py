@@ -1,4 +1,4 @@
-"""DDPM training loop (Ho et al. 2020; Smith et al. 2022 section 2): AdamW, warm-up, clipping, EMA, bf16, DDP.
+"""The training loop (Ho et al. 2020; Karras et al. 2022; Smith et al. 2022 section 2): AdamW, warm-up, clipping, EMA, bf16, DDP.
 
 Exact resume: every random draw of step k is a pure function of (seed, k, sample position):
 which images form the batch (an epoch-wise permutation seeded by (seed, epoch)), their flips and
@@ -137,7 +137,8 @@ def train(
     extra_tensors: Mapping[str, torch.Tensor] | None = None,
     compile: bool | None = None,
 ) -> TrainResult:
-    """Train (or resume training) a DDPM noise predictor on images (N, C, H, W) in [-1, 1]; Ho et al. 2020.
+    """Train (or resume training) a denoiser (eps, v or EDM preconditioned: `config.prediction`) on images
+    (N, C, H, W) in [-1, 1]; Ho et al. 2020, Karras et al. 2022.
 
     ``images`` may be a numpy memmap: only each step's batch is read. ``labels`` (N, unet.conditions),
     normalised, for a conditional network: a row with a NaN trains that image unconditionally, and

@@ -19,9 +19,9 @@ import math
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from galgen.engine.attention import attention
 from galgen.engine.groupnorm import GroupNorm
 
 
@@ -147,7 +147,7 @@ class SelfAttention(nn.Module):
         # send the CPU to the unfused math kernel, 1.5x slower forward and backward
         qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, c // self.heads, h * w).permute(1, 0, 2, 4, 3)
         q, k, v = qkv.contiguous()
-        y = attention(q, k, v)
+        y = F.scaled_dot_product_attention(q, k, v)
         return x + self.out(y.transpose(-1, -2).reshape(b, c, h, w))
 
 
