@@ -1,4 +1,4 @@
-"""Mask files: which pixels of an image are to be filled (`galgen inpaint --mask`)."""
+"""Mask files: which pixels of an image `galgen inpaint` fills."""
 
 from __future__ import annotations
 
