@@ -36,11 +36,13 @@ class TrainSummary:
     sha256: str
     device: str
     compiled: bool = False  # the network ran under torch.compile
+    precision: object = None  # runtime.Precision: bf16 autocast or float32, and why
 
     def to_dict(self) -> dict:
         return {"output": str(self.output), "checkpoint": str(self.checkpoint), "step": self.step, "loss": self.loss,
                 "seconds": round(self.seconds, 3), "images_per_second": self.images_per_second,
-                "sha256": self.sha256, "device": self.device, "compiled": self.compiled}
+                "sha256": self.sha256, "device": self.device, "compiled": self.compiled,
+                "precision": None if self.precision is None else self.precision.to_dict()}
 
 
 def is_lead() -> bool:
@@ -55,10 +57,11 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
     """Train on ``dataset`` (a `galgen prep` directory) and write ``output`` (.safetensors) and its checkpoint.
 
     ``settings`` override the preset's TrainConfig fields (steps, batch, lr, seed, schedule, loss,
-    prediction, ema, checkpoint_every, bf16, label_dropout); ``conditions`` names the dataset labels
-    (or colours a_b) a conditional model takes; ``activation`` the network's ("mish", the preset's,
-    or "silu"); ``resume`` continues exactly from a checkpoint of the same data (and the same
-    conditions and activation); ``compile`` runs the network under torch.compile (None: on a GPU).
+    prediction, ema, checkpoint_every, bf16, label_dropout; a bf16 of None: `training_precision`);
+    ``conditions`` names the dataset labels (or colours a_b) a conditional model takes; ``activation``
+    the network's ("mish", the preset's, or "silu"); ``resume`` continues exactly from a checkpoint of
+    the same data (and the same conditions and activation); ``compile`` runs the network under
+    torch.compile (None: on a GPU).
     Progress stage "train", in steps, with the loss and the rate as fields. Returns the summary on
     the lead process, None on the others.
     """
@@ -77,6 +80,8 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
         where = runtime.pick_device(device)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    precision = training_precision(where, config, requested=(settings or {}).get("bf16"), resume=resume)
+    config = replace(config, bf16=precision.bf16)
     if resume is not None and weights.read_metadata(resume).get("normalizer") != data.normalizer.to_dict():
         raise InputError("checkpoint was trained on data with another normalisation", path=resume)
     if activation is not None and activation != unet.activation:
@@ -123,7 +128,17 @@ def run(dataset, output, *, preset: str = "tiny", settings: dict | None = None, 
                         loss=sum(recent) / max(1, len(recent)), seconds=seconds,
                         images_per_second=len(result.losses) * config.batch / seconds,
                         sha256=file_sha256(result.output), device=str(where),
-                        compiled=runtime.compile_on(where, compile))
+                        compiled=runtime.compile_on(where, compile), precision=precision)
+
+
+def training_precision(device, config, *, requested: bool | None, resume=None):
+    """bf16 or float32 for a run (a runtime.Precision): as ``requested``; a resumed run as its checkpoint
+    trained, so that it repeats the uninterrupted run exactly; else by the hardware (`runtime.choose_precision`)."""
+    from galgen.engine.runtime import Precision, choose_precision
+
+    if requested is None and resume is not None and config.bf16 is not None:
+        return Precision(bool(config.bf16), f"kept from the checkpoint, bf16={bool(config.bf16)}, for an exact resume")
+    return choose_precision(device, requested)
 
 
 def training_labels(data, names: list[str] | None, *, resume=None):
