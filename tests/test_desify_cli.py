@@ -36,6 +36,7 @@ def test_desify_records_the_precision_chosen_or_asked_for(tmp_path, cartoons, mo
 
     monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)
     monkeypatch.setattr(runtime, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "x86_64")
     common = [cartoons[0], "--model", model_file, "--steps", "1", "--strength", "0.3", "--device", "cpu"]
     result, out = desify_cli(*common, "-o", tmp_path / "a", "--json")
     assert result.exit_code == 0, result.output

@@ -181,6 +181,7 @@ def test_worker_processes_take_the_parents_precision_and_its_reason(model_file, 
 
     monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)  # the workers, unpatched, may see bf16 units
     monkeypatch.setattr(runtime, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "x86_64")
     model = load_model(model_file, device="cpu")
     assert (model.bf16, model.precision.reason) == (False, "cpu AVX2 has no bf16 units")
     config = SampleConfig(count=3, seed=2, steps=2)

@@ -17,6 +17,7 @@ def play_cpu(monkeypatch, units, capability="AVX512"):
     """Make this process believe its CPU has ``units`` ("AMX-BF16", "AVX512_BF16" or None)."""
     monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: units)
     monkeypatch.setattr(runtime, "cpu_capability", lambda: capability)
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "x86_64")
 
 
 @pytest.mark.parametrize("units, capability", [("AMX-BF16", "AVX512"), ("AVX512_BF16", "AVX512")])
@@ -52,6 +53,12 @@ def test_an_explicit_request_wins_everywhere(monkeypatch, requested):
         play_cpu(monkeypatch, units)
         for device in ("cpu", "cuda"):
             assert choose_precision(device, requested) == Precision(requested, f"asked for with bf16={requested}")
+
+
+def test_a_cpu_of_another_architecture_runs_float32_until_measured(monkeypatch):
+    play_cpu(monkeypatch, None, "SVE256")
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "aarch64")
+    assert choose_precision("cpu") == Precision(False, "no bf16 measured on aarch64 cpus")
 
 
 def test_other_devices_run_float32():

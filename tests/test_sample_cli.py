@@ -45,6 +45,7 @@ def test_the_precision_and_its_reason_are_in_the_json_the_line_and_the_headers(m
 
     monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)
     monkeypatch.setattr(runtime, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "x86_64")
     chosen = run("-n", 1, "-o", tmp_path / "a", "--model", model_file, "--steps", 1, "--device", "cpu", "--json")
     assert chosen.exit_code == 0, chosen.output
     reason = "cpu AVX2 has no bf16 units"

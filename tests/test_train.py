@@ -308,6 +308,7 @@ def test_cli_trains_in_the_precision_the_hardware_chose_and_a_resume_keeps_it(da
 
     monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)
     monkeypatch.setattr(runtime, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "x86_64")
     out = tmp_path / "model.safetensors"
     runner = CliRunner()
     args = ["train", str(dataset), "-o", str(out), "--batch", "2", "--device", "cpu", "--checkpoint-every", "0"]

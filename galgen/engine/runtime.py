@@ -75,6 +75,8 @@ def choose_precision(device: torch.device | str, requested: bool | None = None) 
         units = cpu_bf16_units()
         if units:
             return Precision(True, f"cpu has {units}")
+        if cpu_arch().lower() not in _X86:  # its bf16 units (Arm's BF16, SVE) have not been timed with galgen
+            return Precision(False, f"no bf16 measured on {cpu_arch()} cpus")
         capped = f" oneDNN may use, {_ISA_VARIABLE}={_onednn_isa()}" if _onednn_isa() else ""
         return Precision(False, f"cpu {cpu_capability()} has no bf16 units{capped}")
     if device.type == "cuda":
@@ -89,6 +91,16 @@ def cpu_capability() -> str:
         return str(torch.backends.cpu.get_cpu_capability())
     except (AttributeError, RuntimeError):
         return "unknown"
+
+
+_X86 = ("x86_64", "amd64", "x86", "i386", "i686")
+
+
+def cpu_arch() -> str:
+    """The CPU architecture as the platform names it ("x86_64", "aarch64", "arm64", ...)."""
+    import platform
+
+    return platform.machine() or "unknown"
 
 
 def cpu_bf16_units() -> str | None:
