@@ -101,13 +101,19 @@ def _flag(name: str) -> str:
 
 
 def _finish(result, *, json_out: bool, line: str | None = None) -> None:
-    """The result as one JSON object (``--json``), or its summary line on stdout."""
+    """The result as one JSON object (``--json``), or its summary line on stdout (with the precision, if any)."""
     from galgen.console import print_json, stdout
 
     if json_out:
         print_json(result.to_dict())
     elif line is not None:
-        stdout.print(line, markup=False, highlight=False)
+        precision = getattr(result, "precision", None)
+        stdout.print(line if precision is None else f"{line}; {precision}", markup=False, highlight=False)
+
+
+_BF16_HELP = ("Run the network under bf16 autocast, or in float32 (default: chosen by the hardware: bf16 on a "
+              "CPU with AMX-BF16 or AVX512_BF16 units and on a GPU of Ampere or later, float32 elsewhere; "
+              "'galgen info --machine' says which and why).")
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -239,7 +245,8 @@ def train(
     ),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue exactly from a .ckpt.safetensors file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: one GPU per process)."),
-    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast (default: on)."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help=_BF16_HELP + " --resume keeps the "
+                                        "checkpoint's."),
     compile: Optional[bool] = typer.Option(
         None, "--compile/--no-compile", help="Run the network under torch.compile (default: on a GPU, where it "
         "trained 1.7-1.9x faster after under a minute of warm-up; off on the CPU, where it gained nothing)."
@@ -295,7 +302,7 @@ def sample(
     ra: float = typer.Option(180.0, "--ra", help="WCS tangent point, right ascension in degrees."),
     dec: float = typer.Option(0.0, "--dec", help="WCS tangent point, declination in degrees."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="Also write a Lupton RGB montage (PNG) of up to 64 mocks."),
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Run the network under bf16 autocast."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help=_BF16_HELP),
     exact: Optional[bool] = typer.Option(
         None, "--exact/--batched", help="One image per network call, bit-identical whatever --batch (CPU default), "
         "or the whole batch per call (GPU default).",
@@ -391,6 +398,7 @@ def inpaint(
         "model's (default: on a model-scale grid, brought back by interpolation)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help=_BF16_HELP),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
@@ -407,7 +415,7 @@ def inpaint(
     config = flow.InpaintConfig(sampler=sampler, steps=steps, resample=resample, jump=jump, pull=pull, draws=draws, seed=seed,
                                 batch=min(batch, draws), mask_nans=mask_nans, guidance=guidance,
                                 native_scale=native_scale)
-    loaded = load_model(model, device=device)
+    loaded = load_model(model, device=device, bf16=bf16)
     with progress() as on_progress:
         result = flow.run(image, output, mask=mask, model=loaded, config=config, overwrite=overwrite,
                           command=command_line(), on_progress=on_progress)
@@ -433,7 +441,7 @@ def desify(
     seed: int = typer.Option(0, "--seed", min=0, help="Draw k of input i uses noise from (seed, i x draws + k) only."),
     batch: int = typer.Option(8, "--batch", min=1, help="Images in flight at once."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    bf16: bool = typer.Option(True, "--bf16/--no-bf16", help="Run the network under bf16 autocast."),
+    bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help=_BF16_HELP),
     neighbours: int = typer.Option(0, "--neighbours", min=0, help="List each output's K nearest images of --dataset."),
     dataset: Optional[Path] = typer.Option(None, "--dataset", help="Dataset directory (galgen prep) for --neighbours."),
     preview: Optional[Path] = typer.Option(None, "--preview", help="PNG montage: input, draws, neighbours per row."),
@@ -596,25 +604,44 @@ def simulate(
 @app.command()
 @reported
 def info(
-    paths: List[Path] = typer.Argument(..., help="FITS cubes or tables, or .safetensors weights files."),
-    json_out: bool = typer.Option(False, "--json", help='Print one JSON object: {"files": [...]}.'),
+    paths: Optional[List[Path]] = typer.Argument(None, help="FITS cubes or tables, or .safetensors weights files."),
+    machine: bool = typer.Option(
+        False, "--machine", help="Describe this machine: torch, the CPU's capability and bf16 units, the CUDA devices, "
+        "and the precision train, sample, inpaint and desify use on it by default, and why."
+    ),
+    json_out: bool = typer.Option(False, "--json", help='Print one JSON object: {"files": [...], "machine": {...}}.'),
 ):
-    """Print what a FITS file or a weights file holds and the provenance that made it.
+    """Print what a FITS file or a weights file holds and the provenance that made it, or what this machine runs.
 
     FITS: bands, shape, unit, pixel scale, WCS centre, masked pixels, galgen provenance.
     Weights: galgen's metadata. Keywords are explained in docs/fits-format.md.
 
-    Example: galgen info mocks/mock_000000.fits model.safetensors --json
+    Example: galgen info mocks/mock_000000.fits model.safetensors --json; galgen info --machine
     """
     from galgen.console import print_json, print_fields
-    from galgen.io.cube import describe
-    from galgen.engine.weights import describe_weights
 
-    summaries = [describe_weights(p) if p.name.endswith(".safetensors") else describe(p) for p in paths]
+    if not paths and not machine:
+        raise InputError("name the FITS or weights files to describe, or give --machine")
+    report = {}
+    if paths:
+        from galgen.io.cube import describe
+        from galgen.engine.weights import describe_weights
+
+        report["files"] = [describe_weights(p) if p.name.endswith(".safetensors") else describe(p) for p in paths]
+    if machine:
+        from galgen.engine.runtime import describe_machine
+
+        report["machine"] = describe_machine(_NETWORK_COMMANDS)
     if json_out:
-        return print_json({"files": summaries})
-    for summary in summaries:
+        return print_json(report)
+    for summary in report.get("files", []):
         print_fields(summary.pop("path"), summary)
+    if machine:
+        print_fields("this machine (--bf16/--no-bf16 decides when given; train --resume keeps its checkpoint's)",
+                     report["machine"])
+
+
+_NETWORK_COMMANDS = ("train", "sample", "inpaint", "desify")  # the commands that run the network
 
 
 def main():

@@ -69,10 +69,15 @@ class LoadedModel:
     path: Path
     sha256: str
     device: torch.device
-    bf16: bool  # the network runs under bf16 autocast
+    precision: runtime.Precision  # bf16 autocast or float32, and why (`runtime.choose_precision`)
     normalizer: Normalizer
     factors: np.ndarray = field(repr=False)  # (C,) calibration multipliers, ones when uncalibrated
     requested_device: str = "auto"  # what the caller asked for ("auto" lets `sample` use every GPU)
+
+    @property
+    def bf16(self) -> bool:
+        """Whether the network runs under bf16 autocast."""
+        return self.precision.bf16
 
     @property
     def bands(self) -> str:
@@ -143,7 +148,7 @@ class LoadedModel:
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, *, exact: bool = False, labels: torch.Tensor | None = None,
                 guidance: float = 0.0) -> torch.Tensor:
-        """D(x, sigma) for the samplers: the network under bf16 autocast, the result in float32.
+        """D(x, sigma) for the samplers: the network in the model's precision, the result in float32.
 
         With ``exact`` the network sees calls of exactly EXACT_BATCH images (the last one padded),
         so an image does not depend on its batch. ``labels`` (B, K), normalised
@@ -211,7 +216,8 @@ class LoadedModel:
         """The provenance fields every output made with this model carries (calibration recorded here only)."""
         return {
             "model_sha256": self.sha256, "model": self.path.name, "schedule": self.meta.get("schedule"),
-            "bf16": self.bf16, "device": str(self.device), "normaliser": self.normalizer.to_dict(),
+            "bf16": self.bf16, "precision": str(self.precision), "device": str(self.device),
+            "normaliser": self.normalizer.to_dict(),
             "calibrated": self.calibrated,
             "calibration": self.calibration,
         }
@@ -224,10 +230,13 @@ class LoadedModel:
         return f"flux = normaliser inverse times calibration factors ({factors})"
 
 
-def load_model(model: str | Path | None = None, *, device: str = "auto", bf16: bool = True) -> LoadedModel:
+def load_model(model: str | Path | None = None, *, device: str = "auto",
+               bf16: bool | runtime.Precision | None = None) -> LoadedModel:
     """Load a weights file (default: the bundled model) onto a device, validated.
 
-    Raises InputError naming the file when it is missing, corrupt or lacks a normaliser.
+    ``bf16``: True or False as asked; None chooses by the hardware (`runtime.choose_precision`: bf16
+    where it runs faster); a `runtime.Precision` already chosen is kept (a worker process takes its
+    parent's). Raises InputError naming the file when it is missing, corrupt or lacks a normaliser.
     """
     path = bundled_model_path() if model is None else Path(model)
     if not path.is_file():
@@ -237,10 +246,11 @@ def load_model(model: str | Path | None = None, *, device: str = "auto", bf16: b
         where = runtime.pick_device(device)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    precision = bf16 if isinstance(bf16, runtime.Precision) else runtime.choose_precision(where, bf16)
     module, meta = weights.load_denoiser(path, device=where)
     # oneDNN's convolutions (and cuDNN's in bf16) run fastest on NHWC; the input follows the weights
     module.net.to(memory_format=torch.channels_last)
-    if bf16:
+    if precision.bf16:
         runtime.precast_for_autocast(module.net)
     if "normalizer" not in meta:
         raise InputError("weights file has no normaliser (was it written by 'galgen train'?)", path=path)
@@ -248,4 +258,4 @@ def load_model(model: str | Path | None = None, *, device: str = "auto", bf16: b
     calibration = meta.get("calibration", {}).get("factors", {})
     factors = np.array([float(calibration.get(band, 1.0)) for band in normalizer.bands], dtype=np.float32)
     return LoadedModel(module=module, meta=meta, path=path, sha256=weights.file_sha256(path), device=where,
-                       bf16=bf16, normalizer=normalizer, factors=factors, requested_device=device)
+                       precision=precision, normalizer=normalizer, factors=factors, requested_device=device)

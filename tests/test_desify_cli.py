@@ -31,6 +31,24 @@ def desify_cli(*args):
     return result, result.stdout
 
 
+def test_desify_records_the_precision_chosen_or_asked_for(tmp_path, cartoons, model_file, monkeypatch):
+    from galgen.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)
+    monkeypatch.setattr(runtime, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "x86_64")
+    common = [cartoons[0], "--model", model_file, "--steps", "1", "--strength", "0.3", "--device", "cpu"]
+    result, out = desify_cli(*common, "-o", tmp_path / "a", "--json")
+    assert result.exit_code == 0, result.output
+    reason = "cpu AVX2 has no bf16 units"
+    assert json.loads(out)["precision"] == {"dtype": "float32", "bf16": False, "reason": reason}
+    assert read_provenance(tmp_path / "a" / "disc_draw0.fits")["precision"] == f"float32 ({reason})"
+    result, out = desify_cli(*common, "-o", tmp_path / "b", "--bf16")
+    assert result.exit_code == 0, result.output
+    assert out.strip().endswith("; bf16 (asked for with bf16=True)")
+    assert read_provenance(tmp_path / "b" / "disc_draw0.fits")["bf16"] is True
+
+
 def test_desify_writes_cubes_finds_planted_neighbours_and_a_preview(tmp_path, cartoons, model_file):
     common = [*cartoons, "-o", tmp_path / "out", "--model", model_file, "--steps", "3", "--no-bf16",
               "--strength", "0.5", "--draws", "2", "--seed", "9"]

@@ -114,7 +114,10 @@ def test_calibration_factors_multiply_the_flux_exactly(model_file, tmp_path):
     assert read_provenance(tmp_path / "plain" / mock_name(0, 2))["calibrated"] is False
 
 
-def test_mock_header_carries_wcs_units_and_provenance(model_file, tmp_path):
+def test_mock_header_carries_wcs_units_and_provenance(model_file, tmp_path, monkeypatch):
+    from galgen.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: "AVX512_BF16")  # the default's choice, on any CPU
     model = load_model(model_file, device="cpu")
     run(tmp_path, model=model, config=SampleConfig(count=3, seed=9, sampler="ddim", steps=2, ra=150.1, dec=2.2),
            command="galgen sample -n 3")
@@ -127,7 +130,8 @@ def test_mock_header_carries_wcs_units_and_provenance(model_file, tmp_path):
     provenance = read_provenance(path)
     expected = {"model_sha256": file_sha256(model_file), "model": "tiny.safetensors", "seed": 9, "index": 2,
                 "count": 3, "sampler": "ddim", "steps": 2, "nfe": 2, "schedule": "linear-fine", "bf16": True,
-                "exact": True, "command": "galgen sample -n 3", "calibrated": False}
+                "precision": "bf16 (cpu has AVX512_BF16)", "exact": True, "command": "galgen sample -n 3",
+                "calibrated": False}
     assert {k: provenance[k] for k in expected} == expected
     assert provenance["normaliser"]["bands"] == "grz" and provenance["version"]
     assert_fitsverify_clean(path)
@@ -169,6 +173,26 @@ def test_two_worker_processes_write_what_one_process_writes(model_file, tmp_path
     assert sum(seen) == pytest.approx(5.0)
     one, two = data_of(tmp_path / "one", 5), data_of(tmp_path / "two", 5)
     assert all(one[i].tobytes() == two[i].tobytes() for i in range(5))
+
+
+@pytest.mark.slow
+def test_worker_processes_take_the_parents_precision_and_its_reason(model_file, tmp_path, monkeypatch):
+    from galgen.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)  # the workers, unpatched, may see bf16 units
+    monkeypatch.setattr(runtime, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "x86_64")
+    model = load_model(model_file, device="cpu")
+    assert (model.bf16, model.precision.reason) == (False, "cpu AVX2 has no bf16 units")
+    config = SampleConfig(count=3, seed=2, steps=2)
+    run(tmp_path / "one", model=model, config=config)
+    result = run(tmp_path / "two", model=model, config=SampleConfig(count=3, seed=2, steps=2, devices=("cpu", "cpu")))
+    assert result.to_dict()["precision"] == {"dtype": "float32", "bf16": False, "reason": "cpu AVX2 has no bf16 units"}
+    for i in range(3):
+        provenance = read_provenance(tmp_path / "two" / mock_name(i, 3))
+        assert (provenance["bf16"], provenance["precision"]) == (False, "float32 (cpu AVX2 has no bf16 units)")
+    one, two = data_of(tmp_path / "one", 3), data_of(tmp_path / "two", 3)
+    assert all(one[i].tobytes() == two[i].tobytes() for i in range(3))  # exact mode: the same bits in float32
 
 
 @pytest.mark.slow

@@ -40,6 +40,24 @@ def invoke(*args):
     return CliRunner().invoke(app, ["inpaint", *map(str, args)])
 
 
+def test_the_precision_is_chosen_by_the_hardware_or_as_asked_and_recorded(files, tmp_path, monkeypatch):
+    from galgen.engine import runtime
+
+    root, model = files
+    monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: "AMX-BF16")
+    args = [root / "image.fits", "--mask", root / "mask.fits", "--model", model, "--steps", "2", "--draws", "1",
+            "--device", "cpu"]
+    chosen = invoke(*args, "-o", tmp_path / "a.fits", "--json")
+    assert chosen.exit_code == 0, chosen.output
+    assert json.loads(chosen.stdout)["precision"] == {"dtype": "bf16", "bf16": True, "reason": "cpu has AMX-BF16"}
+    assert read_provenance(tmp_path / "a.fits")["precision"] == "bf16 (cpu has AMX-BF16)"
+    asked = invoke(*args, "-o", tmp_path / "b.fits", "--no-bf16")
+    assert asked.exit_code == 0, asked.output
+    assert asked.stdout.strip().endswith("; float32 (asked for with bf16=False)")
+    provenance = read_provenance(tmp_path / "b.fits")
+    assert (provenance["bf16"], provenance["precision"]) == (False, "float32 (asked for with bf16=False)")
+
+
 def test_fills_the_mask_and_keeps_everything_else(files):
     root, model = files
     out = root / "filled.fits"

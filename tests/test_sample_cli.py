@@ -39,6 +39,28 @@ def test_json_summary_then_resume_then_info(model_file, tmp_path):
     assert provenance["command"].split()[0] == "galgen"  # under CliRunner sys.argv is the test runner's
 
 
+def test_the_precision_and_its_reason_are_in_the_json_the_line_and_the_headers(model_file, tmp_path, monkeypatch):
+    from galgen.engine import runtime
+    from galgen.io.cube import read_provenance
+
+    monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)
+    monkeypatch.setattr(runtime, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "x86_64")
+    chosen = run("-n", 1, "-o", tmp_path / "a", "--model", model_file, "--steps", 1, "--device", "cpu", "--json")
+    assert chosen.exit_code == 0, chosen.output
+    reason = "cpu AVX2 has no bf16 units"
+    assert json.loads(chosen.stdout)["precision"] == {"dtype": "float32", "bf16": False, "reason": reason}
+    provenance = read_provenance(tmp_path / "a" / "mock_000000.fits")
+    assert (provenance["bf16"], provenance["precision"]) == (False, f"float32 ({reason})")
+    asked = run("-n", 1, "-o", tmp_path / "b", "--model", model_file, "--steps", 1, "--device", "cpu", "--bf16")
+    assert asked.exit_code == 0, asked.output
+    assert asked.stdout.strip().endswith("; bf16 (asked for with bf16=True)")
+    assert read_provenance(tmp_path / "b" / "mock_000000.fits")["precision"] == "bf16 (asked for with bf16=True)"
+    # the other run's mocks are not this one's: the precision is part of a run's identity
+    again = run("-n", 1, "-o", tmp_path / "a", "--model", model_file, "--steps", 1, "--device", "cpu", "--bf16")
+    assert again.exit_code == 2 and "bf16 differ" in again.output
+
+
 def test_preview_png_has_one_tile_per_mock(model_file, tmp_path):
     png = tmp_path / "montage.png"
     done = run("-n", 5, "-o", tmp_path / "m", "--model", model_file, "--steps", 1, "--preview", png)

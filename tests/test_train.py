@@ -303,6 +303,41 @@ def test_cli_trains_resumes_and_writes_a_self_describing_model(dataset, tmp_path
     assert (meta["step"], meta["schedule"], meta["train"]["seed"], meta["train"]["bf16"]) == (3, "cosine", 3, False)
 
 
+def test_cli_trains_in_the_precision_the_hardware_chose_and_a_resume_keeps_it(dataset, tmp_path, monkeypatch):
+    from galgen.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)
+    monkeypatch.setattr(runtime, "cpu_capability", lambda: "AVX2")
+    monkeypatch.setattr(runtime, "cpu_arch", lambda: "x86_64")
+    out = tmp_path / "model.safetensors"
+    runner = CliRunner()
+    args = ["train", str(dataset), "-o", str(out), "--batch", "2", "--device", "cpu", "--checkpoint-every", "0"]
+    result = runner.invoke(app, [*args, "--steps", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["precision"] == {"dtype": "float32", "bf16": False, "reason": "cpu AVX2 has no bf16 units"}
+    assert read_metadata(out)["train"]["bf16"] is False
+    monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: "AMX-BF16")  # another machine: the checkpoint wins
+    result = runner.invoke(app, [*args, "--steps", "2", "--resume", str(checkpoint_path(out))])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip().endswith("; float32 (kept from the checkpoint, bf16=False, for an exact resume)")
+    assert read_metadata(out)["train"]["bf16"] is False
+    result = runner.invoke(app, [*args, "--steps", "3", "--resume", str(checkpoint_path(out)), "--bf16", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["precision"]["reason"] == "asked for with bf16=True"
+    assert read_metadata(out)["train"]["bf16"] is True
+
+
+def test_the_engine_resolves_an_open_precision_before_it_records_it(images, tmp_path, monkeypatch):
+    from galgen.engine import runtime
+
+    monkeypatch.setattr(runtime, "cpu_bf16_units", lambda: None)
+    config = TrainConfig(steps=1, batch=2, checkpoint_every=0, log_every=1)
+    assert config.bf16 is None
+    train(images, unet=SMALL, config=config, output=tmp_path / "m.safetensors")
+    assert read_metadata(tmp_path / "m.safetensors")["train"]["bf16"] is False
+
+
 def test_cli_refuses_bad_input_in_one_line(dataset, tmp_path):
     runner = CliRunner()
     out = tmp_path / "m.safetensors"

@@ -1,4 +1,4 @@
-"""Where and how the network runs: device choice, bf16 autocast, per-image random generators, threads.
+"""Where and how the network runs: device choice, precision (bf16 or float32), per-image random generators.
 
 Per-image generators follow Karras et al. 2022 (EDM generate.py): image i of seed s draws its
 noise from a generator seeded by (s, i) alone, so results never depend on batch size, sharding
@@ -7,8 +7,11 @@ or the number of devices.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
@@ -38,6 +41,188 @@ def autocast(device: torch.device | str, *, enabled: bool = True):
     if not enabled:
         return nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Whether the network runs under bf16 autocast, and why (recorded in every output)."""
+
+    bf16: bool
+    reason: str  # e.g. "cpu has AVX512_BF16", "cpu AVX2 has no bf16 units", "asked for with bf16=True"
+
+    @property
+    def dtype(self) -> str:
+        return "bf16" if self.bf16 else "float32"
+
+    def __str__(self) -> str:
+        return f"{self.dtype} ({self.reason})"
+
+    def to_dict(self) -> dict:
+        return {"dtype": self.dtype, "bf16": self.bf16, "reason": self.reason}
+
+
+def choose_precision(device: torch.device | str, requested: bool | None = None) -> Precision:
+    """bf16 autocast where it is measured faster than float32, or as ``requested`` when that is not None.
+
+    bf16 on a CPU with bf16 units (AMX-BF16 or AVX512_BF16: `cpu_bf16_units`) and on a CUDA device
+    that supports bf16 (Ampere or later); float32 elsewhere, where bf16 is emulated (on an AVX2-only
+    CPU `galgen sample` ran 9.4x slower in bf16). docs/sampling.md, "Precision", has the measurements.
+    """
+    if requested is not None:
+        return Precision(bool(requested), f"asked for with bf16={bool(requested)}")
+    device = torch.device(device)
+    if device.type == "cpu":
+        units = cpu_bf16_units()
+        if units:
+            return Precision(True, f"cpu has {units}")
+        if cpu_arch().lower() not in _X86:  # its bf16 units (Arm's BF16, SVE) have not been timed with galgen
+            return Precision(False, f"no bf16 measured on {cpu_arch()} cpus")
+        capped = f" oneDNN may use, {_ISA_VARIABLE}={_onednn_isa()}" if _onednn_isa() else ""
+        return Precision(False, f"cpu {cpu_capability()} has no bf16 units{capped}")
+    if device.type == "cuda":
+        supported, name = cuda_bf16_support(device)
+        return Precision(supported, f"cuda {name} {'supports bf16' if supported else 'has no bf16 support'}")
+    return Precision(False, f"no bf16 measured on {device.type}")
+
+
+def cpu_capability() -> str:
+    """The vector instructions ATen dispatches to on this CPU: "AVX512", "AVX2", "DEFAULT" (aarch64: "SVE256"...)."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):
+        return "unknown"
+
+
+_X86 = ("x86_64", "amd64", "x86", "i386", "i686")
+
+
+def cpu_arch() -> str:
+    """The CPU architecture as the platform names it ("x86_64", "aarch64", "arm64", ...)."""
+    import platform
+
+    return platform.machine() or "unknown"
+
+
+def cpu_bf16_units() -> str | None:
+    """"AMX-BF16" or "AVX512_BF16" when this CPU has bf16 dot-product units that oneDNN may use, else None.
+
+    Tests replace this function to play other machines.
+    """
+    return _detected_bf16_units()
+
+
+@functools.lru_cache(maxsize=1)
+def _detected_bf16_units() -> str | None:
+    """`cpu_bf16_units` worked out once: torch's cpuinfo, then /proc/cpuinfo, capped by ONEDNN_MAX_CPU_ISA."""
+    flags = _torch_cpu_flags() | _proc_cpu_flags()
+    allowed = _onednn_isa_cap()
+    if "amx_bf16" in flags and "amx" in allowed:
+        return "AMX-BF16"
+    if "avx512_bf16" in flags and "avx512_bf16" in allowed:
+        return "AVX512_BF16"
+    return None
+
+
+def _torch_cpu_flags() -> set[str]:
+    """The bf16 flags torch's cpuinfo reports (torch.cpu.get_capabilities, or its older helpers)."""
+    cpu = getattr(torch, "cpu", None)
+    try:
+        capabilities = cpu.get_capabilities()
+        return {name for name in ("amx_bf16", "avx512_bf16") if capabilities.get(name)}
+    except (AttributeError, RuntimeError):
+        pass
+    flags = set()
+    for name, probe in (("amx_bf16", "_is_amx_tile_supported"), ("avx512_bf16", "_is_avx512_bf16_supported")):
+        try:
+            if getattr(cpu, probe)():
+                flags.add(name)
+        except (AttributeError, RuntimeError):
+            pass
+    return flags
+
+
+def _proc_cpu_flags(path: str = "/proc/cpuinfo") -> set[str]:
+    """The bf16 flags of the first processor in /proc/cpuinfo (Linux; empty elsewhere)."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return {"amx_bf16", "avx512_bf16"} & set(line.split(":", 1)[-1].split())
+    except OSError:
+        pass
+    return set()
+
+
+_ISA_VARIABLE = "ONEDNN_MAX_CPU_ISA"  # oneDNN's cap on the instructions it uses (DNNL_MAX_CPU_ISA, its old name)
+
+
+def _onednn_isa() -> str | None:
+    """The instruction set oneDNN is capped to by the environment, upper case; None when it may use all."""
+    isa = (os.environ.get(_ISA_VARIABLE) or os.environ.get("DNNL_MAX_CPU_ISA") or "").strip().upper()
+    return None if isa in ("", "ALL", "DEFAULT") else isa
+
+
+def _onednn_isa_cap() -> set[str]:
+    """Which bf16 units ("amx", "avx512_bf16") oneDNN may use under `_onednn_isa` (both when it is not capped)."""
+    isa = _onednn_isa()
+    if isa is None:
+        return {"amx", "avx512_bf16"}
+    allowed = {"amx"} if "AMX" in isa else set()
+    if "AMX" in isa or isa in ("AVX512_CORE_BF16", "AVX512_CORE_FP16") or isa.startswith("AVX10"):
+        allowed.add("avx512_bf16")
+    return allowed
+
+
+def cuda_bf16_support(device: torch.device | str) -> tuple[bool, str]:
+    """(native bf16 on this CUDA device, its name); emulated bf16 (before Ampere) counts as none."""
+    device = torch.device(device)
+    if not torch.cuda.is_available():
+        return False, "(none available)"
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    name = torch.cuda.get_device_name(index)
+    with torch.cuda.device(index):
+        try:
+            return bool(torch.cuda.is_bf16_supported(including_emulation=False)), name
+        except TypeError:  # torch before 2.3 knew no emulation
+            return bool(torch.cuda.is_bf16_supported()), name
+
+
+def describe_machine(commands: Sequence[str] = (), *, device: str = "auto") -> dict:
+    """What decides where and in which precision the network runs here: torch, the CPU and its bf16 units,
+    the CUDA devices, and the precision each of ``commands`` would use on ``device`` unless asked otherwise."""
+    where = pick_device(device)
+    chosen = choose_precision(where)
+    cuda = []
+    for index in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
+        major, minor = torch.cuda.get_device_capability(index)
+        cuda.append({"device": f"cuda:{index}", "name": torch.cuda.get_device_name(index),
+                     "compute_capability": f"{major}.{minor}", "precision": choose_precision(f"cuda:{index}").to_dict()})
+    return {
+        "torch": torch.__version__,
+        "cpu": {"name": cpu_name(), "capability": cpu_capability(), "bf16_units": cpu_bf16_units() or "none",
+                "onednn_max_cpu_isa": _onednn_isa(), "threads": torch.get_num_threads(),
+                "precision": choose_precision("cpu").to_dict()},
+        "cuda": cuda,
+        "device": str(where),
+        "commands": {name: {"device": str(where), **chosen.to_dict()} for name in commands},
+    }
+
+
+def cpu_name() -> str:
+    """The CPU's model name as cpuinfo or /proc/cpuinfo give it (else the platform's word for it)."""
+    import platform
+
+    try:
+        name = torch.cpu.get_capabilities().get("cpu_name")
+    except (AttributeError, RuntimeError):
+        name = None
+    if not name:
+        try:
+            with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+                name = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), None)
+        except OSError:
+            pass
+    return str(name or platform.processor() or platform.machine() or "unknown")
 
 
 # the layers whose weights bf16 autocast casts at every call (its lower-precision matrix products)

@@ -28,7 +28,7 @@ from galgen import __version__
 from galgen.io.atomic import sweep_stale
 from galgen.engine import weights
 from galgen.engine.denoiser import LOSSES, PREDICTIONS, Denoiser
-from galgen.engine.runtime import autocast, compile_network, compile_on, generator, mix_seed
+from galgen.engine.runtime import autocast, choose_precision, compile_network, compile_on, generator, mix_seed
 from galgen.engine.schedules import SCHEDULES
 from galgen.engine.unet import UNet, UNetConfig, preset
 from galgen.errors import InputError, RuntimeFailure
@@ -57,7 +57,8 @@ class TrainConfig:
     p_std: float = 1.2  # edm: spread of log(sigma) (Karras et al. 2022: 1.2)
     label_dropout: float = 0.1  # conditional: fraction of images trained without labels (classifier-free guidance)
     seed: int = 0  # every random draw derives from this
-    bf16: bool = True  # bf16 autocast for the network; float32 master weights, loss and optimiser
+    bf16: bool | None = None  # bf16 autocast for the network (None: `runtime.choose_precision`); float32 master
+    # weights, loss and optimiser either way
     augment: bool = True  # random flips and 90-degree rotations (galaxies have no orientation)
     checkpoint_every: int = 1000  # steps between checkpoints (0: only at the end)
     log_every: int = 10  # steps between progress reports
@@ -154,6 +155,8 @@ def train(
     if config.prediction == "edm" and config.sigma_data is None:
         config = dataclasses.replace(config, sigma_data=measure_sigma_data(images))
     rank, world, device = _distributed(torch.device(device))
+    if config.bf16 is None:  # the checkpoints record what was chosen
+        config = dataclasses.replace(config, bf16=choose_precision(device).bf16)
     if rank == 0:
         sweep_stale(Path(output).parent)  # a killed run's half-written checkpoint
     if config.batch % world:

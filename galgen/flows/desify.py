@@ -102,6 +102,7 @@ class DesifyResult:
     model_sha256: str | None = None
     neighbours: list[Neighbour] = field(default_factory=list)
     preview: Path | None = None
+    precision: object = None  # the model's runtime.Precision: bf16 or float32, and why
 
     def to_dict(self) -> dict:
         return {
@@ -114,6 +115,7 @@ class DesifyResult:
             "model_sha256": self.model_sha256,
             "neighbours": [n.to_dict() for n in self.neighbours],
             "preview": None if self.preview is None else str(self.preview),
+            "precision": None if self.precision is None else self.precision.to_dict(),
         }
 
 
@@ -251,7 +253,7 @@ def run(inputs, out_dir, *, model: LoadedModel, config: DesifyConfig | None = No
                                    command=command, advance=advance)
     result = DesifyResult(outputs=outputs, sampler=config.sampler, steps=steps, nfe=nfe, strength=config.strength,
                           seed=config.seed, seconds=time.perf_counter() - start, out_dir=out_dir,
-                          model=str(model.path), model_sha256=model.sha256)
+                          model=str(model.path), model_sha256=model.sha256, precision=model.precision)
     if dataset is not None:
         result.neighbours = output_neighbours([o.path for o in outputs], dataset, k=config.neighbours,
                                               on_progress=on_progress)

@@ -43,12 +43,14 @@ class InpaintResult:
     sampler: str
     seconds: float
     notes: list[str]
+    precision: object = None  # the model's runtime.Precision: bf16 or float32, and why
 
     def to_dict(self) -> dict:
         return {"output": str(self.output), "filled_pixels": self.filled_pixels, "bands": self.bands,
                 "tiles": self.tiles, "waves": self.waves, "draws": self.draws, "nfe_per_tile": self.nfe_per_tile,
                 "seed": self.seed,
-                "sampler": self.sampler, "seconds": round(self.seconds, 3), "notes": self.notes}
+                "sampler": self.sampler, "seconds": round(self.seconds, 3), "notes": self.notes,
+                "precision": None if self.precision is None else self.precision.to_dict()}
 
 
 def run(image, out, *, mask=None, model: LoadedModel, config: InpaintConfig = InpaintConfig(), overwrite: bool = False,
@@ -98,7 +100,7 @@ def run(image, out, *, mask=None, model: LoadedModel, config: InpaintConfig = In
     return InpaintResult(output=Path(out), filled_pixels=int(result.mask.sum()), bands=model.bands,
                          tiles=result.tiles, waves=result.waves, draws=config.draws, nfe_per_tile=result.nfe,
                          seed=config.seed,
-                         sampler=config.sampler, seconds=seconds, notes=result.notes)
+                         sampler=config.sampler, seconds=seconds, notes=result.notes, precision=model.precision)
 
 
 def history(result: Fill, *, config: InpaintConfig, model: LoadedModel) -> list[str]:

@@ -131,6 +131,7 @@ class SampleResult:
     preview: Path | None = None
     check: list[dict] | None = None  # conditional: requested vs measured per label (`check_requests`)
     notes: list[str] | None = None  # conditional: what was assumed (a missing catalogue column...)
+    precision: object = None  # the model's runtime.Precision: bf16 or float32, and why
 
     def to_dict(self) -> dict:
         made = len(self.written)
@@ -142,6 +143,7 @@ class SampleResult:
             "sampler": self.sampler, "steps": self.steps, "nfe": self.nfe, "model_sha256": self.model_sha256,
             "devices": self.devices, "exact": self.exact, "preview": None if self.preview is None else str(self.preview),
             "conditions": self.check, "notes": self.notes or [],
+            "precision": None if self.precision is None else self.precision.to_dict(),
         }
 
 
@@ -231,7 +233,7 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
         from galgen.processes import run_workers
 
         alone = replace(config, writers=0)  # a worker process writes its own files (it cannot start helpers)
-        shares = [(str(model.path), model.sha256, model.bf16, device, str(out_dir), share, alone, command,
+        shares = [(str(model.path), model.sha256, model.precision, device, str(out_dir), share, alone, command,
                    _threads(devices)) for device, share in zip(devices, split_for_devices(todo, len(devices)))]
         written = [Path(p) for paths in run_workers(_worker, shares, labels=devices, advance=advance)
                    for p in paths]
@@ -250,6 +252,7 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
         sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps) * (2 if config.guidance else 1),
         model_sha256=model.sha256, devices=devices, exact=exact_on(devices[0], config.exact),
         preview=preview, check=checked, notes=requests.notes if requests is not None else None,
+        precision=model.precision,
     )
 
 
@@ -390,13 +393,13 @@ def _threads(devices: list[str]) -> int:
     return max(1, torch.get_num_threads() // max(1, cpu_workers))
 
 
-def _worker(path, sha256, bf16, device, out_dir, indices, config, command, threads, *, advance) -> list[str]:
+def _worker(path, sha256, precision, device, out_dir, indices, config, command, threads, *, advance) -> list[str]:
     """Body of one sampling process: load the model on ``device`` and draw its share of the indices."""
     from galgen.model import load_model
 
     if torch.device(device).type == "cpu":
         torch.set_num_threads(threads)
-    model = load_model(path, device=device, bf16=bf16)
+    model = load_model(path, device=device, bf16=precision)  # the parent's choice, reason and all
     if model.sha256 != sha256:
         raise InputError("weights file changed while sampling", path=path)
     written = draw_and_write(model, Path(out_dir), indices, config=config, command=command, advance=advance)

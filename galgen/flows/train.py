@@ -65,11 +65,13 @@ class TrainSummary:
     sha256: str
     device: str
     compiled: bool = False  # the network ran under torch.compile
+    precision: object = None  # runtime.Precision: bf16 autocast or float32, and why
 
     def to_dict(self) -> dict:
         return {"output": str(self.output), "checkpoint": str(self.checkpoint), "step": self.step, "loss": self.loss,
                 "seconds": round(self.seconds, 3), "images_per_second": self.images_per_second,
-                "sha256": self.sha256, "device": self.device, "compiled": self.compiled}
+                "sha256": self.sha256, "device": self.device, "compiled": self.compiled,
+                "precision": None if self.precision is None else self.precision.to_dict()}
 
 
 def is_lead() -> bool:
@@ -82,9 +84,10 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
         on_progress: Progress | None = None) -> TrainSummary | None:
     """Train on ``dataset`` (a `galgen prep` directory) and write ``output`` (.safetensors) and its checkpoint.
 
-    ``config`` names the preset and the settings that override its TrainConfig, the dataset labels
-    a conditional model takes, the activation and compilation (`TrainSettings`); ``resume``
-    continues exactly from a checkpoint of the same data (and the same conditions and activation).
+    ``config`` names the preset and the settings that override its TrainConfig (a bf16 of None:
+    `training_precision`), the dataset labels a conditional model takes, the activation and
+    compilation (`TrainSettings`); ``resume`` continues exactly from a checkpoint of the same data
+    (and the same conditions and activation).
     Progress stage "train", in steps, with the loss and the rate as fields. Returns the summary on
     the lead process, None on the others.
     """
@@ -104,6 +107,8 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
         where = runtime.pick_device(device)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    precision = training_precision(where, config, requested=settings.bf16, resume=resume)
+    config = replace(config, bf16=precision.bf16)
     if resume is not None and weights.read_metadata(resume).get("normalizer") != data.normalizer.to_dict():
         raise InputError("checkpoint was trained on data with another normalisation", path=resume)
     if activation is not None and activation != unet.activation:
@@ -150,7 +155,17 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
                         loss=sum(recent) / max(1, len(recent)), seconds=seconds,
                         images_per_second=len(result.losses) * config.batch / seconds,
                         sha256=file_sha256(result.output), device=str(where),
-                        compiled=runtime.compile_on(where, compile))
+                        compiled=runtime.compile_on(where, compile), precision=precision)
+
+
+def training_precision(device, config, *, requested: bool | None, resume=None):
+    """bf16 or float32 for a run (a runtime.Precision): as ``requested``; a resumed run as its checkpoint
+    trained, so that it repeats the uninterrupted run exactly; else by the hardware (`runtime.choose_precision`)."""
+    from galgen.engine.runtime import Precision, choose_precision
+
+    if requested is None and resume is not None and config.bf16 is not None:
+        return Precision(bool(config.bf16), f"kept from the checkpoint, bf16={bool(config.bf16)}, for an exact resume")
+    return choose_precision(device, requested)
 
 
 def training_labels(data, names=None, *, resume=None):

@@ -44,6 +44,7 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
     "device": ("GGDEVICE", "device the network ran on", False),
     "spacing": ("GGSPACIN", "how the sampler's noise levels were spaced", False),
     "bf16": ("GGBF16", "network ran under bf16 autocast", False),
+    "precision": ("GGPREC", "network's precision and why it was chosen", False),
     "exact": ("GGEXACT", "fixed network batch, image i batch-invariant", False),
     "compiled": ("GGCOMPIL", "network ran under torch.compile", False),
     "calibrated": ("GGCALIBR", "model calibration factors applied to the flux", False),
