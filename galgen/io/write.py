@@ -332,17 +332,18 @@ def _structure_cards(data: np.ndarray, *, primary: bool) -> list[tuple]:
 
 
 def _hdu_bytes(image: Image, *, primary: bool, when: str) -> tuple[bytes, bytearray]:
+    """One HDU's header and data blocks; CHECKSUM summed with its value all zeros, then filled in."""
     data = _data_block(image.data)
     datasum = _ones_sum(data)
     structure = [card_image(*card) for card in _structure_cards(image.data, primary=primary)]
-    images = structure + image.cards.images()
+    lines = structure + image.cards.images()
     at = len(structure) + image.cards.keyword_end()
-    images[at:at] = [card_image("CHECKSUM", "0" * 16, f"HDU checksum updated {when}"),
-                     card_image("DATASUM", str(datasum), f"data unit checksum updated {when}")]
-    text = "".join(images) + "END".ljust(80)
+    lines[at:at] = [card_image("CHECKSUM", "0" * 16, f"HDU checksum updated {when}"),
+                    card_image("DATASUM", str(datasum), f"data unit checksum updated {when}")]
+    text = "".join(lines) + "END".ljust(80)
     header = bytearray((text + " " * (-len(text) % BLOCK)).encode("ascii"))
     checksum = _encode_checksum(~_ones_add(_ones_sum(header), datasum) & 0xFFFFFFFF)
-    start = sum(len(card) for card in images[:at]) + len("CHECKSUM= '")
+    start = sum(len(line) for line in lines[:at]) + len("CHECKSUM= '")
     header[start : start + 16] = checksum.encode("ascii")
     return bytes(header), data
 
