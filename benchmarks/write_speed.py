@@ -1,4 +1,4 @@
-"""How fast `galgen sample` writes its FITS files: astropy's writer against galgen's direct one, inline and with helpers.
+"""How fast `galgen sample` writes its FITS files: astropy's writer and galgen's direct one, inline and with helpers.
 
 Run: python benchmarks/write_speed.py [--files 1000] [--helpers 0 1 2] [--no-fitsio]
 
@@ -7,8 +7,9 @@ the run's provenance (`flows.output.made_by`) and HISTORY, CHECKSUM/DATASUM, ato
 its own. The network is left out (random images): this is the part of `sample` that does not depend on the
 device. For each writer (`galgen.io.write.BACKENDS`: "astropy", "direct") and helper count it prints files/s
 (wall clock), the CPU milliseconds per file (this process and its helpers together, their start included; then
-this process's alone, what a GPU run's main process spends) and the speed-up in files/s over astropy inline. For reference, the same cards can also go through fitsio
-(cfitsio writes the records, the pixels and the checksums): not galgen's path, measured to choose it.
+this process's alone, what a GPU run's main process spends) and the speed-up in files/s over astropy inline.
+For reference, the same cards also go through fitsio (cfitsio writes the records, the pixels and the
+checksums): not galgen's path, measured to choose it.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ def cpu_seconds() -> tuple[float, float]:
 
 
 def write_all(out: Path, model, count: int, helpers: int, backend: str, write=write_mock) -> tuple[float, float, float]:
-    """Wall seconds, this process's CPU seconds and all CPU seconds to write ``count`` mocks into ``out`` as `sample` does."""
+    """Wall, this process's CPU and all CPU seconds to write ``count`` mocks into ``out`` as `sample` does."""
     wcs = make_wcs((model.size, model.size), pixel_scale=model.pixel_scale, ra=180.0, dec=0.0)
     wcs = wcs.to_header(relax=False).tostring()
     images = np.random.default_rng(0).normal(size=(16, len(model.bands), model.size, model.size)).astype(np.float32)
@@ -89,7 +90,7 @@ def cpu_kind() -> str:
     """lscpu's model name, torch's CPU capability (AVX2, AVX512...) and the core count."""
     import torch
 
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
     model = next((line.split(":", 1)[1].strip() for line in lscpu if line.startswith("Model name")), "unknown")
     return f"{model}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores"
 
@@ -102,7 +103,8 @@ def main() -> None:
     args = parser.parse_args()
     model = load_model(None, device="cpu")
     print(f"CPU: {cpu_kind()}; {args.files} files each")
-    print("| writer | helpers | files/s | CPU ms per file | of which this process | speed-up |\n|---|---|---|---|---|---|")
+    print("| writer | helpers | files/s | CPU ms per file | of which this process | speed-up |")
+    print("|---|---|---|---|---|---|")
     runs = [(backend, helpers, write_mock) for backend in ("astropy", "direct") for helpers in args.helpers]
     if not args.no_fitsio:
         runs.append(("fitsio (reference)", 0, write_fitsio))

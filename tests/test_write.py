@@ -194,7 +194,8 @@ def test_cards_place_cards_as_an_astropy_header_does():
         header.set("BEFORE", "x", "placed", before="FIRST")
         header.set("FIRST", 3)  # value replaced, comment kept
     assert [c[:3] for c in ours] == [(c.keyword, c.value, c.comment) for c in theirs.cards]
-    assert ours.keyword_end() == max(i for i, c in enumerate(theirs.cards) if c.keyword not in ("HISTORY", "COMMENT")) + 1
+    last_keyword = max(i for i, c in enumerate(theirs.cards) if c.keyword not in ("HISTORY", "COMMENT"))
+    assert ours.keyword_end() == last_keyword + 1
     assert "GGCMD" in ours and ours.get("GGSEED") == 3 and ours.get("ABSENT", 0) == 0
 
 
@@ -203,5 +204,5 @@ def test_card_images_are_astropys_and_zero_keeps_its_sign():
     assert card_image("GGBF16", True) != card_image("GGBF16", 1)
     for card in [("GGCMD", "x" * 200, "long"), ("CDELT1", -7.277777777777778e-05, "deg"), ("HISTORY", "text", "")]:
         assert card_image(*card) == fits.Card(*card).image
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         card_image("GGCMD", "not ascii: é")  # FITS cards hold printable ASCII only
