@@ -325,11 +325,14 @@ def test_9_unwritable_outputs_are_refused_before_any_work(model_file, dataset, t
 def test_10_a_full_disk_is_one_line_naming_the_output(monkeypatch, model_file, tmp_path):
     from astropy.io import fits
 
-    def full(self, name, *args, **kwargs):
+    import galgen.io.write
+
+    def full(name):
         Path(name).write_bytes(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device", str(name))
 
-    monkeypatch.setattr(fits.HDUList, "writeto", full)
+    monkeypatch.setattr(fits.HDUList, "writeto", lambda self, name, *args, **kwargs: full(name))  # astropy's writer
+    monkeypatch.setattr(galgen.io.write, "write_images_direct", lambda images, name: full(name))  # the direct one
     out = tmp_path / "mocks"
     line = one_line_error(invoke("sample", "-n", 1, "-o", out, "--model", model_file, "--steps", 1), code=1)
     assert line.count("No space left on device") == 1 and str(out / "mock_000000.fits") in line

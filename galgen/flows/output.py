@@ -49,14 +49,15 @@ def made_by(model, *, command: str, inputs: Sequence = (), history: Sequence[str
             "history": [*history, model.flux_history()]}
 
 
-def write_mock(path: Path, data, *, bands: str, unit: str, wcs: str | None, provenance: dict, history: list) -> Path:
-    """Write one image (`galgen.io.write.write_cube`), here or in a helper process (`galgen.io.writers`: this module
-    imports no torch); ``wcs``: its header as a string, parsed once per process."""
+def write_mock(path: Path, data, *, bands: str, unit: str, wcs: str | None, provenance: dict, history: list,
+               backend: str = "auto") -> Path:
+    """Write one image (`galgen.io.write.write_cube`, ``backend`` its writer), here or in a helper process
+    (`galgen.io.writers`: this module imports no torch); ``wcs``: its header as a string, parsed once per process."""
     from galgen.io.cube import Cube
     from galgen.io.write import write_cube
 
     return write_cube(Cube(data=data, bands=bands, wcs=_parsed_wcs(wcs), unit=unit), path, provenance=provenance,
-                      history=history)
+                      history=history, backend=backend)
 
 
 @functools.lru_cache(maxsize=4)

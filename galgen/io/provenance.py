@@ -5,7 +5,8 @@ every input file, and run fields such as seed, sampler, NFE, model hash);
 `provenance_to_header` writes them as 8-character FITS keywords plus a HISTORY line, and
 `provenance_from_header` reads them back into the same dict. The keywords are listed in
 docs/fits-format.md. This module never opens FITS files itself (that is cube.py's job);
-it only fills and reads an astropy Header.
+it only fills and reads a header: an astropy Header, or the `galgen.io.cards.Cards` that
+galgen's writer builds.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ def _checksum(path) -> str:
 
 
 def provenance_to_header(provenance: dict, header) -> None:
-    """Write a provenance dict into ``header`` (an astropy Header) as GG* keywords + HISTORY."""
+    """Write a provenance dict into ``header`` (an astropy Header or `Cards`) as GG* keywords + HISTORY."""
     if provenance.get("date"):
         set_card(header, "DATE", provenance["date"], "UTC time this file was written")
     extra: dict[str, list] = {}  # keyword -> [field name, JSON-encoded] for fields outside FIELDS
@@ -174,7 +175,7 @@ def _json_or_none(text):
 
 def set_card(header, keyword: str, value, comment: str = "") -> None:
     """Set a card, dropping the comment where it would not fit on the card (no truncation warning)."""
-    from astropy.io.fits import Card
+    from galgen.io.cards import card_image
 
     if isinstance(value, str):
         value, escaped = fits_text(value, card_value=True)
@@ -183,7 +184,7 @@ def set_card(header, keyword: str, value, comment: str = "") -> None:
             if keyword not in listed:
                 header[_ESCAPED] = (" ".join([*listed, keyword]), "values %-escaped UTF-8 (RFC 3986)")
     if not (isinstance(value, str) and len(value) > 68):  # long strings put the comment on CONTINUE
-        room = 80 - len(str(Card(keyword, value)).rstrip()) - 3
+        room = 80 - len(card_image(keyword, value).rstrip()) - 3
         comment = comment if len(comment) <= room else ""
     header[keyword] = (value, comment)
 
