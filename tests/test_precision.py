@@ -140,7 +140,8 @@ def test_the_precision_is_recorded_in_a_valid_header(tmp_path):
     from conftest import assert_fitsverify_clean
     from galgen.io.cube import Cube, read_provenance
     from galgen.io.provenance import make_provenance
-    from galgen.io.write import make_wcs, write_cube
+    from galgen.io.cube import make_wcs
+    from galgen.io.write import write_cube
 
     chosen = Precision(False, "cpu AVX2 has no bf16 units")
     provenance = make_provenance(command="galgen sample -n 1", bf16=chosen.bf16, precision=str(chosen))

@@ -21,7 +21,8 @@ from galgen.flows.output import write_mock
 from galgen.io.cards import Cards, card_image
 from galgen.io.cube import Cube, read_cube
 from galgen.io.provenance import make_provenance, provenance_to_header
-from galgen.io.write import Image, _encode_checksum, direct_applies, make_wcs, write_cube, write_images
+from galgen.io.cube import make_wcs
+from galgen.io.write import Image, _encode_checksum, direct_applies, write_cube, write_images
 
 pytestmark = pytest.mark.filterwarnings("error::astropy.io.fits.verify.VerifyWarning")
 

@@ -20,6 +20,7 @@ from typing import Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 from astropy.io import fits
+from astropy.wcs import WCS
 
 from galgen import __version__
 from galgen.errors import InputError
