@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sample_speed  # noqa: E402  (sibling benchmark: galgen's and diffusers' sampling loops)
 import train_speed  # noqa: E402  (sibling benchmark: training steps, FLOP counting, the matmul peak)
 
+from galgen.engine.runtime import machine_line  # noqa: E402
 from galgen.engine.train import new_network  # noqa: E402
 from galgen.model import load_model  # noqa: E402
 
@@ -88,6 +89,7 @@ def main(argv=None) -> None:
         print(f"{kind:8} {name:48} {dtype:5} {rate:8.2f} img/s {achieved / 1e9:8.1f} GFLOP/s "
               f"{100 * achieved / peaks[dtype]:5.1f} % of peak", flush=True)
 
+    print(machine_line())
     print(f"{threads} thread(s); matmul peak fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bf16'] / 1e9:.0f}")
     with tempfile.TemporaryDirectory() as tmp:
         model_path = sample_speed.tiny_model_file(Path(tmp))

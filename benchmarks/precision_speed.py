@@ -16,7 +16,7 @@ import time
 
 import torch
 
-from galgen.engine.runtime import choose_precision, cpu_bf16_units, cpu_capability, cpu_name
+from galgen.engine.runtime import choose_precision, machine_line
 from galgen.model import load_model
 
 
@@ -49,8 +49,7 @@ def main() -> None:
         for _ in range(args.rounds):
             for bf16, model in models.items():
                 times[bf16].append(forward_seconds(model, x, sigma, calls=args.calls))
-    print(f"cpu {cpu_name()}, capability {cpu_capability()}, bf16 units {cpu_bf16_units() or 'none'}, "
-          f"{torch.get_num_threads()} thread(s), torch {torch.__version__}")
+    print(machine_line())
     print(f"bundled network forward, batch {args.batch}, {size} px, median of {args.rounds} rounds:")
     for bf16 in (True, False):
         print(f"  {'bf16' if bf16 else 'float32':8s} {statistics.median(times[bf16]) * 1e3:8.1f} ms")

@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 
 from galgen.engine import samplers, weights
+from galgen.engine.runtime import machine_line
 from galgen.engine.train import TrainConfig
 from galgen.engine.unet import UNet, UNetConfig, preset
 from galgen.flows.sample import SampleConfig, draw, run as sample
@@ -126,6 +127,7 @@ def main() -> None:
         loaded = load_model(model_path, device="cpu")
         galgen_params = sum(p.numel() for p in loaded.module.net.parameters())
         sampler = args.sampler or loaded.default_sampler
+        print(machine_line())
         print(f"{args.images} images of 64 px per run, {args.nfe} NFE, {args.threads} thread(s), CPU")
         print(f"{'loop':52s} {'dtype':5s} {'images/s':>9s} {'s/image':>8s}")
         for bf16 in (False, True):

@@ -15,9 +15,7 @@ checksums): not galgen's path, measured to choose it.
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +26,7 @@ from galgen.io.cube import make_wcs
 from galgen.flows.output import made_by, write_mock
 from galgen.flows.sample import mock_name
 from galgen.io.writers import Writers
+from galgen.engine.runtime import machine_line
 from galgen.model import load_model
 
 COMMAND = "galgen sample -n 1000 -o mocks/"
@@ -86,15 +85,6 @@ def write_fitsio(path, data, *, bands, unit, wcs, provenance, history, backend=N
     return path
 
 
-def cpu_kind() -> str:
-    """lscpu's model name, torch's CPU capability (AVX2, AVX512...) and the core count."""
-    import torch
-
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
-    model = next((line.split(":", 1)[1].strip() for line in lscpu if line.startswith("Model name")), "unknown")
-    return f"{model}, torch CPU capability {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=1000)
@@ -102,7 +92,7 @@ def main() -> None:
     parser.add_argument("--no-fitsio", action="store_true", help="leave out the fitsio reference row")
     args = parser.parse_args()
     model = load_model(None, device="cpu")
-    print(f"CPU: {cpu_kind()}; {args.files} files each")
+    print(f"{machine_line()}; {args.files} files each")
     print("| writer | helpers | files/s | CPU ms per file | of which this process | speed-up |")
     print("|---|---|---|---|---|---|")
     runs = [(backend, helpers, write_mock) for backend in ("astropy", "direct") for helpers in args.helpers]

@@ -208,6 +208,16 @@ def describe_machine(commands: Sequence[str] = (), *, device: str = "auto") -> d
     }
 
 
+def machine_line() -> str:
+    """One line naming this machine's kind, for every benchmark's first line: the CPU, torch's kernel
+    level, its bf16 units, the cores and torch threads, the torch version (timings of one kind are no
+    promise for another)."""
+    import os
+
+    return (f"machine: {cpu_name()}, capability {cpu_capability()}, bf16 units {cpu_bf16_units() or 'none'}, "
+            f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads, torch {torch.__version__}")
+
+
 def cpu_name() -> str:
     """The CPU's model name as cpuinfo or /proc/cpuinfo give it (else the platform's word for it)."""
     import platform
