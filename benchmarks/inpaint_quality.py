@@ -12,7 +12,7 @@ of it. The trail's pixels are filled by
 - and, as the ceiling, the observed image before the trail (what a fill that knew the sky noise
   under the trail would give),
 
-and scored against the **noise-free** image (the fill cannot know the sky noise; SCIENCE.md) over
+and scored against the **noise-free** image (the fill cannot know the sky noise) over
 the trail pixels whose noise-free flux exceeds 3 x the band's sky RMS: the median fractional
 error |fill - truth| / truth and the fraction within 10 %, per brightness bin and for the trails
 across the nucleus. Coverage: the fraction of those pixels whose truth lies within 1 and 2 x the

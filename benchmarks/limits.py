@@ -1,4 +1,4 @@
-"""How close galgen runs to this machine's limit: one table from one run (issue 16).
+"""How close galgen runs to this machine's limit: one table from one run.
 
 Rows, all measured in this process one after the other (nothing else should run):
 - the machine: the best FLOP/s of a 2048^3 matmul in fp32 and in bf16 (the peak a network could reach);
