@@ -184,7 +184,7 @@ def training_labels(data, names=None, *, resume=None):
 
     stored = weights.read_metadata(resume).get("conditions") if resume is not None else None
     if stored:
-        kept = [cond.Condition.from_dict(c) for c in stored]
+        kept = [cond.Condition.from_dict(c, path=resume) for c in stored]
         if names and [n.lower() for n in names] != [c.name.lower() for c in kept]:
             raise InputError(f"checkpoint is conditioned on {','.join(c.name for c in kept)}", path=resume,
                              options="condition")
