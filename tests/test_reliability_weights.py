@@ -16,8 +16,9 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from galgen.cli import app
-from galgen.engine.weights import METADATA_KEY, load_tensors, read_metadata
+from galgen.engine.weights import METADATA_KEY, MODEL_KIND, file_sha256, load_tensors, read_metadata, save_weights
 from galgen.errors import RuntimeFailure
+from test_calibrate import FACTORS, make_mocks, real_galaxies
 from tiny_model import CONDITIONS, make_tiny_model
 
 
@@ -200,3 +201,156 @@ def test_integer_label_tables_are_refused(conditional_file, tmp_path):
     bad = variant(conditional_file, tmp_path / "int-labels.safetensors", tensors=tensors)
     line = one_line_error(sample(bad, tmp_path / "mocks"))
     assert str(bad) in line and "data.labels is stored as I8" in line
+
+
+# ----------------------------------------------------------------------------- MAJOR 4: calibrate's model and mocks
+
+
+def write_set(directory, stack, *, provenance=None, factors=None):
+    """FITS cubes of ``stack`` (times ``factors`` per band, as a calibrated model writes them) with
+    ``provenance`` (the fields `LoadedModel.provenance` gives a mock) in their headers."""
+    from galgen.io.cube import Cube, make_wcs
+    from galgen.io.provenance import make_provenance
+    from galgen.io.write import write_cube
+
+    directory.mkdir()
+    fields = None
+    if provenance is not None:
+        fields = make_provenance(command="galgen sample", **provenance)
+    scale = np.ones(3) if factors is None else np.asarray(factors)
+    for i, stamp in enumerate(stack):
+        cube = Cube(data=(stamp * scale[:, None, None]).astype(np.float32), bands="grz",
+                    wcs=make_wcs(stamp.shape[-2:], pixel_scale=0.262))
+        write_cube(cube, directory / f"g{i:03d}.fits", provenance=fields)
+    return directory
+
+
+def plain_model(path) -> str:
+    save_weights(path, {"w": torch.zeros(2)}, {"kind": MODEL_KIND, "bands": "grz"})
+    return file_sha256(path)
+
+
+def made_by(path, **extra) -> dict:
+    return {"model": path.name, "model_sha256": file_sha256(path), "calibrated": False, **extra}
+
+
+@pytest.fixture(scope="module")
+def populations(tmp_path_factory):
+    """Real discs and their uncalibrated mocks (faint by FACTORS): as arrays, and the real set on disk."""
+    root = tmp_path_factory.mktemp("populations")
+    real = real_galaxies(30, seed=8)
+    return root, write_set(root / "real", real), make_mocks(real)
+
+
+def calibrate(real, mocks, model, *extra):
+    return invoke("calibrate", real, mocks, "--write-to", model, "--json", *extra)
+
+
+def test_calibrate_refuses_mocks_that_another_model_made(populations, tmp_path):
+    _, real, stack = populations
+    target, other = tmp_path / "m.safetensors", tmp_path / "other.safetensors"
+    plain_model(target)
+    save_weights(other, {"w": torch.ones(2)}, {"kind": MODEL_KIND, "bands": "grz"})
+    mocks = write_set(tmp_path / "mocks", stack, provenance=made_by(other))
+    before = target.read_bytes()
+    line = one_line_error(calibrate(real, mocks, target))
+    assert str(mocks / "g000.fits") in line and "other.safetensors" in line and file_sha256(other)[:12] in line
+    assert "--any-model" in line and target.read_bytes() == before
+    result = calibrate(real, mocks, target, "--any-model")  # the user says so
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert any("other.safetensors" in note for note in summary["notes"])
+    assert read_metadata(target)["calibration"]["factors"]["r"] == pytest.approx(FACTORS[1], rel=0.05)
+
+
+def test_a_calibrated_file_still_takes_the_mocks_of_the_model_it_was_calibrated_from(populations, tmp_path):
+    _, real, stack = populations
+    target = tmp_path / "m.safetensors"
+    uncalibrated = plain_model(target)
+    mocks = write_set(tmp_path / "mocks", stack, provenance=made_by(target))
+    first = calibrate(real, mocks, target)
+    assert first.exit_code == 0, first.output
+    assert file_sha256(target) != uncalibrated
+    assert read_metadata(target)["calibration"]["calibrated_from"] == [uncalibrated]
+    calibrated = file_sha256(target)
+    again = calibrate(real, mocks, target)  # the same mocks, now made by "the model it was calibrated from"
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["factors"] == json.loads(first.stdout)["factors"]
+    assert read_metadata(target)["calibration"]["calibrated_from"] == [uncalibrated, calibrated]
+    # and a copy of it accepts them too
+    copy = calibrate(real, mocks, tmp_path / "copy.safetensors", "--model", target)
+    assert copy.exit_code == 0, copy.output
+
+
+def test_mocks_made_with_factors_applied_give_the_model_those_times_m(populations, tmp_path):
+    _, real, stack = populations
+    target = tmp_path / "m.safetensors"
+    plain_model(target)
+    applied = {"g": 1.1, "r": 1.05, "z": 1.2}  # a first calibration, already in the mocks' flux and headers
+    mocks = write_set(tmp_path / "mocks", stack, factors=list(applied.values()),
+                      provenance=made_by(target, calibrated=True, calibration=applied))
+    result = calibrate(real, mocks, target)
+    assert result.exit_code == 0, result.output
+    measured = json.loads(result.stdout)["factors"]
+    stored = read_metadata(target)["calibration"]
+    for band, truth in zip("grz", FACTORS):
+        assert measured[band] == pytest.approx(truth / applied[band], rel=0.05)  # relative to the mocks' factors
+        assert stored["factors"][band] == pytest.approx(measured[band] * applied[band], rel=1e-9)
+    assert stored["mock_factors"] == applied
+
+
+def test_calibrate_never_rewrites_the_bundled_model(populations, tmp_path):
+    from galgen.model import bundled_model_path
+
+    _, real, stack = populations
+    bundled = bundled_model_path()
+    before = bundled.read_bytes()
+    mocks = write_set(tmp_path / "mocks", stack, provenance=made_by(bundled))
+    link = tmp_path / "link.safetensors"
+    link.symlink_to(bundled)
+    try:
+        for target in (bundled, link):
+            line = one_line_error(calibrate(real, mocks, target))
+            assert str(target) in line and "bundled" in line and "--model" in line
+    finally:
+        if bundled.read_bytes() != before:  # never leave the checkout's model calibrated, even when this fails
+            bundled.write_bytes(before)
+    assert bundled.read_bytes() == before and link.is_symlink()
+    copied = calibrate(real, mocks, tmp_path / "copy.safetensors", "--model", bundled)  # the way out
+    assert copied.exit_code == 0, copied.output
+
+
+def test_a_symlinked_write_to_is_written_through(populations, tmp_path):
+    _, real, stack = populations
+    (tmp_path / "store").mkdir()
+    target, link = tmp_path / "store" / "m.safetensors", tmp_path / "m.safetensors"
+    plain_model(target)
+    link.symlink_to(target)
+    mocks = write_set(tmp_path / "mocks", stack, provenance=made_by(target))
+    result = calibrate(real, mocks, link)
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert "calibration" in read_metadata(target)
+    assert [p.name for p in (tmp_path / "store").iterdir()] == ["m.safetensors"]  # no temporary left
+
+
+def test_a_full_disk_during_calibrate_is_one_line_and_leaves_the_model_whole(monkeypatch, populations, tmp_path):
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    _, real, stack = populations
+    target = tmp_path / "m.safetensors"
+    plain_model(target)
+    before = target.read_bytes()
+    mocks = write_set(tmp_path / "mocks", stack, provenance=made_by(target))
+
+    def full(tensors, name, metadata=None):
+        with open(name, "wb") as handle:
+            handle.write(b"partial")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full)
+    line = one_line_error(calibrate(real, mocks, target), code=1)
+    assert str(target) in line and line.count("No space left on device") == 1 and ".tmp-" not in line
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "mocks"]

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import struct
 from pathlib import Path
 from typing import Mapping
@@ -38,7 +40,11 @@ class NonFiniteWeights(RuntimeFailure):
 
 
 def save_weights(path, state_dict: Mapping, metadata: dict) -> Path:
-    """Write tensors and JSON metadata as one safetensors file, atomically; NonFiniteWeights if any is NaN/inf."""
+    """Write tensors and JSON metadata as one safetensors file, atomically; NonFiniteWeights if any is NaN/inf.
+
+    A failed write (a full disk) is one line naming ``path`` (`io.atomic.as_galgen_error`) and leaves nothing.
+    """
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in state_dict.items()}
@@ -47,8 +53,21 @@ def save_weights(path, state_dict: Mapping, metadata: dict) -> Path:
         raise NonFiniteWeights(f"{path}: not written: tensor {bad} holds NaN or infinite values")
     header = {"format": "pt", METADATA_KEY: json.dumps(metadata, allow_nan=False, sort_keys=True)}
     with atomic_output(path, parents=True) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
+        try:
+            save_file(tensors, str(tmp), metadata=header)
+        except SafetensorError as exc:  # the Rust writer's I/O errors, e.g. a full disk
+            raise _as_os_error(exc, tmp) from None  # atomic_output removes the temporary, names the output
     return Path(path)
+
+
+def _as_os_error(exc: Exception, tmp) -> OSError:
+    """safetensors' ``SafetensorError("... I/O error: No space left on device (os error 28)")`` as the OSError
+    it stands for, so that atomic_output reports it as one line naming the output."""
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    if found is None:
+        return OSError(str(exc).splitlines()[0] if str(exc) else "safetensors could not write the file")
+    code = int(found.group(1))
+    return OSError(code, os.strerror(code), str(tmp))
 
 
 def data_tensors(tensors: Mapping | None) -> dict:
@@ -306,9 +325,14 @@ def describe_weights(path) -> dict:
 
 
 def write_calibration(src, dst, calibration: dict) -> Path:
-    """Copy a model file with ``calibration`` set in its metadata, atomically (dst may equal src)."""
+    """Copy a model file with ``calibration`` set in its metadata, atomically (dst may equal src).
+
+    A ``dst`` that is a symbolic link is written through: its target is replaced (atomically, beside the
+    target) and the link stays, so the model it points to is the one calibrated. Returns the file written.
+    """
     meta = read_metadata(src)
     if meta["kind"] != MODEL_KIND:
         raise InputError("calibration factors belong in a model file, not a checkpoint", path=src)
     tensors = load_tensors(src)
-    return save_weights(dst, tensors, {**meta, "calibration": calibration})
+    target = Path(os.path.realpath(dst)) if Path(dst).is_symlink() else Path(dst)
+    return save_weights(target, tensors, {**meta, "calibration": calibration})
