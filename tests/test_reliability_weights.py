@@ -354,3 +354,25 @@ def test_a_full_disk_during_calibrate_is_one_line_and_leaves_the_model_whole(mon
     assert str(target) in line and line.count("No space left on device") == 1 and ".tmp-" not in line
     assert target.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors", "mocks"]
+
+
+# ----------------------------------------------------------------------------- train: the checkpoint it resumes
+
+
+def test_train_refuses_an_output_that_is_the_checkpoint_it_resumes_from(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    np.save(data / "images.npy", np.random.default_rng(1).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32))
+    meta = {"format": "galgen-dataset", "format_version": 1, "bands": "grz", "size": 16, "count": 4,
+            "pixel_scale": 0.262, "unit": "nanomaggy",
+            "normalizer": {"bands": "grz", "lower": [0, 0, 0], "upper": [5, 5, 5]}}
+    (data / "dataset.json").write_text(json.dumps(meta))
+    out = tmp_path / "m.safetensors"
+    first = invoke("train", data, "-o", out, "--steps", 1, "--batch", 2, "--no-bf16")
+    assert first.exit_code == 0, first.output
+    checkpoint = tmp_path / "m.ckpt.safetensors"
+    before = checkpoint.read_bytes()
+    line = one_line_error(invoke("train", data, "-o", checkpoint, "--resume", checkpoint, "--overwrite",
+                                 "--steps", 2, "--batch", 2))
+    assert str(checkpoint) in line and "resumes from" in line and "m.safetensors" in line
+    assert checkpoint.read_bytes() == before and read_metadata(checkpoint)["kind"] == "galgen-checkpoint"
