@@ -72,6 +72,7 @@ class Calibration:
     n_mock: int
     notes: list[str] = field(default_factory=list)
     written_to: str | None = None  # the model file the factors were stored in, if any
+    mock_factors: dict[str, float] | None = None  # calibration factors the mocks already carried (their GGCALIB)
 
     @property
     def factors(self) -> dict[str, float]:
@@ -87,25 +88,39 @@ class Calibration:
             "n_mock": self.n_mock,
             "notes": list(self.notes),
             "written_to": self.written_to,
+            "mock_factors": self.mock_factors,
         })
 
     def metadata(self) -> dict:
         """What a model file stores: ``{"factors": {band: m}, "offsets", "scatter", "method", counts}``.
 
-        Raises RuntimeFailure when a band could not be fitted: a model never gets a NaN factor.
+        Mocks made with calibration factors F already applied (``mock_factors``) measure m relative to them:
+        the model's factor is then F m (and its interval F times m's), and F is recorded as ``mock_factors``.
+        Raises RuntimeFailure when a band could not be fitted or its factor lies beyond
+        `engine.weights.FACTOR_RANGE`: a model never gets a NaN (or absurd) factor.
         """
-        failed = [fit.band for fit in self.fits if not (np.isfinite(fit.factor) and fit.factor > 0)]
+        from galgen.engine.weights import FACTOR_RANGE
+
+        applied = {fit.band: float((self.mock_factors or {}).get(fit.band, 1.0)) for fit in self.fits}
+        factors = {fit.band: fit.factor * applied[fit.band] for fit in self.fits}
+        failed = [f"{band} {m:.4g}" for band, m in factors.items()
+                  if not (np.isfinite(m) and FACTOR_RANGE[0] <= m <= FACTOR_RANGE[1])]
         if failed:
-            raise RuntimeFailure(f"no usable calibration for band(s) {', '.join(failed)}: nothing written")
-        return {
-            "factors": self.factors,
+            raise RuntimeFailure(f"no usable calibration for band(s) {', '.join(failed)} (a factor must lie in "
+                                 f"[{FACTOR_RANGE[0]:g}, {FACTOR_RANGE[1]:g}]): nothing written")
+        stored = {
+            "factors": factors,
             "offsets": {fit.band: fit.offset for fit in self.fits},
             "scatter": {fit.band: fit.scatter for fit in self.fits},
-            "intervals": {fit.band: list(fit.interval) for fit in self.fits if fit.interval is not None},
+            "intervals": {fit.band: [v * applied[fit.band] for v in fit.interval] for fit in self.fits
+                          if fit.interval is not None},
             "method": self.method,
             "n_real": self.n_real,
             "n_mock": self.n_mock,
         }
+        if self.mock_factors:
+            stored["mock_factors"] = applied
+        return stored
 
 
 def image_medians(flux, *, config: CalibrationConfig = CalibrationConfig(), advance=None) -> np.ndarray:
@@ -251,13 +266,24 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
 
 
 def run(real, mock, *, config: CalibrationConfig = CalibrationConfig(), write_to=None, model=None,
-        on_progress=None) -> Calibration:
-    """`galgen calibrate`: measure the factors of ``mock`` (a model's uncalibrated mocks) against ``real``.
+        any_model: bool = False, on_progress=None) -> Calibration:
+    """`galgen calibrate`: measure the factors of ``mock`` (a model's mocks) against ``real``.
 
     Each population is FITS cubes, a directory, a glob, @list or a dataset. With ``write_to`` the
     factors are stored in that model file (a copy of ``model`` when given, else ``write_to``
-    itself), atomically; the model is checked before anything is measured. Progress stages:
-    "reading real", "reading mock", "medians".
+    itself), atomically; the model and the mocks are checked before anything is measured:
+
+    - the mocks' headers name the model that made them (GGMODEL, its sha256): it must be the model
+      the factors go into, or one it was calibrated from (the metadata's ``calibrated_from`` lists
+      them: a file's sha256 changes when factors are written into it), unless ``any_model``. Mocks
+      that name no model (a dataset, files of another pipeline) are taken with a note.
+    - mocks made with factors already applied (GGCALIB) measure m relative to them; the factors
+      written are theirs times m (`Calibration.metadata`).
+    - galgen's bundled model (galgen/models/) is never rewritten: write to a copy (``model``).
+    - a ``write_to`` that is a symbolic link is written through: its target is replaced, atomically,
+      and the link stays (`engine.weights.write_calibration`).
+
+    Progress stages: "reading real", "reading mock", "medians".
     """
     from pathlib import Path
 
@@ -267,23 +293,96 @@ def run(real, mock, *, config: CalibrationConfig = CalibrationConfig(), write_to
     write_to, model = (None if p is None else Path(p) for p in (write_to, model))
     if model is not None and write_to is None:
         raise InputError("a model to copy needs a file to write it to", options=("model", "write_to"))
+    lineage, mock_factors, notes = [], None, []
     if write_to is not None:
-        from galgen.io.atomic import check_output
-        from galgen.engine.weights import is_weights_file, read_metadata
-
-        source = model or write_to
-        if not source.is_file():
-            raise InputError("no such model file", path=source)
-        read_metadata(source)  # the model to copy must be one, before anything is measured
-        check_output(write_to, overwrite=True, suffixes=(".safetensors",), made_by_galgen=is_weights_file)
+        lineage = _check_model(model or write_to, write_to)
+        mock_factors, notes = _check_mocks(mock, lineage, model or write_to, any_model=any_model)
     real_pop, mock_pop = load_pair(real, mock, on_progress=on_progress)
     result = calibrate(real_pop.flux, mock_pop.flux, bands=real_pop.bands, config=config, labels=(str(real), str(mock)),
                        advance=stage(on_progress, "medians", len(real_pop) + len(mock_pop)))
-    result.notes[:0] = real_pop.notes + mock_pop.notes
+    result.notes[:0] = real_pop.notes + mock_pop.notes + notes
+    result.mock_factors = mock_factors
     if write_to is not None:
         from galgen.engine.weights import write_calibration
 
-        write_calibration(model or write_to, write_to, result.metadata())
+        written = write_calibration(model or write_to, write_to, {**result.metadata(), "calibrated_from": lineage})
         result.written_to = str(write_to)
-        result.notes.append(f"factors written to {write_to}")
+        through = f" (through the link, to {written})" if written != write_to else ""
+        result.notes.append(f"factors written to {write_to}{through}")
     return result
+
+
+def _check_model(source, write_to) -> list[str]:
+    """Check the model to copy and the file to write, before anything is measured; returns the sha256 of every
+    file of the model's lineage (those it was calibrated from, then ``source`` itself)."""
+    import os
+    from importlib.resources import files
+    from pathlib import Path
+
+    from galgen.engine.weights import MODEL_KIND, is_weights_file, read_metadata
+    from galgen.io.atomic import check_output
+    from galgen.io.provenance import file_sha256
+
+    if not source.is_file():
+        raise InputError("no such model file", path=source)
+    meta = read_metadata(source)  # the model to copy must be one
+    if meta["kind"] != MODEL_KIND:
+        raise InputError("calibration factors belong in a model file, not a checkpoint", path=source)
+    target = Path(os.path.realpath(write_to)) if write_to.is_symlink() else write_to
+    if target.resolve().parent == Path(str(files("galgen.models"))).resolve():
+        raise InputError("is the model bundled with galgen, which is never rewritten: write the factors into a copy",
+                         path=write_to, options=("model", "write_to"))
+    check_output(write_to, overwrite=True, suffixes=(".safetensors",), made_by_galgen=is_weights_file)
+    if target != write_to:
+        check_output(target, overwrite=True, made_by_galgen=is_weights_file)
+    calibration = meta.get("calibration")
+    earlier = calibration.get("calibrated_from") if isinstance(calibration, dict) else None
+    earlier = [h for h in earlier if isinstance(h, str)] if isinstance(earlier, list) else []
+    return list(dict.fromkeys([*earlier, file_sha256(source)]))
+
+
+def _check_mocks(mock, lineage: list[str], source, *, any_model: bool) -> tuple[dict | None, list[str]]:
+    """Which models made the mocks (their headers' GGMODEL), against ``lineage`` (`_check_model`): (the
+    calibration factors the mocks carry, or None; notes). InputError naming a mock another model made, unless
+    ``any_model``, and when the mocks carry different factors."""
+    from pathlib import Path
+
+    from galgen.engine.weights import FACTOR_RANGE
+    from galgen.io.cube import read_provenance
+    from galgen.populations import resolve_inputs
+
+    paths = resolve_inputs(mock)
+    if isinstance(paths, Path):
+        return None, [f"{paths}: a prepared dataset names no model that made it: not checked against {source.name}"]
+    carried, unnamed, strangers = {}, 0, {}
+    for path in paths:
+        provenance = read_provenance(path)
+        sha = provenance.get("model_sha256")
+        if not isinstance(sha, str) or not sha:
+            unnamed += 1
+            continue
+        maker = f"the model {provenance.get('model', '(unnamed)')} (sha256 {sha[:12]})"
+        if sha not in lineage:
+            if not any_model:
+                raise InputError(f"this mock was made by {maker}, not by {source.name} (sha256 {lineage[-1][:12]}) or "
+                                 f"a model it was calibrated from: its factors would be wrong for {source.name}",
+                                 path=path, options="any_model")
+            strangers.setdefault(sha, maker)
+        factors = provenance.get("calibration") if provenance.get("calibrated") else None
+        if factors is not None and not (isinstance(factors, dict) and all(
+                isinstance(v, (int, float)) and FACTOR_RANGE[0] <= v <= FACTOR_RANGE[1] for v in factors.values())):
+            raise InputError(f"the calibration factors in its header (GGCALIB) are unreadable: {factors!r}", path=path)
+        carried.setdefault(repr(sorted((factors or {}).items())), (path, factors))
+    if len(carried) > 1:
+        (first, one), (second, other) = list(carried.values())[:2]
+        raise InputError(f"made with the calibration factors {other}, {first.name} with {one}: calibrate one kind of "
+                         "mock at a time", path=second)
+    notes = [f"mocks made by {maker}, not by {source.name}: taken as asked" for maker in strangers.values()]
+    if unnamed:
+        notes.append(f"{unnamed} of {len(paths)} mock files name no model that made them (no GGMODEL): "
+                     f"not checked against {source.name}")
+    factors = next(iter(carried.values()))[1] if carried else None
+    if factors:
+        notes.append("the mocks carry calibration factors (" + ", ".join(f"{b} x{f:.4g}" for b, f in factors.items())
+                     + "): the factors written are those times m")
+    return factors or None, notes

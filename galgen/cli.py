@@ -541,6 +541,7 @@ def calibrate(
     paper: bool = typer.Option(False, "--paper", help="Plain per-image pixel medians (the paper) instead of galaxy pixels."),
     write_to: Optional[Path] = typer.Option(None, "--write-to", help="Store the factors in this model file."),
     model: Optional[Path] = typer.Option(None, "--model", help="Model to copy into --write-to (default: --write-to itself)."),
+    any_model: bool = typer.Option(False, "--any-model", help="Write factors measured on another model's mocks."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the table."),
 ):
     """Per-band flux calibration of a model's mocks against real data.
@@ -556,7 +557,7 @@ def calibrate(
 
     with progress() as on_progress:
         result = flow.run(real, mock, config=flow.CalibrationConfig(paper=paper), write_to=write_to, model=model,
-                          on_progress=on_progress)
+                          any_model=any_model, on_progress=on_progress)
     if json_out:
         return _finish(result, json_out=True)
     rows = [(f.band, f"{f.factor:.4f}", "-" if f.interval is None else f"[{f.interval[0]:.4f}, {f.interval[1]:.4f}]",

@@ -48,8 +48,26 @@ class Condition:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping) -> "Condition":
-        return cls(name=str(d["name"]), unit=str(d.get("unit", "")), min=float(d["min"]), median=float(d["median"]),
+    def from_dict(cls, d: Mapping, *, path=None) -> "Condition":
+        """Inverse of to_dict, every field checked (a weights file's metadata): InputError naming ``path``.
+
+        ``name`` a non-empty string, ``unit`` a string, ``min <= median <= max`` finite numbers, ``scale`` > 0.
+        """
+        if not isinstance(d, Mapping) or not isinstance(d.get("name"), str) or not d["name"]:
+            raise InputError(f"condition {d!r} has no name", path=path)
+        name = d["name"]
+        if not isinstance(d.get("unit", ""), str):
+            raise InputError(f"condition {name!r}: unit {d['unit']!r} is not a string", path=path)
+        for key in ("min", "median", "max", "scale"):
+            value = d.get(key)
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)):
+                raise InputError(f"condition {name!r}: {key} {value!r} is not a finite number", path=path)
+        if not d["min"] <= d["median"] <= d["max"]:
+            raise InputError(f"condition {name!r}: its range min {d['min']:g}, median {d['median']:g}, max "
+                             f"{d['max']:g} is not in order", path=path)
+        if not d["scale"] > 0:
+            raise InputError(f"condition {name!r}: scale {d['scale']:g} must be positive", path=path)
+        return cls(name=name, unit=d.get("unit", ""), min=float(d["min"]), median=float(d["median"]),
                    max=float(d["max"]), scale=float(d["scale"]))
 
 

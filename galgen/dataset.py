@@ -125,7 +125,7 @@ def open_dataset(path) -> Dataset:
         raise InputError(f"dataset has no {IMAGES_NAME}", path=path) from None
     except (OSError, ValueError) as exc:
         raise InputError(f"corrupt {IMAGES_NAME} ({exc})", path=path) from None
-    normalizer = Normalizer.from_dict(meta.get("normalizer", {}))
+    normalizer = Normalizer.from_dict(meta.get("normalizer", {}), path=path / META_NAME)
     expected = (meta.get("count"), len(normalizer.bands), meta.get("size"), meta.get("size"))
     if images.dtype != np.float32 or images.shape != expected:
         raise InputError(
@@ -144,6 +144,8 @@ def read_meta(path) -> dict:
         raise InputError(f"not a dataset: no {META_NAME}", path=path) from None
     except (OSError, ValueError) as exc:
         raise InputError(f"corrupt {META_NAME} ({exc})", path=path) from None
+    except RecursionError:
+        raise InputError(f"corrupt {META_NAME} (nested too deeply)", path=path) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise InputError(f"{META_NAME} is not a galgen dataset description", path=path)
     if meta.get("format_version", 0) > FORMAT_VERSION:

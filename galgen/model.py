@@ -122,19 +122,28 @@ class LoadedModel:
         """The labels a conditional model takes (galgen.conditioning.Condition), [] for an unconditional one."""
         from galgen.conditioning import Condition
 
-        return [Condition.from_dict(c) for c in self.meta.get("conditions", [])]
+        return [Condition.from_dict(c, path=self.path) for c in self.meta.get("conditions", [])]
 
     def label_table(self) -> np.ndarray | None:
         """The training set's label rows (N, K) in the conditions' units, as the weights file keeps them
-        (``data.labels``), or None (an unconditional model, or a conditional one trained before they were kept)."""
+        (``data.labels``), or None (an unconditional model, or a conditional one trained before they were kept).
+
+        `load_model` reads it once to check it: a float table of at least one row of K labels, every one finite.
+        galgen keeps only the rows whose every label is known, so a NaN row is a corrupt file and refused,
+        not dropped (it would draw an unconditional mock with NaN in its GGCOND).
+        """
         from galgen.engine.weights import read_data_tensor
 
         if not self.conditions:
             return None
         table = read_data_tensor(self.path, "labels")
-        if table is not None and (table.ndim != 2 or table.shape[1] != len(self.conditions)):
+        if table is not None and (table.ndim != 2 or table.shape[1] != len(self.conditions) or not len(table)):
             raise InputError(f"the label table has shape {table.shape}, the model takes {len(self.conditions)} "
                              "conditions", path=self.path)
+        if table is not None and not np.isfinite(table).all():
+            row = int(np.flatnonzero(~np.isfinite(table).all(axis=1))[0])
+            raise InputError(f"row {row} of the label table holds NaN or infinity (galgen keeps only rows whose "
+                             "every label is known: a corrupt file)", path=self.path)
         return table
 
     @property
@@ -205,8 +214,12 @@ class LoadedModel:
         if not np.isfinite(x).all():
             raise RuntimeFailure(f"the model {self.path.name} produced NaN or infinite pixels; nothing of them "
                                  "is written")
-        flux = self.normalizer.inverse(np.clip(x, -1.0, 1.0))
-        return (flux * self.factors[:, None, None]).astype(np.float32)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, by name
+            flux = (self.normalizer.inverse(np.clip(x, -1.0, 1.0)) * self.factors[:, None, None]).astype(np.float32)
+        if not np.isfinite(flux).all():  # the factors applied: what is written, checked
+            raise RuntimeFailure(f"the model {self.path.name} gave NaN or infinite flux once its normaliser and "
+                                 "calibration were applied; nothing of it is written")
+        return flux
 
     def to_model(self, flux: np.ndarray) -> np.ndarray:
         """Flux (..., C, H, W) -> model space [-1, 1]: calibration divided out, then normalised."""
@@ -254,8 +267,65 @@ def load_model(model: str | Path | None = None, *, device: str = "auto",
         runtime.precast_for_autocast(module.net)
     if "normalizer" not in meta:
         raise InputError("weights file has no normaliser (was it written by 'galgen train'?)", path=path)
-    normalizer = Normalizer.from_dict(meta["normalizer"])
-    calibration = meta.get("calibration", {}).get("factors", {})
-    factors = np.array([float(calibration.get(band, 1.0)) for band in normalizer.bands], dtype=np.float32)
-    return LoadedModel(module=module, meta=meta, path=path, sha256=weights.file_sha256(path), device=where,
-                       precision=precision, normalizer=normalizer, factors=factors, requested_device=device)
+    normalizer = Normalizer.from_dict(meta["normalizer"], path=path)
+    factors = checked_facts(meta, normalizer, module.net.config, path)
+    loaded = LoadedModel(module=module, meta=meta, path=path, sha256=weights.file_sha256(path), device=where,
+                         precision=precision, normalizer=normalizer, factors=factors, requested_device=device)
+    loaded.label_table()  # a conditional model's training label rows, checked before any work
+    return loaded
+
+
+MAX_PIXEL_SCALE = 3600.0  # arcsec per pixel (a degree): beyond it a "pixel scale" is no image's
+
+
+def checked_facts(meta: dict, normalizer: Normalizer, unet, path) -> np.ndarray:
+    """The (C,) calibration factors of a model file, once every fact `LoadedModel` reads from its metadata is
+    checked (InputError naming ``path``): the network's bands against the normaliser's, ``pixel_scale`` (None, or
+    arcsec per pixel in (0, MAX_PIXEL_SCALE]), ``unit``, ``data.sky_rms`` (one value >= 0 per band), the
+    ``conditions`` (`Condition.from_dict`, as many as the network takes, distinct) and the calibration
+    (factors within `weights.FACTOR_RANGE`, for the model's own bands). The normaliser, the network and the
+    denoiser's settings check themselves (`Normalizer.from_dict`, `weights.load_denoiser`).
+    """
+    from galgen.conditioning import Condition
+
+    bands = normalizer.bands
+    if unet.bands != len(bands) or meta.get("bands", bands) != bands:
+        raise InputError(f"the network takes {unet.bands} bands, the normaliser has {bands!r} and the metadata "
+                         f"says {meta.get('bands', bands)!r}", path=path)
+    scale = meta.get("pixel_scale")
+    if scale is not None and not (weights.is_real(scale) and 0 < scale <= MAX_PIXEL_SCALE):
+        raise InputError(f"pixel scale {scale!r} is not a number of arcsec per pixel in (0, {MAX_PIXEL_SCALE:g}]",
+                         path=path)
+    unit = meta.get("unit")
+    if unit is not None and not (isinstance(unit, str) and unit.strip()):
+        raise InputError(f"flux unit {unit!r} is not a name", path=path)
+    data = meta.get("data", {})
+    sky = data.get("sky_rms") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or (sky and not (isinstance(sky, list) and len(sky) == len(bands)
+                                                   and all(weights.is_real(v) and v >= 0 for v in sky))):
+        raise InputError(f"the training data's sky RMS {sky!r} is not one number >= 0 per band ({bands})", path=path)
+    conditions = meta.get("conditions", [])
+    if not isinstance(conditions, list):
+        raise InputError(f"conditions {conditions!r} are not a list", path=path)
+    names = [Condition.from_dict(c, path=path).name.lower() for c in conditions]
+    if len(names) != unet.conditions or len(set(names)) != len(names):
+        raise InputError(f"the metadata lists {len(names)} conditions ({', '.join(names) or 'none'}), the network "
+                         f"takes {unet.conditions} distinct ones", path=path)
+    return calibration_factors(meta, bands, path)
+
+
+def calibration_factors(meta: dict, bands: str, path) -> np.ndarray:
+    """(C,) float32 flux factors of a model file's ``calibration`` (ones when uncalibrated or for a band it
+    leaves out), each checked to be a number within `weights.FACTOR_RANGE`: InputError naming ``path``."""
+    calibration = meta.get("calibration", {})
+    stored = calibration.get("factors", {}) if isinstance(calibration, dict) else None
+    if not isinstance(stored, dict):
+        raise InputError(f"calibration {calibration!r} holds no table of factors", path=path)
+    low, high = weights.FACTOR_RANGE
+    for band, factor in stored.items():
+        if band not in list(bands):
+            raise InputError(f"calibration factor for band {band!r}, which the model has not ({bands})", path=path)
+        if not (weights.is_real(factor) and low <= factor <= high):
+            raise InputError(f"calibration factor {band} {factor!r} is not a number in [{low:g}, {high:g}]",
+                             path=path)
+    return np.array([float(stored.get(band, 1.0)) for band in bands], dtype=np.float32)

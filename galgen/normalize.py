@@ -14,6 +14,7 @@ The parameters travel with the dataset and then inside the model's weights file.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
@@ -24,6 +25,7 @@ MAD_TO_SIGMA = 1.482602218505602
 
 
 STRETCHES = ("linear", "asinh")
+_F32_MAX, _F32_TINY = float(np.finfo(np.float32).max), float(np.finfo(np.float32).tiny)  # plain floats: no casts
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class Normalizer:
         for band, lo, hi in zip(self.bands, lower, upper):
             if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
                 raise InputError(f"normaliser band {band}: lower {lo:g} must be finite and below upper {hi:g}")
+            if not (max(-lo, hi, hi - lo) < _F32_MAX and np.float32(lo) < np.float32(hi)):  # runs in float32
+                raise InputError(f"normaliser band {band}: the range [{lo:g}, {hi:g}] does not fit in float32")
+        for band, hi, b in zip(self.bands, upper, self.softening or ()):
+            if not _F32_TINY <= hi / b <= _F32_MAX:
+                raise InputError(f"normaliser band {band}: upper / softening = {hi:g} / {b:g} does not fit in float32")
 
     def forward(self, flux: np.ndarray) -> np.ndarray:
         """Flux -> ``[-1, 1]``: ``x = 2 (clip(f, lo, A) - lo) / (A - lo) - 1``, per band (linear), or
@@ -123,14 +130,36 @@ class Normalizer:
         return out
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Normalizer":
-        """Inverse of :meth:`to_dict`; raises InputError on a malformed dict."""
+    def from_dict(cls, d: dict, *, path=None) -> "Normalizer":
+        """Inverse of :meth:`to_dict`, every field checked: InputError naming ``path`` (the weights file or
+        dataset.json it came from) on a malformed dict.
+
+        ``bands`` a string, ``lower``, ``upper`` (and an asinh ``softening``) lists of real numbers, one per
+        band, then what the constructor checks (finite, ordered, a range float32 holds).
+        """
+        def malformed(why: str):
+            return InputError(f"malformed normaliser: {why}", path=path)
+
+        if not isinstance(d, dict):
+            raise malformed(f"{type(d).__name__}, not a table")
+        for key in ("bands", "lower", "upper"):
+            if key not in d:
+                raise malformed(f"no {key}")
+        if not isinstance(d["bands"], str):
+            raise malformed(f"bands {d['bands']!r} is not a string")
+        softening = d.get("softening")
+        for key, values in (("lower", d["lower"]), ("upper", d["upper"]), ("softening", softening)):
+            if key == "softening" and values is None:
+                continue
+            if not isinstance(values, list) or not all(isinstance(v, Real) and not isinstance(v, bool) for v in values):
+                raise malformed(f"{key} {values!r} is not a list of numbers")
+        if not isinstance(d.get("stretch", "linear"), str):
+            raise malformed(f"stretch {d['stretch']!r} is not a name")
         try:
-            softening = d.get("softening")
-            return cls(bands=str(d["bands"]), lower=tuple(d["lower"]), upper=tuple(d["upper"]),
-                       stretch=str(d.get("stretch", "linear")), softening=None if softening is None else tuple(softening))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"malformed normaliser {d!r} ({exc})") from None
+            return cls(bands=d["bands"], lower=tuple(d["lower"]), upper=tuple(d["upper"]),
+                       stretch=d.get("stretch", "linear"), softening=None if softening is None else tuple(softening))
+        except InputError as exc:
+            raise InputError(exc.message, path=path, options=exc.options) from None
 
     def _check(self, array) -> np.ndarray:
         array = np.asarray(array)

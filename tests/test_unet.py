@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from galgen.engine.unet import PRESETS, SelfAttention, UNet, UNetConfig, count_parameters, preset, timestep_embedding
+from galgen.errors import InputError
 
 SMALL = UNetConfig(bands=3, size=16, base=16, mults=(1, 2, 2), attention=(8,), heads=2, groups=4)
 
@@ -46,7 +47,7 @@ def test_presets_are_consistent_and_take_the_data_shape():
 
 def test_config_round_trips_through_a_dict_and_rejects_bad_shapes():
     assert UNetConfig.from_dict(SMALL.to_dict()) == SMALL
-    with pytest.raises(ValueError, match="unknown U-Net settings"):
+    with pytest.raises(InputError, match="unknown U-Net settings"):
         UNetConfig.from_dict({**SMALL.to_dict(), "colour": 1})
     with pytest.raises(ValueError, match="divisible"):
         UNetConfig(size=20, mults=(1, 2, 4))

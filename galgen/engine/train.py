@@ -114,7 +114,7 @@ def settings_for(preset_name: str, *, bands: int, size: int, resume=None, **over
         return preset(preset_name, bands=bands, size=size), TrainConfig(**overrides)
     meta = weights.read_metadata(resume)
     try:
-        unet = UNetConfig.from_dict(meta["unet"])
+        unet = UNetConfig.from_dict(meta["unet"], path=resume)
         config = dataclasses.replace(TrainConfig.from_dict(meta["train"]), **overrides)
     except (KeyError, TypeError) as exc:
         raise InputError(f"checkpoint settings are unusable: {exc}", path=resume) from None

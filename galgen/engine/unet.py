@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from galgen.engine.groupnorm import GroupNorm
+from galgen.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -63,13 +64,44 @@ class UNetConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "UNetConfig":
-        """Inverse of to_dict; unknown keys are an error (a foreign or newer file)."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
+    def from_dict(cls, d: dict, *, path=None) -> "UNetConfig":
+        """Inverse of to_dict, every setting checked (a weights file's metadata): InputError naming ``path``.
+
+        Unknown keys are an error (a foreign or newer file); counts and sizes must be whole numbers
+        (``bands``, ``size``, ``base``, ``heads``, ``groups`` and every ``mults`` entry >= 1, ``attention``
+        sides >= 1, ``conditions`` >= 0), ``dropout`` a number in [0, 1), ``activation`` a name.
+        """
+        def unusable(why: str):
+            return InputError(f"weights metadata is unusable: U-Net {why}", path=path)
+
+        if not isinstance(d, dict):
+            raise unusable(f"settings are {type(d).__name__}, not a table")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(f"unknown U-Net settings: {', '.join(sorted(unknown))}")
-        return cls(**d)
+            raise InputError(f"weights metadata is unusable: unknown U-Net settings: {', '.join(sorted(unknown))}",
+                             path=path)
+        for key, value in d.items():
+            if key in _COUNTS and not _whole(value, _COUNTS[key]):
+                raise unusable(f"{key} {value!r} is not a whole number >= {_COUNTS[key]}")
+            if key in ("mults", "attention") and not (isinstance(value, list) and all(_whole(v, 1) for v in value)
+                                                       and (value or key == "attention")):
+                raise unusable(f"{key} {value!r} is not a list of whole numbers >= 1")
+        dropout = d.get("dropout", 0.0)
+        if type(dropout) not in (int, float) or not 0 <= dropout < 1:
+            raise unusable(f"dropout {dropout!r} is not a number in [0, 1)")
+        if not isinstance(d.get("activation", "mish"), str):
+            raise unusable(f"activation {d['activation']!r} is not a name")
+        try:
+            return cls(**d)
+        except ValueError as exc:
+            raise unusable(str(exc)) from None
+
+
+_COUNTS = {"bands": 1, "size": 1, "base": 1, "heads": 1, "groups": 1, "conditions": 0}  # smallest value of each
+
+
+def _whole(value, least: int) -> bool:
+    return type(value) is int and value >= least
 
 
 ACTIVATIONS = {"mish": nn.Mish, "silu": nn.SiLU}

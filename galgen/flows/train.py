@@ -87,7 +87,10 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
     ``config`` names the preset and the settings that override its TrainConfig (a bf16 of None:
     `training_precision`), the dataset labels a conditional model takes, the activation and
     compilation (`TrainSettings`); ``resume`` continues exactly from a checkpoint of the same data
-    (and the same conditions and activation).
+    (and the same conditions and activation). The usual resume names the output whose checkpoint it
+    is (``-o model.safetensors`` with ``model.ckpt.safetensors``): that is safe, since the checkpoint is
+    read whole before the first step and every later one replaces it atomically. An ``output`` that is
+    the ``resume`` file itself is refused: the model written at the end would replace the checkpoint.
     Progress stage "train", in steps, with the loss and the rate as fields. Returns the summary on
     the lead process, None on the others.
     """
@@ -97,6 +100,11 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
     from galgen.engine import runtime, weights
     from galgen.engine.train import checkpoint_path, settings_for, train
 
+    if resume is not None and Path(output).resolve() == Path(resume).resolve():
+        model = Path(output).name.removesuffix(".safetensors").removesuffix(".ckpt") + ".safetensors"
+        raise InputError(f"is the checkpoint this run resumes from, and the model written at the end would replace "
+                         f"it: name the model file instead (e.g. {model}; its checkpoint lies beside it)",
+                         path=output, options=("output", "resume"))
     check_output(output, overwrite=overwrite or resume is not None, made_by_galgen=weights.is_weights_file,
                  suffixes=(".safetensors",))
     data = open_dataset(dataset)
@@ -184,7 +192,7 @@ def training_labels(data, names=None, *, resume=None):
 
     stored = weights.read_metadata(resume).get("conditions") if resume is not None else None
     if stored:
-        kept = [cond.Condition.from_dict(c) for c in stored]
+        kept = [cond.Condition.from_dict(c, path=resume) for c in stored]
         if names and [n.lower() for n in names] != [c.name.lower() for c in kept]:
             raise InputError(f"checkpoint is conditioned on {','.join(c.name for c in kept)}", path=resume,
                              options="condition")
