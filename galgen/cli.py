@@ -116,17 +116,6 @@ _BF16_HELP = ("Run the network under bf16 autocast, or in float32 (default: chos
               "'galgen info --machine' says which and why).")
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """'k/n' (k 1-based) -> (k, n); InputError for anything else."""
-    try:
-        k, n = (int(p) for p in str(text).split("/"))
-    except ValueError:
-        raise InputError(f"--shard must look like k/n (for example 2/4), got {text!r}") from None
-    if not 1 <= k <= n:
-        raise InputError(f"--shard k/n needs 1 <= k <= n, got {text!r}")
-    return k, n
-
-
 def _check_finite(options: dict) -> None:
     """Every number option must be finite: NaN or infinity is a usage error, before any work."""
     import math
@@ -350,7 +339,7 @@ def sample(
     from galgen.flows import sample as flow
     from galgen.model import load_model
 
-    config = flow.SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=parse_shard(shard),
+    config = flow.SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=flow.parse_shard(shard),
                                ra=ra, dec=dec, exact=exact, workers=workers, guidance=guidance, compile=compile,
                                catalog=catalog, condition=None if condition is None else parse_request(condition),
                                id_column=id_column, extrapolate=extrapolate, unconditional=unconditional)

@@ -11,8 +11,7 @@ from galgen.io.cube import read_cube, read_provenance
 from galgen.engine.samplers import select_sigmas
 from galgen.engine.weights import file_sha256
 from galgen.errors import InputError
-from galgen.cli import parse_shard
-from galgen.flows.sample import SampleConfig, draw, mock_name, run, shard_indices, split_for_devices
+from galgen.flows.sample import parse_shard, SampleConfig, draw, mock_name, run, shard_indices, split_for_devices
 from galgen.model import load_model
 from galgen.model import EXACT_BATCH
 from tiny_model import make_tiny_model

@@ -147,6 +147,17 @@ class SampleResult:
         }
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """'k/n' (k 1-based) -> (k, n); InputError for anything else."""
+    try:
+        k, n = (int(p) for p in str(text).split("/"))
+    except ValueError:
+        raise InputError(f"a shard looks like k/n (for example 2/4), not {text!r}", options="shard") from None
+    if not 1 <= k <= n:
+        raise InputError(f"a shard k/n needs 1 <= k <= n, not {text!r}", options="shard")
+    return k, n
+
+
 def shard_indices(count: int, shard: tuple[int, int] = (1, 1)) -> range:
     """Image indices of shard (k, n) in a run of ``count``: i with i % n == k - 1."""
     k, n = shard
