@@ -280,7 +280,8 @@ def train(
 @reported
 def sample(
     n: Optional[int] = typer.Option(
-        None, "-n", "--count", min=1, help="Images in the whole run (indices 0 .. n-1); with --catalog, one per row."
+        None, "-n", "--count", min=1, help="Images in the whole run (indices 0 .. n-1, at most 10,000,000); with --catalog, one per "
+        "row."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for mock_NNNNNN.fits (created if missing)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
