@@ -131,3 +131,90 @@ def test_non_ascii_catalogue_bytes_are_an_input_error_or_read_as_utf8(conditiona
     csv.write_bytes(b"id,mag_r,r_e\ngal\xe9,17,1.2\n")
     line = one_line_error(sample_catalog(csv, tmp_path / "out", conditional))
     assert str(csv) in line and "line 2" in line and "not UTF-8" in line
+
+
+# ----------------------------------------------------------------------------- counts, sizes and indices out of reach
+
+
+def test_a_sample_count_beyond_the_limit_is_refused_at_once(model_file, tmp_path):
+    from galgen.flows.sample import MAX_COUNT
+
+    out = tmp_path / "out"
+    line = one_line_error(invoke("sample", "-n", 10**12, "-o", out, "--model", model_file, "--steps", 1))
+    assert f"at most {MAX_COUNT:,}" in line and "--count" in line
+    assert not out.exists()
+    from typer.testing import CliRunner
+
+    from galgen.cli import app
+
+    text = CliRunner().invoke(app, ["sample", "--help"], env={"COLUMNS": "300"}).output
+    assert f"at most {MAX_COUNT:,}" in text  # the help says the limit the library holds
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--size", 100000), ("size", "1,024", "--size")),
+    (("--pixel-scale", "1e6"), ("pixel scale", "[0.01, 2]", "--pixel-scale")),
+    (("--start", 2**63 - 1, "-n", 2), ("start + count - 1", "--start")),
+    (("--seed", 2**63), ("seed", "--seed")),
+    (("-n", 10**12), ("count", "10,000,000", "--count")),
+])
+def test_simulate_refuses_sizes_scales_counts_and_indices_out_of_reach_before_any_work(tmp_path, args, words):
+    out = tmp_path / "sims"
+    line = one_line_error(invoke("simulate", "-n", 1, "-o", out, "-j", 1, *args))
+    assert all(word in line for word in words), line
+    assert not out.exists()
+
+
+def test_simulate_help_states_the_limits_the_library_holds():
+    from typer.testing import CliRunner
+
+    from galgen import simulate as sim
+    from galgen.cli import app
+
+    text = " ".join(CliRunner().invoke(app, ["simulate", "--help"], env={"COLUMNS": "300"}).output.split())
+    assert f"16 to {sim.MAX_SIZE}" in text and f"{sim.PIXEL_SCALES[0]:g} to {sim.PIXEL_SCALES[1]:g}" in text
+    assert f"at most {sim.MAX_COUNT:,}" in text and "below 2^63" in text
+
+
+# ----------------------------------------------------------------------------- an interrupted simulate resumes
+
+
+def test_an_interrupted_simulate_is_resumed_by_the_same_command(monkeypatch, tmp_path):
+    from galgen import simulate as sim
+    from galgen.io.cube import read_cube, read_table
+
+    args = ("simulate", "-n", 5, "--size", 16, "-j", 1, "--seed", 3, "--json")
+    whole = tmp_path / "whole"
+    assert invoke(*args, "-o", whole).exit_code == 0
+    out = tmp_path / "cut"
+    real, calls = sim.draw_observation, {"n": 0}
+
+    def interrupted(*a, **k):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(sim, "draw_observation", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        sim.simulate(5, out, seed=3, size=16, workers=1)
+    monkeypatch.setattr(sim, "draw_observation", real)
+    kept = {p.name: p.read_bytes() for p in out.glob("sim_*.fits")}
+    assert len(kept) == 3 and not (out / "truth.fits").exists()
+    done = invoke(*args, "-o", out)
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["kept"] == 3
+    assert all((out / name).read_bytes() == data for name, data in kept.items())  # kept, not rewritten
+    truth, expected = read_table(out / "truth.fits"), read_table(whole / "truth.fits")
+    assert sorted(truth) == sorted(expected) and all(np.array_equal(truth[k], expected[k]) for k in expected)
+    for i in range(5):
+        assert np.array_equal(read_cube(out / sim.file_name(i)).data, read_cube(whole / sim.file_name(i)).data)
+    # run complete: the same command is refused as before; a cube of another run is never taken for this one's
+    assert "already exists" in one_line_error(invoke(*args, "-o", out))
+    (out / "truth.fits").unlink()
+    (out / sim.file_name(4)).unlink()
+    line = one_line_error(invoke("simulate", "-n", 5, "--size", 16, "-j", 1, "--seed", 4, "-o", out))
+    assert "another run (seed differ)" in line and sim.file_name(0) in line
+    line = one_line_error(invoke(*args, "--noise-free", "-o", out))
+    assert "noise-free extension differ" in line
+    assert not (out / "truth.fits").exists() and not (out / sim.file_name(4)).exists()
