@@ -218,3 +218,47 @@ def test_an_interrupted_simulate_is_resumed_by_the_same_command(monkeypatch, tmp
     line = one_line_error(invoke(*args, "--noise-free", "-o", out))
     assert "noise-free extension differ" in line
     assert not (out / "truth.fits").exists() and not (out / sim.file_name(4)).exists()
+
+
+# ----------------------------------------------------------------------------- images at pixel scales out of range
+
+
+def image_at(path, pixel_scale: float, size: int = 32):
+    from galgen.io.cube import Cube, make_wcs
+    from galgen.io.write import write_cube
+
+    data = np.random.default_rng(0).normal(0.05, 0.01, (3, size, size)).astype(np.float32)
+    return write_cube(Cube(data=data, bands="grz", wcs=make_wcs((size, size), pixel_scale=pixel_scale)), path)
+
+
+def trail_mask(path, size: int = 32):
+    from astropy.io import fits
+
+    mask = np.zeros((size, size), np.uint8)
+    mask[size // 2 - 1 : size // 2 + 1] = 1
+    fits.PrimaryHDU(mask).writeto(path)
+    return path
+
+
+@pytest.mark.parametrize("scale, shown", [(3600.0, "3600 arcsec/px"), (1e-5, "1e-05 arcsec/px")])
+def test_desify_and_inpaint_refuse_an_image_whose_pixel_scale_is_out_of_range_for_the_model(model_file, tmp_path,
+                                                                                           scale, shown):
+    image = image_at(tmp_path / "sky.fits", scale)
+    line = one_line_error(invoke("desify", image, "-o", tmp_path / "d", "--model", model_file, "--steps", 1))
+    assert str(image) in line and shown in line and "out of range for the model's 0.262 arcsec/px" in line
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").iterdir())
+    line = one_line_error(invoke("inpaint", image, "--mask", trail_mask(tmp_path / "mask.fits"), "-o",
+                                 tmp_path / "fixed.fits", "--model", model_file, "--steps", 1, "--draws", 1))
+    assert str(image) in line and shown in line and "out of range for the model's 0.262 arcsec/px" in line
+    assert "--native-scale" in line and not (tmp_path / "fixed.fits").exists()
+
+
+def test_inpaint_refuses_a_model_scale_grid_too_large_to_hold(monkeypatch, model_file, tmp_path):
+    import galgen.io.regrid
+
+    monkeypatch.setattr(galgen.io.regrid, "MAX_GRID_PIXELS", 40 * 40)
+    image = image_at(tmp_path / "coarse.fits", 0.524)  # 32 px at twice the model's scale: a 66 x 66 px grid
+    line = one_line_error(invoke("inpaint", image, "--mask", trail_mask(tmp_path / "mask.fits"), "-o",
+                                 tmp_path / "fixed.fits", "--model", model_file, "--steps", 1, "--draws", 1))
+    assert str(image) in line and "66 x 66 px" in line and "0.524 arcsec/px" in line and "--native-scale" in line
+    assert not (tmp_path / "fixed.fits").exists()

@@ -21,6 +21,11 @@ from galgen.io.inputs import FITS_SUFFIXES, is_fits_name
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 INPUT_SUFFIXES = FITS_SUFFIXES + PICTURE_SUFFIXES
+# An image is resampled onto a model's pixel grid only within this factor of the model's pixel scale (0.0262 to
+# 2.62 arcsec for 0.262): beyond it the model grid is a speck inside one image pixel (a 1 deg/px image) or the
+# image a speck on it (1e-5 arcsec/px), and the regrid of a large image would be enormous.
+SCALE_FACTOR = 10.0
+MAX_GRID_PIXELS = 2**26  # a model-scale grid over an image holds at most this many pixels (8192 x 8192)
 
 
 @dataclass
@@ -95,6 +100,16 @@ def resize_planes(planes: np.ndarray, size: int, *, conserve_sum: bool) -> np.nd
     return out.astype(np.float32)
 
 
+def check_scale(image_scale: float, model_scale: float, *, path=None, options=()) -> None:
+    """InputError (naming ``path`` and both scales) unless an image of ``image_scale`` arcsec/px may be resampled
+    onto a model's grid of ``model_scale``: within SCALE_FACTOR of it."""
+    if not model_scale / SCALE_FACTOR <= image_scale <= model_scale * SCALE_FACTOR:  # NaN fails this too
+        raise InputError(f"pixel scale {image_scale:.4g} arcsec/px is out of range for the model's "
+                         f"{model_scale:.4g} arcsec/px: galgen resamples images of {model_scale / SCALE_FACTOR:.4g} "
+                         f"to {model_scale * SCALE_FACTOR:.4g} arcsec/px (a factor {SCALE_FACTOR:g}) onto its grid",
+                         path=path, options=options)
+
+
 def cube_on_grid(cube, *, size: int, pixel_scale: float | None):
     """A FITS cube's flux on the model's grid: (flux (C, size, size), WCS or None, notes).
 
@@ -104,13 +119,15 @@ def cube_on_grid(cube, *, size: int, pixel_scale: float | None):
       scale centred on the cube's centre. Each output pixel gets the overlap-weighted mean flux
       density, times the pixel-area ratio (model / input scale)^2, so flux is conserved.
     - No WCS or no model scale: centred square, resized by area (`resize_planes`, sum kept).
-    Pixels that are masked or outside the cube are NaN here (the caller fills them).
+    Pixels that are masked or outside the cube are NaN here (the caller fills them). A pixel scale beyond
+    SCALE_FACTOR of the model's is an InputError (`check_scale`).
     """
     data = np.where(cube.mask, np.nan, cube.data) if cube.mask is not None else cube.data
     scale = cube.pixel_scale
     if scale is None or pixel_scale is None:
         note = [] if data.shape[-2:] == (size, size) else [f"resized {data.shape[2]}x{data.shape[1]} -> {size}x{size} px"]
         return resize_planes(centre_square(data), size, conserve_sum=True), None, note
+    check_scale(scale, pixel_scale, path=cube.path)
     ny, nx = data.shape[1:]
     if math.isclose(scale, pixel_scale, rel_tol=1e-6):
         y0, x0 = (ny - size) // 2, (nx - size) // 2
@@ -194,13 +211,22 @@ class ScaleGrid:
     area: float  # grid pixel area / image pixel area
 
     @classmethod
-    def covering(cls, wcs, shape: tuple[int, int], *, image_scale: float, pixel_scale: float) -> "ScaleGrid":
-        """The grid of ``pixel_scale`` arcsec centred on the image, one pixel wider than its footprint each side."""
+    def covering(cls, wcs, shape: tuple[int, int], *, image_scale: float, pixel_scale: float, path=None,
+                 options=()) -> "ScaleGrid":
+        """The grid of ``pixel_scale`` arcsec centred on the image, one pixel wider than its footprint each side.
+
+        InputError (naming ``path``; ``options``: what else would do) for an image scale beyond SCALE_FACTOR of the
+        model's (`check_scale`) and for a grid of more than MAX_GRID_PIXELS."""
         from galgen.io.cube import make_wcs
 
+        check_scale(image_scale, pixel_scale, path=path, options=options)
         ny, nx = shape
         ratio = image_scale / pixel_scale
         h, w = math.ceil(ny * ratio - 1e-6) + 2, math.ceil(nx * ratio - 1e-6) + 2  # 1e-6: a WCS scale off in its last digits
+        if h * w > MAX_GRID_PIXELS:
+            raise InputError(f"the model-scale grid over this {nx} x {ny} px image would be {w} x {h} px (its "
+                             f"{image_scale:.4g} arcsec/px at the model's {pixel_scale:.4g}), more than "
+                             f"{MAX_GRID_PIXELS:,} pixels", path=path, options=options)
         ra, dec = wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
         return cls(wcs=make_wcs((h, w), pixel_scale=pixel_scale, ra=float(ra), dec=float(dec)), shape=(h, w),
                    image_wcs=wcs, image_shape=(ny, nx), area=(pixel_scale / image_scale) ** 2)
