@@ -262,3 +262,26 @@ def test_inpaint_refuses_a_model_scale_grid_too_large_to_hold(monkeypatch, model
                                  tmp_path / "fixed.fits", "--model", model_file, "--steps", 1, "--draws", 1))
     assert str(image) in line and "66 x 66 px" in line and "0.524 arcsec/px" in line and "--native-scale" in line
     assert not (tmp_path / "fixed.fits").exists()
+
+
+# ----------------------------------------------------------------------------- desify: an output is an input
+
+
+def test_desify_overwrite_never_replaces_an_input_of_the_same_run(model_file, tmp_path):
+    picture = tmp_path / "cartoon.png"
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(picture)
+    out = tmp_path / "d"
+    assert invoke("desify", picture, "-o", out, "--model", model_file, "--steps", 1).exit_code == 0
+    made = out / "cartoon_draw0.fits"
+    before = made.read_bytes()
+    line = one_line_error(invoke("desify", made, picture, "-o", out, "--model", model_file, "--steps", 1,
+                                 "--overwrite"))
+    assert "is an input of this run" in line and str(made) in line
+    assert made.read_bytes() == before and sorted(p.name for p in out.iterdir()) == ["cartoon_draw0.fits"]
+    # through a link to it too
+    link = tmp_path / "linked.fits"
+    link.symlink_to(made)
+    copy = out / "linked_draw0.fits"
+    copy.symlink_to(made)  # the output of input "linked.fits" is the same file as the input itself
+    line = one_line_error(invoke("desify", link, "-o", out, "--model", model_file, "--steps", 1, "--overwrite"))
+    assert "is an input of this run" in line and made.read_bytes() == before
