@@ -285,3 +285,35 @@ def test_desify_overwrite_never_replaces_an_input_of_the_same_run(model_file, tm
     copy.symlink_to(made)  # the output of input "linked.fits" is the same file as the input itself
     line = one_line_error(invoke("desify", link, "-o", out, "--model", model_file, "--steps", 1, "--overwrite"))
     assert "is an input of this run" in line and made.read_bytes() == before
+
+
+# ----------------------------------------------------------------------------- desify: deep pictures
+
+
+def test_float_and_16_bit_tiffs_are_scaled_by_their_own_range_not_read_as_black(model_file, tmp_path):
+    from galgen.io.cube import read_cube
+    from galgen.io.regrid import prepare_input
+
+    y, x = np.mgrid[:32, :32]
+    blob = np.exp(-((x - 16.0) ** 2 + (y - 16.0) ** 2) / 20.0)
+    pictures = {"float.tif": Image.fromarray(blob.astype(np.float32), mode="F"),
+                "deep.tif": Image.fromarray((100 + 900 * blob).astype(np.uint16))}
+    for name, picture in pictures.items():
+        picture.save(tmp_path / name)
+        prepared = prepare_input(tmp_path / name, bands="grz", size=16, pixel_scale=0.262)
+        assert prepared.pixels.min() == pytest.approx(-1, abs=0.05) and prepared.pixels.max() > 0.5, name
+        assert any("scaled by its own range" in note for note in prepared.notes), name
+    done = invoke("desify", tmp_path / "float.tif", "-o", tmp_path / "d", "--model", model_file, "--steps", 1)
+    assert done.exit_code == 0, done.output
+    history = " ".join(read_cube(tmp_path / "d" / "float_draw0.fits").header.get("HISTORY", []))
+    assert "float picture scaled by its own range" in history
+
+
+@pytest.mark.parametrize("values, reason", [(np.full((16, 16), 0.5), "one value"),
+                                            (np.where(np.eye(16) > 0, np.nan, 0.5), "NaN or infinite")])
+def test_a_float_picture_without_a_range_is_refused(model_file, tmp_path, values, reason):
+    picture = tmp_path / "flat.tif"
+    Image.fromarray(values.astype(np.float32), mode="F").save(picture)
+    line = one_line_error(invoke("desify", picture, "-o", tmp_path / "d", "--model", model_file, "--steps", 1))
+    assert str(picture) in line and reason in line
+    assert not (tmp_path / "d").exists() or not list((tmp_path / "d").iterdir())

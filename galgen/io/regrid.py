@@ -1,8 +1,8 @@
 """Any picture or FITS cube put on a model's pixel grid and into its range (what desify starts from).
 
 Pictures carry no physical scale: their 8-bit values 0..255 map linearly onto [-1, 1] (black is
-the normaliser's lower truncation, white its upper one), RGB onto the bands by wavelength, and
-the centred square is resized to the model's size. FITS cubes are flux: bands matched by name,
+the normaliser's lower truncation, white its upper one; 16-bit and float pictures: their own
+range), RGB onto the bands by wavelength, and the centred square is resized to the model's size. FITS cubes are flux: bands matched by name,
 and when both the cube and the model know their pixel scale the cube is resampled onto the
 model's pixel grid (reproject, flux-conserving) about its centre.
 """
@@ -58,10 +58,17 @@ def picture_planes(pixels: np.ndarray, *, bands: str) -> np.ndarray:
     return planes
 
 
-def read_picture(path: Path) -> np.ndarray:
-    """A PNG/JPEG as float32 (H, W) greyscale or (H, W, 3) RGB in [-1, 1]: v / 127.5 - 1 for 8 bits.
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # Pillow's 16-bit, 32-bit integer and float pictures
 
-    Alpha is dropped; palette images become RGB; 16-bit greyscale maps 0..65535 onto [-1, 1].
+
+def read_picture(path: Path, *, notes: list[str] | None = None) -> np.ndarray:
+    """A picture (PNG, JPEG, TIFF, whatever Pillow reads) as float32 (H, W) greyscale or (H, W, 3) RGB in [-1, 1].
+
+    8-bit pictures: v / 127.5 - 1 (0 is black, 255 white). Alpha is dropped; palette images become RGB.
+    16-bit, 32-bit integer and float pictures (Pillow modes I;16, I, F: a 12-bit camera's frame, a float
+    TIFF) have no fixed white, so they are scaled by their own range: the smallest value to -1, the largest
+    to 1 (said in ``notes``). InputError for an unreadable file, and for a deep picture holding NaN or
+    infinity or a single value (no range to scale by).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -69,15 +76,27 @@ def read_picture(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             mode = image.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
-                pixels, full = np.asarray(image, dtype=np.float32), 65535.0
+            if mode in DEEP_MODES:
+                pixels = np.asarray(image, dtype=np.float64)
             else:
                 grey = mode in ("1", "L", "LA")
-                pixels, full = np.asarray(image.convert("L" if grey else "RGB"), dtype=np.float32), 255.0
+                pixels = np.asarray(image.convert("L" if grey else "RGB"), dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"not a readable image ({reason})", path=path) from None
-    return pixels * (2.0 / full) - 1.0
+    if mode not in DEEP_MODES:
+        return pixels * (2.0 / 255.0) - 1.0
+    kind = "float" if mode == "F" else "32-bit integer" if mode == "I" else "16-bit"
+    if not np.isfinite(pixels).all():
+        raise InputError(f"{kind} picture holds {int((~np.isfinite(pixels)).sum())} NaN or infinite values",
+                         path=path)
+    low, high = float(pixels.min()), float(pixels.max())
+    if not high > low:
+        raise InputError(f"{kind} picture holds the one value {low:g}: no range to scale onto the model's",
+                         path=path)
+    if notes is not None:
+        notes.append(f"{kind} picture scaled by its own range: {low:g} .. {high:g} -> -1 .. 1")
+    return ((pixels - low) * (2.0 / (high - low)) - 1.0).astype(np.float32)
 
 
 def resize_planes(planes: np.ndarray, size: int, *, conserve_sum: bool) -> np.ndarray:
@@ -162,10 +181,11 @@ def prepare_input(path, *, bands: str, size: int, pixel_scale: float | None, uni
     if not path.is_file():
         raise InputError("no such file" if not path.exists() else "not a file", path=path)
     if not is_fits_name(path):
-        planes = picture_planes(read_picture(path), bands=bands)
+        notes: list[str] = []
+        planes = picture_planes(read_picture(path, notes=notes), bands=bands)
         square = centre_square(planes)
-        notes = [] if square.shape[-1] == size and planes.shape == square.shape else [
-            f"picture {planes.shape[2]}x{planes.shape[1]} px: centre square resized to {size}x{size}"]
+        if square.shape[-1] != size or planes.shape != square.shape:
+            notes.append(f"picture {planes.shape[2]}x{planes.shape[1]} px: centre square resized to {size}x{size}")
         pixels = np.clip(resize_planes(square, size, conserve_sum=False), -1.0, 1.0)
         return Prepared(pixels=pixels, space="model", wcs=None, notes=notes)
     from galgen.io.cube import coverage_problem, read_cube, wcs_cards
