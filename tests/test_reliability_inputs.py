@@ -71,6 +71,16 @@ def test_a_condition_named_twice_in_another_case_is_refused(conditional, tmp_pat
                                  "--model", conditional, "--steps", 1))
     assert "mag_r twice" in line and "--condition" in line
     assert not (tmp_path / "out").exists()
+    # a FITS table alike (a CSV header naming a column twice was refused already)
+    from astropy.io import fits
+
+    table = tmp_path / "twice.fits"
+    columns = [fits.Column(name=name, format="D", array=np.array([value]))
+               for name, value in (("mag_r", 17.0), ("MAG_R", 18.0), ("r_e", 1.2))]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns)]).writeto(table)
+    line = one_line_error(sample_catalog(table, tmp_path / "out", conditional))
+    assert str(table) in line and "names a column twice" in line
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_catalogue_unit_is_converted_to_the_conditions(conditional, tmp_path):
