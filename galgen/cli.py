@@ -269,7 +269,8 @@ def train(
 @reported
 def sample(
     n: Optional[int] = typer.Option(
-        None, "-n", "--count", min=1, help="Images in the whole run (indices 0 .. n-1); with --catalog, one per row."
+        None, "-n", "--count", min=1, help="Images in the whole run (indices 0 .. n-1, at most 10,000,000); with --catalog, one per "
+        "row."
     ),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for mock_NNNNNN.fits (created if missing)."),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
@@ -558,12 +559,19 @@ def calibrate(
 @app.command()
 @reported
 def simulate(
-    n: int = typer.Option(..., "-n", "--count", min=1, help="Number of galaxies to draw."),
+    n: int = typer.Option(..., "-n", "--count", min=1, help="Number of galaxies to draw (at most 10,000,000)."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory for sim_NNNNNN.fits and truth.fits."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Run seed: galaxy i depends on (seed, i) only."),
-    start: int = typer.Option(0, "--start", min=0, help="First galaxy index (to shard or extend a run)."),
-    size: int = typer.Option(64, "--size", min=16, help="Stamp side in pixels."),
-    pixel_scale: float = typer.Option(0.262, "--pixel-scale", min=0.01, help="arcsec per pixel."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Run seed: galaxy i depends on (seed, i) only (below 2^63)."),
+    start: int = typer.Option(
+        0, "--start", min=0, help="First galaxy index (to shard or extend a run); the last, start + n - 1, below 2^63."
+    ),
+    size: int = typer.Option(
+        64, "--size", min=16, help="Stamp side in pixels, 16 to 1024 (1024 px take 2.3 GB of memory per worker)."
+    ),
+    pixel_scale: float = typer.Option(
+        0.262, "--pixel-scale", min=0.01, help="arcsec per pixel, 0.01 to 2 (coarser pixels hold the 1.2 arcsec "
+        "seeing and the galaxy in a pixel or two)."
+    ),
     workers: str = typer.Option("auto", "--workers", "-j", help="Processes: 'auto' (all cores) or a number."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace galaxies of these indices already there."),
     noise_free: bool = typer.Option(

@@ -183,7 +183,8 @@ def measured(conditions: Sequence[Condition], flux: np.ndarray, *, bands: str, p
 
 
 def parse_request(text: str) -> dict[str, float]:
-    """``"mag_r=17.5,r_e=1.2"`` -> {"mag_r": 17.5, "r_e": 1.2}; InputError on anything else."""
+    """``"mag_r=17.5,r_e=1.2"`` -> {"mag_r": 17.5, "r_e": 1.2}; InputError on anything else, a name given twice
+    (``mag_r=17,MAG_R=18``: names ignore case) included."""
     request = {}
     for item in (i.strip() for i in text.split(",") if i.strip()):
         name, sep, value = item.partition("=")
@@ -191,9 +192,13 @@ def parse_request(text: str) -> dict[str, float]:
             number = float(value)
         except ValueError:
             number = None
-        if not sep or not name.strip() or number is None or name.strip() in request:
+        if not sep or not name.strip() or number is None:
             raise InputError(f"condition {text!r}: expected name=value pairs like mag_r=17.5,r_e=1.2",
                              options="condition")
+        twice = next((k for k in request if k.lower() == name.strip().lower()), None)
+        if twice is not None:
+            raise InputError(f"condition {text!r} gives {twice} twice (label names ignore case): expected distinct "
+                             "name=value pairs like mag_r=17.5,r_e=1.2", options="condition")
         request[name.strip()] = number
     if not request:
         raise InputError("condition is empty: expected name=value pairs like mag_r=17.5,r_e=1.2", options="condition")
@@ -270,10 +275,11 @@ def plan_requests(model: "LoadedModel", *, catalog=None, request: dict | None = 
     """The labels each mock is drawn with: a catalogue's rows (one mock per row) or one request ``count`` times.
 
     A condition the catalogue or request lacks takes its training median (said in ``notes``); a
-    name the model does not take is an InputError. A value outside a condition's training range
-    is an InputError naming the row (a conditional model is not trusted to extrapolate), unless
-    ``extrapolate``: then the row is drawn as asked, its header lists the labels beyond the range
-    (``outside``) and ``notes`` counts such rows. NaN is never drawn.
+    catalogue that gives none of them, or a request naming one the model does not take, is an InputError; a
+    catalogue column in another unit than its condition's is converted (`catalog_values`). A value outside a
+    condition's training range is an InputError naming the row (a conditional model is not trusted to
+    extrapolate), unless ``extrapolate``: then the row is drawn as asked, its header lists the labels beyond
+    the range (``outside``) and ``notes`` counts such rows. NaN is never drawn.
     """
     conditions = model.conditions
     if not conditions:
@@ -283,7 +289,12 @@ def plan_requests(model: "LoadedModel", *, catalog=None, request: dict | None = 
     if catalog is not None:
         where = str(catalog.path)
         rows = len(catalog)
-        columns = {c.name: catalog.columns[catalog.find(c.name)] for c in conditions if catalog.find(c.name)}
+        found = {c.name: catalog.find(c.name) for c in conditions if catalog.find(c.name)}
+        if not found:
+            raise InputError(f"the catalogue gives none of the model's conditions: it has columns "
+                             f"{', '.join(catalog.columns)}; the model takes {names}", path=where)
+        columns = {c.name: catalog_values(catalog, found[c.name], c, notes=notes)
+                   for c in conditions if c.name in found}
         ids = catalog.row_ids(id_column)
     else:
         unknown = [k for k in request if k.lower() not in {c.name.lower() for c in conditions}]
@@ -321,6 +332,42 @@ def plan_requests(model: "LoadedModel", *, catalog=None, request: dict | None = 
                          f"[{c.min:.4g}, {c.max:.4g}]; a conditional model is not trusted to extrapolate{more}",
                          path=where, options="extrapolate")
     return Requests(values=values, ids=ids, notes=notes)
+
+
+def catalog_values(catalog: "Catalog", column: str, condition: Condition, *, notes: list[str]) -> np.ndarray:
+    """Catalogue ``column``'s values in ``condition``'s unit: one number per row, converted with astropy.units from
+    the column's unit (a CSV header's ``[unit]``, a FITS TUNIT) where one is given and differs (``r_e [deg]`` ->
+    arcsec, said in ``notes``). A column without a unit is taken to be in the condition's unit; AB magnitudes
+    are the ``mag`` of galgen's labels. InputError (naming the file) for a column of text or of several values
+    per row, and for a unit that cannot be converted (or that astropy does not know) to the condition's."""
+    values = np.asarray(catalog.columns[column])
+    if values.ndim != 1:
+        per_row = " x ".join(str(n) for n in values.shape[1:])
+        raise InputError(f"column {column!r} holds {per_row} values per row; the condition {condition.name} "
+                         "takes one number per galaxy", path=catalog.path)
+    if values.dtype.kind not in "biuf":
+        raise InputError(f"column {column!r} is not numeric", path=catalog.path)
+    values = values.astype(np.float64)
+    given, wanted = str(catalog.units.get(column, "") or "").strip(), condition.unit.strip()
+    if not given or given.lower() == wanted.lower():
+        return values
+    import astropy.units as u
+
+    refused = (f"column {column!r} is in {given!r}, which does not convert to the {condition.name} unit of the "
+               f"model, {wanted or 'none (a plain number)'!r}")
+    try:
+        source, target = u.Unit(given), u.Unit(wanted)
+    except ValueError:
+        raise InputError(f"{refused} (astropy does not know {given!r})", path=catalog.path) from None
+    if wanted == "mag" and getattr(source, "physical_unit", None) == u.AB:
+        return values  # an AB magnitude is what galgen's photometry measures (22.5 - 2.5 log10 nanomaggies)
+    try:
+        converted = (values * source).to_value(target)
+    except u.UnitsError:
+        raise InputError(refused, path=catalog.path) from None
+    if source != target:
+        notes.append(f"{catalog.path}: column {column} converted from {given} to {wanted or 'a plain number'}")
+    return np.asarray(converted, dtype=np.float64)
 
 
 def draw_requests(model: "LoadedModel", *, count: int, seed: int) -> Requests | None:

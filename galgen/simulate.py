@@ -42,6 +42,18 @@ SERSIC_N_STEP = 0.1  # GalSim caches 100 Sersic tables; a 0.1 grid over [2, 4] k
 PSF_FWHM_R = (1.15, 1.32)  # arcsec, r-band seeing
 PSF_BAND_FACTOR = (1.06, 1.0, 0.95)  # FWHM ~ lambda**-0.2 (Kolmogorov), g r z relative to r
 
+# What `simulate` accepts. Size: a 1024 px stamp takes GalSim and the truth measurement 2.3 GB of memory per worker
+# process (2 s a galaxy; 2048 px: 8.5 GB, 11 s). Pixel scale: from 0.01 arcsec (a 64 px stamp is then 0.64 arcsec
+# across, the smallest disk's half-light radius 0.3) to 2 arcsec, where the 1.15-1.32 arcsec seeing and the 0.3-3
+# arcsec galaxies fall within a pixel or two (and GalSim's FFT grows with the stamp's extent in arcsec: 64 px at
+# 10 arcsec took 3.7 s a galaxy, at 30 arcsec more than GalSim's 8192 px FFT limit). Count: the truth catalogue
+# is held in memory (~600 bytes a galaxy) and the files sit in one directory. Seed and index: the truth
+# catalogue's int64 columns and the FITS integer cards.
+MAX_SIZE = 1024
+PIXEL_SCALES = (0.01, 2.0)  # arcsec per pixel
+MAX_COUNT = 10_000_000
+MAX_INDEX = 2**63 - 1  # the largest seed, and the largest index start + n - 1
+
 
 @dataclass(frozen=True)
 class GalaxyParams:
@@ -405,13 +417,17 @@ class _WriteGalaxy:
     command: str
     noise_free: bool = False  # also write the noise-free image as a NOISEFREE extension
 
-    def __call__(self, index: int) -> dict:
+    def __call__(self, index: int, write: bool = True) -> dict:
+        """Galaxy ``index``'s truth row, its cube written (``write``) or, for a cube kept from an interrupted run
+        of the same command, drawn again for the truth alone (the draw depends on (seed, index) alone)."""
         from galgen.io.cube import Cube
         from galgen.io.cube import make_wcs
         from galgen.io.write import write_cube
         from galgen.io.provenance import make_provenance
 
         image, clean, truth = draw_observation(self.seed, index, size=self.size, pixel_scale=self.pixel_scale)
+        if not write:
+            return {"file": file_name(index), **truth}
         cube = Cube(data=image, bands=BANDS, wcs=make_wcs(image.shape[1:], pixel_scale=self.pixel_scale))
         provenance = make_provenance(
             command=self.command, seed=self.seed, index=index, simulator=f"galsim {_galsim().__version__}"
@@ -424,6 +440,16 @@ class _WriteGalaxy:
         write_cube(cube, Path(self.out_dir) / file_name(index), provenance=provenance, history=history,
                    extra_hdus=extras)
         return {"file": file_name(index), **truth}
+
+
+@dataclass(frozen=True)
+class _Step:
+    """`_WriteGalaxy` over (index, write) pairs: the one-argument callable a pool maps."""
+
+    task: _WriteGalaxy
+
+    def __call__(self, item: tuple[int, bool]) -> dict:
+        return self.task(*item)
 
 
 def resolve_workers(workers) -> int:
@@ -454,6 +480,7 @@ class SimulateResult:
     pixel_scale: float
     workers: int
     seconds: float
+    kept: int = 0  # cubes of an interrupted run of the same command found in place and kept
 
     @property
     def galaxies_per_s(self) -> float | None:
@@ -463,7 +490,7 @@ class SimulateResult:
         return {"out_dir": str(self.out_dir), "count": self.count, "first": str(self.first), "last": str(self.last),
                 "truth": str(self.truth), "seed": self.seed, "start": self.start, "size": self.size,
                 "pixel_scale": self.pixel_scale, "workers": self.workers, "seconds": round(self.seconds, 3),
-                "galaxies_per_s": self.galaxies_per_s}
+                "galaxies_per_s": self.galaxies_per_s, "kept": self.kept}
 
 
 def simulate(
@@ -490,31 +517,36 @@ def simulate(
     With ``noise_free`` each cube also holds the galaxy before the sky noise, as its NOISEFREE
     extension (``read_cube(path, hdu="NOISEFREE")``), to score fills and denoisers against truth.
 
-    Galaxies already in ``out_dir`` are an InputError unless ``overwrite`` (and galgen made them).
-    A ``truth.fits`` of the same run (seed, size, pixel scale) is extended: its rows for other
-    indices are kept, so ``--start`` grows a run in place; one of another run is refused.
+    Galaxies the truth catalogue already holds are an InputError unless ``overwrite`` (and galgen
+    made them). Cubes there without their truth rows are an interrupted run's: the same command
+    resumes it, keeping each cube that is this run's (seed, index, size, pixel scale, GalSim,
+    NOISEFREE; another run's is an InputError) and drawing it again for its truth row alone, so the
+    run ends with every cube and the whole truth catalogue (``kept`` counts them). A ``truth.fits``
+    of the same run (seed, size, pixel scale) is extended: its rows for other indices are kept, so
+    ``--start`` grows a run in place; one of another run is refused. The limits on ``n``, ``seed``,
+    ``start``, ``size`` and ``pixel_scale`` are `check_run`'s.
 
     Workers are started with ``spawn`` (safe beside threads), so a script calling this with
     ``workers > 1`` needs the usual ``if __name__ == "__main__":`` guard.
     """
     galsim = _galsim()  # fail before creating anything when GalSim is missing
-    for name, value, low in (("n", n, 1), ("seed", seed, 0), ("start", start, 0), ("size", size, 16)):
-        if int(value) != value or value < low:
-            raise InputError(f"{name} must be an integer >= {low}, got {value}")
-    if not (math.isfinite(pixel_scale) and pixel_scale > 0):
-        raise InputError(f"pixel scale must be positive and finite, got {pixel_scale}")
+    check_run(n, seed=seed, start=start, size=size, pixel_scale=pixel_scale)
     out = Path(out_dir)
     indices = range(start, start + n)
+    simulator = f"galsim {galsim.__version__}"
     earlier = _earlier_truth(out, indices, seed=seed, size=size, pixel_scale=pixel_scale, overwrite=overwrite)
-    _check_free(out, indices, overwrite=overwrite)
+    kept = _check_free(out, indices, overwrite=overwrite,
+                       run=dict(seed=seed, size=size, pixel_scale=pixel_scale, simulator=simulator,
+                                noise_free=bool(noise_free)))
     workers = min(resolve_workers(workers), n)
 
-    task = _WriteGalaxy(str(out), int(seed), int(size), float(pixel_scale), command, bool(noise_free))
+    task = _Step(_WriteGalaxy(str(out), int(seed), int(size), float(pixel_scale), command, bool(noise_free)))
+    items = ((i, i not in kept) for i in indices)
     advance = stage(on_progress, "simulate", n)
     began = time.perf_counter()
     columns: dict[str, np.ndarray] = {}  # the catalogue as arrays: 8 bytes per value, flat per galaxy
     with _pool(workers) as pool:
-        results = pool.imap(task, indices, chunksize=max(1, min(16, n // (4 * workers)))) if pool else map(task, indices)
+        results = pool.imap(task, items, chunksize=max(1, min(16, n // (4 * workers)))) if pool else map(task, items)
         for row_number, row in enumerate(results):
             for name, value in row.items():
                 if name not in columns:
@@ -527,10 +559,25 @@ def simulate(
     if earlier is not None:
         columns = _merged(earlier, columns)
     truth_path = _write_truth(columns, out / TRUTH_NAME, seed=seed, start=int(columns["index"].min()), size=size,
-                              pixel_scale=pixel_scale, command=command, simulator=f"galsim {galsim.__version__}")  # fmt: skip
+                              pixel_scale=pixel_scale, command=command, simulator=simulator)  # fmt: skip
     return SimulateResult(out_dir=out, count=n, first=out / file_name(start), last=out / file_name(start + n - 1),
                           truth=Path(truth_path), seed=seed, start=start, size=size, pixel_scale=pixel_scale,
-                          workers=workers, seconds=seconds)
+                          workers=workers, seconds=seconds, kept=len(kept))
+
+
+def check_run(n: int, *, seed: int, start: int, size: int, pixel_scale: float) -> None:
+    """InputError, naming the setting, for a run `simulate` cannot make: the limits MAX_COUNT, MAX_SIZE,
+    PIXEL_SCALES and MAX_INDEX (why each: beside them)."""
+    for name, value, low, high in (("count", n, 1, MAX_COUNT), ("seed", seed, 0, MAX_INDEX),
+                                   ("start", start, 0, MAX_INDEX), ("size", size, 16, MAX_SIZE)):
+        if int(value) != value or not low <= value <= high:
+            raise InputError(f"{name} must be an integer from {low} to {high:,}, got {value}", options=name)
+    if not PIXEL_SCALES[0] <= pixel_scale <= PIXEL_SCALES[1]:  # NaN fails this too
+        raise InputError(f"pixel scale must lie in [{PIXEL_SCALES[0]:g}, {PIXEL_SCALES[1]:g}] arcsec, got "
+                         f"{pixel_scale:g}", options="pixel_scale")
+    if start + n - 1 > MAX_INDEX:
+        raise InputError(f"the last index, start + count - 1 = {start + n - 1}, exceeds {MAX_INDEX} (the truth "
+                         "catalogue's 64-bit index)", options=("start", "count"))
 
 
 class _pool:
@@ -563,8 +610,14 @@ def _write_truth(columns: dict[str, np.ndarray], path: Path, *, command: str, **
     return write_table(columns, path, units=TRUTH_UNITS, provenance=provenance)
 
 
-def _check_free(out: Path, indices: range, *, overwrite: bool) -> None:
-    """Create ``out`` and check that the galaxies of ``indices`` may be written into it."""
+def _check_free(out: Path, indices: range, *, overwrite: bool, run: dict) -> set[int]:
+    """Create ``out`` and check that the galaxies of ``indices`` may be written into it; the indices whose cubes
+    are kept.
+
+    Without ``overwrite``, a cube already there is an interrupted run's (`_check_kept`: of this ``run``, else an
+    InputError) and is kept: the caller rebuilds its truth row. (A galaxy the truth catalogue already holds was
+    refused before, by `_earlier_truth`.) With ``overwrite`` every cube there is replaced, if galgen made it.
+    """
     from galgen.io.atomic import as_galgen_error, probe_directory, sweep_stale
     from galgen.io.cube import is_galgen_file
 
@@ -576,13 +629,36 @@ def _check_free(out: Path, indices: range, *, overwrite: bool) -> None:
         raise as_galgen_error(exc, out) from None
     probe_directory(out)
     sweep_stale(out)  # temporaries of a killed earlier run
-    taken = [out / file_name(i) for i in indices if (out / file_name(i)).exists()]
-    if taken and not overwrite:
-        raise InputError(f"output already exists ({len(taken)} of the {len(indices)} galaxies)",
-                         path=taken[0], options="overwrite")
-    foreign = next((p for p in taken if not is_galgen_file(p)), None)
+    taken = [i for i in indices if (out / file_name(i)).exists()]
+    foreign = next((out / file_name(i) for i in taken if not is_galgen_file(out / file_name(i))), None)
     if foreign is not None:
         raise InputError("output exists and was not made by galgen; it is never replaced", path=foreign)
+    if overwrite:
+        return set()
+    for index in taken:
+        _check_kept(out / file_name(index), index=index, **run)
+    return set(taken)
+
+
+def _check_kept(path: Path, *, index: int, seed: int, size: int, pixel_scale: float, simulator: str,
+                noise_free: bool) -> None:
+    """A cube in the way of a run without overwrite must be that run's own galaxy ``index`` (an interrupted run
+    is resumed): same seed, index, stamp size, pixel scale, GalSim and NOISEFREE extension; InputError if not."""
+    from galgen.io.cube import describe
+
+    found = describe(path)
+    provenance = found["provenance"]
+    differ = [name for name, same in (
+        ("seed", provenance.get("seed") == seed), ("index", provenance.get("index") == index),
+        ("size", found.get("shape") == [len(BANDS), size, size]),
+        ("pixel scale", found.get("pixel_scale") is not None and math.isclose(found["pixel_scale"], pixel_scale,
+                                                                              rel_tol=1e-9)),
+        ("simulator", provenance.get("simulator") == simulator),
+        ("noise-free extension", any(h["name"] == NOISE_FREE_HDU for h in found["hdus"]) == noise_free),
+    ) if not same]
+    if differ:
+        raise InputError(f"output exists: a galaxy of another run ({', '.join(differ)} differ) is in the way",
+                         path=path, options="overwrite")
 
 
 def _earlier_truth(out: Path, indices: range, *, seed: int, size: int, pixel_scale: float,

@@ -145,8 +145,9 @@ def input_stem(path: Path) -> str:
 def planned_outputs(inputs: Sequence, out_dir, *, draws: int, overwrite: bool) -> list[list[Path]]:
     """``<stem>_draw<k>.fits`` for every input and draw (k zero-padded to fit draws - 1), checked.
 
-    Two inputs with the same stem, or existing files (unless ``overwrite`` and galgen made them),
-    are InputErrors.
+    Two inputs with the same stem, an output that is one of the inputs (the same file, by name, link or
+    hard link: a run never replaces what it reads, overwrite or not), or existing files (unless
+    ``overwrite`` and galgen made them), are InputErrors.
     """
     from galgen.io.cube import is_galgen_file
 
@@ -160,12 +161,23 @@ def planned_outputs(inputs: Sequence, out_dir, *, draws: int, overwrite: bool) -
         seen[stem] = path
         names.append([Path(out_dir) / f"{stem}_draw{k:0{width}d}.fits" for k in range(draws)])
     existing = [p for row in names for p in row if p.exists()]
+    read = {_identity(path): path for path in map(Path, inputs) if path.exists()}
+    clash = next(((p, read[_identity(p)]) for p in existing if _identity(p) in read), None)
+    if clash is not None:
+        raise InputError(f"output is an input of this run ({clash[1]}); it is never replaced by the run that reads it",
+                         path=clash[0])
     if existing and not overwrite:
         raise InputError(f"output exists ({len(existing)} in all)", path=existing[0], options="overwrite")
     foreign = next((p for p in existing if not is_galgen_file(p)), None)
     if foreign is not None:
         raise InputError("output exists and was not made by galgen; it is never replaced", path=foreign)
     return names
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    """The file a path names (device, inode): the same for every name, link and hard link of it."""
+    found = path.stat()
+    return found.st_dev, found.st_ino
 
 
 def check_dataset(dataset, *, k: int, bands: str | None = None, size: int | None = None) -> None:

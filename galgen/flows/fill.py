@@ -142,7 +142,8 @@ def plan(image: Cube, mask: np.ndarray, *, model: LoadedModel, config: InpaintCo
     rows = [image.bands.index(b) for b in model.bands]
     if not on_model_scale(image, model, config):
         return _plan_tiles(rows, chosen, model=model, config=config)
-    grid = ScaleGrid.covering(image.wcs, image.shape[1:], image_scale=image.pixel_scale, pixel_scale=model.pixel_scale)
+    grid = ScaleGrid.covering(image.wcs, image.shape[1:], image_scale=image.pixel_scale, pixel_scale=model.pixel_scale,
+                              path=image.path, options="native_scale")
     flux, unknown = grid.onto(image.data[rows], chosen.any(axis=0))
     coarse = Cube(data=flux, bands=model.bands, wcs=grid.wcs, unit=image.unit)
     coarse_mask = check_mask(np.broadcast_to(unknown, flux.shape).copy(), image=coarse, bands=model.bands)

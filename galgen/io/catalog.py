@@ -1,8 +1,10 @@
 """Catalogue tables (a FITS binary table or a CSV file) and the matching of their rows to cutouts.
 
 A catalogue gives per-galaxy values: labels for `galgen prep --labels`, requests for
-`galgen sample --catalog`. Column names are kept as written; look-ups ignore case. A CSV header
-may carry a unit in brackets (``r_e [arcsec]``); a FITS column carries its TUNIT.
+`galgen sample --catalog`. Column names are kept as written; look-ups ignore case (two names that differ
+only in case are refused). A CSV file is UTF-8 text, comma-separated; a header line without commas that holds
+semicolons or tabs is split on those instead. A CSV header may carry a unit in brackets (``r_e [arcsec]``); a
+FITS column carries its TUNIT.
 
 Rows are matched to cutouts in one of three ways (`MatchRule`):
 - ``name[:COLUMN]``: the column (default ``file``) holds each cutout's file name (the directory
@@ -27,6 +29,7 @@ import numpy as np
 from galgen.errors import InputError
 
 CSV_SUFFIXES = (".csv",)
+CSV_DELIMITERS = (",", ";", "\t")  # a CSV header without commas but with one of the others is split on it
 TABLE_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz") + CSV_SUFFIXES
 ID_COLUMNS = ("id", "objid", "name", "file")  # a catalogue's first such column names its rows
 _UNIT_IN_HEADER = re.compile(r"^(?P<name>.*?)\s*\[(?P<unit>[^\]]*)\]\s*$")
@@ -82,6 +85,8 @@ def read_catalog(path) -> Catalog:
         units: dict[str, str] = {}
         columns = read_table(path, units=units)
         catalog = Catalog(path=path, columns=columns, units=units)
+        if len({n.lower() for n in columns}) != len(columns):
+            raise InputError("table names a column twice (column names ignore case)", path=path)
     if not catalog.columns or len(catalog) == 0:
         raise InputError("catalogue has no rows", path=path)
     return catalog
@@ -90,10 +95,15 @@ def read_catalog(path) -> Catalog:
 def _read_csv(path: Path) -> Catalog:
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
+            text = handle.read()
+        rows = list(csv.reader(text.splitlines(), delimiter=csv_delimiter(text)))
     except FileNotFoundError:
         raise InputError("no such file", path=path) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise InputError(f"not a readable CSV file: line {line} holds bytes that are not UTF-8 text; save it as UTF-8",
+                         path=path) from None
+    except (OSError, csv.Error) as exc:
         raise InputError(f"not a readable CSV file ({exc})", path=path) from None
     rows = [r for r in rows if r and any(cell.strip() for cell in r)]
     if not rows:
@@ -114,6 +124,17 @@ def _read_csv(path: Path) -> Catalog:
             raise InputError(f"line {line} has {len(row)} fields, the header {len(names)}", path=path)
     columns = {n: _parse_column([row[i].strip() for row in body]) for i, n in enumerate(names)}
     return Catalog(path=path, columns=columns, units=units)
+
+
+def csv_delimiter(text: str) -> str:
+    """The field separator of a CSV file's text: a comma, unless its header (first non-blank line) holds none and
+    does hold semicolons or tabs (a European spreadsheet's export, a tab-separated table): then the commoner."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    if "," in header:
+        return ","
+    counts = {d: header.count(d) for d in CSV_DELIMITERS if d != ","}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
 
 
 def _parse_column(cells: list[str]) -> np.ndarray:

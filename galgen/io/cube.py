@@ -593,10 +593,29 @@ def read_table(path, *, units: dict | None = None) -> dict[str, np.ndarray]:
         for name in table.columns.names:
             values = np.asarray(records[name])
             if values.dtype.kind == "S":
-                values = np.char.decode(values, "ascii").astype(str)
+                values = _table_text(values, name, path)
             elif values.dtype.byteorder not in ("=", "|"):
                 values = values.astype(values.dtype.newbyteorder("="))
             out[name] = values
             if units is not None:
                 units[name] = str(table.columns[name].unit or "")
     return out
+
+
+def _table_text(values: np.ndarray, name: str, path: Path) -> np.ndarray:
+    """A FITS table's character column as str: ASCII as the standard has it, UTF-8 as writers use it; InputError
+    naming the column for any other bytes."""
+    try:
+        return np.char.decode(values, "utf-8").astype(str)
+    except UnicodeDecodeError:
+        row = next(i for i, v in enumerate(values.ravel()) if not _is_utf8(v))
+        raise InputError(f"column {name!r} row {row} holds bytes that are neither ASCII nor UTF-8 text "
+                         f"({bytes(values.ravel()[row])!r})", path=path) from None
+
+
+def _is_utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

@@ -1,8 +1,8 @@
 """Any picture or FITS cube put on a model's pixel grid and into its range (what desify starts from).
 
 Pictures carry no physical scale: their 8-bit values 0..255 map linearly onto [-1, 1] (black is
-the normaliser's lower truncation, white its upper one), RGB onto the bands by wavelength, and
-the centred square is resized to the model's size. FITS cubes are flux: bands matched by name,
+the normaliser's lower truncation, white its upper one; 16-bit and float pictures: their own
+range), RGB onto the bands by wavelength, and the centred square is resized to the model's size. FITS cubes are flux: bands matched by name,
 and when both the cube and the model know their pixel scale the cube is resampled onto the
 model's pixel grid (reproject, flux-conserving) about its centre.
 """
@@ -21,6 +21,11 @@ from galgen.io.inputs import FITS_SUFFIXES, is_fits_name
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 INPUT_SUFFIXES = FITS_SUFFIXES + PICTURE_SUFFIXES
+# An image is resampled onto a model's pixel grid only within this factor of the model's pixel scale (0.0262 to
+# 2.62 arcsec for 0.262): beyond it the model grid is a speck inside one image pixel (a 1 deg/px image) or the
+# image a speck on it (1e-5 arcsec/px), and the regrid of a large image would be enormous.
+SCALE_FACTOR = 10.0
+MAX_GRID_PIXELS = 2**26  # a model-scale grid over an image holds at most this many pixels (8192 x 8192)
 
 
 @dataclass
@@ -53,10 +58,17 @@ def picture_planes(pixels: np.ndarray, *, bands: str) -> np.ndarray:
     return planes
 
 
-def read_picture(path: Path) -> np.ndarray:
-    """A PNG/JPEG as float32 (H, W) greyscale or (H, W, 3) RGB in [-1, 1]: v / 127.5 - 1 for 8 bits.
+DEEP_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")  # Pillow's 16-bit, 32-bit integer and float pictures
 
-    Alpha is dropped; palette images become RGB; 16-bit greyscale maps 0..65535 onto [-1, 1].
+
+def read_picture(path: Path, *, notes: list[str] | None = None) -> np.ndarray:
+    """A picture (PNG, JPEG, TIFF, whatever Pillow reads) as float32 (H, W) greyscale or (H, W, 3) RGB in [-1, 1].
+
+    8-bit pictures: v / 127.5 - 1 (0 is black, 255 white). Alpha is dropped; palette images become RGB.
+    16-bit, 32-bit integer and float pictures (Pillow modes I;16, I, F: a 12-bit camera's frame, a float
+    TIFF) have no fixed white, so they are scaled by their own range: the smallest value to -1, the largest
+    to 1 (said in ``notes``). InputError for an unreadable file, and for a deep picture holding NaN or
+    infinity or a single value (no range to scale by).
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -64,15 +76,27 @@ def read_picture(path: Path) -> np.ndarray:
         with Image.open(path) as image:
             image.load()
             mode = image.mode
-            if mode in ("I;16", "I;16B", "I;16L", "I"):
-                pixels, full = np.asarray(image, dtype=np.float32), 65535.0
+            if mode in DEEP_MODES:
+                pixels = np.asarray(image, dtype=np.float64)
             else:
                 grey = mode in ("1", "L", "LA")
-                pixels, full = np.asarray(image.convert("L" if grey else "RGB"), dtype=np.float32), 255.0
+                pixels = np.asarray(image.convert("L" if grey else "RGB"), dtype=np.float32)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(f"not a readable image ({reason})", path=path) from None
-    return pixels * (2.0 / full) - 1.0
+    if mode not in DEEP_MODES:
+        return pixels * (2.0 / 255.0) - 1.0
+    kind = "float" if mode == "F" else "32-bit integer" if mode == "I" else "16-bit"
+    if not np.isfinite(pixels).all():
+        raise InputError(f"{kind} picture holds {int((~np.isfinite(pixels)).sum())} NaN or infinite values",
+                         path=path)
+    low, high = float(pixels.min()), float(pixels.max())
+    if not high > low:
+        raise InputError(f"{kind} picture holds the one value {low:g}: no range to scale onto the model's",
+                         path=path)
+    if notes is not None:
+        notes.append(f"{kind} picture scaled by its own range: {low:g} .. {high:g} -> -1 .. 1")
+    return ((pixels - low) * (2.0 / (high - low)) - 1.0).astype(np.float32)
 
 
 def resize_planes(planes: np.ndarray, size: int, *, conserve_sum: bool) -> np.ndarray:
@@ -95,6 +119,16 @@ def resize_planes(planes: np.ndarray, size: int, *, conserve_sum: bool) -> np.nd
     return out.astype(np.float32)
 
 
+def check_scale(image_scale: float, model_scale: float, *, path=None, options=()) -> None:
+    """InputError (naming ``path`` and both scales) unless an image of ``image_scale`` arcsec/px may be resampled
+    onto a model's grid of ``model_scale``: within SCALE_FACTOR of it."""
+    if not model_scale / SCALE_FACTOR <= image_scale <= model_scale * SCALE_FACTOR:  # NaN fails this too
+        raise InputError(f"pixel scale {image_scale:.4g} arcsec/px is out of range for the model's "
+                         f"{model_scale:.4g} arcsec/px: galgen resamples images of {model_scale / SCALE_FACTOR:.4g} "
+                         f"to {model_scale * SCALE_FACTOR:.4g} arcsec/px (a factor {SCALE_FACTOR:g}) onto its grid",
+                         path=path, options=options)
+
+
 def cube_on_grid(cube, *, size: int, pixel_scale: float | None):
     """A FITS cube's flux on the model's grid: (flux (C, size, size), WCS or None, notes).
 
@@ -104,13 +138,15 @@ def cube_on_grid(cube, *, size: int, pixel_scale: float | None):
       scale centred on the cube's centre. Each output pixel gets the overlap-weighted mean flux
       density, times the pixel-area ratio (model / input scale)^2, so flux is conserved.
     - No WCS or no model scale: centred square, resized by area (`resize_planes`, sum kept).
-    Pixels that are masked or outside the cube are NaN here (the caller fills them).
+    Pixels that are masked or outside the cube are NaN here (the caller fills them). A pixel scale beyond
+    SCALE_FACTOR of the model's is an InputError (`check_scale`).
     """
     data = np.where(cube.mask, np.nan, cube.data) if cube.mask is not None else cube.data
     scale = cube.pixel_scale
     if scale is None or pixel_scale is None:
         note = [] if data.shape[-2:] == (size, size) else [f"resized {data.shape[2]}x{data.shape[1]} -> {size}x{size} px"]
         return resize_planes(centre_square(data), size, conserve_sum=True), None, note
+    check_scale(scale, pixel_scale, path=cube.path)
     ny, nx = data.shape[1:]
     if math.isclose(scale, pixel_scale, rel_tol=1e-6):
         y0, x0 = (ny - size) // 2, (nx - size) // 2
@@ -145,10 +181,11 @@ def prepare_input(path, *, bands: str, size: int, pixel_scale: float | None, uni
     if not path.is_file():
         raise InputError("no such file" if not path.exists() else "not a file", path=path)
     if not is_fits_name(path):
-        planes = picture_planes(read_picture(path), bands=bands)
+        notes: list[str] = []
+        planes = picture_planes(read_picture(path, notes=notes), bands=bands)
         square = centre_square(planes)
-        notes = [] if square.shape[-1] == size and planes.shape == square.shape else [
-            f"picture {planes.shape[2]}x{planes.shape[1]} px: centre square resized to {size}x{size}"]
+        if square.shape[-1] != size or planes.shape != square.shape:
+            notes.append(f"picture {planes.shape[2]}x{planes.shape[1]} px: centre square resized to {size}x{size}")
         pixels = np.clip(resize_planes(square, size, conserve_sum=False), -1.0, 1.0)
         return Prepared(pixels=pixels, space="model", wcs=None, notes=notes)
     from galgen.io.cube import coverage_problem, read_cube, wcs_cards
@@ -194,13 +231,22 @@ class ScaleGrid:
     area: float  # grid pixel area / image pixel area
 
     @classmethod
-    def covering(cls, wcs, shape: tuple[int, int], *, image_scale: float, pixel_scale: float) -> "ScaleGrid":
-        """The grid of ``pixel_scale`` arcsec centred on the image, one pixel wider than its footprint each side."""
+    def covering(cls, wcs, shape: tuple[int, int], *, image_scale: float, pixel_scale: float, path=None,
+                 options=()) -> "ScaleGrid":
+        """The grid of ``pixel_scale`` arcsec centred on the image, one pixel wider than its footprint each side.
+
+        InputError (naming ``path``; ``options``: what else would do) for an image scale beyond SCALE_FACTOR of the
+        model's (`check_scale`) and for a grid of more than MAX_GRID_PIXELS."""
         from galgen.io.cube import make_wcs
 
+        check_scale(image_scale, pixel_scale, path=path, options=options)
         ny, nx = shape
         ratio = image_scale / pixel_scale
         h, w = math.ceil(ny * ratio - 1e-6) + 2, math.ceil(nx * ratio - 1e-6) + 2  # 1e-6: a WCS scale off in its last digits
+        if h * w > MAX_GRID_PIXELS:
+            raise InputError(f"the model-scale grid over this {nx} x {ny} px image would be {w} x {h} px (its "
+                             f"{image_scale:.4g} arcsec/px at the model's {pixel_scale:.4g}), more than "
+                             f"{MAX_GRID_PIXELS:,} pixels", path=path, options=options)
         ra, dec = wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
         return cls(wcs=make_wcs((h, w), pixel_scale=pixel_scale, ra=float(ra), dec=float(dec)), shape=(h, w),
                    image_wcs=wcs, image_shape=(ny, nx), area=(pixel_scale / image_scale) ** 2)
