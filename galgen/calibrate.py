@@ -271,7 +271,10 @@ def run(real, mock, *, config: CalibrationConfig = CalibrationConfig(), write_to
         from galgen.io.atomic import check_output
         from galgen.engine.weights import is_weights_file, read_metadata
 
+        from galgen.io.inputs import refuse_special_file
+
         source = model or write_to
+        refuse_special_file(source)
         if not source.is_file():
             raise InputError("no such model file", path=source)
         read_metadata(source)  # the model to copy must be one, before anything is measured

@@ -87,7 +87,10 @@ def load_inception(path, *, device: str = "cpu"):
 
     import torch
 
+    from galgen.io.inputs import refuse_special_file
+
     path = Path(path)
+    refuse_special_file(path)
     if not path.is_file():
         raise InputError("Inception weights file not found", path=path)
     try:

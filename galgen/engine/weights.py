@@ -67,7 +67,10 @@ def read_data_tensor(path, name: str):
 
 def read_header(path) -> dict:
     """The safetensors JSON header (tensor table + ``__metadata__``), checked against the file size."""
+    from galgen.io.inputs import refuse_special_file
+
     path = Path(path)
+    refuse_special_file(path)  # a FIFO would block for ever
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
