@@ -184,3 +184,26 @@ def test_an_output_that_exists_as_a_fifo_is_refused_unread(tmp_path):
     with watched_fifo(fifo) as opened:
         line = one_line_error(invoke("sgd", tmp_path / "A", tmp_path / "B", "--plot", fifo, "--bootstrap", 10))
     assert not opened and "output exists and is not a regular file" in line and str(fifo) in line
+
+
+# ----------------------------------------------------------------------------- minor: stdout gone
+
+
+@pytest.mark.parametrize("json_out", [True, False])
+def test_a_broken_pipe_on_stdout_ends_quietly_with_141(tmp_path, json_out):
+    image = galaxies(tmp_path, 1)[0]
+    reader, writer = os.pipe()
+    os.close(reader)  # `| head -c1` that has already left
+    try:
+        run = subprocess.run([sys.executable, "-m", "galgen", "info", str(image), *(["--json"] if json_out else [])],
+                             stdout=writer, stderr=subprocess.PIPE, text=True, timeout=300, cwd=ROOT)
+    finally:
+        os.close(writer)
+    assert (run.returncode, run.stderr) == (141, "")
+
+
+def test_a_closed_stdout_ends_quietly_with_141(tmp_path):
+    image = galaxies(tmp_path, 1)[0]
+    run = subprocess.run(["bash", "-c", 'exec "$0" -m galgen info "$1" --json >&-', sys.executable, str(image)],
+                         stderr=subprocess.PIPE, text=True, timeout=300, cwd=ROOT)
+    assert (run.returncode, run.stderr) == (141, "")
