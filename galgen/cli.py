@@ -654,6 +654,8 @@ def main():
 
     terminate_on_sigterm()
     _fill_closed_streams()
+    if hasattr(sys.stdout, "reconfigure"):  # a path that is not UTF-8 is printed as the bytes it is
+        sys.stdout.reconfigure(errors="surrogateescape")
     app()
 
 

@@ -207,3 +207,26 @@ def test_a_closed_stdout_ends_quietly_with_141(tmp_path):
     run = subprocess.run(["bash", "-c", 'exec "$0" -m galgen info "$1" --json >&-', sys.executable, str(image)],
                          stderr=subprocess.PIPE, text=True, timeout=300, cwd=ROOT)
     assert (run.returncode, run.stderr) == (141, "")
+
+
+# ----------------------------------------------------------------------------- minor: odd names
+
+
+@pytest.mark.slow  # two interpreter start-ups, one importing torch
+def test_paths_that_are_not_utf8_are_written_and_read_back_exactly(model_file, tmp_path):
+    from galgen.io.cube import read_provenance
+
+    model = tmp_path / os.fsdecode(b"mod\xe8le.safetensors")  # Latin-1 bytes: not UTF-8
+    model.write_bytes(model_file.read_bytes())
+    out = tmp_path / os.fsdecode(b"mocks\xff")
+    run = subprocess.run([sys.executable, "-m", "galgen", "sample", "-n", "1", "-o", str(out), "--model", str(model),
+                          "--steps", "1", "--preview", str(out) + ".png"], capture_output=True, timeout=300, cwd=ROOT)
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    assert os.fsencode(out) in run.stdout  # the summary names the directory by its own bytes
+    mock = out / "mock_000000.fits"
+    provenance = read_provenance(mock)
+    assert provenance["model"] == model.name and f"-o '{out}'" in provenance["command"]
+    described = subprocess.run([sys.executable, "-m", "galgen", "info", str(mock), "--json"], capture_output=True,
+                               timeout=300, cwd=ROOT)
+    assert described.returncode == 0, described.stderr
+    assert json.loads(described.stdout)["files"][0]["provenance"]["model"] == model.name

@@ -61,8 +61,19 @@ def read_data_tensor(path, name: str):
     key = DATA_PREFIX + name
     if key not in read_header(path):
         return None
+    if not _utf8(path):
+        return load_tensors(path)[key].double().numpy()
     with safe_open(str(path), framework="pt") as handle:
         return handle.get_tensor(key).double().numpy()
+
+
+def _utf8(path) -> bool:
+    """Whether ``path`` is valid UTF-8: safetensors opens no other path (a name with a byte such as 0xff)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_header(path) -> dict:
@@ -132,10 +143,12 @@ def read_metadata(path) -> dict:
 def load_tensors(path, *, device="cpu") -> dict:
     """All tensors of a validated file; InputError on any corruption."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load, load_file
 
     read_header(path)
     try:
+        if not _utf8(path):  # read here, handed over as bytes
+            return {name: tensor.to(device) for name, tensor in load(Path(path).read_bytes()).items()}
         return load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise InputError(f"corrupt weights file: {str(exc).splitlines()[0]}", path=path) from None
