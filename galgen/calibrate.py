@@ -323,6 +323,9 @@ def _check_model(source, write_to) -> list[str]:
     from galgen.io.atomic import check_output
     from galgen.io.provenance import file_sha256
 
+    from galgen.io.inputs import refuse_special_file
+
+    refuse_special_file(source)
     if not source.is_file():
         raise InputError("no such model file", path=source)
     meta = read_metadata(source)  # the model to copy must be one

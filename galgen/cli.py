@@ -643,11 +643,35 @@ _NETWORK_COMMANDS = ("train", "sample", "inpaint", "desify")  # the commands tha
 
 
 def main():
-    """Console-script entry point (SIGTERM unwinds like Ctrl-C: temporaries removed, workers stopped)."""
+    """Console-script entry point (SIGTERM unwinds like Ctrl-C: temporaries removed, workers stopped).
+
+    When stdout is gone (its reader closed the pipe, or it was closed) the result is dropped and the exit
+    code is 141 (`galgen.console.stdout_gone`), without a message.
+    """
     from galgen.processes import terminate_on_sigterm
 
     terminate_on_sigterm()
+    _fill_closed_streams()
+    if hasattr(sys.stdout, "reconfigure"):  # a path that is not UTF-8 is printed as the bytes it is
+        sys.stdout.reconfigure(errors="surrogateescape")
     app()
+
+
+def _fill_closed_streams() -> None:
+    """A closed stdin, stdout or stderr gets /dev/null, so no file galgen opens takes its number (and then its
+    writes); a closed stdout still ends the command like a broken pipe when the result is printed."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            spare = os.open(os.devnull, os.O_RDWR)
+            if spare != fd:
+                os.dup2(spare, fd)
+                os.close(spare)
+            if fd == 1:
+                from galgen.console import ClosedStdout
+
+                sys.stdout = ClosedStdout()
 
 
 if __name__ == "__main__":

@@ -6,22 +6,62 @@ Only the CLI uses this module; the library reports progress through callbacks
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
 import sys
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.markup import escape
 
-stdout = Console(soft_wrap=True)
+STDOUT_GONE = 141  # exit code when stdout's reader went away: 128 + SIGPIPE, what a shell reports for `yes | head`
+
+
+def stdout_gone():
+    """Stdout cannot take the result (its reader closed the pipe, or it was closed): exit STDOUT_GONE, quietly.
+
+    What is still buffered goes to /dev/null, so the interpreter's last flush cannot fail again.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+    raise SystemExit(STDOUT_GONE)
+
+
+class ClosedStdout(io.TextIOBase):
+    """``sys.stdout`` when the process started with descriptor 1 closed: writing is a broken pipe."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(errno.EPIPE, "standard output is closed")
+
+
+class _Stdout(Console):
+    def on_broken_pipe(self) -> None:  # rich's own exits 1
+        self.quiet = True
+        stdout_gone()
+
+
+stdout = _Stdout(soft_wrap=True)
 TABLE_WIDTH = 132  # columns a table may use even when stdout is not a terminal
 stderr = Console(stderr=True, soft_wrap=True)
 
 
 def print_json(obj) -> None:
     """One JSON object on stdout, one line, for pipelines (``--json``)."""
-    sys.stdout.write(json.dumps(obj, default=_jsonable, allow_nan=False) + "\n")
-    sys.stdout.flush()
+    text = json.dumps(obj, default=_jsonable, allow_nan=False) + "\n"
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        stdout_gone()
 
 
 def print_table(title: str, header, rows, *, notes=()) -> None:
@@ -34,7 +74,7 @@ def print_table(title: str, header, rows, *, notes=()) -> None:
     for row in rows:
         table.add_row(*(escape(cell) for cell in row))  # units such as [arcsec] are text, not markup
     # a pipe or a log file gets rich's 80 columns, which would wrap every cell: tables may use more
-    (stdout if stdout.is_terminal else Console(file=sys.stdout, width=TABLE_WIDTH, soft_wrap=True)).print(table)
+    (stdout if stdout.is_terminal else _Stdout(file=sys.stdout, width=TABLE_WIDTH, soft_wrap=True)).print(table)
     for note in notes:
         stdout.print(f"note: {note}", markup=False, highlight=False)
 

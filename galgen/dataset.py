@@ -23,6 +23,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from galgen.io.atomic import as_galgen_error, check_output, output_mode, sweep_stale, temp_path
+from galgen.io.inputs import refuse_special_file
 from galgen.errors import InputError
 from galgen.normalize import Normalizer
 
@@ -64,6 +65,7 @@ class Dataset:
         info = self.label_info
         if not info:
             raise InputError("dataset has no labels ('galgen prep' attaches them from a catalogue or measures them)", path=self.path)
+        refuse_special_file(self.path / LABELS_NAME)
         try:
             table = np.load(self.path / LABELS_NAME, mmap_mode="r", allow_pickle=False)
         except (OSError, ValueError) as exc:
@@ -104,6 +106,7 @@ class Dataset:
         """Where each image came from, in row order (path, bytes, mtime, pixel scale, statistics)."""
         if self.path is None:
             return
+        refuse_special_file(self.path / SOURCES_NAME)
         try:
             handle = open(self.path / SOURCES_NAME)
         except OSError as exc:
@@ -119,6 +122,7 @@ def open_dataset(path) -> Dataset:
     if not path.is_dir():
         raise InputError("no such dataset directory (make one with 'galgen prep')", path=path)
     meta = read_meta(path)
+    refuse_special_file(path / IMAGES_NAME)
     try:
         images = np.load(path / IMAGES_NAME, mmap_mode="r", allow_pickle=False)
     except FileNotFoundError:
@@ -138,6 +142,7 @@ def open_dataset(path) -> Dataset:
 def read_meta(path) -> dict:
     """The parsed dataset.json of a dataset directory (InputError if absent, unreadable or foreign)."""
     meta_path = Path(path) / META_NAME
+    refuse_special_file(meta_path)
     try:
         meta = json.loads(meta_path.read_text())
     except FileNotFoundError:

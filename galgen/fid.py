@@ -87,13 +87,17 @@ def load_inception(path, *, device: str = "cpu"):
 
     import torch
 
+    from galgen.io.inputs import refuse_special_file
+
     path = Path(path)
+    refuse_special_file(path)
     if not path.is_file():
         raise InputError("Inception weights file not found", path=path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the format the file ships in
-            net = torch.jit.load(str(path), map_location=device)
+            with open(path, "rb") as handle:  # a file object: any path, UTF-8 or not
+                net = torch.jit.load(handle, map_location=device)
     except Exception as exc:  # noqa: BLE001 - any load failure means the file is not TorchScript
         raise InputError(f"not a TorchScript network ({type(exc).__name__})", path=path) from None
     return net.eval()

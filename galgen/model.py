@@ -251,7 +251,10 @@ def load_model(model: str | Path | None = None, *, device: str = "auto",
     where it runs faster); a `runtime.Precision` already chosen is kept (a worker process takes its
     parent's). Raises InputError naming the file when it is missing, corrupt or lacks a normaliser.
     """
+    from galgen.io.inputs import refuse_special_file
+
     path = bundled_model_path() if model is None else Path(model)
+    refuse_special_file(path)
     if not path.is_file():
         hint = " (the bundled model is missing from this install; name a weights file)" if model is None else ""
         raise InputError(f"no such weights file{hint}", path=path)

@@ -24,7 +24,6 @@ import json
 import os
 import time
 from array import array
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -38,7 +37,7 @@ from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_
 from galgen.errors import InputError
 from galgen.metrics.photometry import border_pixels
 from galgen.normalize import STRETCHES, Normalizer, kmeans_boundary, robust_sigma
-from galgen.processes import die_with_parent, spawn_context
+from galgen.processes import process_pool
 from galgen.progress import Progress, stage
 
 SCRATCH_NAME = "flux-scratch.f32"  # raw float32 crops of pass 1, removed after pass 2
@@ -474,8 +473,7 @@ def _measure_all(paths: list[Path], config: PrepConfig):
     block = config.workers * BLOCK_PER_WORKER
     # spawn, not fork: forking would copy the progress bar's running thread and the locks it holds;
     # the workers' start-up (about a second, importing astropy) only matters for small runs
-    with ProcessPoolExecutor(max_workers=config.workers, mp_context=spawn_context(), initializer=die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
+    with process_pool(config.workers) as pool:  # readers that die with this process, however it is stopped
         for start in range(0, len(paths), block):
             yield from pool.map(measure, paths[start : start + block], chunksize=4)
 

@@ -1,11 +1,17 @@
 """Worker processes that never outlive the galgen process that started them.
 
 `timeout`, a batch scheduler or the OOM killer signal the parent alone; workers that kept going
-would write outputs nobody waits for. Every pool galgen starts (prep's readers, simulate's
-drawers, sample's per-device workers) runs `die_with_parent` first: on Linux the kernel sends
-the worker SIGTERM when its parent dies (``PR_SET_PDEATHSIG``), and SIGTERM unwinds the worker
-like an exception, so its half-written temporary is removed. Elsewhere the worker checks its
-parent's pid every few seconds instead.
+would write outputs nobody waits for. Every pool galgen starts (prep's readers, sgd's morphology
+workers, the FITS writers of `galgen.io.writers`, simulate's drawers, sample's per-device workers)
+runs `die_with_parent` first: on Linux the kernel sends the worker SIGTERM when its parent dies
+(``PR_SET_PDEATHSIG``), and SIGTERM unwinds the worker like an exception, so its half-written
+temporary is removed. Elsewhere the worker checks its parent's pid every few seconds instead.
+
+A `concurrent.futures` worker catches every exception of a task, SystemExit included, and goes
+on to wait for the next task, for ever once its parent is dead. `process_pool` is the only way
+galgen makes such a pool: each task runs under `_EndOnExit`, which ends the worker process
+(``os._exit``) once SIGTERM has unwound the task. A worker that was told to stop leaves at once
+(``os._exit`` after the unwinding, not the interpreter's slow shutdown of torch).
 
 Standard library only.
 """
@@ -20,6 +26,7 @@ import sys
 import threading
 
 _PR_SET_PDEATHSIG = 1
+STOP_SECONDS = 60.0  # a stopped worker that is still running after this is killed
 
 
 def spawn_context():
@@ -40,6 +47,44 @@ def die_with_parent(parent_pid: int) -> None:
         _watch(parent_pid)
     if os.getppid() != parent_pid:  # the parent died before the line above took effect
         os._exit(143)
+
+
+def process_pool(workers: int, *, context=None):
+    """A ``concurrent.futures.ProcessPoolExecutor`` whose workers die with this process (see the module docstring).
+
+    ``context``: a multiprocessing context (default `spawn_context`). Leaving its ``with`` block on an
+    error or an interrupt cancels the tasks not yet started instead of running them first.
+    """
+    from concurrent.futures import ProcessPoolExecutor  # here: the CLI imports this module at every start
+
+    class Pool(ProcessPoolExecutor):
+        def submit(self, fn, /, *args, **kwargs):  # map() submits through here too
+            return super().submit(_EndOnExit(fn), *args, **kwargs)
+
+        def __exit__(self, kind, error, trace):
+            self.shutdown(wait=True, cancel_futures=kind is not None)
+            return False
+
+    return Pool(max_workers=workers, mp_context=context or spawn_context(), initializer=die_with_parent,
+                initargs=(os.getpid(),))
+
+
+class _EndOnExit:
+    """A pool task that ends its worker process when SystemExit (SIGTERM, the parent's death) unwinds it."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.fn(*args, **kwargs)
+        except SystemExit as exc:  # the task's `finally` blocks have run: its temporaries are gone
+            _end(exc)
+
+
+def _end(exc: SystemExit) -> None:
+    """Leave this worker process now with the code of ``exc`` (143 for SIGTERM)."""
+    os._exit(exc.code if isinstance(exc.code, int) else 143)
 
 
 def terminate_on_sigterm() -> None:
@@ -89,10 +134,15 @@ def run_workers(target, shares: list[tuple], *, labels: list[str], advance=None)
                 failure = f"worker {rank} on {labels[rank]}: {payload}"
         finished = failure is None
     finally:
-        for job in jobs:  # on an error or an interrupt the others stop too
-            if not finished and job.is_alive():
-                job.terminate()
-            job.join()
+        if not finished:  # on an error or an interrupt the others stop too: all told at once, then awaited
+            for job in jobs:
+                if job.is_alive():
+                    job.terminate()
+        for job in jobs:
+            job.join(None if finished else STOP_SECONDS)
+            if job.is_alive():  # deaf to SIGTERM (stuck in a library call): no hang
+                job.kill()
+                job.join()
     if failure is not None:
         raise RuntimeFailure(f"a worker process failed: {failure}")
     return [results[rank] for rank in range(len(jobs))]
@@ -117,8 +167,8 @@ def _worker(parent: int, rank: int, target, share: tuple, queue) -> None:
     try:
         result = target(*share, advance=lambda n: queue.put(("progress", rank, n)))
         queue.put(("done", rank, result))
-    except SystemExit:  # SIGTERM (the parent died or stopped us): nobody is left to tell
+    except SystemExit as exc:  # SIGTERM (the parent died or stopped us): nobody is left to tell
         queue.cancel_join_thread()
-        raise
+        _end(exc)  # unwound (temporaries removed); skip the interpreter's seconds-long shutdown of torch
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
         queue.put(("error", rank, f"{type(exc).__name__}: {exc}"))

@@ -62,8 +62,12 @@ def check_sgd_outputs(*, plot=None, train=None, fid_weights=None, morphology: bo
         from galgen.dataset import open_dataset
 
         open_dataset(train)
-    if fid_weights not in (None, "installed") and not Path(fid_weights).is_file():
-        raise InputError("no such Inception weights file", path=fid_weights)
+    if fid_weights not in (None, "installed"):
+        from galgen.io.inputs import refuse_special_file
+
+        refuse_special_file(fid_weights)
+        if not Path(fid_weights).is_file():
+            raise InputError("no such Inception weights file", path=fid_weights)
     if morphology:
         require_morphology()
 

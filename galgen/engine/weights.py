@@ -86,6 +86,8 @@ def read_data_tensor(path, name: str):
     key = DATA_PREFIX + name
     if data_entry(path, name) is None:
         return None
+    if not _utf8(path):
+        return load_tensors(path)[key].double().numpy()
     try:
         with safe_open(str(path), framework="pt") as handle:
             return handle.get_tensor(key).double().numpy()
@@ -93,9 +95,21 @@ def read_data_tensor(path, name: str):
         raise InputError(f"corrupt weights file: {str(exc).splitlines()[0]}", path=path) from None
 
 
+def _utf8(path) -> bool:
+    """Whether ``path`` is valid UTF-8: safetensors opens no other path (a name with a byte such as 0xff)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_header(path) -> dict:
     """The safetensors JSON header (tensor table + ``__metadata__``), checked against the file size."""
+    from galgen.io.inputs import refuse_special_file
+
     path = Path(path)
+    refuse_special_file(path)  # a FIFO would block for ever
     try:
         size = path.stat().st_size
         with open(path, "rb") as f:
@@ -194,10 +208,12 @@ def _first_bad_number(doc) -> tuple[str, object] | None:
 def load_tensors(path, *, device="cpu") -> dict:
     """All tensors of a validated file; InputError on any corruption."""
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load, load_file
 
     read_header(path)
     try:
+        if not _utf8(path):  # read here, handed over as bytes
+            return {name: tensor.to(device) for name, tensor in load(Path(path).read_bytes()).items()}
         return load_file(str(path), device=str(device))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise InputError(f"corrupt weights file: {str(exc).splitlines()[0]}", path=path) from None

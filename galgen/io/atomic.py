@@ -106,6 +106,8 @@ def check_output(path, *, overwrite: bool = False, made_by_galgen: Callable[[Pat
     if suffixes and not path.name.lower().endswith(suffixes):
         raise InputError(f"unsupported output format (use {', '.join(suffixes)})", path=path)
     if path.exists():
+        if not (path.is_file() or path.is_dir()):  # a FIFO or a device: opening it to check it would block
+            raise InputError("output exists and is not a regular file", path=path)
         if path.is_dir() != directory:
             kind = "not a directory" if directory else "a directory"
             raise InputError(f"output exists and is {kind}", path=path)

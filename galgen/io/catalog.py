@@ -73,10 +73,13 @@ class Catalog:
 
 def read_catalog(path) -> Catalog:
     """Read a FITS binary table or a CSV file; InputError naming the file when it is unusable or empty."""
+    from galgen.io.inputs import refuse_special_file
+
     path = Path(path)
     name = path.name.lower()
     if not name.endswith(TABLE_SUFFIXES):
         raise InputError(f"a catalogue must be a FITS table or a CSV file ({', '.join(TABLE_SUFFIXES)})", path=path)
+    refuse_special_file(path)
     if name.endswith(CSV_SUFFIXES):
         catalog = _read_csv(path)
     else:

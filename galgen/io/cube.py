@@ -306,6 +306,9 @@ def _flag_section(hdu, band: int, y0: int, rows: int, shape, path: Path) -> np.n
 @contextmanager
 def _open_fits(path: Path):
     """Open a FITS file, turning astropy's warnings about damaged files into InputError."""
+    from galgen.io.inputs import refuse_special_file
+
+    refuse_special_file(path)  # a FIFO or /dev/zero would block or never end
     if not path.exists():
         raise InputError("no such file", path=path)
     if path.is_dir():

@@ -125,17 +125,20 @@ def fits_text(text: str, *, card_value: bool = False) -> tuple[str, bool]:
     character outside printable ASCII, and ``%`` itself, as %-escaped UTF-8 (RFC 3986), which
     `unescape_text` reverses exactly. A ``card_value`` longer than one card that holds a quote
     is escaped too (quotes become %27): astropy drops the start of a long string when one of its
-    CONTINUE pieces begins with a quote, as shell-quoted paths in a command line do.
+    CONTINUE pieces begins with a quote, as shell-quoted paths in a command line do. A path holding
+    bytes that are not UTF-8 (Python's surrogate escapes, ``os.fsdecode``) keeps those bytes (``\xff``
+    is ``%FF``), so it reads back as the same path.
     """
     text = str(text)
     if text.isascii() and text.isprintable() and not (card_value and len(text) > 68 and "'" in text):
         return text, False
-    return quote(text, safe=_PLAIN_ASCII.replace("'", "") if card_value else _PLAIN_ASCII), True
+    safe = _PLAIN_ASCII.replace("'", "") if card_value else _PLAIN_ASCII
+    return quote(text.encode("utf-8", "surrogateescape"), safe=safe), True
 
 
 def unescape_text(text: str) -> str:
-    """Inverse of the escaping in `fits_text`."""
-    return unquote(text, errors="strict")
+    """Inverse of the escaping in `fits_text` (bytes that are not UTF-8 come back as surrogate escapes)."""
+    return unquote(text, errors="surrogateescape")
 
 
 def add_history(header, text: str) -> None:

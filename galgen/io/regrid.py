@@ -17,7 +17,7 @@ import numpy as np
 
 from galgen.bands import band_order
 from galgen.errors import InputError
-from galgen.io.inputs import FITS_SUFFIXES, is_fits_name
+from galgen.io.inputs import FITS_SUFFIXES, is_fits_name, refuse_special_file
 
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 INPUT_SUFFIXES = FITS_SUFFIXES + PICTURE_SUFFIXES
@@ -178,6 +178,7 @@ def prepare_input(path, *, bands: str, size: int, pixel_scale: float | None, uni
     level of a sky-subtracted cutout) and counted in the notes.
     """
     path = Path(path)
+    refuse_special_file(path)
     if not path.is_file():
         raise InputError("no such file" if not path.exists() else "not a file", path=path)
     if not is_fits_name(path):

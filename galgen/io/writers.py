@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from typing import Callable
 
-from galgen.processes import die_with_parent, spawn_context
+from galgen.processes import process_pool
 
 MAX_WRITERS = 8  # helper processes at most: more contend for the same disk
 IN_FLIGHT = 4  # writes queued per helper before `submit` waits for the oldest
@@ -44,8 +44,7 @@ class Writers:
 
     def __enter__(self) -> "Writers":
         if self.count > 0:
-            self._pool = ProcessPoolExecutor(self.count, mp_context=spawn_context(), initializer=die_with_parent,
-                                             initargs=(os.getpid(),))
+            self._pool = process_pool(self.count)  # helpers that die with this process
         return self
 
     def submit(self, fn: Callable, *args, **kwargs) -> None:

@@ -244,8 +244,11 @@ def measure_stack(images, *, bands: str = "grz", config: MorphologyConfig = Morp
         return table
     # fork: workers start at once and never re-import the caller's script (spawn would need
     # every caller to guard with `if __name__ == "__main__"`); the parent holds no torch threads
+    # (galgen.processes.process_pool: the workers die with this process, however it is stopped)
+    from galgen.processes import process_pool
+
     context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else None)
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with process_pool(workers, context=context) as pool:
         pending = {}
         for s in starts:
             # keep at most 2 chunks per worker in flight, so memory stays flat for any N
