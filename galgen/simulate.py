@@ -565,9 +565,10 @@ def _write_truth(columns: dict[str, np.ndarray], path: Path, *, command: str, **
 
 def _check_free(out: Path, indices: range, *, overwrite: bool) -> None:
     """Create ``out`` and check that the galaxies of ``indices`` may be written into it."""
-    from galgen.io.atomic import as_galgen_error, probe_directory, sweep_stale
+    from galgen.io.atomic import DIRECTORY_ROOM, as_galgen_error, check_path_length, probe_directory, sweep_stale
     from galgen.io.cube import is_galgen_file
 
+    check_path_length(out, room=DIRECTORY_ROOM)
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", path=out)
     try:
