@@ -260,3 +260,18 @@ def test_a_5000_character_path_is_one_line(model_file, tmp_path, command):
     line = one_line_error(invoke(*args))
     assert "path too long" in line and "internal error" not in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut"]
+
+
+@pytest.mark.parametrize("command", ["prep", "train", "sample", "inpaint", "desify", "simulate"])
+def test_an_empty_output_path_is_refused(model_file, dataset, tmp_path, monkeypatch, command):
+    image = galaxies(tmp_path / "in", 1, size=16)[0]
+    monkeypatch.chdir(tmp_path)  # before: `-o ''` wrote into the current directory
+    args = {"prep": ("prep", tmp_path / "in", "--size", 16),
+            "train": ("train", dataset, "--steps", 1, "--batch", 2),
+            "sample": ("sample", "-n", 1, "--model", model_file, "--steps", 1),
+            "inpaint": ("inpaint", image, "--mask-nans", "--model", model_file, "--steps", 1),
+            "desify": ("desify", image, "--model", model_file, "--steps", 1),
+            "simulate": ("simulate", "-n", 1, "--size", 16, "-j", 1)}[command]
+    line = one_line_error(invoke(*args, "-o", ""))
+    assert line.startswith(f"galgen {command}: error:") and "'--output': an empty path" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
