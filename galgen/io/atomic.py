@@ -197,8 +197,8 @@ def atomic_output(path, *, parents: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success, remove it on error.
 
     The temporary name is hidden and ends with the final name, so suffix-driven writers
-    (``.fits.gz``) behave the same (a name too long for that is shortened, `temp_path`). A missing directory is created when ``parents`` is true and
-    is an InputError otherwise. ``os.replace`` is atomic within one file system, so readers (and
+    (``.fits.gz``) behave the same (a name too long for that is shortened, `temp_path`). A missing
+    directory is created when ``parents`` is true and is an InputError otherwise. ``os.replace`` is atomic within one file system, so readers (and
     a resumed run) never see a half-written file. Stale temporaries of dead processes in the
     directory are swept on its first use, and an OSError becomes one line naming ``path``.
     """
