@@ -42,6 +42,31 @@ class _OneLineErrors(TyperGroup):
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
 
+    def resolve_command(self, ctx, args):
+        name, command, rest = super().resolve_command(ctx, args)
+        if command is not None:
+            _refuse_empty_paths(command, ctx, rest)
+        return name, command, rest
+
+
+def _refuse_empty_paths(command, ctx, args) -> None:
+    """A usage error for an empty path (``-o ''``), which parsing would turn into ``.``, the current directory."""
+    import typing
+
+    try:
+        hints = typing.get_type_hints(command.callback)
+        ctx = command.context_class(command, info_name=command.name, parent=ctx)
+        given, _, _ = command.make_parser(ctx).parse_args(args=list(args))
+    except Exception:  # noqa: BLE001 - a malformed command line: the real parse says what is wrong
+        return
+    for param in command.params:
+        values = given.get(param.name)
+        values = values if isinstance(values, (list, tuple)) else [values]
+        if "" in values and "Path" in str(hints.get(param.name)):
+            flag = max(param.opts, key=len) if param.param_type_name == "option" else param.name.upper()
+            raise typer.BadParameter("an empty path (it would mean the current directory)", ctx=ctx,
+                                     param_hint=f"'{flag}'")
+
 
 app = typer.Typer(
     name="galgen",

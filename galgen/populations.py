@@ -40,6 +40,11 @@ class Population:
 
 def is_dataset(path) -> bool:
     """True for a prepared dataset directory (it holds ``dataset.json``)."""
+    from galgen.io.inputs import refuse_special_file
+
+    if str(path).startswith("@"):
+        return False
+    refuse_special_file(path)  # a path too long for the system is an InputError here, not an OSError
     return Path(path).is_dir() and (Path(path) / DATASET_MANIFEST).is_file()
 
 

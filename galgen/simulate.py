@@ -618,9 +618,10 @@ def _check_free(out: Path, indices: range, *, overwrite: bool, run: dict) -> set
     InputError) and is kept: the caller rebuilds its truth row. (A galaxy the truth catalogue already holds was
     refused before, by `_earlier_truth`.) With ``overwrite`` every cube there is replaced, if galgen made it.
     """
-    from galgen.io.atomic import as_galgen_error, probe_directory, sweep_stale
+    from galgen.io.atomic import DIRECTORY_ROOM, as_galgen_error, check_path_length, probe_directory, sweep_stale
     from galgen.io.cube import is_galgen_file
 
+    check_path_length(out, room=DIRECTORY_ROOM)
     if out.exists() and not out.is_dir():
         raise InputError("output exists and is not a directory", path=out)
     try:

@@ -17,7 +17,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -230,3 +229,48 @@ def test_paths_that_are_not_utf8_are_written_and_read_back_exactly(model_file, t
                                timeout=300, cwd=ROOT)
     assert described.returncode == 0, described.stderr
     assert json.loads(described.stdout)["files"][0]["provenance"]["model"] == model.name
+
+
+def test_an_output_name_of_250_characters_is_written(tmp_path):
+    galaxies(tmp_path / "A", 3)
+    galaxies(tmp_path / "B", 3, seed=1)
+    out = tmp_path / ("a" * 246 + ".png")  # 250 bytes: its temporary's name would be 280
+    done = invoke("sgd", tmp_path / "A", tmp_path / "B", "--plot", out, "--bootstrap", 10)
+    assert done.exit_code == 0, done.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["A", "B", out.name])  # no temporary left
+
+
+def test_an_output_name_too_long_is_refused_before_the_work(model_file, tmp_path):
+    image = galaxies(tmp_path / "img", 1, size=16)[0]
+    out = tmp_path / ("b" * 251 + ".fits")
+    line = one_line_error(invoke("inpaint", image, "--mask-nans", "-o", out, "--model", model_file, "--steps", 1))
+    assert "file name too long (256 bytes" in line and str(out) in line
+    line = one_line_error(invoke("sample", "-n", 1, "-o", tmp_path / ("m" * 256), "--model", model_file))
+    assert "file name too long" in line and not list(tmp_path.glob("m*"))
+
+
+@pytest.mark.parametrize("command", ["sample", "prep", "sgd"])
+def test_a_5000_character_path_is_one_line(model_file, tmp_path, command):
+    huge = tmp_path / "/".join(["x"] * 2500)
+    galaxies(tmp_path / "cut", 2, size=16)
+    args = {"sample": ("sample", "-n", 1, "-o", huge, "--model", model_file),
+            "prep": ("prep", tmp_path / "cut", "-o", huge, "--size", 16),
+            "sgd": ("sgd", huge, tmp_path / "cut")}[command]
+    line = one_line_error(invoke(*args))
+    assert "path too long" in line and "internal error" not in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut"]
+
+
+@pytest.mark.parametrize("command", ["prep", "train", "sample", "inpaint", "desify", "simulate"])
+def test_an_empty_output_path_is_refused(model_file, dataset, tmp_path, monkeypatch, command):
+    image = galaxies(tmp_path / "in", 1, size=16)[0]
+    monkeypatch.chdir(tmp_path)  # before: `-o ''` wrote into the current directory
+    args = {"prep": ("prep", tmp_path / "in", "--size", 16),
+            "train": ("train", dataset, "--steps", 1, "--batch", 2),
+            "sample": ("sample", "-n", 1, "--model", model_file, "--steps", 1),
+            "inpaint": ("inpaint", image, "--mask-nans", "--model", model_file, "--steps", 1),
+            "desify": ("desify", image, "--model", model_file, "--steps", 1),
+            "simulate": ("simulate", "-n", 1, "--size", 16, "-j", 1)}[command]
+    line = one_line_error(invoke(*args, "-o", ""))
+    assert line.startswith(f"galgen {command}: error:") and "'--output': an empty path" in line, line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]

@@ -149,8 +149,10 @@ def planned_outputs(inputs: Sequence, out_dir, *, draws: int, overwrite: bool) -
     hard link: a run never replaces what it reads, overwrite or not), or existing files (unless
     ``overwrite`` and galgen made them), are InputErrors.
     """
+    from galgen.io.atomic import DIRECTORY_ROOM, check_path_length
     from galgen.io.cube import is_galgen_file
 
+    check_path_length(out_dir, room=DIRECTORY_ROOM)
     width = len(str(draws - 1))
     seen: dict[str, Path] = {}
     names = []
@@ -160,6 +162,7 @@ def planned_outputs(inputs: Sequence, out_dir, *, draws: int, overwrite: bool) -
             raise InputError(f"same output names as {seen[stem]} (rename one of them)", path=path)
         seen[stem] = path
         names.append([Path(out_dir) / f"{stem}_draw{k:0{width}d}.fits" for k in range(draws)])
+        check_path_length(names[-1][-1])  # a long input name makes a longer output name
     existing = [p for row in names for p in row if p.exists()]
     read = {_identity(path): path for path in map(Path, inputs) if path.exists()}
     clash = next(((p, read[_identity(p)]) for p in existing if _identity(p) in read), None)

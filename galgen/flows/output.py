@@ -16,8 +16,9 @@ from galgen.errors import InputError
 
 def output_directory(out_dir) -> Path:
     """Create ``out_dir`` if needed, check a file can be made in it, and sweep a killed run's temporaries."""
-    from galgen.io.atomic import probe_directory, sweep_stale
+    from galgen.io.atomic import DIRECTORY_ROOM, check_path_length, probe_directory, sweep_stale
 
+    check_path_length(out_dir, room=DIRECTORY_ROOM)
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

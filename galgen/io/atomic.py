@@ -13,6 +13,7 @@ Standard library only, so the engine (weights files) and the FITS layer share it
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import secrets
@@ -26,6 +27,10 @@ from typing import Callable, Iterator
 from galgen.errors import InputError, RuntimeFailure
 
 TEMP_PREFIX = ".tmp-"
+NAME_MAX = 255  # bytes in one file name (Linux, macOS and their usual file systems)
+PATH_MAX = 4096  # bytes in a whole path, its terminating NUL included
+DIRECTORY_ROOM = 64  # bytes an output directory's path leaves for the names in it (mock_000000.fits, ...)
+_KEPT_TAIL = 24  # characters of a long name that its shortened temporary keeps (the suffix: .fits.gz, .work)
 _TEMP = re.compile(r"^\.tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[0-9a-f]{8}-(?P<name>.+)$")
 _swept: set[str] = set()  # directories already swept by this process
 
@@ -35,9 +40,38 @@ def _host() -> str:
 
 
 def temp_path(path) -> Path:
-    """A hidden temporary name beside ``path`` that records this host and process."""
+    """A hidden temporary name beside ``path`` that records this host and process.
+
+    It ends with ``path``'s name; when that would make it longer than NAME_MAX bytes, the name is
+    shortened to a hash of it and its last characters (the suffix stays, so suffix-driven writers behave
+    the same), and `final_path` no longer recovers it.
+    """
     path = Path(path)
-    return path.parent / f"{TEMP_PREFIX}{_host()}-{os.getpid()}-{secrets.token_hex(4)}-{path.name}"
+    head = f"{TEMP_PREFIX}{_host()}-{os.getpid()}-{secrets.token_hex(4)}-"
+    name = path.name
+    if len(os.fsencode(head + name)) > NAME_MAX:
+        tail = name[-_KEPT_TAIL:]
+        while len(os.fsencode(tail)) > _KEPT_TAIL:  # multi-byte characters
+            tail = tail[1:]
+        name = f"{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}~{tail}"
+    return path.parent / f"{head}{name}"
+
+
+def check_path_length(path, *, room: int = 0) -> None:
+    """InputError, before any work, when ``path`` cannot be created: a name over NAME_MAX bytes, or the
+    whole path (plus ``room`` bytes, for the names of files a directory will hold) over PATH_MAX; an
+    empty path too."""
+    if not str(path):
+        raise InputError("the output is an empty path")
+    raw = os.fsencode(path)
+    longest = max(raw.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        raise InputError(f"file name too long ({len(longest)} bytes; the file system takes at most {NAME_MAX})",
+                         path=path)
+    if len(raw) + room >= PATH_MAX:
+        limit = PATH_MAX - 1 - room
+        raise InputError(f"path too long ({len(raw)} bytes; at most {limit}"
+                         + (" for a directory of outputs)" if room else ")"), path=path)
 
 
 def final_path(path) -> Path:
@@ -102,6 +136,7 @@ def check_output(path, *, overwrite: bool = False, made_by_galgen: Callable[[Pat
     directory that will hold it must exist (or, with ``parents``, be creatable) and accept a new
     file, which is tried rather than assumed (root ignores permission bits, not read-only mounts).
     """
+    check_path_length(path)
     path = Path(path)
     if suffixes and not path.name.lower().endswith(suffixes):
         raise InputError(f"unsupported output format (use {', '.join(suffixes)})", path=path)
@@ -162,11 +197,12 @@ def atomic_output(path, *, parents: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success, remove it on error.
 
     The temporary name is hidden and ends with the final name, so suffix-driven writers
-    (``.fits.gz``) behave the same. A missing directory is created when ``parents`` is true and
-    is an InputError otherwise. ``os.replace`` is atomic within one file system, so readers (and
+    (``.fits.gz``) behave the same (a name too long for that is shortened, `temp_path`). A missing
+    directory is created when ``parents`` is true and is an InputError otherwise. ``os.replace`` is atomic within one file system, so readers (and
     a resumed run) never see a half-written file. Stale temporaries of dead processes in the
     directory are swept on its first use, and an OSError becomes one line naming ``path``.
     """
+    check_path_length(path)
     path = Path(path)
     directory = path.parent
     try:
