@@ -56,3 +56,19 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "decals_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.realdata)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """The tiny unconditional model (tests/tiny_model.py); a test module may define its own."""
+    from tiny_model import make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="module")
+def conditional_file(tmp_path_factory):
+    """The tiny model conditioned on tiny_model.CONDITIONS."""
+    from tiny_model import CONDITIONS, make_tiny_model
+
+    return make_tiny_model(tmp_path_factory.mktemp("conditional") / "cond.safetensors", conditions=CONDITIONS)

@@ -26,7 +26,6 @@ from galgen.cli import app
 from galgen.io.cube import Cube, read_provenance, read_table
 from galgen.io.cube import make_wcs
 from galgen.io.write import write_cube
-from tiny_model import make_tiny_model
 
 UNWRITABLE = Path("/sys/galgen-cannot-write-here")  # sysfs refuses new files, even to root
 
@@ -55,11 +54,6 @@ def galaxies(directory: Path, count: int, *, size: int = 32, seed: int = 0, pref
         cube = Cube(data=data, bands="grz", wcs=make_wcs((size, size), pixel_scale=0.262))
         paths.append(write_cube(cube, directory / f"{prefix}_{i:03d}.fits"))
     return paths
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
 
 
 @pytest.fixture(scope="module")

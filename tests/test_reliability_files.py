@@ -18,29 +18,10 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from conftest import ROOT
-from galgen.cli import app
-from test_fault_catalogue import galaxies, one_line_error
-from tiny_model import make_tiny_model
+from test_fault_catalogue import dataset, galaxies, invoke, one_line_error  # noqa: F401 - dataset is a fixture
 
-
-def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    galaxies(root / "cut", 4, size=16)
-    assert invoke("prep", root / "cut", "-o", root / "train", "--size", "16").exit_code == 0
-    return root / "train"
 
 
 @contextlib.contextmanager

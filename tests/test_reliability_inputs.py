@@ -13,18 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_fault_catalogue import galaxies, invoke, one_line_error
-from tiny_model import CONDITIONS, make_tiny_model
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def conditional(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("cmodel") / "cond.safetensors", conditions=CONDITIONS)
+from test_fault_catalogue import invoke, one_line_error
 
 
 def sample_catalog(catalog, out, model):
@@ -41,34 +30,34 @@ def requested(out, count):
 
 
 @pytest.mark.parametrize("separator", [";", "\t"])
-def test_a_semicolon_or_tab_separated_catalogue_is_split_on_its_separator(conditional, tmp_path, separator):
+def test_a_semicolon_or_tab_separated_catalogue_is_split_on_its_separator(conditional_file, tmp_path, separator):
     catalog = tmp_path / "cat.csv"
     catalog.write_text(f"mag_r{separator}r_e\n17{separator}1.2\n18{separator}2.5\n")
-    done = sample_catalog(catalog, tmp_path / "out", conditional)
+    done = sample_catalog(catalog, tmp_path / "out", conditional_file)
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["notes"] == []  # both columns found: no median stands in
     assert requested(tmp_path / "out", 2) == [{"mag_r": 17.0, "r_e": 1.2}, {"mag_r": 18.0, "r_e": 2.5}]
 
 
-def test_a_catalogue_that_gives_none_of_the_conditions_is_refused(conditional, tmp_path):
+def test_a_catalogue_that_gives_none_of_the_conditions_is_refused(conditional_file, tmp_path):
     catalog = tmp_path / "stars.csv"
     catalog.write_text("ra,dec,teff\n10,1,5800\n11,2,4000\n")
-    line = one_line_error(sample_catalog(catalog, tmp_path / "out", conditional))
+    line = one_line_error(sample_catalog(catalog, tmp_path / "out", conditional_file))
     assert str(catalog) in line and "none of the model's conditions" in line
     assert "ra, dec, teff" in line and "mag_r [mag], r_e [arcsec]" in line
     assert not (tmp_path / "out").exists()
     # one that gives some of them: the others take the training median, said in a note
     catalog = tmp_path / "mags.csv"
     catalog.write_text("mag_r\n17\n")
-    done = sample_catalog(catalog, tmp_path / "out", conditional)
+    done = sample_catalog(catalog, tmp_path / "out", conditional_file)
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["notes"] == [f"{catalog} gives no r_e: every mock takes the training median, "
                                                 "1.5 arcsec"]
 
 
-def test_a_condition_named_twice_in_another_case_is_refused(conditional, tmp_path):
+def test_a_condition_named_twice_in_another_case_is_refused(conditional_file, tmp_path):
     line = one_line_error(invoke("sample", "-n", 1, "--condition", "mag_r=17,MAG_R=18", "-o", tmp_path / "out",
-                                 "--model", conditional, "--steps", 1))
+                                 "--model", conditional_file, "--steps", 1))
     assert "mag_r twice" in line and "--condition" in line
     assert not (tmp_path / "out").exists()
     # a FITS table alike (a CSV header naming a column twice was refused already)
@@ -78,15 +67,15 @@ def test_a_condition_named_twice_in_another_case_is_refused(conditional, tmp_pat
     columns = [fits.Column(name=name, format="D", array=np.array([value]))
                for name, value in (("mag_r", 17.0), ("MAG_R", 18.0), ("r_e", 1.2))]
     fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns)]).writeto(table)
-    line = one_line_error(sample_catalog(table, tmp_path / "out", conditional))
+    line = one_line_error(sample_catalog(table, tmp_path / "out", conditional_file))
     assert str(table) in line and "names a column twice" in line
     assert not (tmp_path / "out").exists()
 
 
-def test_a_catalogue_unit_is_converted_to_the_conditions(conditional, tmp_path):
+def test_a_catalogue_unit_is_converted_to_the_conditions(conditional_file, tmp_path):
     catalog = tmp_path / "deg.csv"
     catalog.write_text("mag_r,r_e [deg]\n17,0.0005\n")
-    done = sample_catalog(catalog, tmp_path / "out", conditional)
+    done = sample_catalog(catalog, tmp_path / "out", conditional_file)
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["notes"] == [f"{catalog}: column r_e converted from deg to arcsec"]
     assert requested(tmp_path / "out", 1)[0]["r_e"] == pytest.approx(1.8)
@@ -95,16 +84,16 @@ def test_a_catalogue_unit_is_converted_to_the_conditions(conditional, tmp_path):
 
     table = write_table({"mag_r": np.array([17.0]), "r_e": np.array([0.03])}, tmp_path / "cat.fits",
                         units={"mag_r": "mag(AB)", "r_e": "arcmin"})
-    done = sample_catalog(table, tmp_path / "fits", conditional)
+    done = sample_catalog(table, tmp_path / "fits", conditional_file)
     assert done.exit_code == 0, done.output
     assert requested(tmp_path / "fits", 1)[0] == pytest.approx({"mag_r": 17.0, "r_e": 1.8})
 
 
 @pytest.mark.parametrize("unit, reason", [("pixel", "does not convert"), ("furlongs", "astropy does not know")])
-def test_a_catalogue_unit_that_does_not_convert_is_refused(conditional, tmp_path, unit, reason):
+def test_a_catalogue_unit_that_does_not_convert_is_refused(conditional_file, tmp_path, unit, reason):
     catalog = tmp_path / "cat.csv"
     catalog.write_text(f"mag_r,r_e [{unit}]\n17,4\n")
-    line = one_line_error(sample_catalog(catalog, tmp_path / "out", conditional))
+    line = one_line_error(sample_catalog(catalog, tmp_path / "out", conditional_file))
     assert str(catalog) in line and reason in line and "'arcsec'" in line and "r_e" in line
     assert not (tmp_path / "out").exists()
 
@@ -112,34 +101,34 @@ def test_a_catalogue_unit_that_does_not_convert_is_refused(conditional, tmp_path
 # ----------------------------------------------------------------------------- catalogues ending in internal errors
 
 
-def test_a_vector_catalogue_column_is_an_input_error(conditional, tmp_path):
+def test_a_vector_catalogue_column_is_an_input_error(conditional_file, tmp_path):
     from galgen.io.write import write_table
 
     table = write_table({"mag_r": np.array([[17.0, 17.1, 17.2], [18.0, 18.1, 18.2]]), "r_e": np.array([1.2, 1.5])},
                         tmp_path / "vector.fits")
-    line = one_line_error(sample_catalog(table, tmp_path / "out", conditional))
+    line = one_line_error(sample_catalog(table, tmp_path / "out", conditional_file))
     assert str(table) in line and "'mag_r' holds 3 values per row" in line
     assert not (tmp_path / "out").exists()
 
 
-def test_non_ascii_catalogue_bytes_are_an_input_error_or_read_as_utf8(conditional, tmp_path):
+def test_non_ascii_catalogue_bytes_are_an_input_error_or_read_as_utf8(conditional_file, tmp_path):
     from astropy.table import Table
 
     latin = tmp_path / "latin.fits"
     Table({"id": np.array([b"gal\xe9", b"b"]), "mag_r": [17.0, 18.0], "r_e": [1.2, 1.5]}).write(latin)
-    line = one_line_error(sample_catalog(latin, tmp_path / "out", conditional))
+    line = one_line_error(sample_catalog(latin, tmp_path / "out", conditional_file))
     assert str(latin) in line and "column 'id' row 0" in line and "neither ASCII nor UTF-8" in line
     assert not (tmp_path / "out").exists()
     utf8 = tmp_path / "utf8.fits"
     Table({"id": np.array(["galaxié".encode(), b"b"]), "mag_r": [17.0, 18.0], "r_e": [1.2, 1.5]}).write(utf8)
-    done = sample_catalog(utf8, tmp_path / "ok", conditional)
+    done = sample_catalog(utf8, tmp_path / "ok", conditional_file)
     assert done.exit_code == 0, done.output
     from galgen.io.cube import read_provenance
 
     assert read_provenance(tmp_path / "ok" / "mock_000000.fits")["catalog_id"] == "galaxié"
     csv = tmp_path / "latin.csv"
     csv.write_bytes(b"id,mag_r,r_e\ngal\xe9,17,1.2\n")
-    line = one_line_error(sample_catalog(csv, tmp_path / "out", conditional))
+    line = one_line_error(sample_catalog(csv, tmp_path / "out", conditional_file))
     assert str(csv) in line and "line 2" in line and "not UTF-8" in line
 
 

@@ -19,7 +19,7 @@ from galgen.cli import app
 from galgen.engine.weights import METADATA_KEY, MODEL_KIND, file_sha256, load_tensors, read_metadata, save_weights
 from galgen.errors import RuntimeFailure
 from test_calibrate import FACTORS, make_mocks, real_galaxies
-from tiny_model import CONDITIONS, make_tiny_model
+from tiny_model import CONDITIONS
 
 
 def invoke(*args):
@@ -32,16 +32,6 @@ def one_line_error(result, code: int = 2) -> str:
     lines = [line for line in result.stderr.strip().splitlines() if line.startswith("galgen")]  # not progress
     assert len(lines) == 1 and "Traceback" not in result.output and "internal error" not in lines[0], result.stderr
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
-
-
-@pytest.fixture(scope="module")
-def conditional_file(tmp_path_factory):
-    return make_tiny_model(tmp_path_factory.mktemp("conditional") / "cond.safetensors", conditions=CONDITIONS)
 
 
 def variant(source, target, change=None, *, tensors=None, raw=None):
