@@ -14,7 +14,7 @@ from galgen.cli import app
 from galgen.io.cube import read_provenance
 from galgen.engine.unet import PRESETS
 from galgen.engine.weights import read_metadata
-from test_fault_catalogue import galaxies, model_file  # noqa: F401 - model_file is a fixture
+from test_fault_catalogue import galaxies
 
 
 def invoke(*args):
