@@ -33,7 +33,7 @@ from galgen.conditioning import derive  # noqa: E402
 from galgen.normalize import robust_sigma  # noqa: E402
 from galgen.io.cube import read_cube, read_table  # noqa: E402
 from galgen.engine.weights import read_metadata  # noqa: E402
-from galgen.metrics.labels import label_units, measure_labels  # noqa: E402
+from galgen.metrics.labels import measure_labels  # noqa: E402
 
 
 def galgen(*args, json_out: Path | None = None) -> dict | None:

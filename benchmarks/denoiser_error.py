@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--no-bf16", action="store_true", help="run the network in float32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    from galgen.simulate import draw_galaxy
+    from galgen.galaxies import draw_galaxy
 
     model = load_model(args.model, device="cpu", bf16=not args.no_bf16)
     flux = np.stack([draw_galaxy(args.sim_seed, i, size=model.size, pixel_scale=model.pixel_scale or 0.262)[0]

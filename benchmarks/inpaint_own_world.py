@@ -24,19 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.ndimage import uniform_filter
 
-from inpaint_quality import WITHIN, Guidance, add_run_arguments, simulated_cases
+from inpaint_quality import WITHIN, add_run_arguments, simulated_cases
 from galgen.conditioning import derive, normalise
 from galgen.flows.fill import fill_stamps
 from galgen.flows.sample import SampleConfig, draw
 from galgen.metrics.labels import label_units
 from galgen.model import load_model
-from galgen.simulate import draw_observation
+from galgen.galaxies import draw_observation
 
 
 def parse_args(argv=None):

@@ -1,6 +1,6 @@
 """Inpainting quality against noise-free truth: guided diffusion, classical fills, and calibrated spread.
 
-GalSim galaxies from galgen.simulate (DR9-like sky noise) are crossed by a random satellite
+GalSim galaxies from galgen.galaxies (DR9-like sky noise) are crossed by a random satellite
 trail (galgen.trails: width 1-6 px, any angle, 10-300 x sky RMS, half of them dashed); a third of
 the trails run through the galaxy's centre (the nucleus), the rest within a quarter of the stamp
 of it. The trail's pixels are filled by
@@ -117,7 +117,7 @@ def simulated_cases(count: int, *, seed: int, size: int, brighter: float | None 
     The galaxies are ``galgen simulate``'s of ``seed`` in index order; with ``brighter``, only those
     with mag_r below it (the same population's bright end, found by drawing the parameters alone).
     """
-    from galgen.simulate import SKY_SIGMA, draw_observation, draw_params
+    from galgen.galaxies import SKY_SIGMA, draw_observation, draw_params
 
     rms = np.asarray(SKY_SIGMA, dtype=np.float64)
     indices = range(count) if brighter is None else list(itertools.islice(

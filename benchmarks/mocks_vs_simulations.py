@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from galgen.io.cube import read_cube  # noqa: E402
 from galgen.io.inputs import expand_inputs  # noqa: E402
 from galgen.preview import side_by_side  # noqa: E402
-from galgen.simulate import BANDS, PIXEL_SCALE, draw_galaxy  # noqa: E402
+from galgen.galaxies import BANDS, PIXEL_SCALE, draw_galaxy  # noqa: E402
 
 
 def mocks_beside_simulations(mock_paths, out_png, *, sim_seed: int = 1000, columns: int | None = None,

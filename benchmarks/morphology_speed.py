@@ -1,6 +1,6 @@
 """How fast are galgen's morphology and nearest-neighbour searches?
 
-1. Morphology, galaxies per second on DESI-like 64 px stamps from galgen.simulate: a plain loop calling
+1. Morphology, galaxies per second on DESI-like 64 px stamps from galgen.galaxies: a plain loop calling
    statmorph.source_morphology directly, against galgen.metrics.morphology.measure_stack
    with 1 and 2 worker processes (values checked identical).
 2. Nearest neighbours: exact top-k of M queries against a 100k x 3 x 64 x 64 float32 memmap
@@ -23,7 +23,7 @@ import numpy as np
 
 def simulated_stack(n: int, seed: int = 0) -> np.ndarray:
     """n DESI-like grz galaxies from `galgen simulate`'s generator (bulge + disk + knots, sky noise)."""
-    from galgen.simulate import draw_galaxy
+    from galgen.galaxies import draw_galaxy
 
     return np.stack([draw_galaxy(seed, i)[0] for i in range(n)])
 

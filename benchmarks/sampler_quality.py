@@ -33,7 +33,7 @@ DEFAULT_RUNS = "dpmpp_2m:10,dpmpp_2m:15,dpmpp_2m:25,dpmpp_2m_sde:25,dpmpp_2m_sde
 
 def simulated(n: int, seed: int, size: int, pixel_scale: float) -> np.ndarray:
     """n galaxies of `galgen simulate --seed seed` (in memory), (n, 3, size, size) nanomaggies."""
-    from galgen.simulate import draw_galaxy
+    from galgen.galaxies import draw_galaxy
 
     return np.stack([draw_galaxy(seed, i, size=size, pixel_scale=pixel_scale)[0] for i in range(n)])
 

@@ -14,17 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from galgen import simulate as sim
+from galgen import galaxies as gal, simulate as sim
 
 
 def per_galaxy_seconds(n: int, size: int, out: Path) -> dict[str, float]:
     """Seconds per galaxy in this process (tables warm), wall and CPU: drawing alone, drawing + writing."""
     for index in range(60):  # warm GalSim's Sersic tables (21 values of n) and the imports
-        sim.draw_galaxy(99, index, size=size)
+        gal.draw_galaxy(99, index, size=size)
     out.mkdir(parents=True, exist_ok=True)
-    write = sim._WriteGalaxy(str(out), 1, size, sim.PIXEL_SCALE, "benchmark")
+    write = sim._WriteGalaxy(str(out), 1, size, gal.PIXEL_SCALE, "benchmark")
     timings = {}
-    for name, step in (("draw", lambda i: sim.draw_galaxy(1, i, size=size)), ("draw + write", write)):
+    for name, step in (("draw", lambda i: gal.draw_galaxy(1, i, size=size)), ("draw + write", write)):
         wall, cpu = time.perf_counter(), time.process_time()
         for index in range(n):
             step(index)

@@ -23,7 +23,7 @@ _PUBLIC = {
     "open_dataset": ("galgen.dataset", "open_dataset"),
     "prep_dataset": ("galgen.prep", "prep_dataset"),
     "PrepConfig": ("galgen.prep", "PrepConfig"),
-    "draw_galaxy": ("galgen.simulate", "draw_galaxy"),
+    "draw_galaxy": ("galgen.galaxies", "draw_galaxy"),
     "load_population": ("galgen.populations", "load_population"),
     # the model and its flows: each run(...) writes files and returns a result with to_dict()
     "load_model": ("galgen.model", "load_model"),

@@ -6,71 +6,20 @@ Heavy modules (torch, astropy, galsim) are imported inside the commands so that
 
 from __future__ import annotations
 
-import functools
-import os
 import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional
 
 import typer
-from typer.core import TyperGroup
 
 from galgen import __version__
-from galgen.errors import GalgenError, InputError
-
-class _OneLineErrors(TyperGroup):
-    """The command group, with usage errors as one line on stderr and exit code 2 (no panel)."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        # typer's click (bundled in newer typer, click itself in older) is reached through typer's names
-        click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click_error as exc:
-            ctx = getattr(exc, "ctx", None)
-            if type(exc).__name__ == "NoArgsIsHelpError" and ctx is not None:
-                typer.echo(ctx.get_help(), err=True)
-                sys.exit(exc.exit_code)
-            message = " ".join(line.strip() for line in exc.format_message().splitlines() if line.strip())
-            typer.echo(f"{ctx.command_path if ctx else 'galgen'}: error: {message}", err=True)
-            sys.exit(exc.exit_code)
-        except typer.Abort:
-            typer.echo("galgen: aborted", err=True)
-            sys.exit(1)
-        sys.exit(code if isinstance(code, int) else 0)
-
-    def resolve_command(self, ctx, args):
-        name, command, rest = super().resolve_command(ctx, args)
-        if command is not None:
-            _refuse_empty_paths(command, ctx, rest)
-        return name, command, rest
-
-
-def _refuse_empty_paths(command, ctx, args) -> None:
-    """A usage error for an empty path (``-o ''``), which parsing would turn into ``.``, the current directory."""
-    import typing
-
-    try:
-        hints = typing.get_type_hints(command.callback)
-        ctx = command.context_class(command, info_name=command.name, parent=ctx)
-        given, _, _ = command.make_parser(ctx).parse_args(args=list(args))
-    except Exception:  # noqa: BLE001 - a malformed command line: the real parse says what is wrong
-        return
-    for param in command.params:
-        values = given.get(param.name)
-        values = values if isinstance(values, (list, tuple)) else [values]
-        if "" in values and "Path" in str(hints.get(param.name)):
-            flag = max(param.opts, key=len) if param.param_type_name == "option" else param.name.upper()
-            raise typer.BadParameter("an empty path (it would mean the current directory)", ctx=ctx,
-                                     param_hint=f"'{flag}'")
-
+from galgen.cli_errors import OneLineErrors, reported
+from galgen.errors import InputError
 
 app = typer.Typer(
     name="galgen",
-    cls=_OneLineErrors,
+    cls=OneLineErrors,
     help="Realistic galaxy images from a denoising diffusion model, straight from and into FITS files.",
     no_args_is_help=True,
     add_completion=False,
@@ -82,47 +31,6 @@ app = typer.Typer(
 def command_line() -> str:
     """The command as the user typed it, for provenance headers."""
     return shlex.join(["galgen", *sys.argv[1:]])
-
-
-def reported(fn):
-    """Turn library errors into one line on stderr and the error's exit code.
-
-    Unexpected exceptions are reported the same way with exit code 1; set GALGEN_DEBUG=1
-    to see the traceback instead.
-    """
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from galgen.console import stderr
-
-        try:
-            _check_finite(kwargs)
-            return fn(*args, **kwargs)
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except GalgenError as exc:
-            if os.environ.get("GALGEN_DEBUG"):
-                raise
-            stderr.print(f"galgen {fn.__name__}: error: {exc.text(_flag)}", markup=False, highlight=False)
-            raise typer.Exit(exc.exit_code)
-        except Exception as exc:  # noqa: BLE001 - the last line of defence for users
-            if os.environ.get("GALGEN_DEBUG"):
-                raise
-            message = str(exc).splitlines()[0] if str(exc) else ""
-            stderr.print(
-                f"galgen {fn.__name__}: internal error: {type(exc).__name__}: {message}"
-                " (set GALGEN_DEBUG=1 for the traceback)",
-                markup=False,
-                highlight=False,
-            )
-            raise typer.Exit(1)
-
-    return wrapper
-
-
-def _flag(name: str) -> str:
-    """A library option name as this CLI's flag: mask_nans -> --mask-nans."""
-    return "--" + name.replace("_", "-")
 
 
 def _finish(result, *, json_out: bool, line: str | None = None) -> None:
@@ -139,15 +47,6 @@ def _finish(result, *, json_out: bool, line: str | None = None) -> None:
 _BF16_HELP = ("Run the network under bf16 autocast, or in float32 (default: chosen by the hardware: bf16 on a "
               "CPU with AMX-BF16 or AVX512_BF16 units and on a GPU of Ampere or later, float32 elsewhere; "
               "'galgen info --machine' says which and why).")
-
-
-def _check_finite(options: dict) -> None:
-    """Every number option must be finite: NaN or infinity is a usage error, before any work."""
-    import math
-
-    for name, value in options.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InputError(f"--{name.replace('_', '-')} must be a finite number, got {value}")
 
 
 def _version_callback(value: bool):
@@ -673,30 +572,14 @@ def main():
     When stdout is gone (its reader closed the pipe, or it was closed) the result is dropped and the exit
     code is 141 (`galgen.console.stdout_gone`), without a message.
     """
+    from galgen.console import fill_closed_streams
     from galgen.processes import terminate_on_sigterm
 
     terminate_on_sigterm()
-    _fill_closed_streams()
+    fill_closed_streams()
     if hasattr(sys.stdout, "reconfigure"):  # a path that is not UTF-8 is printed as the bytes it is
         sys.stdout.reconfigure(errors="surrogateescape")
     app()
-
-
-def _fill_closed_streams() -> None:
-    """A closed stdin, stdout or stderr gets /dev/null, so no file galgen opens takes its number (and then its
-    writes); a closed stdout still ends the command like a broken pipe when the result is printed."""
-    for fd in (0, 1, 2):
-        try:
-            os.fstat(fd)
-        except OSError:
-            spare = os.open(os.devnull, os.O_RDWR)
-            if spare != fd:
-                os.dup2(spare, fd)
-                os.close(spare)
-            if fd == 1:
-                from galgen.console import ClosedStdout
-
-                sys.stdout = ClosedStdout()
 
 
 if __name__ == "__main__":

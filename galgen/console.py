@@ -238,3 +238,18 @@ def print_sgd(report) -> None:
     for name in ("fid", "c2st"):
         if name in extras:
             stdout.print(extras[name].message, markup=False, highlight=False)
+
+
+def fill_closed_streams() -> None:
+    """A closed stdin, stdout or stderr gets /dev/null, so no file galgen opens takes its number (and then its
+    writes); a closed stdout still ends the command like a broken pipe when the result is printed."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            spare = os.open(os.devnull, os.O_RDWR)
+            if spare != fd:
+                os.dup2(spare, fd)
+                os.close(spare)
+            if fd == 1:
+                sys.stdout = ClosedStdout()

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import assert_fitsverify_clean
 from galgen.cli import app
-from galgen.io.cube import Cube, read_cube, read_provenance
+from galgen.io.cube import Cube, read_provenance
 from galgen.io.cube import make_wcs
 from galgen.io.write import write_cube
 from galgen.errors import InputError

@@ -179,14 +179,14 @@ def test_simulate_help_states_the_limits_the_library_holds():
 
 
 def test_an_interrupted_simulate_is_resumed_by_the_same_command(monkeypatch, tmp_path):
-    from galgen import simulate as sim
+    from galgen import galaxies as gal, simulate as sim
     from galgen.io.cube import read_cube, read_table
 
     args = ("simulate", "-n", 5, "--size", 16, "-j", 1, "--seed", 3, "--json")
     whole = tmp_path / "whole"
     assert invoke(*args, "-o", whole).exit_code == 0
     out = tmp_path / "cut"
-    real, calls = sim.draw_observation, {"n": 0}
+    real, calls = gal.draw_observation, {"n": 0}
 
     def interrupted(*a, **k):
         calls["n"] += 1

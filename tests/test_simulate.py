@@ -15,12 +15,12 @@ from conftest import ROOT, assert_fitsverify_clean
 
 galsim = pytest.importorskip("galsim")
 
-from galgen import simulate as sim  # noqa: E402
+from galgen import galaxies as gal, simulate as sim  # noqa: E402
 from galgen.cli import app  # noqa: E402
 from galgen.errors import InputError  # noqa: E402
 
 SIZE = 64
-SCALE = sim.PIXEL_SCALE
+SCALE = gal.PIXEL_SCALE
 
 
 def _curve_of_growth_r50(plane: np.ndarray, x0: float, y0: float, total: float) -> float:
@@ -36,7 +36,7 @@ def _curve_of_growth_r50(plane: np.ndarray, x0: float, y0: float, total: float) 
 def _find(predicate, *, seed=11, tries=500):
     """The first galaxy parameters of run ``seed`` satisfying ``predicate`` (draws are cheap)."""
     for index in range(tries):
-        params = sim.draw_params(seed, index)
+        params = gal.draw_params(seed, index)
         if predicate(params):
             return params
     raise AssertionError("no galaxy matched")
@@ -55,18 +55,18 @@ def run_dir(tmp_path_factory):
 
 
 def test_same_seed_and_index_give_identical_images_and_truth():
-    image_a, truth_a = sim.draw_galaxy(5, 7)
-    image_b, truth_b = sim.draw_galaxy(5, 7)
+    image_a, truth_a = gal.draw_galaxy(5, 7)
+    image_b, truth_b = gal.draw_galaxy(5, 7)
     assert image_a.dtype == np.float32 and image_a.shape == (3, SIZE, SIZE)
     assert np.array_equal(image_a, image_b)
     assert truth_a == truth_b
-    assert not np.array_equal(image_a, sim.draw_galaxy(5, 8)[0])
-    assert not np.array_equal(image_a, sim.draw_galaxy(6, 7)[0])
+    assert not np.array_equal(image_a, gal.draw_galaxy(5, 8)[0])
+    assert not np.array_equal(image_a, gal.draw_galaxy(6, 7)[0])
 
 
 def test_negative_seed_is_an_input_error():
     with pytest.raises(InputError):
-        sim.draw_params(-1, 0)
+        gal.draw_params(-1, 0)
 
 
 @pytest.mark.slow
@@ -94,13 +94,13 @@ def test_image_i_is_the_same_whatever_n_start_or_workers(run_dir, tmp_path):
 
 
 def test_noise_free_stamp_flux_matches_catalogue_and_noisy_sum_within_noise():
-    sigma = np.asarray(sim.SKY_SIGMA)
+    sigma = np.asarray(gal.SKY_SIGMA)
     for index in range(4):
-        params = sim.draw_params(3, index)
-        clean = sim.render(params)
-        truth = sim.truth_row(params, clean, size=SIZE)
-        noisy = sim.add_sky_noise(clean, params)
-        for b, band in enumerate(sim.BANDS):
+        params = gal.draw_params(3, index)
+        clean = gal.render(params)
+        truth = gal.truth_row(params, clean, size=SIZE)
+        noisy = gal.add_sky_noise(clean, params)
+        for b, band in enumerate(gal.BANDS):
             stamp = truth[f"flux_stamp_{band}"]
             assert clean[b].sum(dtype=np.float64) == pytest.approx(stamp, rel=1e-6)
             assert 0.85 * truth[f"flux_{band}"] < stamp <= truth[f"flux_{band}"] * (1 + 1e-4)
@@ -111,9 +111,9 @@ def test_noise_free_stamp_flux_matches_catalogue_and_noisy_sum_within_noise():
 def test_sky_noise_measured_on_faint_galaxy_borders_matches_configuration():
     frames = []
     for index in range(200):
-        params = sim.draw_params(4, index)
+        params = gal.draw_params(4, index)
         if params.mag_r > 18.5 and params.disk_hlr < 1.5:
-            image = sim.add_sky_noise(sim.render(params), params)
+            image = gal.add_sky_noise(gal.render(params), params)
             border = np.ones((SIZE, SIZE), bool)
             border[8:-8, 8:-8] = False
             frames.append(image[:, border])
@@ -122,19 +122,19 @@ def test_sky_noise_measured_on_faint_galaxy_borders_matches_configuration():
     pixels = np.concatenate(frames, axis=1)
     mad = np.median(np.abs(pixels - np.median(pixels, axis=1, keepdims=True)), axis=1)
     measured = 1.4826 * mad
-    assert np.allclose(measured, sim.SKY_SIGMA, rtol=0.10), measured
+    assert np.allclose(measured, gal.SKY_SIGMA, rtol=0.10), measured
 
 
 def test_sersic_enclosed_fraction_known_answers():
     # half the light lies within the half-light radius of a round profile, whatever n
     for n in (1.0, 2.5, 4.0):
-        assert sim.sersic_enclosed_fraction(1.3, n=n, hlr=1.3) == pytest.approx(0.5, abs=1e-9)
+        assert gal.sersic_enclosed_fraction(1.3, n=n, hlr=1.3) == pytest.approx(0.5, abs=1e-9)
     # exponential: the half-light radius is 1.678 scale lengths
-    assert sim.sersic_enclosed_fraction(1.678347, n=1.0, hlr=1.678347) == pytest.approx(0.5, abs=1e-9)
-    fraction = sim.sersic_enclosed_fraction(2.0, n=1.0, hlr=1.678347)  # R = 2 h: 1 - 3 e^-2
+    assert gal.sersic_enclosed_fraction(1.678347, n=1.0, hlr=1.678347) == pytest.approx(0.5, abs=1e-9)
+    fraction = gal.sersic_enclosed_fraction(2.0, n=1.0, hlr=1.678347)  # R = 2 h: 1 - 3 e^-2
     assert fraction == pytest.approx(1 - 3 * np.exp(-2.0), rel=1e-5)
     # an elongated profile puts less light inside a circle of its half-light radius
-    assert sim.sersic_enclosed_fraction(1.0, n=1.0, hlr=1.0, q=0.3) < 0.5
+    assert gal.sersic_enclosed_fraction(1.0, n=1.0, hlr=1.0, q=0.3) < 0.5
 
 
 def test_sersic_enclosed_fraction_agrees_with_a_finely_drawn_galsim_profile():
@@ -146,18 +146,18 @@ def test_sersic_enclosed_fraction_agrees_with_a_finely_drawn_galsim_profile():
     centre = ((npix - 1) / 2, (npix - 1) / 2)  # GalSim centres even images between pixels
     for radius in (0.4, 0.8, 1.6, 3.0):
         measured = aperture_photometry(image, CircularAperture(centre, r=radius / scale), method="exact")
-        expected = sim.sersic_enclosed_fraction(radius, n=3.5, hlr=0.8, q=0.4)
+        expected = gal.sersic_enclosed_fraction(radius, n=3.5, hlr=0.8, q=0.4)
         assert measured["aperture_sum"][0] == pytest.approx(expected, rel=0.01)
 
 
 def test_exponential_disk_half_light_radius_curve_of_growth_matches_catalogue():
     """Known answer: a pure inclined exponential disk without PSF, r50 from exact circular apertures."""
-    base = sim.draw_params(1, 0)
+    base = gal.draw_params(1, 0)
     disk = replace(base, bulge_fraction=0.0, knot_count=0, knot_fraction=0.0, disk_hlr=1.2, disk_q=0.55)
-    clean = sim.render(disk, psf=False)
-    truth = sim.truth_row(disk, clean, size=SIZE)
+    clean = gal.render(disk, psf=False)
+    truth = gal.truth_row(disk, clean, size=SIZE)
     round_disk = replace(disk, disk_q=1.0)
-    assert sim.half_light_radii(round_disk) == pytest.approx(1.2, rel=1e-5)
+    assert gal.half_light_radii(round_disk) == pytest.approx(1.2, rel=1e-5)
     assert truth["r50_r"] > 1.2  # an elongated disk needs a wider circle for half its light
     measured = _curve_of_growth_r50(clean[1], truth["x_center"], truth["y_center"], truth["flux_r"])
     assert measured == pytest.approx(truth["r50_r"], rel=0.03)
@@ -165,9 +165,9 @@ def test_exponential_disk_half_light_radius_curve_of_growth_matches_catalogue():
 
 def test_composite_galaxy_with_knots_half_light_radius_matches_catalogue():
     params = _find(lambda p: p.knot_fraction > 0.1 and p.bulge_fraction > 0.1 and 1.0 < p.disk_hlr < 2.5)
-    clean = sim.render(params, psf=False)
-    truth = sim.truth_row(params, clean, size=SIZE)
-    for b, band in enumerate(sim.BANDS):
+    clean = gal.render(params, psf=False)
+    truth = gal.truth_row(params, clean, size=SIZE)
+    for b, band in enumerate(gal.BANDS):
         measured = _curve_of_growth_r50(clean[b], truth["x_center"], truth["y_center"], truth[f"flux_{band}"])
         assert measured == pytest.approx(truth[f"r50_{band}"], rel=0.03), band
     # the red bulge makes the galaxy more compact in z than in g
@@ -176,20 +176,20 @@ def test_composite_galaxy_with_knots_half_light_radius_matches_catalogue():
 
 def test_knots_are_deposited_where_galsim_puts_them():
     params = _find(lambda p: p.knot_count >= 20)
-    _, _, knots, offsets = sim._components(params)
+    _, _, knots, offsets = gal._components(params)
     shot = knots.drawImage(
         nx=SIZE, ny=SIZE, scale=SCALE, method="phot", n_photons=20000, rng=galsim.BaseDeviate(1),
         use_true_center=False, offset=(params.dx, params.dy),
     ).array  # fmt: skip
     ours = np.zeros((SIZE, SIZE), np.float32)
-    sim._deposit_points(ours, offsets / SCALE + sim.centre(params, SIZE), 1.0)
+    gal._deposit_points(ours, offsets / SCALE + gal.centre(params, SIZE), 1.0)
     assert np.array_equal(shot > 0, ours > 0)
 
 
 def test_catalogue_centre_is_the_light_centroid():
     params = _find(lambda p: p.knot_count == 0)
-    clean = sim.render(params)
-    x0, y0 = sim.centre(params, SIZE)
+    clean = gal.render(params)
+    x0, y0 = gal.centre(params, SIZE)
     for plane in clean:
         y, x = np.indices(plane.shape)
         assert (plane * x).sum() / plane.sum() == pytest.approx(x0, abs=0.03)
@@ -197,15 +197,15 @@ def test_catalogue_centre_is_the_light_centroid():
 
 
 def test_population_looks_like_desi_bright_galaxies():
-    population = [sim.draw_params(2, i) for i in range(300)]
-    mags = sim.ZERO_POINT - 2.5 * np.log10([p.fluxes().sum(axis=0) for p in population])  # (galaxy, band)
+    population = [gal.draw_params(2, i) for i in range(300)]
+    mags = gal.ZERO_POINT - 2.5 * np.log10([p.fluxes().sum(axis=0) for p in population])  # (galaxy, band)
     mag_r = mags[:, 1]
     assert mag_r.min() >= 15.0 and mag_r.max() <= 19.5
     assert np.median(mag_r) > 17.5  # counts rise towards the faint end
     g_r, r_z = mags[:, 0] - mags[:, 1], mags[:, 1] - mags[:, 2]
     assert 0.5 < np.median(g_r) < 0.85 and np.percentile(g_r, 5) > 0.3 and np.percentile(g_r, 95) < 1.05
     assert 0.35 < np.median(r_z) < 0.7 and np.percentile(r_z, 5) > 0.2 and np.percentile(r_z, 95) < 0.85
-    r50 = np.array([sim.half_light_radii(p)[1] for p in population[:100]])
+    r50 = np.array([gal.half_light_radii(p)[1] for p in population[:100]])
     assert 0.6 < np.median(r50) < 1.6 and np.percentile(r50, 95) < 3.0
     assert all(2.0 <= p.bulge_n <= 4.0 for p in population)
     fwhm = np.array([p.psf_fwhm for p in population])
@@ -229,7 +229,7 @@ def test_written_cube_and_truth_table(run_dir):
     cube = read_cube(run_dir / "sim_000002.fits")
     assert cube.bands == "grz" and cube.unit == "nanomaggy" and cube.shape == (3, SIZE, SIZE)
     assert cube.pixel_scale == pytest.approx(SCALE, rel=1e-9)
-    image, truth = sim.draw_galaxy(7, 2)
+    image, truth = gal.draw_galaxy(7, 2)
     assert np.array_equal(cube.data, image)
     provenance = provenance_from_header(fits.getheader(run_dir / "sim_000002.fits"))
     assert provenance["seed"] == 7 and provenance["index"] == 2
@@ -275,7 +275,7 @@ def test_cli_output_that_is_a_file_is_one_line_input_error(tmp_path):
 def test_missing_galsim_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "galsim", None)  # import galsim -> ImportError
     with pytest.raises(InputError, match=r"pip install 'galgen\[sim\]'"):
-        sim.draw_galaxy(0, 0)
+        gal.draw_galaxy(0, 0)
     result = CliRunner().invoke(app, ["simulate", "-n", "1", "-o", str(tmp_path / "out")])
     assert result.exit_code == 2  # a missing extra is the user's to fix, in one line
     assert "galgen[sim]" in result.stderr and "Traceback" not in result.output
@@ -284,16 +284,16 @@ def test_missing_galsim_says_how_to_install_it(monkeypatch, tmp_path):
 
 def test_theta_is_counter_clockwise_from_x_towards_y():
     """theta = 30 deg: the light's second moments put the major axis at 30 deg from +x towards +y (row)."""
-    base = sim.draw_params(1, 0)
+    base = gal.draw_params(1, 0)
     disk = replace(base, bulge_fraction=0.0, knot_count=0, knot_fraction=0.0, disk_hlr=1.2, disk_q=0.3, theta=30.0)
-    image = sim.render(disk, psf=False)
+    image = gal.render(disk, psf=False)
     plane = image[1]
     y, x = np.indices(plane.shape)
-    x0, y0 = sim.centre(disk, SIZE)
+    x0, y0 = gal.centre(disk, SIZE)
     dx, dy = x - x0, y - y0
     mxx, myy, mxy = ((plane * m).sum() / plane.sum() for m in (dx * dx, dy * dy, dx * dy))
     assert np.degrees(0.5 * np.arctan2(2 * mxy, mxx - myy)) == pytest.approx(30.0, abs=1.0)
-    assert sim.truth_row(disk, image, size=SIZE)["pa"] == pytest.approx(120.0)  # east of north, east left
+    assert gal.truth_row(disk, image, size=SIZE)["pa"] == pytest.approx(120.0)  # east of north, east left
 
 
 def test_noise_free_extension_holds_the_galaxy_before_the_sky_noise(tmp_path):
@@ -304,11 +304,11 @@ def test_noise_free_extension_holds_the_galaxy_before_the_sky_noise(tmp_path):
     assert result.exit_code == 0, result.output
     path = tmp_path / "s" / "sim_000001.fits"
     observed, clean = read_cube(path), read_cube(path, hdu="NOISEFREE")
-    expected_observed, expected_clean, _ = sim.draw_observation(5, 1, size=32)
+    expected_observed, expected_clean, _ = gal.draw_observation(5, 1, size=32)
     np.testing.assert_array_equal(observed.data, expected_observed)
     np.testing.assert_array_equal(clean.data, expected_clean)
     assert clean.bands == "grz" and clean.unit == "nanomaggy" and clean.pixel_scale == pytest.approx(0.262)
     residual = (observed.data - clean.data).reshape(3, -1).std(axis=1)  # what is left is the sky noise
-    np.testing.assert_allclose(residual, sim.SKY_SIGMA, rtol=0.1)
-    assert np.array_equal(sim.draw_galaxy(5, 1, size=32)[0], expected_observed)  # the same draw as before
+    np.testing.assert_allclose(residual, gal.SKY_SIGMA, rtol=0.1)
+    assert np.array_equal(gal.draw_galaxy(5, 1, size=32)[0], expected_observed)  # the same draw as before
     assert_fitsverify_clean(path)

@@ -81,11 +81,6 @@ def final_path(path) -> Path:
     return path.parent / match["name"] if match else path
 
 
-def is_hidden(path) -> bool:
-    """Hidden files (a leading dot: temporaries, editor and OS files) are never inputs."""
-    return Path(path).name.startswith(".")
-
-
 def sweep_stale(directory) -> list[Path]:
     """Remove the temporaries that dead processes of this host left in ``directory``; returns them.
 

@@ -13,7 +13,6 @@ import stat
 from pathlib import Path
 from typing import Iterable
 
-from galgen.io.atomic import is_hidden
 from galgen.errors import InputError
 
 FITS_SUFFIXES = (".fits", ".fit", ".fts", ".fits.gz", ".fit.gz", ".fits.fz", ".fz")
@@ -48,6 +47,11 @@ def refuse_special_file(path, *, what: str = "file") -> None:
     kind = special_kind(path)
     if kind is not None:
         raise InputError(f"is {kind}, not a regular {what}", path=path)
+
+
+def is_hidden(path) -> bool:
+    """Hidden files (a leading dot: temporaries, editor and OS files) are never inputs."""
+    return Path(path).name.startswith(".")
 
 
 def is_fits_name(path: Path) -> bool:
