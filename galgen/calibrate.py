@@ -224,7 +224,7 @@ def calibrate(real_flux, mock_flux, *, bands: str, config: CalibrationConfig = C
     ----------
     real_flux, mock_flux : array_like, shape (N, C, H, W)
         Real and mock images in the same flux unit and band order.
-    bands : str
+    bands : sequence of str
         One letter per plane.
     config : CalibrationConfig
         Plain medians (``paper``) or galaxy-pixel medians (default).

@@ -70,7 +70,8 @@ def prep(
     inputs: List[str] = typer.Argument(..., help="FITS cutouts: files, directories, globs or @list.txt."),
     output: Path = typer.Option(..., "--output", "-o", help="Dataset directory to create."),
     size: int = typer.Option(64, "--size", min=1, help="Centre-crop side in pixels."),
-    bands: str = typer.Option("grz", "--bands", help="Bands to keep, in this order."),
+    bands: str = typer.Option("grz", "--bands", help="Band names as the survey writes them, in this order: "
+                              "grz (one letter each) or a list, F115W,F150W,... (1 to 10)."),
     upper: Optional[str] = typer.Option(
         None, "--upper", help="Upper truncation: A for every band or g=5,r=5,z=6; default: k-means boundary of 99.9th percentiles."
     ),

@@ -48,7 +48,8 @@ class Dataset:
         return int(self.images.shape[0])
 
     @property
-    def bands(self) -> str:
+    def bands(self):
+        """The band of each plane (galgen.bands.Bands)."""
         return self.normalizer.bands
 
     @property

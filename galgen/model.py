@@ -80,7 +80,8 @@ class LoadedModel:
         return self.precision.bf16
 
     @property
-    def bands(self) -> str:
+    def bands(self):
+        """The band of each plane (galgen.bands.Bands)."""
         return self.normalizer.bands
 
     @property

@@ -18,6 +18,7 @@ from numbers import Real
 
 import numpy as np
 
+from galgen.bands import Bands
 from galgen.errors import InputError
 
 # 1 / Phi^-1(3/4): turns a median absolute deviation into the standard deviation of a Gaussian
@@ -34,8 +35,9 @@ class Normalizer:
 
     Parameters
     ----------
-    bands : str
-        One letter per plane, in plane order (e.g. ``"grz"``).
+    bands : Bands
+        The band of each plane, in plane order (``"grz"``, ``"F115W,F150W"`` or a sequence of names:
+        galgen.bands.Bands).
     lower, upper : tuple of float
         Per-band truncation fluxes, in the data's flux unit (nanomaggies for DESI), ``lower < upper``.
     stretch : str
@@ -45,13 +47,14 @@ class Normalizer:
         The asinh softening ``b`` per band (flux units, > 0); only with ``stretch="asinh"``.
     """
 
-    bands: str
+    bands: Bands
     lower: tuple[float, ...]
     upper: tuple[float, ...]
     stretch: str = "linear"
     softening: tuple[float, ...] | None = None
 
     def __post_init__(self):
+        object.__setattr__(self, "bands", Bands(self.bands))
         lower = tuple(float(v) for v in self.lower)
         upper = tuple(float(v) for v in self.upper)
         object.__setattr__(self, "lower", lower)
@@ -124,7 +127,7 @@ class Normalizer:
 
     def to_dict(self) -> dict:
         """JSON-safe form, for dataset.json and weights metadata (the linear stretch writes what it always did)."""
-        out = {"bands": self.bands, "lower": list(self.lower), "upper": list(self.upper)}
+        out = {"bands": str(self.bands), "lower": list(self.lower), "upper": list(self.upper)}
         if self.stretch != "linear":
             out.update(stretch=self.stretch, softening=list(self.softening))
         return out
@@ -134,7 +137,7 @@ class Normalizer:
         """Inverse of :meth:`to_dict`, every field checked: InputError naming ``path`` (the weights file or
         dataset.json it came from) on a malformed dict.
 
-        ``bands`` a string, ``lower``, ``upper`` (and an asinh ``softening``) lists of real numbers, one per
+        ``bands`` a string (the text form of galgen.bands.Bands), ``lower``, ``upper`` (and an asinh ``softening``) lists of real numbers, one per
         band, then what the constructor checks (finite, ordered, a range float32 holds).
         """
         def malformed(why: str):

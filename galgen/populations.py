@@ -14,6 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
+from galgen.bands import Bands
 from galgen.io.regrid import centre_crop
 from galgen.errors import InputError, NotAnImage
 from galgen.progress import Progress, stage
@@ -27,7 +28,7 @@ class Population:
     """Galaxies stacked for measurement."""
 
     flux: np.ndarray  # float32 (N, C, H, W), native byte order, NaN = missing pixel
-    bands: str  # one letter per plane
+    bands: Bands  # one name per plane (galgen.bands)
     pixel_scale: float | None  # arcsec/pixel of the first image with a celestial WCS, None if none had one
     unit: str  # flux unit, e.g. "nanomaggy"
     paths: list[Path]  # the files read (or the dataset directory)
@@ -168,7 +169,7 @@ def _load_dataset(path: Path, *, label: str, on_progress: Progress | None) -> Po
     scale = meta.get("pixel_scale")
     return Population(
         flux=flux,
-        bands=str(meta.get("bands") or dataset.normalizer.bands),
+        bands=Bands(meta.get("bands") or dataset.normalizer.bands),
         pixel_scale=None if scale is None else float(scale),
         pixel_scales=np.full(images.shape[0], np.nan if scale is None else float(scale)),
         unit=str(meta.get("unit", "nanomaggy")),

@@ -31,6 +31,7 @@ from typing import Sequence
 
 import numpy as np
 
+from galgen.bands import Bands, parse_bands
 from galgen.io.regrid import centre_crop
 from galgen.io.cube import MAX_BAD_FRACTION
 from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_meta
@@ -53,7 +54,7 @@ class PrepConfig:
     """How cutouts become a training set."""
 
     size: int = 64  # side of the centre crop, pixels (paper: 256; the bundled model: 64)
-    bands: str = "grz"  # planes kept, in this order (selected and reordered by name)
+    bands: Bands = Bands("grz")  # planes kept, in this order (selected and reordered by name; galgen.bands)
     upper: tuple[float, ...] | None = None  # per-band upper truncation (flux); None: k-means of percentiles
     lower: tuple[float, ...] | None = None  # per-band lower truncation (flux); None: -sky_sigmas x sky RMS
     percentile: float = 99.9  # per-galaxy percentile fed to the k-means (paper: 99.9)
@@ -66,6 +67,9 @@ class PrepConfig:
     match: str = "name"  # how catalogue rows find cutouts (galgen.io.catalog.MatchRule): name[:COL], id:COL, sky[:RA,DEC]
     match_radius: float = 1.0  # arcsec, for matching by sky position
     label_columns: tuple[str, ...] | None = None  # catalogue columns kept as labels; None: every numeric one
+
+    def __post_init__(self):
+        object.__setattr__(self, "bands", Bands(self.bands))
 
     @property
     def measures_labels(self) -> bool:
@@ -180,8 +184,7 @@ def prep_dataset(
     if config.size < 1 or config.size % SIZE_MULTIPLE:
         raise InputError(f"size must be a positive multiple of {SIZE_MULTIPLE} (the network halves it "
                          f"{SIZE_MULTIPLE.bit_length() - 1} times), got {config.size}")
-    if not config.bands.isalpha() or len(set(config.bands)) != len(config.bands):
-        raise InputError(f"bands {config.bands!r}: give distinct band letters, e.g. grz")
+    parse_bands(config.bands)  # 1 to 10 distinct names that make distinct label names
     if config.stretch not in STRETCHES:
         raise InputError(f"unknown stretch {config.stretch!r}; choose from {', '.join(STRETCHES)}", options="stretch")
     catalog = _label_catalog(config)  # a bad catalogue fails before any file is read
@@ -450,8 +453,9 @@ def fit_normalizer(peaks: np.ndarray, sky_rms: np.ndarray, *, config: PrepConfig
     return Normalizer(bands=config.bands, lower=lower, upper=upper, stretch=config.stretch, softening=softening), choice
 
 
-def parse_band_values(text: str, *, bands: str, option: str) -> tuple[float, ...]:
+def parse_band_values(text: str, *, bands, option: str) -> tuple[float, ...]:
     """``"5"`` -> the same value for every band; ``"g=5,r=5,z=6"`` -> one per band (all bands needed)."""
+    bands = parse_bands(bands)
     try:
         if "=" not in text:
             return (float(text),) * len(bands)
@@ -526,7 +530,7 @@ def _meta(result: PrepResult, *, unit: str, config: PrepConfig, command: str) ->
     return {
         "galgen_version": provenance["version"],
         "command": provenance["command"],
-        "bands": config.bands,
+        "bands": str(config.bands),
         "size": config.size,
         "count": result.count,
         "unit": unit,

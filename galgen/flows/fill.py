@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Callable, Optional
 import numpy as np
 
 from galgen import conditioning
+from galgen.bands import Bands
 from galgen.errors import InputError
 from galgen.flows import inpaint_notes as words
 from galgen.io.cube import Cube
@@ -123,7 +124,7 @@ def check_mask(mask: np.ndarray, *, image: Cube, bands: str) -> np.ndarray:
     rows = [image.bands.index(b) for b in bands]
     others = [i for i in range(len(image.bands)) if i not in rows]
     if others and mask[others].any():
-        names = "".join(image.bands[i] for i in others)
+        names = str(Bands(image.bands[i] for i in others))
         raise InputError(f"masked pixels in band(s) {names!r}, which the model ({bands}) cannot fill")
     chosen = mask[rows]
     if not chosen.any():

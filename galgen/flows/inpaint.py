@@ -46,7 +46,7 @@ class InpaintResult:
     precision: object = None  # the model's runtime.Precision: bf16 or float32, and why
 
     def to_dict(self) -> dict:
-        return {"output": str(self.output), "filled_pixels": self.filled_pixels, "bands": self.bands,
+        return {"output": str(self.output), "filled_pixels": self.filled_pixels, "bands": str(self.bands),
                 "tiles": self.tiles, "waves": self.waves, "draws": self.draws, "nfe_per_tile": self.nfe_per_tile,
                 "seed": self.seed,
                 "sampler": self.sampler, "seconds": round(self.seconds, 3), "notes": self.notes,

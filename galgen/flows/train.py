@@ -130,7 +130,7 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
     if chosen and not resume:
         unet = replace(unet, conditions=len(chosen))
     metadata = {
-        "normalizer": data.normalizer.to_dict(), "bands": data.bands, "pixel_scale": data.meta.get("pixel_scale"),
+        "normalizer": data.normalizer.to_dict(), "bands": str(data.bands), "pixel_scale": data.meta.get("pixel_scale"),
         "unit": data.meta.get("unit"), "command": command,
         "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
     }

@@ -22,6 +22,7 @@ from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
+from galgen.bands import Bands, split_band_text
 from galgen.errors import InputError, NotAnImage
 from galgen.io.provenance import provenance_from_header
 
@@ -50,7 +51,7 @@ class Cube:
     """A multi-band image: float32 flux ``(band, y, x)`` with its bands, WCS and mask."""
 
     data: np.ndarray  # float32, native byte order, shape (band, y, x), flux in `unit`
-    bands: str  # one letter per plane, e.g. "grz"
+    bands: Bands  # one name per plane: "grz", "F115W,F150W" or a sequence of names, made a galgen.bands.Bands
     wcs: WCS | None = None  # celestial 2-D WCS of axes x, y
     unit: str = DEFAULT_UNIT
     mask: np.ndarray | None = None  # bool (band, y, x), True = bad or missing pixel
@@ -64,6 +65,7 @@ class Cube:
         if data.ndim != 3:
             raise ValueError(f"cube data must be (band, y, x), got shape {data.shape}")
         self.data = data.astype(np.float32, copy=False)
+        self.bands = Bands(self.bands)
         if len(self.bands) != self.data.shape[0]:
             raise ValueError(f"{self.data.shape[0]} planes but bands {self.bands!r}")
         if self.mask is not None:
@@ -93,7 +95,7 @@ def wcs_pixel_scale(wcs: WCS | None) -> float | None:
 # ----------------------------------------------------------------------------- reading
 
 
-def read_cube(path, *, hdu: int | str | None = None, bands: str | None = None,
+def read_cube(path, *, hdu: int | str | None = None, bands=None,
               zero_is_missing: bool | None = None) -> Cube:
     """Read a ``(band, y, x)`` cube (or a 2-D one-band image) from a FITS file.
 
@@ -127,18 +129,19 @@ def read_band_files(paths: Sequence, *, bands: str | None = None, method: str = 
     (``method`` "interp": bilinear, or "exact": flux-conserving overlap). Values are
     per-pixel fluxes, so a resampled plane is multiplied by the ratio of pixel areas
     (reference / input). Pixels with no input coverage are NaN and masked.
-    ``bands`` gives one letter per file when the headers do not name them.
+    ``bands`` gives one name per file when the headers do not name them.
     """
     paths = [Path(p) for p in paths]
     if not paths:
         raise InputError("no band files given")
+    bands = None if bands is None else Bands(bands)
     if bands is not None and len(bands) != len(paths):
         raise InputError(f"{len(paths)} band files but bands={bands!r}")
     planes = [read_cube(p, bands=None if bands is None else bands[i]) for i, p in enumerate(paths)]
     for plane, p in zip(planes, paths):
         if plane.shape[0] != 1:
             raise InputError(f"expected a 2-D single-band image, got {plane.shape[0]} planes", path=p)
-    names = "".join(plane.bands for plane in planes)
+    names = Bands(name for plane in planes for name in plane.bands)
     if len(set(names)) != len(names):
         raise InputError(f"band names repeat across the files: {names!r}")
     ref = planes[0]
@@ -239,7 +242,7 @@ def _describe_image(hdul: fits.HDUList, index: int, path: Path) -> dict:
         ra, dec = wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
         centre = {"ra": float(ra), "dec": float(dec)}
     return {"kind": "image", "hdu": index, "shape": list(shape),
-            "bands": _header_bands(image.header, shape[0]) or "?" * shape[0], "unit": _unit(image.header),
+            "bands": str(_header_bands(image.header, shape[0]) or "?" * shape[0]), "unit": _unit(image.header),
             "pixel_scale": wcs_pixel_scale(wcs), "centre": centre,
             "masked_pixels": _count_bad_pixels(hdul, index, shape, path)}
 
@@ -435,22 +438,22 @@ def _mask_extension(hdul: fits.HDUList, index: int, shape, path: Path) -> np.nda
     return mask
 
 
-def _header_bands(header, nplanes: int) -> str | None:
-    """Band letters named by the header, or None when it names none."""
+def _header_bands(header, nplanes: int) -> Bands | None:
+    """Band names the header gives, or None when it names none."""
     if header.get("BANDS"):
-        return re.sub(r"[\s,;/]", "", str(header["BANDS"]))  # 'grz', 'g,r,z' and 'g r z' alike
+        return Bands(split_band_text(header["BANDS"]))  # 'grz', 'g,r,z' and 'g r z' alike; 'F115W,F150W'
     for base in (0, 1):  # DECaLS writes BAND0.., other archives FILTER1..
         for prefix in ("BAND", "FILTER"):
             keys = [f"{prefix}{base + i}" for i in range(nplanes)]
             if all(k in header for k in keys):
                 names = [_band_letter(header[k]) for k in keys]
                 if all(names):
-                    return "".join(names)
+                    return Bands(names)
     if nplanes == 1:
         for key in ("FILTER", "BAND"):
             letter = _band_letter(header.get(key))
             if letter:
-                return letter
+                return Bands(letter)
     return None
 
 
@@ -464,7 +467,8 @@ def _band_letter(value) -> str | None:
     return None
 
 
-def _select_bands(data, mask, file_bands: str | None, wanted: str | None, path: Path):
+def _select_bands(data, mask, file_bands: Bands | None, wanted, path: Path):
+    wanted = None if wanted is None else Bands(wanted)
     if file_bands is not None and len(file_bands) != data.shape[0]:
         raise InputError(
             f"header names bands {file_bands!r} but the image has {data.shape[0]} planes", path=path

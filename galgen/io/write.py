@@ -128,7 +128,7 @@ def _output_name(path) -> Path:
 def _cube_cards(cube: Cube, *, provenance: dict | None, history: Sequence[str]) -> Cards:
     cards = Cards(_wcs_cards(cube.wcs))
     cards.set("BUNIT", cube.unit, _unit_comment(cube.unit))
-    cards.set("BANDS", cube.bands, "band of each plane along axis 3, in order")
+    cards.set("BANDS", str(cube.bands), "band of each plane along axis 3, in order")
     for i, band in enumerate(cube.bands):
         cards.set(f"BAND{i}", band, f"band of plane {i} (axis 3 pixel {i + 1})")
     for card in cube.header.cards:
@@ -204,7 +204,7 @@ def _extra_image(name: str, array: np.ndarray, cube: Cube) -> Image:
     cards = Cards([("EXTNAME", name.upper(), "extension name")])
     if array.shape == cube.data.shape:
         cards.extend(_wcs_cards(cube.wcs))
-        cards.set("BANDS", cube.bands, "band of each plane along axis 3, in order")
+        cards.set("BANDS", str(cube.bands), "band of each plane along axis 3, in order")
     if name.upper() == "MASK":
         cards.add_comment("non-zero = bad or missing pixel of the primary image")
     elif array.dtype.kind == "f":

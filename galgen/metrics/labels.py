@@ -39,7 +39,7 @@ def measure_labels(flux, *, bands: str, pixel_scale, zero_point: float = phot.ZE
     ----------
     flux : array_like, shape (N, C, H, W)
         Images in flux units of the zero point (nanomaggies for 22.5), galaxy at pixel (W//2, H//2).
-    bands : str
+    bands : sequence of str
         One letter per plane.
     pixel_scale : float or array_like, shape (N,)
         Arcsec per pixel (one for all, or per image).

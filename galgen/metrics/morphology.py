@@ -200,7 +200,7 @@ def measure_stack(images, *, bands: str = "grz", config: MorphologyConfig = Morp
     images : array_like, shape (N, C, H, W)
         Flux (e.g. nanomaggies), sky-subtracted or with a flat sky (the border median is
         removed); a memmap is read one chunk at a time.
-    bands : str
+    bands : sequence of str
         One letter per plane of axis 1; ``config.band`` picks the plane measured.
     config : MorphologyConfig
         Detection and power-spectrum settings.

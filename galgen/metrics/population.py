@@ -234,7 +234,7 @@ def reference_properties(flux, *, bands: str, config: SGDConfig = SGDConfig(), a
     ----------
     flux : array_like, shape (N, C, H, W)
         Images in nanomaggies (may be a memory map; read in chunks).
-    bands : str
+    bands : sequence of str
         One letter per plane, e.g. ``"grz"``.
     config : SGDConfig
         Zero point and the hard-coded pixel scale.
@@ -272,7 +272,7 @@ def default_properties(flux, *, bands: str, pixel_scale, config: SGDConfig = SGD
     ----------
     flux : array_like, shape (N, C, H, W)
         Images in flux units of the zero point (nanomaggies for 22.5); may be a memory map.
-    bands : str
+    bands : sequence of str
         One letter per plane.
     pixel_scale : float or array_like, shape (N,)
         Arcsec per pixel, for the half-light radius: one for all, or one per image.
@@ -322,7 +322,7 @@ def image_diagnostics(flux, *, bands: str, config: SGDConfig = SGDConfig(),
     ----------
     flux : array_like, shape (N, C, H, W)
         Images in flux units; may be a memory map.
-    bands : str
+    bands : sequence of str
         One letter per plane.
     config : SGDConfig
         ``size_band`` (the band of the shape) and ``shape_radius``.
@@ -573,7 +573,7 @@ def synthetic_galaxy_distance(real_flux, mock_flux, *, bands: str, pixel_scale=N
     ----------
     real_flux, mock_flux : array_like, shape (N, C, H, W)
         Images in nanomaggies (or the unit of ``config.zero_point``); may be memory maps.
-    bands : str
+    bands : sequence of str
         One letter per plane, shared by both stacks.
     pixel_scale, mock_pixel_scale : float, array_like (N,) or None
         Arcsec per pixel of the real (and mock) images, one for all or one per image, for the
