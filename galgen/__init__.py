@@ -11,7 +11,7 @@ _PUBLIC = {
     # FITS cubes and provenance
     "Cube": ("galgen.io.cube", "Cube"),
     "read_cube": ("galgen.io.cube", "read_cube"),
-    "read_band_files": ("galgen.io.cube", "read_band_files"),
+    "read_band_files": ("galgen.io.bandfiles", "read_band_files"),
     "write_cube": ("galgen.io.write", "write_cube"),
     "read_table": ("galgen.io.cube", "read_table"),
     "write_table": ("galgen.io.write", "write_table"),

@@ -67,7 +67,8 @@ def _root(
 @app.command()
 @reported
 def prep(
-    inputs: List[str] = typer.Argument(..., help="FITS cutouts: files, directories, globs or @list.txt."),
+    inputs: List[str] = typer.Argument(..., help="FITS cutouts: files, directories, globs or @list.txt; one file per "
+                                       "band: a template with {band} ('stamps/{band}/*.fits') or a folder of band folders."),
     output: Path = typer.Option(..., "--output", "-o", help="Dataset directory to create."),
     size: int = typer.Option(64, "--size", min=1, help="Centre-crop side in pixels."),
     bands: str = typer.Option("grz", "--bands", help="Band names as the survey writes them, in this order: "
@@ -94,15 +95,25 @@ def prep(
     label_columns: Optional[str] = typer.Option(
         None, "--label-columns", help="Catalogue columns to keep as labels, comma-separated (default: every numeric one)."
     ),
+    unit: Optional[str] = typer.Option(
+        None, "--unit", help="Flux unit of inputs whose headers give none: nanomaggy, nJy, uJy, mJy, Jy, MJy/sr, Jy/sr."
+    ),
+    zero_point: Optional[str] = typer.Option(
+        None, "--zero-point", help="AB zero point (the magnitude of one pixel unit) of inputs whose headers give no "
+        "unit: 28.9 for every band, or F115W=28.9,F150W=28.7."
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing dataset directory."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
-    """Real cutouts (FITS) -> normalised training set (images.npy + dataset.json [+ labels.npy]).
+    """Real cutouts (FITS) -> normalised training set (images.npy + dataset.json [+ labels.npy]), in nanomaggies.
 
     Example: galgen prep cutouts/ -o data/train --size 64 --bands grz --labels catalog.fits --match id:OBJID
+
+    Example: galgen prep 'stamps/{band}/*.fits' --bands F115W,F150W,F200W,F277W,F356W,F410M,F444W -o data/jwst
     """
     from galgen.console import print_prep_warnings, progress
-    from galgen.io.inputs import expand_inputs
+    from galgen.io.bandfiles import prep_inputs
+    from galgen.io.units import StatedUnits, parse_zero_points
     from galgen.prep import PrepConfig, parse_band_values, prep_dataset
 
     config = PrepConfig(
@@ -111,9 +122,10 @@ def prep(
         lower=None if lower == "auto" else parse_band_values(lower, bands=bands, option="--lower"),
         labels=labels, match=match, match_radius=match_radius,
         label_columns=None if label_columns is None else tuple(c.strip() for c in label_columns.split(",") if c.strip()),
+        units=StatedUnits(unit=unit, zero_points=None if zero_point is None else parse_zero_points(zero_point, bands=bands)),
     )
     with progress() as on_progress:
-        result = prep_dataset(expand_inputs(inputs), output, config=config, command=command_line(),
+        result = prep_dataset(prep_inputs(inputs, bands=bands), output, config=config, command=command_line(),
                               overwrite=overwrite, on_progress=on_progress)
     print_prep_warnings(result)
     limits = "".join(f"\n  {b}: [{lo:.5g}, {hi:.5g}] -> [-1, 1]" for b, lo, hi in

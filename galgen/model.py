@@ -234,6 +234,7 @@ class LoadedModel:
             "normaliser": self.normalizer.to_dict(),
             "calibrated": self.calibrated,
             "calibration": self.calibration,
+            "input_units": self.meta.get("input_units"),  # what the training data was converted from (prep)
         }
 
     def flux_history(self) -> str:

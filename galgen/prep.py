@@ -33,7 +33,9 @@ import numpy as np
 
 from galgen.bands import Bands, parse_bands
 from galgen.io.regrid import centre_crop
-from galgen.io.cube import MAX_BAD_FRACTION
+from galgen.io.bandfiles import BandSet
+from galgen.io.cube import DEFAULT_UNIT, MAX_BAD_FRACTION
+from galgen.io.units import StatedUnits
 from galgen.dataset import SOURCES_NAME, dataset_directory, write_images, write_meta
 from galgen.errors import InputError
 from galgen.metrics.photometry import border_pixels
@@ -67,6 +69,7 @@ class PrepConfig:
     match: str = "name"  # how catalogue rows find cutouts (galgen.io.catalog.MatchRule): name[:COL], id:COL, sky[:RA,DEC]
     match_radius: float = 1.0  # arcsec, for matching by sky position
     label_columns: tuple[str, ...] | None = None  # catalogue columns kept as labels; None: every numeric one
+    units: StatedUnits = StatedUnits()  # the unit or zero points of inputs whose headers give none (galgen.io.units)
 
     def __post_init__(self):
         object.__setattr__(self, "bands", Bands(self.bands))
@@ -93,7 +96,9 @@ class FileReport:
     sky_rms: tuple[float, ...] = ()  # per band: MAD sigma of the cutout's border
     bad_pixels: int = 0  # NaN or masked pixels in the crop (filled after normalisation)
     pixel_scale: float | None = None  # arcsec / pixel, from the WCS
-    unit: str = ""
+    units: tuple = ()  # per band: the galgen.io.units.BandUnit its flux was converted to nanomaggies by
+    fatal: tuple[str, tuple[str, ...]] | None = None  # (message, options) of a problem that stops prep (no unit)
+    band_files: tuple[str, ...] = ()  # a per-band input's file of each band
     file_bytes: int = 0
     mtime: float = 0.0
     centre: tuple[float, float] | None = None  # (ra, dec) degrees of the centre pixel, with a celestial WCS
@@ -114,7 +119,7 @@ class PassOne:
     keys: list = field(default_factory=list)  # catalog.CutoutKey per usable file, with a catalogue of labels
     count: int = 0
     bad_pixels: int = 0
-    unit: str | None = None
+    units: list = field(default_factory=list)  # per band: {unit, source, factor_min, factor_max} of the usable files
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, report: FileReport) -> None:
@@ -126,7 +131,12 @@ class PassOne:
         self.measured.extend(report.measured)
         self.count += 1
         self.bad_pixels += report.bad_pixels
-        self.unit = self.unit or report.unit
+        for b, unit in enumerate(report.units):
+            if b == len(self.units):
+                self.units.append({"unit": unit.unit, "source": unit.source, "factor_min": unit.factor,
+                                   "factor_max": unit.factor})
+            seen = self.units[b]
+            seen["factor_min"], seen["factor_max"] = min(seen["factor_min"], unit.factor), max(seen["factor_max"], unit.factor)
 
     def table(self, values: array) -> np.ndarray:
         return np.frombuffer(values, dtype=np.float64).reshape(self.count, self.bands)
@@ -178,7 +188,7 @@ def prep_dataset(
     Unusable inputs are skipped and listed; InputError when none is usable (nothing is written).
     """
     start = time.perf_counter()
-    paths = [Path(p) for p in paths]
+    paths = [p if isinstance(p, BandSet) else Path(p) for p in paths]
     if not paths:
         raise InputError("no input files")
     if config.size < 1 or config.size % SIZE_MULTIPLE:
@@ -188,7 +198,8 @@ def prep_dataset(
     if config.stretch not in STRETCHES:
         raise InputError(f"unknown stretch {config.stretch!r}; choose from {', '.join(STRETCHES)}", options="stretch")
     catalog = _label_catalog(config)  # a bad catalogue fails before any file is read
-    protected = paths + ([Path(config.labels)] if catalog is not None else [])
+    files = [f for p in paths for f in (p.files if isinstance(p, BandSet) else (p,)) if f is not None]
+    protected = files + ([Path(config.labels)] if catalog is not None else [])
     with dataset_directory(output, overwrite=overwrite, inputs=protected) as work:
         scratch = work / SCRATCH_NAME
         stats = _read_pass(paths, work, config=config, on_progress=on_progress)
@@ -215,7 +226,7 @@ def prep_dataset(
         )
         if config.labels is not None:
             result.labels = _write_labels(work, stats, catalog, config=config)
-        write_meta(work, _meta(result, unit=stats.unit, config=config, command=command))
+        write_meta(work, _meta(result, units=stats.units, config=config, command=command))
     result.seconds = time.perf_counter() - start
     return result
 
@@ -226,9 +237,10 @@ def _read_pass(paths, work: Path, *, config: PrepConfig, on_progress: Progress |
     advance = stage(on_progress, "prep: reading", len(paths))
     with open(work / SCRATCH_NAME, "wb") as scratch, open(work / SOURCES_NAME, "w") as sources:
         for report in _measure_all(paths, config):
-            reason = report.reason or _unit_mismatch(report, stats.unit)
-            if reason:
-                stats.skipped.append((report.path, reason))
+            if report.fatal:
+                raise InputError(report.fatal[0], path=report.path, options=report.fatal[1])
+            if report.reason:
+                stats.skipped.append((report.path, report.reason))
             else:
                 report.crop.astype(np.float32, copy=False).tofile(scratch)
                 sources.write(json.dumps(_source_record(report)) + "\n")
@@ -255,6 +267,7 @@ def _source_record(report: FileReport) -> dict:
         "sky_rms": list(report.sky_rms),
         "bad_pixels": report.bad_pixels,
         "centre": None if report.centre is None else list(report.centre),
+        **({"band_files": list(report.band_files)} if report.band_files else {}),
     }
 
 
@@ -279,22 +292,26 @@ def _normalise_pass(
         write_images(work, shape, blocks(handle, stage(on_progress, "prep: normalising", count)))
 
 
-def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
-    """Pass 1 for one file: read, check, centre-crop, measure. Never raises for a bad file."""
-    from galgen.io.cube import coverage_problem, read_cube
+def measure_file(path: Path | BandSet, *, config: PrepConfig) -> FileReport:
+    """Pass 1 for one input (a file, or a galaxy's per-band files): read, check, centre-crop, measure.
 
-    report = FileReport(path=str(path))
+    Never raises for a bad file: its report says why it is skipped, or (an unknown unit: the user must
+    say it) what stops prep, in ``fatal``.
+    """
+    from galgen.io.cube import coverage_problem
+
+    report = FileReport(path=str(path.path if isinstance(path, BandSet) else path))
     try:
-        stat = os.stat(path)
-        report.file_bytes, report.mtime = stat.st_size, stat.st_mtime
-        cube = read_cube(path, bands=config.bands)  # selects and reorders the planes by name
+        cube, sigma = _read_input(path, report, config=config)
     except InputError as exc:
+        if "unit" in exc.options:
+            report.path, report.fatal = exc.path or report.path, (exc.message, exc.options)
         report.reason = _without_path(str(exc), exc.path)
         return report
     except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped with its reason
         report.reason = f"unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         return report
-    report.unit, report.pixel_scale = cube.unit, _pixel_scale(cube)
+    report.pixel_scale = _pixel_scale(cube)
     report.reason = _shape_problem(cube, config)
     if report.reason:
         return report
@@ -313,7 +330,7 @@ def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
     report.bad_pixels = int(bad.sum())
     report.peak = tuple(float(np.nanpercentile(plane, config.percentile)) for plane in crop)
     report.maximum = tuple(float(np.nanmax(plane)) for plane in crop)
-    report.sky_rms = tuple(robust_sigma(frame) for frame in border_pixels(data, width=width))
+    report.sky_rms = _sky_rms(data, sigma, width=width)
     report.centre = _centre_on_sky(cube)
     if config.labels is not None and not config.measures_labels and config.match_rule().kind == "id":
         value = cube.header.get(config.match_rule().columns[0])
@@ -325,6 +342,34 @@ def measure_file(path: Path, *, config: PrepConfig) -> FileReport:
         measured = measure_labels(crop[None], bands=config.bands, pixel_scale=scale)
         report.measured = tuple(float(v[0]) for v in measured.values())
     return report
+
+
+def _read_input(source, report: FileReport, *, config: PrepConfig):
+    """The input as a cube in nanomaggies (bands selected by name) and its noise sigma (per-band files that give
+    one, else None); the report gets the files' size, time and units."""
+    from galgen.io.bandfiles import read_galaxy
+    from galgen.io.cube import read_cube
+    from galgen.io.units import in_nanomaggies
+
+    files = [f for f in source.files if f is not None] if isinstance(source, BandSet) else [source]
+    stats = [os.stat(f) for f in files]
+    report.file_bytes, report.mtime = sum(s.st_size for s in stats), max(s.st_mtime for s in stats)
+    if isinstance(source, BandSet):
+        report.band_files = tuple(str(f) for f in files)
+        cube, sigma, report.units = read_galaxy(source, bands=config.bands, stated=config.units)
+        return cube, sigma
+    cube = read_cube(source, bands=config.bands, unit_default="")  # selects and reorders the planes by name
+    cube, report.units = in_nanomaggies(cube, stated=config.units, path=source)
+    return cube, None
+
+
+def _sky_rms(data: np.ndarray, sigma: np.ndarray | None, *, width: int) -> tuple[float, ...]:
+    """Per band the sky RMS of the cutout's border: the median noise sigma there where the files give it
+    (an IVAR or ERR extension), else the MAD sigma of the border pixels."""
+    frames = border_pixels(data, width=width)
+    noise = border_pixels(sigma, width=width) if sigma is not None else [np.empty(0)] * len(frames)
+    return tuple(float(np.median(s[np.isfinite(s)])) if np.isfinite(s).any() else robust_sigma(frame)
+                 for frame, s in zip(frames, noise))
 
 
 def _centre_on_sky(cube) -> tuple[float, float] | None:
@@ -491,12 +536,6 @@ def _shape_problem(cube, config: PrepConfig) -> str | None:
     return None
 
 
-def _unit_mismatch(report: FileReport, unit: str | None) -> str | None:
-    if unit is not None and report.unit != unit:
-        return f"unit {report.unit!r} differs from the first usable file's {unit!r}"
-    return None
-
-
 def _pixel_scale(cube) -> float | None:
     try:
         scale = cube.pixel_scale
@@ -523,7 +562,7 @@ def _warnings(scales: np.ndarray, count: int) -> list[str]:
     return warnings
 
 
-def _meta(result: PrepResult, *, unit: str, config: PrepConfig, command: str) -> dict:
+def _meta(result: PrepResult, *, units: list, config: PrepConfig, command: str) -> dict:
     from galgen.io.provenance import make_provenance
 
     provenance = make_provenance(command=command or "galgen prep")
@@ -533,7 +572,10 @@ def _meta(result: PrepResult, *, unit: str, config: PrepConfig, command: str) ->
         "bands": str(config.bands),
         "size": config.size,
         "count": result.count,
-        "unit": unit,
+        "unit": DEFAULT_UNIT,
+        # what each band was converted from, when any was not in nanomaggies already (galgen.io.units)
+        **({"input_units": dict(zip(config.bands, units))} if any(u["factor_max"] != 1.0 or u["factor_min"] != 1.0
+                                                                   for u in units) else {}),
         "pixel_scale": result.pixel_scale,
         "normalizer": result.normalizer.to_dict(),
         "normalizer_choice": result.choice,

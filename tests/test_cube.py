@@ -13,7 +13,8 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from conftest import assert_fitsverify_clean
 from galgen.io.atomic import atomic_output
-from galgen.io.cube import Cube, read_band_files, read_cube, read_table
+from galgen.io.bandfiles import read_band_files
+from galgen.io.cube import Cube, read_cube, read_table
 from galgen.io.cube import make_wcs
 from galgen.io.write import write_cube, write_table
 from galgen import __version__

@@ -134,6 +134,8 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
         "unit": data.meta.get("unit"), "command": command,
         "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
     }
+    if data.meta.get("input_units"):  # per band, what prep converted to nanomaggies (galgen.io.units)
+        metadata["input_units"] = data.meta["input_units"]
     sky = (data.meta.get("normalizer_choice") or {}).get("sky_rms")
     if sky:  # the training cutouts' median border RMS per band: the noise the model's draws carry
         metadata["data"]["sky_rms"] = [float(v) for v in sky]

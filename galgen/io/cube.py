@@ -15,7 +15,6 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from astropy.io import fits
@@ -31,6 +30,9 @@ DEFAULT_UNIT = "nanomaggy"
 _NANOMAGGY_SPELLINGS = {"nanomaggy", "nanomaggies", "nmgy", "nanomaggys"}
 # Extensions that carry a bad-pixel mask or flag map (non-zero = bad).
 _MASK_EXTNAMES = ("MASK", "FLAGS", "BADPIX", "DQ", "BITMASK")
+# Extensions that give each pixel's noise: inverse variance, a weight proportional to it (drizzle's WHT), or sigma.
+NOISE_EXTNAMES = {"IVAR": "ivar", "INVVAR": "ivar", "WHT": "weight", "WEIGHT": "weight", "ERR": "sigma",
+                  "ERROR": "sigma", "SIGMA": "sigma", "RMS": "sigma", "NOISE": "sigma"}
 # Cards that describe the layout of the input (tile compression included) and must not be copied onto an output.
 _STRUCTURAL = re.compile(
     r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|XTENSION|EXTNAME|EXTVER|CHECKSUM|DATASUM|DATE|LONGSTRN"
@@ -96,7 +98,7 @@ def wcs_pixel_scale(wcs: WCS | None) -> float | None:
 
 
 def read_cube(path, *, hdu: int | str | None = None, bands=None,
-              zero_is_missing: bool | None = None) -> Cube:
+              zero_is_missing: bool | None = None, unit_default: str = DEFAULT_UNIT, name: str | None = None) -> Cube:
     """Read a ``(band, y, x)`` cube (or a 2-D one-band image) from a FITS file.
 
     ``hdu`` picks the HDU by index or EXTNAME; by default the first HDU holding an image
@@ -106,54 +108,22 @@ def read_cube(path, *, hdu: int | str | None = None, bands=None,
     NaN/inf pixels, BLANK values of integer images and non-zero pixels of a MASK/FLAGS
     extension become ``Cube.mask``. ``zero_is_missing``: the Legacy Survey cutout service
     fills pixels without coverage with exactly 0.0; by default such pixels are masked in
-    files that galgen did not write (galgen writes its masks explicitly).
+    float images that galgen did not write (galgen writes its masks explicitly; 0 counts are data). ``unit_default``: the
+    unit of a file without BUNIT (prep passes "" to tell such files apart, galgen.io.units). ``name``:
+    the band of a one-plane file, whatever its header says (a per-band input's template names it).
     """
     path = Path(path)
     with _open_fits(path) as hdul:
         index = _pick_image_hdu(hdul, hdu, path)
         data, mask = _read_pixels(hdul, index, path, zero_is_missing=zero_is_missing)
         header = hdul[index].header
-        file_bands = _header_bands(header, data.shape[0])
+        file_bands = _header_bands(header, data.shape[0]) if name is None or data.shape[0] != 1 else Bands((name,))
         wcs = _celestial_wcs(header, path)
-        unit = _unit(header)
+        unit = _unit(header, default=unit_default)
         kept = _reference_cards(header, keep_wcs=wcs is None)
     data, mask, names = _select_bands(data, mask, file_bands, bands, path)
     return Cube(data=data, bands=names, wcs=wcs, unit=unit, mask=mask if mask.any() else None,
                 header=kept, path=str(path))
-
-
-def read_band_files(paths: Sequence, *, bands: str | None = None, method: str = "interp") -> Cube:
-    """Read one 2-D image per band and align them on the grid of the first file.
-
-    Files whose WCS differs from the first one's are resampled with ``reproject``
-    (``method`` "interp": bilinear, or "exact": flux-conserving overlap). Values are
-    per-pixel fluxes, so a resampled plane is multiplied by the ratio of pixel areas
-    (reference / input). Pixels with no input coverage are NaN and masked.
-    ``bands`` gives one name per file when the headers do not name them.
-    """
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise InputError("no band files given")
-    bands = None if bands is None else Bands(bands)
-    if bands is not None and len(bands) != len(paths):
-        raise InputError(f"{len(paths)} band files but bands={bands!r}")
-    planes = [read_cube(p, bands=None if bands is None else bands[i]) for i, p in enumerate(paths)]
-    for plane, p in zip(planes, paths):
-        if plane.shape[0] != 1:
-            raise InputError(f"expected a 2-D single-band image, got {plane.shape[0]} planes", path=p)
-    names = Bands(name for plane in planes for name in plane.bands)
-    if len(set(names)) != len(names):
-        raise InputError(f"band names repeat across the files: {names!r}")
-    ref = planes[0]
-    units = {c.unit for c in planes}
-    if len(units) > 1:
-        raise InputError(f"band files disagree on the flux unit: {sorted(units)}")
-    data = np.empty((len(planes), *ref.shape[1:]), dtype=np.float32)
-    mask = np.zeros(data.shape, dtype=bool)
-    for i, (plane, p) in enumerate(zip(planes, paths)):
-        data[i], mask[i] = _align_plane(plane, ref, method=method, path=p)
-    return Cube(data=data, bands=names, wcs=ref.wcs, unit=ref.unit, mask=mask if mask.any() else None,
-                header=ref.header, path=str(paths[0]))
 
 
 def read_provenance(path) -> dict:
@@ -278,7 +248,7 @@ def _count_bad_pixels(hdul: fits.HDUList, index: int, shape, path: Path) -> int:
             where = (*lead, band, slice(y0, y0 + rows)) if image.header["NAXIS"] >= 3 else (slice(y0, y0 + rows),)
             raw = _read_section(image, where, path)
             data, bad = _as_float_cube(raw[np.newaxis], image.header, path)
-            if zero_is_missing:
+            if zero_is_missing and raw.dtype.kind == "f":
                 bad |= data == 0.0
             for hdu in flags:
                 bad |= _flag_section(hdu, band, y0, rows, shape, path)
@@ -393,10 +363,11 @@ def _check_complete(image, path: Path) -> None:
 def _read_pixels(hdul: fits.HDUList, index: int, path: Path, *, zero_is_missing: bool | None):
     """Native float32 ``(band, y, x)`` pixels of one HDU and their mask of bad pixels."""
     image = hdul[index]
-    data, mask = _as_float_cube(_load_data(image, path), image.header, path)
+    raw = _load_data(image, path)
+    data, mask = _as_float_cube(raw, image.header, path)
     mask |= _mask_extension(hdul, index, data.shape, path)
     if zero_is_missing is None:
-        zero_is_missing = "GALGEN" not in image.header and "GALGEN" not in hdul[0].header
+        zero_is_missing = "GALGEN" not in image.header and "GALGEN" not in hdul[0].header and raw.dtype.kind == "f"
     if zero_is_missing:
         mask |= data == 0.0
     return data, mask
@@ -508,11 +479,23 @@ def _celestial_wcs(header, path: Path) -> WCS | None:
     return wcs if wcs.has_celestial else None
 
 
-def _unit(header) -> str:
+def _unit(header, *, default: str = DEFAULT_UNIT) -> str:
     unit = str(header.get("BUNIT", "") or "").strip()
-    if not unit or unit.lower() in _NANOMAGGY_SPELLINGS:
-        return DEFAULT_UNIT  # Legacy Survey cutouts carry no BUNIT; their unit is the nanomaggy
-    return unit
+    if not unit:
+        return default  # Legacy Survey cutouts carry no BUNIT; their unit is the nanomaggy
+    return DEFAULT_UNIT if unit.lower() in _NANOMAGGY_SPELLINGS else unit
+
+
+def read_noise_map(path) -> tuple[str, np.ndarray] | None:
+    """The first extension of a file that gives each pixel's noise (`NOISE_EXTNAMES`): its kind ("ivar",
+    "weight" or "sigma") and float32 ``(band, y, x)`` values; None when the file has none."""
+    path = Path(path)
+    with _open_fits(path) as hdul:
+        for hdu in hdul[1:]:
+            kind = NOISE_EXTNAMES.get(hdu.name.upper())
+            if kind and _is_image(hdu) and hdu.header.get("NAXIS", 0):
+                return kind, _as_float_cube(_load_data(hdu, path), hdu.header, path)[0]
+    return None
 
 
 def wcs_cards(header: fits.Header) -> fits.Header:
@@ -538,31 +521,6 @@ def _reference_cards(header, *, keep_wcs: bool = False) -> fits.Header:
             continue
         kept.append(card, bottom=True)
     return kept
-
-
-def _align_plane(plane: Cube, ref: Cube, *, method: str, path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One band file's pixels on the reference grid: (flux, mask)."""
-    data = plane.data[0]
-    mask = plane.mask[0] if plane.mask is not None else np.zeros(data.shape, dtype=bool)
-    if same_grid(plane, ref):
-        return data, mask
-    if plane.wcs is None or ref.wcs is None:
-        raise InputError(
-            f"cannot align: shape {plane.shape[1:]} vs {ref.shape[1:]} and no WCS to resample with", path=path
-        )
-    from reproject import reproject_exact, reproject_interp
-
-    source = np.where(mask, np.nan, data)
-    if method == "interp":
-        out, footprint = reproject_interp((source, plane.wcs), ref.wcs, shape_out=ref.shape[1:], order="bilinear")
-    elif method == "exact":
-        out, footprint = reproject_exact((source, plane.wcs), ref.wcs, shape_out=ref.shape[1:])
-    else:
-        raise InputError(f"unknown resampling method {method!r} (interp or exact)")
-    area_ratio = (ref.pixel_scale / plane.pixel_scale) ** 2  # flux per pixel scales with pixel area
-    out = (out * area_ratio).astype(np.float32)
-    bad = ~np.isfinite(out) | (footprint == 0)
-    return out, bad
 
 
 def same_grid(a: Cube, b: Cube) -> bool:

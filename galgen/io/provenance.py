@@ -53,6 +53,7 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
     "count": ("GGCOUNT", "number of objects in the run", False),
     "normaliser": ("GGNORM", "normaliser parameters (JSON)", True),
     "calibration": ("GGCALIB", "flux calibration factors applied (JSON)", True),
+    "input_units": ("GGINUNIT", "per band: the training data's unit (JSON)", True),
     "conditions": ("GGCOND", "labels the conditional model was asked for (JSON)", True),
     "guidance": ("GGGUIDE", "classifier-free guidance weight w", False),
     "pull": ("GGPULL", "inpainting gradient guidance weight", False),
