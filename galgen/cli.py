@@ -85,8 +85,10 @@ def prep(
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Processes reading the files."),
     labels: Optional[str] = typer.Option(
         None, "--labels", help="Per-galaxy labels for conditional training: 'measure' (galgen's photometry: mag_<band>, "
-        "r_e, q, colours) or a catalogue (FITS table or CSV) whose rows --match the cutouts."
+        "r_e, q, colours; the default) or a catalogue (FITS table or CSV) whose rows --match the cutouts."
     ),
+    no_labels: bool = typer.Option(False, "--no-labels", help="Keep no labels (train then makes an unconditional "
+                                   "model)."),
     match: str = typer.Option(
         "name", "--match", help="How catalogue rows find cutouts: name[:COLUMN] (file names, default column 'file'), "
         "id:COLUMN (a header keyword or the file name's stem) or sky[:RA,DEC] (default columns ra, dec)."
@@ -116,11 +118,13 @@ def prep(
     from galgen.io.units import StatedUnits, parse_zero_points
     from galgen.prep import PrepConfig, parse_band_values, prep_dataset
 
+    if no_labels and labels is not None:
+        raise InputError("--labels and --no-labels exclude each other")
     config = PrepConfig(
         size=size, bands=bands, workers=workers, stretch=stretch, softening=softening,
         upper=None if upper is None else parse_band_values(upper, bands=bands, option="--upper"),
         lower=None if lower == "auto" else parse_band_values(lower, bands=bands, option="--lower"),
-        labels=labels, match=match, match_radius=match_radius,
+        labels=None if no_labels else labels or "measure", match=match, match_radius=match_radius,
         label_columns=None if label_columns is None else tuple(c.strip() for c in label_columns.split(",") if c.strip()),
         units=StatedUnits(unit=unit, zero_points=None if zero_point is None else parse_zero_points(zero_point, bands=bands)),
     )
@@ -155,9 +159,12 @@ def train(
     p_std: Optional[float] = typer.Option(None, "--p-std", min=0.01, help="edm: spread of log-sigma (default: 1.2)."),
     ema: Optional[float] = typer.Option(None, "--ema", min=0.0, max=0.999999, help="EMA decay (default: 0.999)."),
     condition: Optional[str] = typer.Option(
-        None, "--condition", help="Train a conditional model on these dataset labels, comma-separated, e.g. "
-        "mag_r,r_e,q,g_r (a colour a_b is mag_a - mag_b); see 'galgen prep --labels'."
+        None, "--condition", help="The dataset labels the model is conditioned on, comma-separated, e.g. "
+        "mag_r,r_e,q,g_r (a colour a_b is mag_a - mag_b; default: the size band's magnitude, r_e, q and the "
+        "adjacent colours, those the dataset's labels give: 'galgen prep' measures them)."
     ),
+    unconditional: bool = typer.Option(False, "--unconditional", help="Train without labels, even on a dataset "
+                                       "that has them."),
     label_dropout: Optional[float] = typer.Option(
         None, "--label-dropout", min=0.0, max=1.0, help="Conditional: fraction of images trained without labels, "
         "so the model also samples unconditionally and takes classifier-free guidance (default: 0.1)."
@@ -190,16 +197,20 @@ def train(
     from galgen.console import progress
     from galgen.flows import train as flow
 
+    if unconditional and condition is not None:
+        raise InputError("--condition and --unconditional exclude each other")
+
     config = flow.TrainSettings(
         preset=preset, steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
         p_mean=p_mean, p_std=p_std, ema=ema, label_dropout=label_dropout, checkpoint_every=checkpoint_every, bf16=bf16,
-        conditions=None if condition is None else tuple(parse_names(condition)), activation=activation, compile=compile)
+        conditions=() if unconditional else None if condition is None else tuple(parse_names(condition)),
+        activation=activation, compile=compile)
     with progress(disable=not flow.is_lead()) as on_progress:
         result = flow.run(dataset, output, config=config, resume=resume, device=device, overwrite=overwrite,
                           command=command_line(), on_progress=on_progress)
     if result is not None:  # the lead process reports
         _finish(result, json_out=json_out, line=f"wrote {result.output} (step {result.step}, loss {result.loss:.4g}, "
-                f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]})")
+                f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]}; {result.conditioning})")
 
 
 @app.command()

@@ -80,6 +80,23 @@ def parse_names(text: str) -> list[str]:
     return names
 
 
+def default_conditions(names: Sequence[str], bands) -> tuple[str, ...]:
+    """What `train` conditions on when not told: of the labels ``names``, the size band's magnitude, ``r_e``,
+    ``q`` and the colours of adjacent bands (a colour where both magnitudes are labels), in that order.
+
+    For the labels `prep --labels measure` writes on grz that is mag_r, r_e, q, g_r, r_z: the bundled
+    recipe's mag_r, r_e, q, g_r and the second colour. Other labels (a catalogue's redshift) only when named.
+    """
+    from galgen.metrics.labels import colour_name, size_band
+
+    have = {n.lower() for n in names}
+    wanted = [f"mag_{size_band(bands)}", "r_e", "q"]
+    wanted = [n for n in wanted if n.lower() in have]
+    wanted += [colour_name(a, b) for a, b in zip(bands, bands[1:])
+               if colour_name(a, b).lower() in have or {f"mag_{a}".lower(), f"mag_{b}".lower()} <= have]
+    return tuple(wanted)
+
+
 def derive(columns: Mapping[str, np.ndarray], units: Mapping[str, str], name: str, *,
            where: str = "the labels") -> tuple[np.ndarray, str]:
     """The values and unit of label ``name``: a column (case-insensitive), or the colour mag_a - mag_b."""

@@ -65,7 +65,7 @@ class PrepConfig:
     softening: float = 3.0  # asinh only: the softening b in units of the dataset's sky RMS
     max_bad_fraction: float = MAX_BAD_FRACTION  # skip a file when more of a band's crop is NaN or masked
     workers: int = 1  # reading processes; 1 reads in this process
-    labels: str | None = None  # per-galaxy labels: None, "measure" (galgen's photometry) or a catalogue's path
+    labels: str | None = "measure"  # per-galaxy labels: "measure" (galgen's photometry), a catalogue's path or None
     match: str = "name"  # how catalogue rows find cutouts (galgen.io.catalog.MatchRule): name[:COL], id:COL, sky[:RA,DEC]
     match_radius: float = 1.0  # arcsec, for matching by sky position
     label_columns: tuple[str, ...] | None = None  # catalogue columns kept as labels; None: every numeric one

@@ -24,9 +24,11 @@ import os
 import signal
 import sys
 import threading
+import time
 
 _PR_SET_PDEATHSIG = 1
-STOP_SECONDS = 60.0  # a stopped worker that is still running after this is killed
+STOP_SECONDS = 60.0  # stopped workers still running this long after being told are killed
+UNWIND_SECONDS = 10.0  # a worker told to stop leaves by os._exit after this even if its unwinding was lost
 
 
 def spawn_context():
@@ -35,8 +37,12 @@ def spawn_context():
 
 
 def die_with_parent(parent_pid: int) -> None:
-    """Run first in a worker: end this process when ``parent_pid`` (its parent) dies."""
-    signal.signal(signal.SIGTERM, _raise_exit)
+    """Run first in a worker: end this process when ``parent_pid`` (its parent) dies, or when told (SIGTERM).
+
+    SIGTERM unwinds the worker (SystemExit); should that exception be lost (raised inside a finaliser,
+    where Python only prints it), the worker still ends, by os._exit after UNWIND_SECONDS.
+    """
+    signal.signal(signal.SIGTERM, _unwind_then_exit)
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -96,6 +102,13 @@ def _raise_exit(signum, frame):
     raise SystemExit(128 + signum)
 
 
+def _unwind_then_exit(signum, frame):
+    timer = threading.Timer(UNWIND_SECONDS, os._exit, args=(128 + signum,))
+    timer.daemon = True
+    timer.start()
+    raise SystemExit(128 + signum)
+
+
 def _watch(parent_pid: int, every: float = 2.0) -> None:
     def loop():
         while not stop.wait(every):
@@ -138,8 +151,9 @@ def run_workers(target, shares: list[tuple], *, labels: list[str], advance=None)
             for job in jobs:
                 if job.is_alive():
                     job.terminate()
+        deadline = None if finished else time.monotonic() + STOP_SECONDS  # one wait for all, not one each
         for job in jobs:
-            job.join(None if finished else STOP_SECONDS)
+            job.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
             if job.is_alive():  # deaf to SIGTERM (stuck in a library call): no hang
                 job.kill()
                 job.join()

@@ -44,7 +44,8 @@ def test_train_lr_ema_and_overwrite(dataset, tmp_path):
 @pytest.mark.parametrize("name", ["small", "paper"])
 def test_train_presets_build_their_network(dataset, tmp_path, name):
     out = tmp_path / f"{name}.safetensors"
-    invoke("train", dataset, "-o", out, "--preset", name, "--steps", 1, "--batch", 2, "--checkpoint-every", 0)
+    invoke("train", dataset, "-o", out, "--preset", name, "--steps", 1, "--batch", 2, "--checkpoint-every", 0,
+           "--unconditional")
     expected = {**PRESETS[name].to_dict(), "bands": 3, "size": 16}
     assert read_metadata(out)["unet"] == expected
 

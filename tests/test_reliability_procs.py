@@ -148,3 +148,23 @@ def test_fits_writer_helpers_die_with_a_sigkilled_parent(tmp_path):
     _kill_parent_when_busy([sys.executable, str(script)],
                            busy=lambda kids: len({int(p.name) for p in started.iterdir()} & set(kids)) >= 2)
     assert list(out.iterdir()) == []  # the helpers unwound: no temporary left
+
+
+def test_a_worker_whose_unwinding_is_lost_still_ends_when_told(tmp_path):
+    """SIGTERM raised inside a finaliser is printed and dropped by Python; the worker must end anyway."""
+    script = tmp_path / "deaf.py"
+    script.write_text(textwrap.dedent("""
+        import os, sys, time
+        from galgen.processes import die_with_parent
+        die_with_parent(os.getppid())
+        print("ready", flush=True)
+        while True:  # every SystemExit is swallowed, as in a finaliser
+            try:
+                time.sleep(0.05)
+            except SystemExit:
+                pass
+    """))
+    worker = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, cwd=ROOT)
+    assert worker.stdout.readline().strip() == b"ready"
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=GONE_WITHIN) == 128 + signal.SIGTERM

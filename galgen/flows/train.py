@@ -41,7 +41,8 @@ class TrainSettings:
     label_dropout: float | None = None  # conditional: fraction of images trained without labels
     checkpoint_every: int | None = None  # steps between checkpoints, 0 = at the end
     bf16: bool | None = None  # bf16 autocast
-    conditions: tuple[str, ...] | None = None  # dataset labels (or colours a_b) a conditional model takes
+    conditions: tuple[str, ...] | None = None  # labels (or colours a_b) to condition on; None: the dataset's
+    # (`conditioning.default_conditions`, or a resumed checkpoint's), () unconditional
     activation: str | None = None  # the network's activation: mish (the preset's) or silu
     compile: bool | None = None  # torch.compile the network; None: on a GPU
 
@@ -66,12 +67,19 @@ class TrainSummary:
     device: str
     compiled: bool = False  # the network ran under torch.compile
     precision: object = None  # runtime.Precision: bf16 autocast or float32, and why
+    conditions: tuple[str, ...] = ()  # the labels the model is conditioned on; () unconditional
+
+    @property
+    def conditioning(self) -> str:
+        """What the model was conditioned on, for the summary line."""
+        return f"conditioned on {', '.join(self.conditions)}" if self.conditions else "unconditional"
 
     def to_dict(self) -> dict:
         return {"output": str(self.output), "checkpoint": str(self.checkpoint), "step": self.step, "loss": self.loss,
                 "seconds": round(self.seconds, 3), "images_per_second": self.images_per_second,
                 "sha256": self.sha256, "device": self.device, "compiled": self.compiled,
-                "precision": None if self.precision is None else self.precision.to_dict()}
+                "precision": None if self.precision is None else self.precision.to_dict(),
+                "conditions": list(self.conditions)}
 
 
 def is_lead() -> bool:
@@ -165,7 +173,8 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
                         loss=sum(recent) / max(1, len(recent)), seconds=seconds,
                         images_per_second=len(result.losses) * config.batch / seconds,
                         sha256=file_sha256(result.output), device=str(where),
-                        compiled=runtime.compile_on(where, compile), precision=precision)
+                        compiled=runtime.compile_on(where, compile), precision=precision,
+                        conditions=tuple(c.name for c in chosen))
 
 
 def training_precision(device, config, *, requested: bool | None, resume=None):
@@ -181,6 +190,9 @@ def training_precision(device, config, *, requested: bool | None, resume=None):
 def training_labels(data, names=None, *, resume=None):
     """(conditions, normalised labels (N, K) float32, label table) for a conditional run, or ([], None, None).
 
+    ``names`` None: the dataset's default labels (`conditioning.default_conditions`; none if it has no
+    labels); an empty sequence: unconditional.
+
     The table holds the rows whose every label is known, in the conditions' units (float32 torch,
     at most LABEL_TABLE_ROWS: a subset drawn with a fixed seed, so a resumed run stores the same).
 
@@ -195,18 +207,26 @@ def training_labels(data, names=None, *, resume=None):
     stored = weights.read_metadata(resume).get("conditions") if resume is not None else None
     if stored:
         kept = [cond.Condition.from_dict(c, path=resume) for c in stored]
-        if names and [n.lower() for n in names] != [c.name.lower() for c in kept]:
+        if names is not None and [n.lower() for n in names] != [c.name.lower() for c in kept]:
             raise InputError(f"checkpoint is conditioned on {','.join(c.name for c in kept)}", path=resume,
                              options="condition")
         names = [c.name for c in kept]
     elif resume is not None and names:
         raise InputError("checkpoint is of an unconditional model; conditions cannot be added", path=resume,
                          options="condition")
+    defaulted = names is None and resume is None and data.label_info is not None
+    if defaulted:
+        names = cond.default_conditions(data.label_info["names"], data.bands)
     if not names:
         return [], None, None
     table, units = data.labels()
     where = f"{data.path}: the labels"
     columns = [cond.derive(table, units, name, where=where) for name in names]
+    if defaulted:  # a default label that varies nowhere (r_e of cutouts without a pixel scale) is left out
+        keep = [k for k, (v, _) in enumerate(columns) if np.unique(v[np.isfinite(v)]).size > 1]
+        names, columns = [names[k] for k in keep], [columns[k] for k in keep]
+        if not names:
+            return [], None, None
     values = np.stack([v for v, _ in columns], axis=1)
     chosen = kept if stored else cond.fit(names, values, [u for _, u in columns])
     return chosen, cond.normalise(chosen, values), label_table(values)

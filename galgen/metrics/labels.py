@@ -18,6 +18,11 @@ SIZE_BAND = "r"  # band of r_e and q (the middle band when r is absent)
 SHAPE_RADIUS = 16.0  # pixels: the disk of the axis ratio's moments (as galgen sgd)
 
 
+def size_band(bands) -> str:
+    """The band of r_e and q: SIZE_BAND, or the middle band when it is absent."""
+    return SIZE_BAND if SIZE_BAND in bands else bands[len(bands) // 2]
+
+
 def colour_name(a: str, b: str) -> str:
     """The label of the colour mag_a - mag_b: ``g_r``."""
     return f"{a}_{b}"
@@ -61,7 +66,7 @@ def measure_labels(flux, *, bands: str, pixel_scale, zero_point: float = phot.ZE
     count, _, height, width = flux.shape
     scale = np.broadcast_to(np.asarray(pixel_scale, dtype=np.float64), (count,))
     radii = phot.growth_radii((height, width))
-    plane = bands.index(SIZE_BAND) if SIZE_BAND in bands else len(bands) // 2
+    plane = list(bands).index(size_band(bands))
     mags, sizes, shapes = np.empty((count, len(bands))), np.empty(count), np.empty(count)
 
     def measure(rows):
