@@ -220,6 +220,8 @@ def test_train_sample_sgd_calibrate_on_the_seven_band_model(trained):
     out = trained
     meta = read_metadata(out / "model.safetensors")
     assert meta["bands"] == ",".join(BANDS) and meta["input_units"]["F277W"]["source"] == "PHOTFNU"
+    colours = [f"{a}_{b}" for a, b in zip(BANDS, BANDS[1:])]  # conditioned on prep's measured labels by default
+    assert [c["name"] for c in meta["conditions"]] == ["mag_F277W", "r_e", "q", *colours]
     mocks = sorted((out / "mocks").glob("mock_*.fits"))
     assert len(mocks) == 6
     for path in mocks:
@@ -238,13 +240,66 @@ def test_train_sample_sgd_calibrate_on_the_seven_band_model(trained):
     assert set(read_metadata(out / "calibrated.safetensors")["calibration"]["factors"]) == set(BANDS)
 
 
-@pytest.mark.slow
-def test_prep_as_a_subprocess(archive, tmp_path):
+@pytest.mark.slow  # a few seconds of sampling
+def test_inpaint_and_desify_on_the_seven_band_model(trained, tmp_path):
+    from PIL import Image
+
+    from galgen.io.write import write_cube
+    from galgen.io.cube import Cube
+
+    out = trained
+    model = ["--model", out / "model.safetensors", "--steps", 4, "--no-bf16"]
+    mock = read_cube(out / "mocks" / "mock_000000.fits")
+    trail = np.zeros(mock.shape[1:], np.float32)
+    trail[14:17, :] = 1
+    write_cube(Cube(data=trail[None], bands="m", wcs=mock.wcs), tmp_path / "trail.fits")
+    inpaint = invoke("inpaint", out / "mocks" / "mock_000000.fits", "--mask", tmp_path / "trail.fits", "-o",
+                     tmp_path / "fixed.fits", *model)
+    assert inpaint.exit_code == 0, inpaint.output
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(tmp_path / "pic.png")
+    desify = invoke("desify", tmp_path / "pic.png", out / "mocks" / "mock_000001.fits", "-o", tmp_path / "des", *model)
+    assert desify.exit_code == 0, desify.output
+    written = [tmp_path / "fixed.fits", *sorted((tmp_path / "des").glob("*.fits"))]  # RGB: B B G G G R R
+    assert len(written) == 3
+    for path in written:
+        assert_fitsverify_clean(path)
+        assert tuple(read_cube(path).bands) == BANDS
+
+
+@pytest.mark.slow  # Python start-up, reading and sampling: about 10 s
+def test_prep_and_sample_as_subprocesses(archive, trained, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run([sys.executable, "-m", "galgen", "prep", f"{archive}/{{band}}", "-o", str(tmp_path / "ds"),
-                           *PREP], capture_output=True, text=True, env=env, timeout=300)
-    assert done.returncode == 0, done.stderr
+
+    def run(*args):
+        done = subprocess.run([sys.executable, "-m", "galgen", *map(str, args)], capture_output=True, text=True,
+                              env=env, timeout=300)
+        assert done.returncode == 0, done.stderr
+
+    run("prep", archive, "-o", tmp_path / "ds", *PREP)  # the folder of band folders
     assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["count"] == COUNT - 1
+    run("sample", "-n", 1, "-o", tmp_path / "mocks", "--model", trained / "model.safetensors", "--steps", 2)
+    [mock] = (tmp_path / "mocks").glob("mock_*.fits")
+    assert_fitsverify_clean(mock)
+    assert fits.getheader(mock)["BANDS"] == ",".join(BANDS)
+
+
+def test_noise_maps_mask_zero_weight_and_give_the_noise(tmp_path):
+    from galgen.io.bandfiles import read_galaxy
+
+    wcs = make_wcs((SIDE, SIDE), pixel_scale=SCALE, ra=53.1, dec=-27.8)
+    image = np.ones((SIDE, SIDE))
+    ivar = np.full((SIDE, SIDE), 1.0 / 0.01**2)
+    ivar[2, 3] = 0.0
+    weight = np.ones((SIDE, SIDE))
+    weight[4, 5] = 0.0
+    for band, name, values in (("g", "IVAR", ivar), ("r", "WHT", weight)):
+        fits.HDUList([fits.PrimaryHDU(image, wcs.to_header()), fits.ImageHDU(values, name=name)]).writeto(
+            tmp_path / f"gal_{band}.fits")
+    [galaxy] = match_galaxies([f"{tmp_path}/gal_{{band}}.fits"], bands="gr")
+    cube, sigma, units = read_galaxy(galaxy, bands="gr")
+    assert [u.factor for u in units] == [1.0, 1.0]  # no unit cards, one-letter bands: nanomaggies
+    assert np.argwhere(cube.mask).tolist() == [[0, 2, 3], [1, 4, 5]]
+    assert sigma[0, 0, 0] == pytest.approx(0.01) and np.isnan(sigma[0, 2, 3]) and np.isnan(sigma[1]).all()
 
 
 def refused(args, *words, out: Path):

@@ -39,22 +39,21 @@ class Prepared:
     grid_cards: object | None = None  # a non-celestial WCS (FITS cards) still true of the output grid
 
 
-def picture_planes(pixels: np.ndarray, *, bands: str) -> np.ndarray:
+def picture_planes(pixels: np.ndarray, *, bands) -> np.ndarray:
     """A picture's channels as the model's band planes (C, H, W).
 
-    ``pixels`` is (H, W) greyscale or (H, W, 3) RGB. Greyscale goes to every band. RGB needs a
-    three-band model: blue -> bluest band, green -> middle, red -> reddest (grz: B->g, G->r, R->z).
+    ``pixels`` is (H, W) greyscale or (H, W, 3) RGB. Greyscale goes to every band. RGB goes by
+    wavelength: the k-th bluest of C bands takes channel round(2k / (C - 1)) of (B, G, R), so three
+    bands take B, G, R (grz: B->g, G->r, R->z), two take B and R, seven (JWST NIRCam) B B G G G R R.
     A one-band model takes the picture's luminance (ITU-R 601: 0.299 R + 0.587 G + 0.114 B).
     """
     if pixels.ndim == 2:
         return np.repeat(pixels[None], len(bands), axis=0)
     if len(bands) == 1:
         return (pixels @ np.array([0.299, 0.587, 0.114], dtype=pixels.dtype))[None]
-    if len(bands) != 3:
-        raise InputError(f"an RGB picture maps onto 1 or 3 bands, the model has {len(bands)} ({bands})")
-    planes = np.empty((3, *pixels.shape[:2]), dtype=pixels.dtype)
-    for channel, plane in zip((2, 1, 0), band_order(bands)):  # B, G, R -> bluest .. reddest
-        planes[plane] = pixels[..., channel]
+    planes = np.empty((len(bands), *pixels.shape[:2]), dtype=pixels.dtype)
+    for k, plane in enumerate(band_order(bands)):  # bluest .. reddest
+        planes[plane] = pixels[..., 2 - round(2 * k / (len(bands) - 1))]  # channel 2 is B, 0 is R
     return planes
 
 
