@@ -93,9 +93,14 @@ def prep(
         "name", "--match", help="How catalogue rows find cutouts: name[:COLUMN] (file names, default column 'file'), "
         "id:COLUMN (a header keyword or the file name's stem) or sky[:RA,DEC] (default columns ra, dec)."
     ),
-    match_radius: float = typer.Option(1.0, "--match-radius", min=0.0, help="Sky match radius in arcsec (default: 1)."),
+    match_radius: float = typer.Option(1.0, "--match-radius", min=0.0, help="Sky match radius in arcsec, of catalogue "
+                                       "rows and of --band-match sky (default: 1)."),
     label_columns: Optional[str] = typer.Option(
         None, "--label-columns", help="Catalogue columns to keep as labels, comma-separated (default: every numeric one)."
+    ),
+    band_match: str = typer.Option(
+        "name", "--band-match", help="How one galaxy's per-band files find each other: name (the same name, or the "
+        "name with the band's replaced) or sky (image centres within --match-radius)."
     ),
     unit: Optional[str] = typer.Option(
         None, "--unit", help="Flux unit of inputs whose headers give none: nanomaggy, nJy, uJy, mJy, Jy, MJy/sr, Jy/sr."
@@ -129,8 +134,9 @@ def prep(
         units=StatedUnits(unit=unit, zero_points=None if zero_point is None else parse_zero_points(zero_point, bands=bands)),
     )
     with progress() as on_progress:
-        result = prep_dataset(prep_inputs(inputs, bands=bands), output, config=config, command=command_line(),
-                              overwrite=overwrite, on_progress=on_progress)
+        sources = prep_inputs(inputs, bands=bands, match=band_match, radius=match_radius)
+        result = prep_dataset(sources, output, config=config, command=command_line(), overwrite=overwrite,
+                              on_progress=on_progress)
     print_prep_warnings(result)
     limits = "".join(f"\n  {b}: [{lo:.5g}, {hi:.5g}] -> [-1, 1]" for b, lo, hi in
                      zip(result.normalizer.bands, result.normalizer.lower, result.normalizer.upper))

@@ -338,3 +338,45 @@ def test_per_band_and_plain_inputs_do_not_mix(archive, tmp_path):
     plain = next((archive / "F115W").iterdir())
     refused([f"{archive}/{{band}}/*.fits", plain, "--bands", ",".join(BANDS)], "not a per-band input",
             plain.name, out=tmp_path / "ds")
+
+
+def test_band_files_matched_by_sky_position(tmp_path):
+    """HSC-style names that share nothing across bands: a galaxy's files are found by their image centres."""
+    bands = ("HSC-G", "HSC-R")
+    for k in range(4):
+        for band, name in zip(bands, (f"calexp-HSC-G-{k}.fits", f"calexp-HSC-R-{(3 * k + 1) % 4}x.fits")):
+            if (k, band) == (2, "HSC-R"):
+                continue
+            wcs = make_wcs((SIDE, SIDE), pixel_scale=0.168, ra=150.0 + 0.01 * k, dec=2.0)
+            head = wcs.to_header()
+            head["FLUXMAG0"] = 10 ** (0.4 * 27.0)
+            path = tmp_path / band / name
+            path.parent.mkdir(exist_ok=True)
+            y, x = np.mgrid[:SIDE, :SIDE] - (SIDE - 1) / 2
+            galaxy = np.exp(-(x**2 + y**2) / 8.0) + np.random.default_rng(k).normal(0, 0.01, (SIDE, SIDE))
+            fits.PrimaryHDU(galaxy, head).writeto(path)
+    galaxies = match_galaxies([tmp_path], bands=bands, match="sky", radius=1.0)
+    assert len(galaxies) == 4 and all(g.files[0] is not None for g in galaxies)
+    for k, galaxy in enumerate(galaxies):
+        if k == 2:
+            assert galaxy.files[1] is None
+        else:
+            assert galaxy.files[1].name == f"calexp-HSC-R-{(3 * k + 1) % 4}x.fits"
+    by_name = match_galaxies([tmp_path], bands=bands)
+    assert len(by_name) == 7  # nothing in common by name
+    result = invoke("prep", tmp_path, "--bands", ",".join(bands), "--band-match", "sky", "--size", "32",
+                    "-o", tmp_path / "ds", "--json", "--no-labels")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["count"] == 3 and "no HSC-R file (none within 1 arcsec)" in summary["skipped"][0]["reason"]
+
+
+def test_a_bad_band_match_and_two_files_of_one_galaxy_are_refused(archive, tmp_path):
+    args = [f"{archive}/{{band}}/*.fits", "--bands", ",".join(BANDS), "--zero-point", f"F410M={STATED_ZP}"]
+    refused([*args, "--band-match", "pixel"], "'pixel'", "--band-match", out=tmp_path / "ds")
+    twin = tmp_path / "twin"
+    for band in ("F115W", "F150W"):
+        for k in (0, 1):
+            write_band(twin / band / f"gal_{k}.fits", band, 0)  # two galaxies at one place
+    refused([twin, "--bands", "F115W,F150W", "--band-match", "sky"], "band F115W", "the same galaxy's",
+            out=tmp_path / "ds")

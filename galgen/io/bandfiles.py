@@ -25,7 +25,7 @@ import numpy as np
 
 from galgen.bands import Bands, parse_bands
 from galgen.errors import InputError
-from galgen.io.cube import Cube, read_cube, read_noise_map, same_grid
+from galgen.io.cube import Cube, image_centre, read_cube, read_noise_map, same_grid
 from galgen.io.inputs import expand_inputs
 from galgen.io.units import BandUnit, StatedUnits, in_nanomaggies
 
@@ -36,8 +36,9 @@ BAND = "{band}"
 class BandSet:
     """One galaxy's files, one per band in the order of the bands, None where it has none."""
 
-    name: str  # their common path, {band} in place of the band's name
+    name: str  # their common path, {band} in place of the band's name (the first band's, matched by sky)
     files: tuple[Path | None, ...]
+    radius: float | None = None  # arcsec, when the files were matched by sky position
 
     @property
     def path(self) -> Path:
@@ -57,24 +58,29 @@ def band_template(item, bands) -> str | None:
     return None
 
 
-def prep_inputs(items: Sequence, *, bands) -> list:
+def prep_inputs(items: Sequence, *, bands, match: str = "name", radius: float = 1.0) -> list:
     """What prep reads: when an input is per-band (a {band} template or a folder of band folders), the galaxies the
     inputs hold (`match_galaxies`: then every input must be per-band); else their FITS files (galgen.io.inputs)."""
     bands = parse_bands(bands)
     if any(band_template(item, bands) for item in items):
-        return match_galaxies(items, bands=bands)
+        return match_galaxies(items, bands=bands, match=match, radius=radius)
     return expand_inputs(items)
 
 
-def match_galaxies(items: Sequence, *, bands) -> list[BandSet]:
+def match_galaxies(items: Sequence, *, bands, match: str = "name", radius: float = 1.0) -> list[BandSet]:
     """Every galaxy that per-band inputs (templates or folders of band folders) hold, sorted by name.
 
+    ``match`` "name": a galaxy's files share their path with the band's name put back as {band}; "sky": a
+    file belongs to the first band's file whose image centre lies within ``radius`` arcsec of its own.
     InputError naming the input when one is not per-band, when a band's template matches no file, or when two
     files of one band match the same galaxy. A galaxy without a file in some band is kept with None there
     (prep skips it and says why).
     """
     bands = Bands(bands)
-    found: dict[str, list] = {}
+    if match not in ("name", "sky") or not radius > 0:
+        raise InputError(f"band files match by name or by sky within a positive radius, not {match!r} within "
+                         f"{radius:g} arcsec", options=("band_match", "match_radius"))
+    found = []  # (band index, path, name key) of every file
     for item in items:
         template = band_template(item, bands)
         if template is None:
@@ -86,11 +92,27 @@ def match_galaxies(items: Sequence, *, bands) -> list[BandSet]:
             for path in _band_files(template, band):
                 text = str(path)
                 cut = len(root) if text.startswith(root) else 0
-                files = found.setdefault(text[:cut] + word.sub(BAND, text[cut:]), [None] * len(bands))
-                if files[b] is not None:
-                    raise InputError(f"band {band}: {files[b]} and {path} are the same galaxy's", path=template)
-                files[b] = path
-    return [BandSet(name=name, files=tuple(files)) for name, files in sorted(found.items())]
+                found.append((b, path, text[:cut] + word.sub(BAND, text[cut:])))
+    keys = [key for _, _, key in found] if match == "name" else _sky_keys(found, radius=radius)
+    galaxies: dict[str, list] = {}
+    for (b, path, _), key in zip(found, keys):
+        files = galaxies.setdefault(key, [None] * len(bands))
+        if files[b] is not None:
+            raise InputError(f"band {bands[b]}: {files[b]} and {path} are the same galaxy's", path=path)
+        files[b] = path
+    return [BandSet(name=name, files=tuple(files), radius=None if match == "name" else radius)
+            for name, files in sorted(galaxies.items())]
+
+
+def _sky_keys(found: list, *, radius: float) -> list[str]:
+    """Each file's galaxy by sky position: the name of the first band's file whose image centre lies within
+    ``radius`` arcsec of its own (its own name when none does)."""
+    from galgen.io.catalog import nearest_on_sky
+
+    centres = np.array([image_centre(path) or (np.nan, np.nan) for _, path, _ in found], dtype=np.float64)
+    first = [i for i, (b, _, _) in enumerate(found) if b == 0]
+    nearest = nearest_on_sky(centres[first, 0], centres[first, 1], centres[:, 0], centres[:, 1], radius=radius)
+    return [found[first[n]][2] if n >= 0 else key for n, (_, _, key) in zip(nearest, found)]
 
 
 def _spellings(band: str) -> tuple[str, ...]:
@@ -131,8 +153,9 @@ def read_galaxy(galaxy: BandSet, *, bands, stated: StatedUnits = StatedUnits()
     planes, sigmas, units = [], [], []
     for band, path in zip(bands, galaxy.files):
         if path is None:
-            raise InputError(f"no {band} file ({galaxy.name.replace(BAND, band)}, the band's name in any case)",
-                             path=galaxy.path)
+            how = (f"{galaxy.name.replace(BAND, band)}, the band's name in any case" if galaxy.radius is None
+                   else f"none within {galaxy.radius:g} arcsec")
+            raise InputError(f"no {band} file ({how})", path=galaxy.path)
         plane = read_cube(path, name=band, unit_default="")
         if plane.shape[0] != 1:
             raise InputError(f"expected a 2-D single-band image, got {plane.shape[0]} planes", path=path)

@@ -239,21 +239,28 @@ def id_text(value) -> str:
 
 
 def _match_sky(catalog: Catalog, cutouts: Sequence[CutoutKey], rule: MatchRule) -> np.ndarray:
-    ra = np.radians(np.asarray(catalog.column(rule.columns[0]), dtype=np.float64))
-    dec = np.radians(np.asarray(catalog.column(rule.columns[1]), dtype=np.float64))
-    rows = np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], axis=1)
-    limit = 2 * math.sin(math.radians(rule.radius / 3600.0) / 2)  # chord of the radius on the unit sphere
-    found = np.full(len(cutouts), -1, dtype=np.int64)
+    ra = [np.nan if c.ra is None else c.ra for c in cutouts]
+    dec = [np.nan if c.dec is None else c.dec for c in cutouts]
+    return nearest_on_sky(catalog.column(rule.columns[0]), catalog.column(rule.columns[1]), ra, dec,
+                          radius=rule.radius)
+
+
+def nearest_on_sky(ra, dec, to_ra, to_dec, *, radius: float) -> np.ndarray:
+    """For each position (``to_ra``, ``to_dec``) the index of the nearest (``ra``, ``dec``) within ``radius``
+    arcsec, else -1; degrees, NaN for a position that is unknown."""
+    def unit(a, d):
+        a, d = np.radians(np.asarray(a, dtype=np.float64)), np.radians(np.asarray(d, dtype=np.float64))
+        return np.stack([np.cos(d) * np.cos(a), np.cos(d) * np.sin(a), np.sin(d)], axis=-1).reshape(-1, 3)
+
+    rows, queries = unit(ra, dec), unit(to_ra, to_dec)
+    limit = 2 * math.sin(math.radians(radius / 3600.0) / 2)  # chord of the radius on the unit sphere
+    found = np.full(len(queries), -1, dtype=np.int64)
+    finite, asked = np.isfinite(rows).all(axis=1), np.isfinite(queries).all(axis=1)
+    if not finite.any() or not asked.any():
+        return found
     from scipy.spatial import cKDTree
 
-    finite = np.isfinite(rows).all(axis=1)
-    tree = cKDTree(rows[finite])
-    kept = np.flatnonzero(finite)
-    for i, cutout in enumerate(cutouts):
-        if cutout.ra is None or cutout.dec is None or not len(kept):
-            continue
-        a, d = math.radians(cutout.ra), math.radians(cutout.dec)
-        distance, nearest = tree.query([math.cos(d) * math.cos(a), math.cos(d) * math.sin(a), math.sin(d)])
-        if distance <= limit:
-            found[i] = kept[nearest]
+    distance, nearest = cKDTree(rows[finite]).query(queries[asked])
+    hit = distance <= limit
+    found[np.flatnonzero(asked)[hit]] = np.flatnonzero(finite)[nearest[hit]]
     return found

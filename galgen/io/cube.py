@@ -206,15 +206,27 @@ def _describe_image(hdul: fits.HDUList, index: int, path: Path) -> dict:
     image = hdul[index]
     shape = _cube_shape(image.header, path)
     wcs = _celestial_wcs(image.header, path)
-    centre = None
-    if wcs is not None:
-        ny, nx = shape[1:]
-        ra, dec = wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
-        centre = {"ra": float(ra), "dec": float(dec)}
+    centre = None if wcs is None else dict(zip(("ra", "dec"), _centre(wcs, shape)))
     return {"kind": "image", "hdu": index, "shape": list(shape),
             "bands": str(_header_bands(image.header, shape[0]) or "?" * shape[0]), "unit": _unit(image.header),
             "pixel_scale": wcs_pixel_scale(wcs), "centre": centre,
             "masked_pixels": _count_bad_pixels(hdul, index, shape, path)}
+
+
+def image_centre(path) -> tuple[float, float] | None:
+    """(ra, dec) in degrees of the centre of a file's first image, from its header alone; None without a
+    celestial WCS."""
+    path = Path(path)
+    with _open_fits(path) as hdul:
+        header = hdul[_pick_image_hdu(hdul, None, path)].header
+        wcs = _celestial_wcs(header, path)
+        return None if wcs is None else _centre(wcs, _cube_shape(header, path))
+
+
+def _centre(wcs: WCS, shape) -> tuple[float, float]:
+    ny, nx = shape[1:]
+    ra, dec = wcs.all_pix2world([[(nx - 1) / 2.0, (ny - 1) / 2.0]], 0)[0]
+    return float(ra), float(dec)
 
 
 _BLOCK_PIXELS = 1 << 22  # pixels read at a time when counting (16 MB as float32)
