@@ -205,7 +205,9 @@ def prep_dataset(
         stats = _read_pass(paths, work, config=config, on_progress=on_progress)
         if not stats.count:
             first_path, first_reason = stats.skipped[0]
-            raise InputError(f"none of the {len(paths)} inputs is usable; first: {first_path}: {first_reason}")
+            hint = ("; one file per band? give a template such as 'DIR/{band}/*.fits'"
+                    if "given for an image with 1 planes" in first_reason and len(config.bands) > 1 else "")
+            raise InputError(f"none of the {len(paths)} inputs is usable; first: {first_path}: {first_reason}{hint}")
         normalizer, choice = fit_normalizer(stats.table(stats.peaks), stats.table(stats.sky_rms), config=config,
                                             maxima=stats.table(stats.maxima))
         _normalise_pass(

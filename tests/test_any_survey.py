@@ -305,8 +305,9 @@ def test_noise_maps_mask_zero_weight_and_give_the_noise(tmp_path):
 def refused(args, *words, out: Path):
     result = invoke("prep", *args, "-o", out)
     assert result.exit_code == 2, result.output
-    line = result.output.strip()
-    assert "\n" not in line and "Traceback" not in line and all(w in line for w in words), line
+    line = result.output.strip().splitlines()[-1]  # after the reading stage's progress line, if any
+    assert line.startswith("galgen prep: error: ") and "Traceback" not in result.output, result.output
+    assert all(w in line for w in words), line
     assert not out.exists() and not [p for p in out.parent.iterdir() if p.name.startswith(".")]
     return line
 
@@ -380,3 +381,9 @@ def test_a_bad_band_match_and_two_files_of_one_galaxy_are_refused(archive, tmp_p
             write_band(twin / band / f"gal_{k}.fits", band, 0)  # two galaxies at one place
     refused([twin, "--bands", "F115W,F150W", "--band-match", "sky"], "band F115W", "the same galaxy's",
             out=tmp_path / "ds")
+
+
+def test_one_band_folder_given_as_cubes_says_how_to_give_the_bands(archive, tmp_path):
+    """The issue's observation: `galgen prep sample/f115w` read each band file as a three-band cube."""
+    refused([archive / "F115W", "--size", "32"], "bands 'grz' given for an image with 1 planes",
+            "'DIR/{band}/*.fits'", out=tmp_path / "ds")
