@@ -28,12 +28,11 @@ def compare_morphology(real: np.ndarray, mock: np.ndarray, *, bands: str, config
     and the two tables are compared exactly as the SGD's photometry: same mode, bootstrap
     intervals and real-vs-real baseline. The "SGD" row of the result is the sum over statistics.
     """
+    from galgen.metrics.labels import size_band
     from galgen.metrics.morphology import MorphologyConfig, measure_stack, morphology_units, usable_values
 
     require_morphology()
-    morph = MorphologyConfig()
-    if morph.band not in bands:
-        raise InputError(f"morphology is measured in the {morph.band} band, absent from bands {bands!r}")
+    morph = MorphologyConfig(band=size_band(bands))  # r, else the middle band (as the sizes)
     tables = [usable_values(measure_stack(stack, bands=bands, config=morph, workers=workers, advance=advance))
               for stack in (real, mock)]
     result = compare_properties(*tables, units=morphology_units(morph, flux_unit=unit), config=config)

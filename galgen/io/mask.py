@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from galgen.errors import InputError
+from galgen.bands import Bands
 from galgen.io.cube import Cube, describe, read_cube, same_grid
 
 
@@ -25,7 +26,7 @@ def read_mask(path, *, image: Cube) -> np.ndarray:
     if planes == 1:
         bands = None if named else "m"
     elif named:
-        missing = [b for b in image.bands if b not in info["bands"]]
+        missing = [b for b in image.bands if b not in Bands(info["bands"])]
         if missing:
             raise InputError(f"mask names bands {info['bands']!r}, the image has {image.bands!r}", path=path)
         bands = image.bands
