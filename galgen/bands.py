@@ -40,8 +40,9 @@ class Bands(tuple):
     """Band names of a cube's planes, in order: a tuple of str, written and shown as its text form.
 
     ``Bands("grz") == ("g", "r", "z") == "grz"``; ``Bands("F115W,F150W")`` holds two names;
-    ``str()`` gives the text form and so does ``repr()`` (quoted), so messages read as they always did.
-    Building one checks nothing; `parse_bands` checks what a user typed.
+    ``str()`` gives the text form and so does ``repr()`` (quoted), so messages read as they always did;
+    it hashes as its text form (equal to it). Building one checks nothing; `parse_bands` checks what a
+    user typed.
     """
 
     def __new__(cls, value=()):
@@ -78,12 +79,12 @@ def split_band_text(text: str) -> tuple[str, ...]:
     """``"grz"`` -> ("g", "r", "z"); ``"F115W,F150W"`` or ``"g r z"`` -> the names; ``"F115W"`` -> one name.
 
     Text without separators (comma, space, ';', '/') is one letter per band when it is all letters
-    (the shorthand), else one name.
+    (the shorthand; '?', galgen's mark of a plane without a name, counts as a letter), else one name.
     """
     text = str(text).strip()
     if _SEPARATORS.search(text):
         return tuple(name for name in _SEPARATORS.split(text) if name)
-    if text.isalpha() and text.isascii():
+    if text.isascii() and all(c.isalpha() or c == "?" for c in text):
         return tuple(text)
     return (text,) if text else ()
 
