@@ -266,21 +266,28 @@ def test_inpaint_and_desify_on_the_seven_band_model(trained, tmp_path):
         assert tuple(read_cube(path).bands) == BANDS
 
 
-@pytest.mark.slow  # Python start-up, reading and sampling: about 10 s
-def test_prep_and_sample_as_subprocesses(archive, trained, tmp_path):
+@pytest.mark.slow  # five Python start-ups, 30 training steps, 4 mocks: about 20 s
+def test_the_whole_chain_as_subprocesses(archive, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     def run(*args):
         done = subprocess.run([sys.executable, "-m", "galgen", *map(str, args)], capture_output=True, text=True,
                               env=env, timeout=300)
         assert done.returncode == 0, done.stderr
+        return done.stdout
 
+    model = tmp_path / "model.safetensors"
     run("prep", archive, "-o", tmp_path / "ds", *PREP)  # the folder of band folders
     assert json.loads((tmp_path / "ds" / "dataset.json").read_text())["count"] == COUNT - 1
-    run("sample", "-n", 1, "-o", tmp_path / "mocks", "--model", trained / "model.safetensors", "--steps", 2)
-    [mock] = (tmp_path / "mocks").glob("mock_*.fits")
-    assert_fitsverify_clean(mock)
-    assert fits.getheader(mock)["BANDS"] == ",".join(BANDS)
+    run("train", tmp_path / "ds", "-o", model, "--preset", "tiny", "--steps", 30, "--batch", 4, "--lr", "3e-3")
+    run("sample", "-n", 4, "-o", tmp_path / "mocks", "--model", model, "--steps", 4, "--seed", 2)
+    mocks = sorted((tmp_path / "mocks").glob("mock_*.fits"))
+    assert len(mocks) == 4 and fits.getheader(mocks[0])["BANDS"] == ",".join(BANDS)
+    for path in mocks:
+        assert_fitsverify_clean(path)
+    assert "F444W" in json.loads(run("sgd", tmp_path / "ds", tmp_path / "mocks", "--json"))["properties"]
+    factors = json.loads(run("calibrate", tmp_path / "ds", tmp_path / "mocks", "--json"))["factors"]
+    assert len(factors) == 7
 
 
 def test_noise_maps_mask_zero_weight_and_give_the_noise(tmp_path):
