@@ -70,15 +70,19 @@ class FidResult:
                 "n_mock": self.n_mock, "rgb": self.stretch}
 
 
-def render_rgb(flux: np.ndarray, *, stretch: Stretch = FID_STRETCH) -> np.ndarray:
-    """Render (N, 3, H, W) flux, bands in wavelength order (e.g. g, r, z), to uint8 (N, H, W, 3).
+def render_rgb(flux: np.ndarray, *, stretch: Stretch = FID_STRETCH, bands=None) -> np.ndarray:
+    """Render (N, C, H, W) flux to uint8 (N, H, W, 3): three bands in wavelength order (e.g. g, r, z), or
+    the named ``bands`` (any number, galgen.bands wavelengths).
 
-    The reddest band drives red and the bluest blue (galgen.preview.lupton_rgb). NaN pixels are black.
+    The reddest band drives red, the middle one green and the bluest blue (galgen.preview.lupton_rgb).
+    NaN pixels are black.
     """
     flux = np.asarray(flux)
-    if flux.ndim != 4 or flux.shape[1] != 3:
-        raise InputError(f"FID needs three-band images (N, 3, H, W), got shape {flux.shape}")
-    return np.stack([lupton_rgb(cube, "grz", stretch=stretch) for cube in flux])  # grz: any three, blue first
+    if flux.ndim != 4 or flux.shape[1] != (3 if bands is None else len(bands)):
+        raise InputError(f"FID needs three-band images (N, 3, H, W) or one plane per named band, got shape "
+                         f"{flux.shape}")
+    order = "grz" if bands is None else bands  # grz: any three, blue first
+    return np.stack([lupton_rgb(cube, order, stretch=stretch) for cube in flux])
 
 
 def load_inception(path, *, device: str = "cpu"):
@@ -116,27 +120,28 @@ def inception_features(rgb: np.ndarray, net, *, device: str = "cpu") -> np.ndarr
     return feats.reshape(feats.shape[0], -1).double().cpu().numpy()
 
 
-def population_moments(flux, net, *, stretch: Stretch, batch_size: int, device: str,
+def population_moments(flux, net, *, stretch: Stretch, batch_size: int, device: str, bands=None,
                        advance: Callable[[int], None] | None = None) -> RunningMoments:
     """Feature mean and covariance of a (possibly memory-mapped) stack, batch by batch."""
     moments = RunningMoments(covariance=True)
     for start in range(0, len(flux), batch_size):
         batch = np.asarray(flux[start:start + batch_size])
-        moments.add(inception_features(render_rgb(batch, stretch=stretch), net, device=device))
+        moments.add(inception_features(render_rgb(batch, stretch=stretch, bands=bands), net, device=device))
         if advance is not None:
             advance(len(batch))
     return moments
 
 
 def fid(real: np.ndarray, mock: np.ndarray, *, weights=None, stretch: Stretch = FID_STRETCH,
-        batch_size: int = 50, device: str = "cpu",
+        batch_size: int = 50, device: str = "cpu", bands=None,
         advance: Callable[[int], None] | None = None) -> FidResult:
-    """FID between two flux stacks (N, 3, H, W) in nanomaggies; skipped when ``weights`` is None.
+    """FID between two flux stacks (N, C, H, W) in nanomaggies; skipped when ``weights`` is None.
 
     Parameters
     ----------
-    real, mock : array_like, shape (N, 3, H, W)
-        Flux cubes, bands in wavelength order; memmaps are read batch by batch.
+    real, mock : array_like, shape (N, C, H, W)
+        Flux cubes: three bands in wavelength order, or one plane per band of ``bands`` (rendered from
+        the bluest, middle and reddest); memmaps are read batch by batch.
     weights : path, "installed" or None
         Local TorchScript Inception-v3 file; "installed": the 'fid' extra's file (`installed_inception`),
         skipped when it is missing. None gives ``FidResult(None, SKIPPED)``.
@@ -158,7 +163,7 @@ def fid(real: np.ndarray, mock: np.ndarray, *, weights=None, stretch: Stretch = 
         if len(stack) < 2:
             raise InputError(f"FID needs at least two {name} images, got {len(stack)}")
     net = load_inception(weights, device=device)
-    args = dict(stretch=stretch, batch_size=batch_size, device=device, advance=advance)
+    args = dict(stretch=stretch, batch_size=batch_size, device=device, bands=bands, advance=advance)
     mu_r, cov_r = population_moments(real, net, **args).statistics()
     mu_m, cov_m = population_moments(mock, net, **args).statistics()
     value = frechet_distance(mu_r, cov_r, mu_m, cov_m)

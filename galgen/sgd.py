@@ -98,12 +98,12 @@ def check_memorisation(dataset, real: np.ndarray, mock: np.ndarray, *,
     return memorisation_report(normalised(mock), train.images, normalised(real), advance=advance)
 
 
-def compare_fid(real: np.ndarray, mock: np.ndarray, *, weights=None,
+def compare_fid(real: np.ndarray, mock: np.ndarray, *, weights=None, bands=None,
                 advance: Callable[[int], None] | None = None):
     """FID from a local TorchScript Inception file, or a result that says it was skipped."""
     from galgen.fid import fid
 
-    return fid(real, mock, weights=weights, advance=advance)
+    return fid(real, mock, weights=weights, bands=bands, advance=advance)
 
 
 @dataclass
@@ -201,7 +201,8 @@ def run(real, mock, *, config: SGDConfig = SGDConfig(), plot=None, morphology: b
         report.extras["fid"] = FidResult(None, "FID skipped: not asked for", len(real_pop), len(mock_pop))
     else:
         counted = None if weights is None else stage(on_progress, "FID", len(real_pop) + len(mock_pop))
-        report.extras["fid"] = compare_fid(real_pop.flux, mock_pop.flux, weights=weights, advance=counted)
+        report.extras["fid"] = compare_fid(real_pop.flux, mock_pop.flux, weights=weights, bands=real_pop.bands,
+                                           advance=counted)
     if c2st:
         from galgen.c2st import EPOCHS, c2st as classifier_test
 

@@ -394,3 +394,12 @@ def test_one_band_folder_given_as_cubes_says_how_to_give_the_bands(archive, tmp_
     """The issue's observation: `galgen prep sample/f115w` read each band file as a three-band cube."""
     refused([archive / "F115W", "--size", "32"], "bands 'grz' given for an image with 1 planes",
             "'DIR/{band}/*.fits'", out=tmp_path / "ds")
+
+
+def test_fid_renders_any_named_bands():
+    from galgen.fid import render_rgb
+
+    flux = np.zeros((2, 7, 8, 8), np.float32)
+    flux[:, 6] = 1.0  # F444W, the reddest, drives red
+    rgb = render_rgb(flux, bands=BANDS)
+    assert rgb.shape == (2, 8, 8, 3) and rgb[..., 0].min() > 0 and rgb[..., 2].max() == 0
