@@ -403,3 +403,25 @@ def test_fid_renders_any_named_bands():
     flux[:, 6] = 1.0  # F444W, the reddest, drives red
     rgb = render_rgb(flux, bands=BANDS)
     assert rgb.shape == (2, 8, 8, 3) and rgb[..., 0].min() > 0 and rgb[..., 2].max() == 0
+
+
+def test_an_hsc_calexp_mask_and_variance(tmp_path):
+    """HSC/Rubin calexps: MASK bits named by MP_ cards (a DETECTED galaxy is good data), VARIANCE the noise."""
+    from galgen.io.bandfiles import read_galaxy
+
+    wcs = make_wcs((SIDE, SIDE), pixel_scale=0.168, ra=150.0, dec=2.0)
+    head = wcs.to_header()
+    head["FLUXMAG0"] = 10 ** (0.4 * 27.0)  # counts of magnitude 0: 1 count = 10^(-0.4 x 4.5) nanomaggy
+    flags = np.zeros((SIDE, SIDE), np.int32)
+    flags[10:30, 10:30] = 1 << 5  # DETECTED
+    flags[0, 0] = 1 << 8  # NO_DATA
+    mask_head = fits.Header([(f"HIERARCH MP_{name}", bit) for name, bit in (("BAD", 0), ("SAT", 1), ("DETECTED", 5),
+                                                                        ("NO_DATA", 8))])
+    fits.HDUList([fits.PrimaryHDU(), fits.ImageHDU(np.ones((SIDE, SIDE), np.float32), head, name="IMAGE"),
+                  fits.ImageHDU(flags, mask_head, name="MASK"),
+                  fits.ImageHDU(np.full((SIDE, SIDE), 4.0, np.float32), name="VARIANCE")]).writeto(tmp_path / "c-HSC-G.fits")
+    [galaxy] = match_galaxies([f"{tmp_path}/c-{{band}}.fits"], bands="HSC-G,")
+    cube, sigma, (unit,) = read_galaxy(galaxy, bands="HSC-G,")
+    assert unit.source == "FLUXMAG0" and cube.data[0, 5, 5] == pytest.approx(10 ** (-0.4 * 4.5), rel=1e-5)
+    assert np.argwhere(cube.mask).tolist() == [[0, 0, 0]]
+    assert sigma[0, 5, 5] == pytest.approx(2.0 * 10 ** (-0.4 * 4.5), rel=1e-5)

@@ -144,7 +144,7 @@ def read_galaxy(galaxy: BandSet, *, bands, stated: StatedUnits = StatedUnits()
                 ) -> tuple[Cube, np.ndarray | None, tuple[BandUnit, ...]]:
     """One galaxy's band files -> (cube in nanomaggies on the first band's grid, sigma, each band's unit).
 
-    ``sigma`` (C, H, W) is the per-pixel noise in nanomaggies from IVAR or ERR extensions, NaN where no
+    ``sigma`` (C, H, W) is the per-pixel noise in nanomaggies from IVAR, VARIANCE or ERR extensions, NaN where no
     file gives it and for bands that were resampled; None when no band gives it. Pixels of zero weight
     (IVAR or WHT 0, ERR not finite or 0) are masked. InputError naming the file for a missing band, a
     file that is not one 2-D image, or a unit galgen cannot read (galgen.io.units).
@@ -175,7 +175,8 @@ def read_galaxy(galaxy: BandSet, *, bands, stated: StatedUnits = StatedUnits()
 
 
 def _noise(plane: Cube, path: Path, *, factor: float) -> np.ndarray | None:
-    """The plane's noise sigma (nanomaggies) from its IVAR or ERR extension; masks its pixels of zero weight."""
+    """The plane's noise sigma (nanomaggies) from its IVAR, VARIANCE or ERR extension; masks its pixels of zero
+    weight."""
     found = read_noise_map(path)
     if found is None:
         return None
@@ -187,7 +188,7 @@ def _noise(plane: Cube, path: Path, *, factor: float) -> np.ndarray | None:
     if kind == "weight":  # a drizzle weight is relative: it marks the pixels without data, not the noise
         return None
     with np.errstate(divide="ignore", invalid="ignore"):
-        sigma = 1.0 / np.sqrt(values[0]) if kind == "ivar" else values[0]
+        sigma = {"ivar": 1.0 / np.sqrt(values[0]), "variance": np.sqrt(values[0]), "sigma": values[0]}[kind]
     return np.where(bad[0], np.nan, sigma * factor).astype(np.float32)
 
 

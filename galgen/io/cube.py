@@ -30,9 +30,11 @@ DEFAULT_UNIT = "nanomaggy"
 _NANOMAGGY_SPELLINGS = {"nanomaggy", "nanomaggies", "nmgy", "nanomaggys"}
 # Extensions that carry a bad-pixel mask or flag map (non-zero = bad).
 _MASK_EXTNAMES = ("MASK", "FLAGS", "BADPIX", "DQ", "BITMASK")
-# Extensions that give each pixel's noise: inverse variance, a weight proportional to it (drizzle's WHT), or sigma.
+# Extensions that give each pixel's noise: inverse variance, a weight proportional to it (drizzle's WHT), sigma, or
+# the variance (HSC and Rubin calexps).
 NOISE_EXTNAMES = {"IVAR": "ivar", "INVVAR": "ivar", "WHT": "weight", "WEIGHT": "weight", "ERR": "sigma",
-                  "ERROR": "sigma", "SIGMA": "sigma", "RMS": "sigma", "NOISE": "sigma"}
+                  "ERROR": "sigma", "SIGMA": "sigma", "RMS": "sigma", "NOISE": "sigma", "VARIANCE": "variance",
+                  "VAR": "variance"}
 # Cards that describe the layout of the input (tile compression included) and must not be copied onto an output.
 _STRUCTURAL = re.compile(
     r"^(SIMPLE|BITPIX|NAXIS\d*|EXTEND|PCOUNT|GCOUNT|XTENSION|EXTNAME|EXTVER|CHECKSUM|DATASUM|DATE|LONGSTRN"
@@ -285,7 +287,7 @@ def _flag_section(hdu, band: int, y0: int, rows: int, shape, path: Path) -> np.n
         raise InputError(f"{hdu.name} extension has shape {fshape}, the image {tuple(shape)}", path=path)
     where = (slice(y0, y0 + rows),) if naxis == 2 else (*(0,) * (naxis - 3), band if fshape[0] > 1 else 0,
                                                           slice(y0, y0 + rows))
-    return _read_section(hdu, where, path) != 0
+    return _bad_flags(_read_section(hdu, where, path), hdu.header)
 
 
 @contextmanager
@@ -413,12 +415,25 @@ def _mask_extension(hdul: fits.HDUList, index: int, shape, path: Path) -> np.nda
             continue
         flags = _load_data(hdu, path)
         try:
-            mask |= np.broadcast_to(flags != 0, shape)
+            mask |= np.broadcast_to(_bad_flags(flags, hdu.header), shape)
         except ValueError:
             raise InputError(
                 f"{hdu.name} extension has shape {flags.shape}, the image {tuple(shape)}", path=path
             ) from None
     return mask
+
+
+# Mask planes (LSST / HSC pipelines name each bit in MP_<NAME> cards) that mark a pixel unusable; the others
+# (DETECTED, INTRP, CLIPPED, ...) describe good pixels.
+_BAD_MASK_PLANES = ("BAD", "SAT", "CR", "EDGE", "NO_DATA", "SUSPECT", "UNMASKEDNAN", "SENSOR_EDGE")
+
+
+def _bad_flags(flags: np.ndarray, header) -> np.ndarray:
+    """Bad pixels of a mask extension: non-zero, or, where MP_ cards name its bits, one of `_BAD_MASK_PLANES` set."""
+    bits = [int(header[f"MP_{name}"]) for name in _BAD_MASK_PLANES if isinstance(header.get(f"MP_{name}"), int)]
+    if not any(key.startswith("MP_") for key in header):
+        return flags != 0
+    return (flags.astype(np.int64) & sum(1 << b for b in bits)) != 0
 
 
 def _header_bands(header, nplanes: int) -> Bands | None:
