@@ -152,6 +152,9 @@ def train(
     ),
     unconditional: bool = typer.Option(False, "--unconditional", help="Train without labels, even on a dataset "
                                        "that has them."),
+    hold_out: bool = typer.Option(True, "--hold-out/--no-hold-out", help="Keep 10 % of a set of 200 images or more "
+                                  "(at most 1000) aside, and end with the memorisation check: are the model's mocks "
+                                  "closer to its training images than those unseen galaxies are?"),
     label_dropout: Optional[float] = typer.Option(
         None, "--label-dropout", min=0.0, max=1.0, help="Conditional: fraction of images trained without labels, "
         "so the model also samples unconditionally and takes classifier-free guidance (default: 0.1)."
@@ -191,13 +194,14 @@ def train(
         preset=preset, steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
         p_mean=p_mean, p_std=p_std, ema=ema, label_dropout=label_dropout, checkpoint_every=checkpoint_every, bf16=bf16,
         conditions=() if unconditional else None if condition is None else tuple(parse_names(condition)),
-        activation=activation, compile=compile)
+        activation=activation, compile=compile, hold_out=hold_out)
     with progress(disable=not flow.is_lead()) as on_progress:
         result = flow.run(dataset, output, config=config, resume=resume, device=device, overwrite=overwrite,
                           command=command_line(), on_progress=on_progress)
     if result is not None:  # the lead process reports
         _finish(result, json_out=json_out, line=f"wrote {result.output} (step {result.step}, loss {result.loss:.4g}, "
-                f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]}; {result.conditioning})")
+                f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]}; {result.conditioning})\n"
+                f"{result.memorisation_line}")
 
 
 @app.command()

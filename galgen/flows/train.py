@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from galgen.errors import InputError
+from galgen.holdout import Rows, training_rows
 from galgen.progress import Progress, stage
 
 LABEL_TABLE_ROWS = 100_000  # label rows a conditional model file keeps (a seeded subset of larger sets)
@@ -45,6 +46,7 @@ class TrainSettings:
     # (`conditioning.default_conditions`, or a resumed checkpoint's), () unconditional
     activation: str | None = None  # the network's activation: mish (the preset's) or silu
     compile: bool | None = None  # torch.compile the network; None: on a GPU
+    hold_out: bool = True  # keep `galgen.holdout`'s galaxies aside and end with the memorisation check
 
     def overrides(self) -> dict:
         """The engine's TrainConfig fields this run sets (those not None)."""
@@ -68,18 +70,28 @@ class TrainSummary:
     compiled: bool = False  # the network ran under torch.compile
     precision: object = None  # runtime.Precision: bf16 autocast or float32, and why
     conditions: tuple[str, ...] = ()  # the labels the model is conditioned on; () unconditional
+    held_out: int = 0  # dataset rows kept aside (`galgen.holdout`)
+    memorisation: object = None  # metrics.memorization.MemorisationReport of the end check, None without one
 
     @property
     def conditioning(self) -> str:
         """What the model was conditioned on, for the summary line."""
         return f"conditioned on {', '.join(self.conditions)}" if self.conditions else "unconditional"
 
+    @property
+    def memorisation_line(self) -> str:
+        """The memorisation check's verdict, or why there was none."""
+        if self.memorisation is None:
+            return "no memorisation check (it holds out 10 % of a set of 200 images or more)"
+        return f"memorisation check ({self.held_out} held-out galaxies): {self.memorisation.verdict}"
+
     def to_dict(self) -> dict:
         return {"output": str(self.output), "checkpoint": str(self.checkpoint), "step": self.step, "loss": self.loss,
                 "seconds": round(self.seconds, 3), "images_per_second": self.images_per_second,
                 "sha256": self.sha256, "device": self.device, "compiled": self.compiled,
                 "precision": None if self.precision is None else self.precision.to_dict(),
-                "conditions": list(self.conditions)}
+                "conditions": list(self.conditions), "held_out": self.held_out,
+                "memorisation": None if self.memorisation is None else self.memorisation.to_dict()}
 
 
 def is_lead() -> bool:
@@ -117,6 +129,9 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
                  suffixes=(".safetensors",))
     data = open_dataset(dataset)
     settings, activation, compile = config, config.activation, config.compile
+    held = held_out(data, hold_out=settings.hold_out, resume=resume)
+    rows = training_rows(len(data), held)
+    images = Rows(data.images, rows) if len(held) else data.images
     try:
         unet, config = settings_for(settings.preset, bands=len(data.bands), size=data.size, resume=resume,
                                     **settings.overrides())
@@ -134,13 +149,14 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
             unet = replace(unet, activation=activation)
         except ValueError as exc:
             raise InputError(str(exc), options="activation") from None
-    chosen, labels, table = training_labels(data, settings.conditions, resume=resume)
+    chosen, labels, table = training_labels(data, settings.conditions, resume=resume, rows=rows)
     if chosen and not resume:
         unet = replace(unet, conditions=len(chosen))
     metadata = {
         "normalizer": data.normalizer.to_dict(), "bands": data.bands, "pixel_scale": data.meta.get("pixel_scale"),
         "unit": data.meta.get("unit"), "command": command,
-        "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
+        "data": {"path": str(dataset), "count": len(data), "held_out": len(held), "size": data.size,
+                 "command": data.meta.get("command")},
     }
     sky = (data.meta.get("normalizer_choice") or {}).get("sky_rms")
     if sky:  # the training cutouts' median border RMS per band: the noise the model's draws carry
@@ -160,19 +176,25 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
         advance(step - last["step"], loss=mean_loss, **{"it/s": rate})
         last.update(step=step, time=now)
 
-    result = train(data.images, unet=unet, config=config, output=output, metadata=metadata, resume=resume,
+    result = train(images, unet=unet, config=config, output=output, metadata=metadata, resume=resume,
                    device=where, callback=report, labels=labels,
                    extra_tensors=None if table is None else {"data.labels": table}, compile=compile)
     if not lead:
         return None
     seconds = time.perf_counter() - start
+    report = None
+    if len(held):
+        from galgen.flows import memorisation
+
+        report = memorisation.check(result.output, images, data.images[held], device=where, precision=precision,
+                                    on_progress=on_progress)
     recent = result.losses[-config.log_every:]
     return TrainSummary(output=Path(result.output), checkpoint=checkpoint_path(output), step=result.step,
                         loss=sum(recent) / max(1, len(recent)), seconds=seconds,
                         images_per_second=len(result.losses) * config.batch / seconds,
                         sha256=file_sha256(result.output), device=str(where),
                         compiled=runtime.compile_on(where, compile), precision=precision,
-                        conditions=tuple(c.name for c in chosen))
+                        conditions=tuple(c.name for c in chosen), held_out=len(held), memorisation=report)
 
 
 def training_precision(device, config, *, requested: bool | None, resume=None):
@@ -185,11 +207,30 @@ def training_precision(device, config, *, requested: bool | None, resume=None):
     return choose_precision(device, requested)
 
 
-def training_labels(data, names=None, *, resume=None):
+def held_out(data, *, hold_out: bool, resume=None):
+    """The dataset rows this run keeps aside (`galgen.holdout`); a resumed run the ones its checkpoint did."""
+    import numpy as np
+
+    from galgen.engine import weights
+    from galgen.holdout import held_out_rows
+
+    if resume is None:
+        return held_out_rows(len(data)) if hold_out else np.empty(0, dtype=np.int64)
+    kept = int((weights.read_metadata(resume).get("data") or {}).get("held_out") or 0)  # 0: before hold-outs
+    held = held_out_rows(len(data)) if kept else np.empty(0, dtype=np.int64)
+    if len(held) != kept:
+        raise InputError(f"checkpoint held out {kept} of its dataset's images, this dataset gives {len(held)}",
+                         path=resume)
+    return held
+
+
+def training_labels(data, names=None, *, resume=None, rows=None):
     """(conditions, normalised labels (N, K) float32, label table) for a conditional run, or ([], None, None).
 
     ``names`` None: the dataset's default labels (`conditioning.default_conditions`; none if it has no
     labels); an empty sequence: unconditional.
+
+    ``rows``: the dataset rows trained on (default: all); the labels and the table are theirs.
 
     The table holds the rows whose every label is known, in the conditions' units (float32 torch,
     at most LABEL_TABLE_ROWS: a subset drawn with a fixed seed, so a resumed run stores the same).
@@ -220,6 +261,8 @@ def training_labels(data, names=None, *, resume=None):
     table, units = data.labels()
     where = f"{data.path}: the labels"
     columns = [cond.derive(table, units, name, where=where) for name in names]
+    if rows is not None:
+        columns = [(v[rows], u) for v, u in columns]
     if defaulted:  # a default label that varies nowhere (r_e of cutouts without a pixel scale) is left out
         keep = [k for k, (v, _) in enumerate(columns) if np.unique(v[np.isfinite(v)]).size > 1]
         names, columns = [names[k] for k in keep], [columns[k] for k in keep]
