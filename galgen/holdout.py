@@ -1,7 +1,7 @@
 """The galaxies `train` keeps aside: a fixed part of every dataset that no model trained on it sees.
 
 The held-out rows are the real galaxies of the memorisation check at the end of `galgen train`
-(`galgen.flows.memorisation`): a model that memorises draws mocks closer to its training images than
+(`galgen.flows.train.check_memorisation`): a model that memorises draws mocks closer to its training images than
 these unseen galaxies are. They depend on the dataset's size alone (a fixed seed), so every model
 trained on one dataset holds out the same galaxies, and a resumed run the ones it started with.
 """

@@ -54,9 +54,9 @@ def train(dataset, out, *args):
 
 
 def test_train_ends_with_the_memorisation_check_on_its_held_out_galaxies(dataset, tmp_path, monkeypatch):
-    from galgen.flows import memorisation
+    from galgen.flows import train as flow
 
-    monkeypatch.setattr(memorisation, "MOCKS", 24)
+    monkeypatch.setattr(flow, "MEMORISATION_MOCKS", 24)
     done = train(dataset, tmp_path / "m.safetensors", "--steps", 1)
     assert done.exit_code == 0, done.output
     summary = json.loads(done.stdout)
@@ -77,11 +77,12 @@ def test_mocks_that_are_training_images_are_flagged(dataset, tmp_path, monkeypat
     import torch
 
     from galgen.dataset import open_dataset
-    from galgen.flows import memorisation, sample
+    from galgen import model
+    from galgen.flows import train as flow
 
     training = open_dataset(dataset).images[training_rows(MIN_SET, held_out_rows(MIN_SET))]
-    monkeypatch.setattr(memorisation, "MOCKS", 24)
-    monkeypatch.setattr(sample, "draw", lambda model, rows, **_: torch.from_numpy(training[rows].copy()))
+    monkeypatch.setattr(flow, "MEMORISATION_MOCKS", 24)
+    monkeypatch.setattr(model, "draw", lambda model, rows, **_: torch.from_numpy(training[rows].copy()))
     done = train(dataset, tmp_path / "m.safetensors", "--steps", 1)
     assert done.exit_code == 0, done.output
     report = json.loads(done.stdout)["memorisation"]

@@ -22,6 +22,9 @@ from galgen.holdout import Rows, training_rows
 from galgen.progress import Progress, stage
 
 LABEL_TABLE_ROWS = 100_000  # label rows a conditional model file keeps (a seeded subset of larger sets)
+MEMORISATION_MOCKS = 256  # enough to see a drift of the 5 % tail towards the training images (binomial test)
+MEMORISATION_SEED = 0  # the mocks' seed: the check is the same for every run of a model
+MEMORISATION_BATCH = 64  # mocks per call (exact mode splits them into its calls of 8 on the CPU)
 
 
 @dataclass(frozen=True)
@@ -184,9 +187,7 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
     seconds = time.perf_counter() - start
     report = None
     if len(held):
-        from galgen.flows import memorisation
-
-        report = memorisation.check(result.output, images, data.images[held], device=where, precision=precision,
+        report = check_memorisation(result.output, images, data.images[held], device=where, precision=precision,
                                     on_progress=on_progress)
     recent = result.losses[-config.log_every:]
     return TrainSummary(output=Path(result.output), checkpoint=checkpoint_path(output), step=result.step,
@@ -286,3 +287,39 @@ def label_table(values):
         keep = np.sort(np.random.default_rng(0).choice(len(known), LABEL_TABLE_ROWS, replace=False))
         known = known[keep]
     return torch.from_numpy(np.ascontiguousarray(known, dtype=np.float32))
+
+
+def check_memorisation(model_path: Path, training, held_out, *, device, precision, count: int | None = None,
+                       on_progress: Progress | None = None):
+    """The memorisation check that ends a run: a model that memorises draws mocks that sit on its training images,
+    closer to them than the galaxies it never saw (`galgen.holdout`) are. The mocks are drawn as `galgen sample`
+    would (default sampler and steps; a conditional model takes labels drawn from its training rows), clipped
+    to [-1, 1], and compared in the training set's normalised pixel space (`galgen.metrics.memorization`).
+
+    The `MemorisationReport` of ``count`` mocks of the model in ``model_path`` against ``training``
+    (the rows it was trained on, (N, C, H, W) in model space) and ``held_out`` (the rows kept aside);
+    ``count`` mocks, MEMORISATION_MOCKS by default."""
+    import numpy as np
+    import torch
+
+    from galgen.conditioning import draw_requests, normalise
+    from galgen.metrics.memorization import memorisation_report
+    from galgen.model import draw, load_model
+
+    count = MEMORISATION_MOCKS if count is None else count
+    model = load_model(model_path, device=str(device), bf16=precision)
+    sampler = model.default_sampler
+    sigmas = model.sigmas(sampler)
+    requests = draw_requests(model, count=count, seed=MEMORISATION_SEED)
+    advance = stage(on_progress, "memorisation check: mocks", count)
+    mocks = []
+    for start in range(0, count, MEMORISATION_BATCH):
+        rows = list(range(start, min(count, start + MEMORISATION_BATCH)))
+        labels = None if requests is None else torch.from_numpy(normalise(model.conditions, requests.values[rows]))
+        drawn = draw(model, rows, seed=MEMORISATION_SEED, sigmas=sigmas, sampler=sampler, exact=model.exact(None),
+                     labels=labels)
+        mocks.append(drawn.clamp(-1, 1).float().cpu().numpy())
+        advance(len(rows))
+    reference = stage(on_progress, "memorisation check: distances", len(training))
+    return memorisation_report(np.concatenate(mocks), training, np.asarray(held_out, dtype=np.float32),
+                               advance=reference)
