@@ -516,6 +516,12 @@ def simulate(
     noise_free: bool = typer.Option(
         False, "--noise-free", help="Also write each galaxy before the sky noise, as a NOISEFREE extension."
     ),
+    mag_range: str = typer.Option("15,19.5", "--mag-range", help="Bright and faint r magnitude, 10 to 26."),
+    size_scale: float = typer.Option(1.0, "--size-scale", help="Factor on the median disk size, 0.2 to 5."),
+    early_fraction: float = typer.Option(0.35, "--early-fraction", help="Share of bulge-dominated galaxies."),
+    colour_shift: str = typer.Option("0,0", "--colour-shift", help="Added to every g-r and r-z: DGR,DRZ in mag."),
+    seeing: str = typer.Option("1.15,1.32", "--seeing", help="r-band PSF FWHM range in arcsec, 0.1 to 3."),
+    neighbours: float = typer.Option(0.0, "--neighbours", help="Fraction of stamps with a second galaxy off centre."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
     """Ground-truth DESI-like galaxies from GalSim, with a truth catalogue.
@@ -526,13 +532,16 @@ def simulate(
     Example: galgen simulate -n 1000 -o sims/ --seed 1
     """
     from galgen.console import progress
+    from galgen.galaxies import parse_population
     from galgen.simulate import resolve_workers, simulate as run_simulation
 
     resolve_workers(workers)  # a bad value fails before the progress bar shows
+    population = parse_population(mag_range=mag_range, size_scale=size_scale, early_fraction=early_fraction,
+                                  colour_shift=colour_shift, seeing=seeing, neighbours=neighbours)
     with progress() as on_progress:
         result = run_simulation(n, output, seed=seed, start=start, size=size, pixel_scale=pixel_scale,
-                                 workers=workers, overwrite=overwrite, noise_free=noise_free, command=command_line(),
-                                 on_progress=on_progress)
+                                 workers=workers, overwrite=overwrite, noise_free=noise_free, population=population,
+                                 command=command_line(), on_progress=on_progress)
     _finish(result, json_out=json_out, line=(
         f"{result.count} galaxies ({result.first.name} .. {result.last.name}) and truth.fits in "
         f"{result.out_dir}: {result.galaxies_per_s} galaxies/s on {result.workers} worker(s)"))
