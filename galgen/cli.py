@@ -171,6 +171,9 @@ def train(
     ),
     unconditional: bool = typer.Option(False, "--unconditional", help="Train without labels, even on a dataset "
                                        "that has them."),
+    hold_out: bool = typer.Option(True, "--hold-out/--no-hold-out", help="Keep 10 % of a set of 200 images or more "
+                                  "(at most 1000) aside, and end with the memorisation check: are the model's mocks "
+                                  "closer to its training images than those unseen galaxies are?"),
     label_dropout: Optional[float] = typer.Option(
         None, "--label-dropout", min=0.0, max=1.0, help="Conditional: fraction of images trained without labels, "
         "so the model also samples unconditionally and takes classifier-free guidance (default: 0.1)."
@@ -210,13 +213,14 @@ def train(
         preset=preset, steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
         p_mean=p_mean, p_std=p_std, ema=ema, label_dropout=label_dropout, checkpoint_every=checkpoint_every, bf16=bf16,
         conditions=() if unconditional else None if condition is None else tuple(parse_names(condition)),
-        activation=activation, compile=compile)
+        activation=activation, compile=compile, hold_out=hold_out)
     with progress(disable=not flow.is_lead()) as on_progress:
         result = flow.run(dataset, output, config=config, resume=resume, device=device, overwrite=overwrite,
                           command=command_line(), on_progress=on_progress)
     if result is not None:  # the lead process reports
         _finish(result, json_out=json_out, line=f"wrote {result.output} (step {result.step}, loss {result.loss:.4g}, "
-                f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]}; {result.conditioning})")
+                f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]}; {result.conditioning})\n"
+                f"{result.memorisation_line}")
 
 
 @app.command()
@@ -531,6 +535,12 @@ def simulate(
     noise_free: bool = typer.Option(
         False, "--noise-free", help="Also write each galaxy before the sky noise, as a NOISEFREE extension."
     ),
+    mag_range: str = typer.Option("15,19.5", "--mag-range", help="Bright and faint r magnitude, 10 to 26."),
+    size_scale: float = typer.Option(1.0, "--size-scale", help="Factor on the median disk size, 0.2 to 5."),
+    early_fraction: float = typer.Option(0.35, "--early-fraction", help="Share of bulge-dominated galaxies."),
+    colour_shift: str = typer.Option("0,0", "--colour-shift", help="Added to every g-r and r-z: DGR,DRZ in mag."),
+    seeing: str = typer.Option("1.15,1.32", "--seeing", help="r-band PSF FWHM range in arcsec, 0.1 to 3."),
+    neighbours: float = typer.Option(0.0, "--neighbours", help="Fraction of stamps with a second galaxy off centre."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object instead of the summary."),
 ):
     """Ground-truth DESI-like galaxies from GalSim, with a truth catalogue.
@@ -541,13 +551,16 @@ def simulate(
     Example: galgen simulate -n 1000 -o sims/ --seed 1
     """
     from galgen.console import progress
+    from galgen.galaxies import parse_population
     from galgen.simulate import resolve_workers, simulate as run_simulation
 
     resolve_workers(workers)  # a bad value fails before the progress bar shows
+    population = parse_population(mag_range=mag_range, size_scale=size_scale, early_fraction=early_fraction,
+                                  colour_shift=colour_shift, seeing=seeing, neighbours=neighbours)
     with progress() as on_progress:
         result = run_simulation(n, output, seed=seed, start=start, size=size, pixel_scale=pixel_scale,
-                                 workers=workers, overwrite=overwrite, noise_free=noise_free, command=command_line(),
-                                 on_progress=on_progress)
+                                 workers=workers, overwrite=overwrite, noise_free=noise_free, population=population,
+                                 command=command_line(), on_progress=on_progress)
     _finish(result, json_out=json_out, line=(
         f"{result.count} galaxies ({result.first.name} .. {result.last.name}) and truth.fits in "
         f"{result.out_dir}: {result.galaxies_per_s} galaxies/s on {result.workers} worker(s)"))

@@ -12,7 +12,7 @@ Three steps, each testable alone: ``draw_params`` (the population), ``render`` (
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 
@@ -36,6 +36,58 @@ DISK_THICKNESS = 0.2  # intrinsic axis ratio of an edge-on disk
 SERSIC_N_STEP = 0.1  # GalSim caches 100 Sersic tables; a 0.1 grid over [2, 4] keeps drawing fast
 PSF_FWHM_R = (1.15, 1.32)  # arcsec, r-band seeing
 PSF_BAND_FACTOR = (1.06, 1.0, 0.95)  # FWHM ~ lambda**-0.2 (Kolmogorov), g r z relative to r
+EARLY_FRACTION = 0.35  # bulge-dominated galaxies (bulge / total 0.6-0.95)
+NEIGHBOUR_RADII = (0.25, 0.42)  # a neighbour's centre lies this far from the stamp's, in stamp sides
+
+
+@dataclass(frozen=True)
+class Population:
+    """What `galgen simulate` draws from; the defaults are the DESI-like population above (the bundled
+    model's training set). Every other setting is recorded in the cubes and the truth catalogue (GGPOP)."""
+
+    mag_range: tuple[float, float] = MAG_RANGE  # r-band total magnitudes, dN/dm ~ 10**(0.4 m) between them
+    size_scale: float = 1.0  # multiplies the median disk half-light radius at every magnitude
+    early_fraction: float = EARLY_FRACTION  # share of bulge-dominated galaxies
+    colour_shift: tuple[float, float] = (0.0, 0.0)  # added to every component's g-r and r-z, mag
+    seeing: tuple[float, float] = PSF_FWHM_R  # r-band Moffat FWHM, uniform between these, arcsec
+    neighbours: float = 0.0  # fraction of stamps with a second galaxy off centre
+
+    def __post_init__(self):
+        lo, hi = self.mag_range
+        checks = (
+            ("mag_range", 10.0 <= lo < hi <= 26.0, "two r magnitudes, 10 <= bright < faint <= 26"),
+            ("size_scale", 0.2 <= self.size_scale <= 5.0, "a factor from 0.2 to 5"),
+            ("early_fraction", 0.0 <= self.early_fraction <= 1.0, "a fraction from 0 to 1"),
+            ("colour_shift", all(abs(c) <= 1.0 for c in self.colour_shift) and len(self.colour_shift) == 2,
+             "two colours (g-r, r-z) within 1 mag"),
+            ("seeing", 0.1 <= self.seeing[0] <= self.seeing[1] <= 3.0, "two FWHM, 0.1 <= low <= high <= 3 arcsec"),
+            ("neighbours", 0.0 <= self.neighbours <= 1.0, "a fraction from 0 to 1"),
+        )
+        for name, ok, wanted in checks:  # NaN fails every comparison
+            if not ok:
+                raise InputError(f"population {name} {getattr(self, name)!r}: give {wanted}", options=name)
+
+    def changed(self) -> dict | None:
+        """The settings that differ from the default population (None for the default: nothing to record)."""
+        default = Population()
+        found = {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) != getattr(default, f.name)}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in found.items()} or None
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+def parse_population(*, mag_range: str, seeing: str, colour_shift: str, **numbers) -> Population:
+    """A `Population` from the command line's text: pairs as ``"16,20"``, the other settings as numbers."""
+    pairs = {}
+    for name, text in (("mag_range", mag_range), ("seeing", seeing), ("colour_shift", colour_shift)):
+        try:
+            pairs[name] = tuple(float(v) for v in text.split(","))
+        except ValueError:
+            pairs[name] = ()
+        if len(pairs[name]) != 2:
+            raise InputError(f"population {name} {text!r}: give two numbers separated by a comma", options=name)
+    return Population(**pairs, **numbers)
 
 
 @dataclass(frozen=True)
@@ -59,6 +111,7 @@ class GalaxyParams:
     dx: float  # sub-pixel centre offset, pixels
     dy: float
     psf_fwhm: tuple  # Moffat FWHM per band g r z
+    neighbour: "GalaxyParams | None" = None  # a second galaxy in the stamp (its dx, dy from the stamp centre)
 
     def fluxes(self) -> np.ndarray:
         """Flux of (bulge, disk, knots) per band, nanomaggies, shape (3 components, 3 bands)."""
@@ -78,8 +131,9 @@ def require_galsim():
     return require("galsim", extra="sim", purpose="galgen simulate")
 
 
-def draw_params(seed: int, index: int, *, size: int = 64, pixel_scale: float = PIXEL_SCALE) -> GalaxyParams:
-    """Draw galaxy ``index`` of run ``seed`` from the DESI-like population.
+def draw_params(seed: int, index: int, *, size: int = 64, pixel_scale: float = PIXEL_SCALE,
+                population: Population = Population()) -> GalaxyParams:
+    """Draw galaxy ``index`` of run ``seed`` from the DESI-like population (or another ``population``).
 
     Parameters
     ----------
@@ -100,19 +154,38 @@ def draw_params(seed: int, index: int, *, size: int = 64, pixel_scale: float = P
         to the stamp); bulge radius 0.35-0.7 of the disk's; disk inclination isotropic
         (``cos i`` uniform) with ``q**2 = 0.2**2 + (1 - 0.2**2) cos**2 i``; colours redder in
         the bulge than in the disk and bluest in the knots, all redder for fainter (more
-        distant) galaxies.
+        distant) galaxies. ``population`` changes the magnitude range, the sizes, the share of
+        bulge-dominated galaxies, the colours and the seeing, and adds neighbours: a second galaxy
+        of the same population in a fraction of the stamps, centred 0.25-0.42 stamp sides away at a
+        random angle, seen through the same PSF (its own stream, the third child of ``(seed, index)``,
+        so the central galaxy and the noise are those of the same population without neighbours).
     """
-    rng = np.random.default_rng(_seed_sequence(seed, index).spawn(2)[0])
+    streams = _seed_sequence(seed, index).spawn(3)
+    params = _draw(np.random.default_rng(streams[0]), seed, index, size=size, pixel_scale=pixel_scale,
+                   population=population)
+    if population.neighbours > 0:
+        rng = np.random.default_rng(streams[2])
+        if rng.uniform() < population.neighbours:
+            other = _draw(rng, seed, index, size=size, pixel_scale=pixel_scale, population=population)
+            radius, angle = rng.uniform(*NEIGHBOUR_RADII) * size, rng.uniform(0.0, 2 * math.pi)
+            other = replace(other, dx=float(radius * math.cos(angle)), dy=float(radius * math.sin(angle)),
+                            psf_fwhm=params.psf_fwhm)
+            params = replace(params, neighbour=other)
+    return params
+
+
+def _draw(rng, seed: int, index: int, *, size: int, pixel_scale: float, population: Population) -> GalaxyParams:
+    """One galaxy of ``population`` from the random stream ``rng`` (`draw_params` says how)."""
     uniform = rng.uniform
 
-    lo, hi = (10 ** (MAG_COUNT_SLOPE * m) for m in MAG_RANGE)
+    lo, hi = (10 ** (MAG_COUNT_SLOPE * m) for m in population.mag_range)
     mag_r = math.log10(lo + uniform() * (hi - lo)) / MAG_COUNT_SLOPE
 
-    early_type = uniform() < 0.35
+    early_type = uniform() < population.early_fraction
     bulge_fraction = uniform(0.6, 0.95) if early_type else rng.beta(1.2, 4.0)
     bulge_n = round(uniform(2.0, 4.0) / SERSIC_N_STEP) * SERSIC_N_STEP
 
-    median = SIZE_AT_17_5 * 10 ** (-SIZE_MAG_SLOPE * (mag_r - 17.5))
+    median = SIZE_AT_17_5 * population.size_scale * 10 ** (-SIZE_MAG_SLOPE * (mag_r - 17.5))
     largest = size * pixel_scale / 6
     disk_hlr = _truncated_lognormal(rng, median, SIZE_SCATTER_DEX, MIN_DISK_HLR, largest)
     bulge_hlr = disk_hlr * uniform(0.35, 0.7)
@@ -128,17 +201,18 @@ def draw_params(seed: int, index: int, *, size: int = 64, pixel_scale: float = P
     knot_seed = int(rng.integers(1, 2**31 - 1))
 
     redder = 0.04 * (mag_r - 17.0)  # fainter galaxies lie further away: k-correction reddens them
+    gr, rz = population.colour_shift
     colours = (
-        rng.normal(0.78, 0.05) + redder,  # bulge g-r: red sequence
-        rng.normal(0.55, 0.05) + redder,  # bulge r-z
-        rng.normal(0.50, 0.08) + 0.15 * bulge_fraction + redder,  # disk g-r: bluer, redder if early
-        rng.normal(0.38, 0.06) + 0.10 * bulge_fraction + redder,  # disk r-z
-        rng.normal(0.25, 0.06) + redder,  # knots: young stars
-        rng.normal(0.15, 0.06) + redder,
+        rng.normal(0.78, 0.05) + redder + gr,  # bulge g-r: red sequence
+        rng.normal(0.55, 0.05) + redder + rz,  # bulge r-z
+        rng.normal(0.50, 0.08) + 0.15 * bulge_fraction + redder + gr,  # disk g-r: bluer, redder if early
+        rng.normal(0.38, 0.06) + 0.10 * bulge_fraction + redder + rz,  # disk r-z
+        rng.normal(0.25, 0.06) + redder + gr,  # knots: young stars
+        rng.normal(0.15, 0.06) + redder + rz,
     )
 
     dx, dy = uniform(-0.5, 0.5, size=2)
-    fwhm_r = uniform(*PSF_FWHM_R)
+    fwhm_r = uniform(*population.seeing)
     return GalaxyParams(
         seed=int(seed), index=int(index), mag_r=float(mag_r),
         bulge_fraction=float(bulge_fraction), bulge_n=float(round(bulge_n, 2)),
@@ -217,6 +291,8 @@ def render(
         image[b] = drawn.array
         if knots is not None and not psf:
             _deposit_points(image[b], offsets / pixel_scale + (x0, y0), fluxes[2, b] / len(offsets))
+    if params.neighbour is not None:
+        image += render(params.neighbour, size=size, pixel_scale=pixel_scale, psf=psf)
     return image
 
 
@@ -304,8 +380,10 @@ def half_light_radii(params: GalaxyParams) -> np.ndarray:
 
 
 def truth_row(params: GalaxyParams, noise_free: np.ndarray, *, size: int, sky_sigma=SKY_SIGMA,
-              pixel_scale: float = PIXEL_SCALE) -> dict:
-    """One row of the truth catalogue (column meanings and units: ``TRUTH_UNITS``)."""
+              pixel_scale: float = PIXEL_SCALE, neighbours: bool = False) -> dict:
+    """One row of the truth catalogue (column meanings and units: ``TRUTH_UNITS``): the central galaxy's,
+    except ``flux_stamp``, ``r_e`` and ``q``, measured on the stamp as drawn (with its neighbour, as `prep`
+    would measure them). ``neighbours``: the run has them, so the row says where this stamp's is (NaN: none)."""
     fluxes = params.fluxes().sum(axis=0)
     x0, y0 = centre(params, size)
     r50 = half_light_radii(params)
@@ -327,6 +405,10 @@ def truth_row(params: GalaxyParams, noise_free: np.ndarray, *, size: int, sky_si
         x_center=x0, y_center=y0,
     )  # fmt: skip
     row.update(observed_shape(noise_free, pixel_scale=pixel_scale))
+    if neighbours:
+        other = params.neighbour
+        x, y = (np.nan, np.nan) if other is None else centre(other, size)
+        row.update(neighbour_mag_r=np.nan if other is None else other.mag_r, neighbour_x=x, neighbour_y=y)
     return row
 
 
@@ -356,25 +438,32 @@ TRUTH_UNITS = {
     "r_e": "arcsec",  # half-light radius of the noise-free image in r, after the PSF (galgen.metrics.labels)
     "x_center": "pixel",  # 0-based
     "y_center": "pixel",
+    "neighbour_mag_r": "mag",  # with neighbours: the neighbour's r magnitude, NaN where the stamp has none
+    "neighbour_x": "pixel",
+    "neighbour_y": "pixel",
 }
 
 
 def draw_galaxy(
-    seed: int, index: int, *, size: int = 64, pixel_scale: float = PIXEL_SCALE, psf: bool = True, noise: bool = True
+    seed: int, index: int, *, size: int = 64, pixel_scale: float = PIXEL_SCALE, psf: bool = True, noise: bool = True,
+    population: Population = Population(),
 ) -> tuple[np.ndarray, dict]:
     """Galaxy ``index`` of run ``seed``: (image float32 (3, size, size) in nanomaggies, truth dict)."""
-    observed, clean, truth = draw_observation(seed, index, size=size, pixel_scale=pixel_scale, psf=psf)
+    observed, clean, truth = draw_observation(seed, index, size=size, pixel_scale=pixel_scale, psf=psf,
+                                              population=population)
     return (observed if noise else clean), truth
 
 
 def draw_observation(
-    seed: int, index: int, *, size: int = 64, pixel_scale: float = PIXEL_SCALE, psf: bool = True
+    seed: int, index: int, *, size: int = 64, pixel_scale: float = PIXEL_SCALE, psf: bool = True,
+    population: Population = Population(),
 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Galaxy ``index`` of run ``seed`` observed and noise-free: (with sky noise, without, truth dict).
 
     Both images are float32 (3, size, size) in nanomaggies; the noise-free one is the PSF-convolved
     galaxy before the sky noise is added, the truth a fill or a denoiser can be scored against.
     """
-    params = draw_params(seed, index, size=size, pixel_scale=pixel_scale)
+    params = draw_params(seed, index, size=size, pixel_scale=pixel_scale, population=population)
     clean = render(params, size=size, pixel_scale=pixel_scale, psf=psf)
-    return add_sky_noise(clean, params), clean, truth_row(params, clean, size=size, pixel_scale=pixel_scale)
+    truth = truth_row(params, clean, size=size, pixel_scale=pixel_scale, neighbours=population.neighbours > 0)
+    return add_sky_noise(clean, params), clean, truth

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -334,3 +335,26 @@ def calibration_factors(meta: dict, bands: str, path) -> np.ndarray:
             raise InputError(f"calibration factor {band} {factor!r} is not a number in [{low:g}, {high:g}]",
                              path=path)
     return np.array([float(stored.get(band, 1.0)) for band in bands], dtype=np.float32)
+
+
+def draw(model: LoadedModel, indices, *, seed: int, sigmas: torch.Tensor, sampler: str, exact: bool = True,
+         advance: Callable[[], None] | None = None, labels: torch.Tensor | None = None,
+         guidance: float = 0.0) -> torch.Tensor:
+    """Images ``indices`` of run ``seed`` in model space (B, C, H, W), float32 on the model's device.
+
+    Noise comes from one generator per image seeded by (seed, index) (runtime.ImageNoise), so
+    with ``exact`` an image is bit-identical whatever batch it is drawn in. ``labels`` (B, K),
+    normalised, condition a conditional model (``guidance``: `LoadedModel.denoise`).
+    """
+    from functools import partial
+
+    from galgen.engine import runtime, samplers
+
+    indices = list(indices)
+    noise = runtime.ImageNoise(seed, indices, device=model.device)
+    shape = (len(indices), len(model.bands), model.size, model.size)
+    x = float(sigmas[0]) * noise(torch.empty(shape, device=model.device))
+    callback = None if advance is None else (lambda *_: advance())
+    with torch.no_grad():
+        denoise = partial(model.denoise, exact=exact, labels=labels, guidance=guidance)
+        return samplers.run_sampler(sampler, denoise, x, sigmas, noise=noise, callback=callback)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from galgen.errors import InputError
-from galgen.galaxies import BANDS, PIXEL_SCALE, PSF_BETA, TRUTH_UNITS, require_galsim, draw_observation
+from galgen.galaxies import BANDS, PIXEL_SCALE, PSF_BETA, TRUTH_UNITS, Population, draw_observation, require_galsim
 from galgen.progress import stage
 
 # What `simulate` accepts. Size: a 1024 px stamp takes GalSim and the truth measurement 2.3 GB of memory per worker
@@ -50,6 +50,7 @@ class _WriteGalaxy:
     pixel_scale: float
     command: str
     noise_free: bool = False  # also write the noise-free image as a NOISEFREE extension
+    population: Population = Population()  # what the galaxies are drawn from
 
     def __call__(self, index: int, write: bool = True) -> dict:
         """Galaxy ``index``'s truth row, its cube written (``write``) or, for a cube kept from an interrupted run
@@ -59,13 +60,14 @@ class _WriteGalaxy:
         from galgen.io.write import write_cube
         from galgen.io.provenance import make_provenance
 
-        image, clean, truth = draw_observation(self.seed, index, size=self.size, pixel_scale=self.pixel_scale)
+        image, clean, truth = draw_observation(self.seed, index, size=self.size, pixel_scale=self.pixel_scale,
+                                               population=self.population)
         if not write:
             return {"file": file_name(index), **truth}
         cube = Cube(data=image, bands=BANDS, wcs=make_wcs(image.shape[1:], pixel_scale=self.pixel_scale))
         provenance = make_provenance(
-            command=self.command, seed=self.seed, index=index, simulator=f"galsim {require_galsim().__version__}"
-        )
+            command=self.command, seed=self.seed, index=index, simulator=f"galsim {require_galsim().__version__}",
+            population=self.population.changed())
         history = [f"GalSim bulge + disk + knots, Moffat PSF, Gaussian sky; truth: truth.fits index {index}"]
         extras = []
         if self.noise_free:
@@ -138,6 +140,7 @@ def simulate(
     workers=None,
     overwrite: bool = False,
     noise_free: bool = False,
+    population: Population = Population(),
     command: str = "galgen.simulate.simulate",
     on_progress=None,
 ) -> SimulateResult:
@@ -150,6 +153,8 @@ def simulate(
 
     With ``noise_free`` each cube also holds the galaxy before the sky noise, as its NOISEFREE
     extension (``read_cube(path, hdu="NOISEFREE")``), to score fills and denoisers against truth.
+    ``population`` (`galaxies.Population`) changes what is drawn; its changed settings are recorded
+    (GGPOP) and are part of the run (a resume must name the same).
 
     Galaxies the truth catalogue already holds are an InputError unless ``overwrite`` (and galgen
     made them). Cubes there without their truth rows are an interrupted run's: the same command
@@ -168,13 +173,16 @@ def simulate(
     out = Path(out_dir)
     indices = range(start, start + n)
     simulator = f"galsim {galsim.__version__}"
-    earlier = _earlier_truth(out, indices, seed=seed, size=size, pixel_scale=pixel_scale, overwrite=overwrite)
+    changed = population.changed()
+    earlier = _earlier_truth(out, indices, seed=seed, size=size, pixel_scale=pixel_scale, population=changed,
+                             overwrite=overwrite)
     kept = _check_free(out, indices, overwrite=overwrite,
                        run=dict(seed=seed, size=size, pixel_scale=pixel_scale, simulator=simulator,
-                                noise_free=bool(noise_free)))
+                                noise_free=bool(noise_free), population=changed))
     workers = min(resolve_workers(workers), n)
 
-    task = _Step(_WriteGalaxy(str(out), int(seed), int(size), float(pixel_scale), command, bool(noise_free)))
+    task = _Step(_WriteGalaxy(str(out), int(seed), int(size), float(pixel_scale), command, bool(noise_free),
+                              population))
     items = ((i, i not in kept) for i in indices)
     advance = stage(on_progress, "simulate", n)
     began = time.perf_counter()
@@ -193,7 +201,8 @@ def simulate(
     if earlier is not None:
         columns = _merged(earlier, columns)
     truth_path = _write_truth(columns, out / TRUTH_NAME, seed=seed, start=int(columns["index"].min()), size=size,
-                              pixel_scale=pixel_scale, command=command, simulator=simulator)  # fmt: skip
+                              pixel_scale=pixel_scale, command=command, simulator=simulator,
+                              population=changed)  # fmt: skip
     return SimulateResult(out_dir=out, count=n, first=out / file_name(start), last=out / file_name(start + n - 1),
                           truth=Path(truth_path), seed=seed, start=start, size=size, pixel_scale=pixel_scale,
                           workers=workers, seconds=seconds, kept=len(kept))
@@ -241,7 +250,8 @@ def _write_truth(columns: dict[str, np.ndarray], path: Path, *, command: str, **
 
     count = len(columns["index"])
     provenance = make_provenance(command=command, count=count, psf_beta=PSF_BETA, **fields)
-    return write_table(columns, path, units=TRUTH_UNITS, provenance=provenance)
+    units = {name: unit for name, unit in TRUTH_UNITS.items() if name in columns}  # neighbour_* only with them
+    return write_table(columns, path, units=units, provenance=provenance)
 
 
 def _check_free(out: Path, indices: range, *, overwrite: bool, run: dict) -> set[int]:
@@ -276,9 +286,10 @@ def _check_free(out: Path, indices: range, *, overwrite: bool, run: dict) -> set
 
 
 def _check_kept(path: Path, *, index: int, seed: int, size: int, pixel_scale: float, simulator: str,
-                noise_free: bool) -> None:
+                noise_free: bool, population: dict | None) -> None:
     """A cube in the way of a run without overwrite must be that run's own galaxy ``index`` (an interrupted run
-    is resumed): same seed, index, stamp size, pixel scale, GalSim and NOISEFREE extension; InputError if not."""
+    is resumed): same seed, index, stamp size, pixel scale, GalSim, NOISEFREE extension and population;
+    InputError if not."""
     from galgen.io.cube import describe
 
     found = describe(path)
@@ -289,6 +300,7 @@ def _check_kept(path: Path, *, index: int, seed: int, size: int, pixel_scale: fl
         ("pixel scale", found.get("pixel_scale") is not None and math.isclose(found["pixel_scale"], pixel_scale,
                                                                               rel_tol=1e-9)),
         ("simulator", provenance.get("simulator") == simulator),
+        ("population", provenance.get("population") == population),
         ("noise-free extension", any(h["name"] == NOISE_FREE_HDU for h in found["hdus"]) == noise_free),
     ) if not same]
     if differ:
@@ -296,7 +308,7 @@ def _check_kept(path: Path, *, index: int, seed: int, size: int, pixel_scale: fl
                          path=path, options="overwrite")
 
 
-def _earlier_truth(out: Path, indices: range, *, seed: int, size: int, pixel_scale: float,
+def _earlier_truth(out: Path, indices: range, *, seed: int, size: int, pixel_scale: float, population: dict | None,
                    overwrite: bool) -> dict | None:
     """The columns of a truth.fits already in ``out`` (None if there is none), checked to be of this run."""
     from galgen.io.cube import read_provenance, read_table
@@ -307,7 +319,7 @@ def _earlier_truth(out: Path, indices: range, *, seed: int, size: int, pixel_sca
     found = read_provenance(path)
     if not found.get("version"):
         raise InputError("output exists and was not made by galgen; it is never replaced", path=path)
-    wanted = {"seed": seed, "size": size, "pixel_scale": pixel_scale}
+    wanted = {"seed": seed, "size": size, "pixel_scale": pixel_scale, "population": population}
     differ = [k for k, v in wanted.items() if found.get(k) != v]
     if differ:
         raise InputError(f"a truth catalogue of another run is in the way ({', '.join(differ)} differ); "

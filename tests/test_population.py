@@ -1,204 +1,113 @@
-"""Population distances: Wasserstein-1, Cohen's d, bootstrap, and the SGD in both modes."""
+"""`galgen simulate`'s population settings: each moves what is drawn, and only that; runs record them."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import numpy as np
 import pytest
-from scipy.stats import wasserstein_distance
+from typer.testing import CliRunner
 
-from galgen.metrics import population as pop
+from conftest import assert_fitsverify_clean
 
-SKY_RMS = (0.007, 0.013, 0.029)  # nanomaggies per pixel, DR9-like g r z
+galsim = pytest.importorskip("galsim")
 
+from galgen.cli import app  # noqa: E402
+from galgen.errors import InputError  # noqa: E402
+from galgen.galaxies import Population, draw_params, render  # noqa: E402
+from galgen.io.cube import read_provenance, read_table  # noqa: E402
 
-def galaxy_stack(count, *, size=48, seed=0):
-    """Exponential discs at the stamp centre, random flux, size and colour, plus sky noise (nmgy)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[:size, :size] - size // 2
-    scale = rng.uniform(1.2, 3.5, count)[:, None, None]
-    shape = np.exp(-np.hypot(x, y)[None] / scale)
-    shape /= shape.sum(axis=(1, 2), keepdims=True)
-    r_flux = 10 ** rng.uniform(0.5, 1.6, count)
-    colour = np.stack([10 ** (-0.4 * rng.normal(0.7, 0.15, count)), np.ones(count), 10 ** (0.4 * rng.normal(0.4, 0.15, count))], 1)
-    images = (r_flux[:, None] * colour)[:, :, None, None] * shape[:, None]
-    images += rng.normal(size=images.shape) * np.array(SKY_RMS)[None, :, None, None]
-    return images.astype(np.float32)
+runner = CliRunner()
+COUNT = 200
 
 
-@pytest.mark.parametrize("sizes", [(10, 10), (7, 13), (1000, 333), (1, 5)])
-def test_wasserstein_equals_scipy(sizes):
-    rng = np.random.default_rng(sum(sizes))
-    u, v = rng.normal(size=sizes[0]), rng.normal(0.5, 2.0, size=sizes[1])
-    assert pop.wasserstein1(u, v) == pytest.approx(wasserstein_distance(u, v), abs=1e-12)
+def draws(population=Population(), seed=3):
+    return [draw_params(seed, i, population=population) for i in range(COUNT)]
 
 
-def test_wasserstein_drops_nan_and_shift_is_the_distance():
-    u = np.array([1.0, 2.0, np.nan, 3.0])
-    assert pop.wasserstein1(u, u + 0.25) == pytest.approx(0.25)
-    assert np.isnan(pop.wasserstein1([np.nan], [1.0]))
+def test_the_default_population_is_the_one_without_settings():
+    assert Population().changed() is None
+    assert draws() == [draw_params(3, i) for i in range(COUNT)]
 
 
-def test_cohens_d_by_hand():
-    u, v = np.array([1.0, 2.0, 3.0]), np.array([2.0, 4.0, 6.0])
-    # means 2 and 4; population variances 2/3 and 8/3: d = 2 * sqrt(2 / (10/3)) = 1.5492
-    assert pop.cohens_d(u, v) == pytest.approx(2 * np.sqrt(2 / (10 / 3)))
-    assert pop.cohens_d(u, u) == 0.0
+def test_each_setting_moves_its_own_property():
+    base = draws()
+    bright = draws(Population(mag_range=(16.0, 17.0)))
+    assert all(16.0 <= p.mag_r <= 17.0 for p in bright)
+    size = np.median([p.disk_hlr for p in base])
+    larger, smaller = (np.median([p.disk_hlr for p in draws(Population(size_scale=k))]) / size for k in (2.0, 0.5))
+    assert 1.5 < larger < 2.05 and 0.45 < smaller < 0.6  # the stamp (64 px) truncates the largest disks
+    assert np.mean([p.bulge_fraction >= 0.6 for p in draws(Population(early_fraction=1.0))]) == 1.0
+    shifted = draws(Population(colour_shift=(0.2, -0.1)))
+    for a, b in zip(base, shifted):
+        np.testing.assert_allclose(np.subtract(b.colours, a.colours), [0.2, -0.1] * 3, atol=1e-12)
+        assert (a.mag_r, a.disk_hlr) == (b.mag_r, b.disk_hlr)
+    sharp = draws(Population(seeing=(0.6, 0.6)))
+    assert all(p.psf_fwhm[1] == pytest.approx(0.6) for p in sharp)
 
 
-def test_bootstrap_is_seeded_and_brackets_the_distance():
-    rng = np.random.default_rng(0)
-    u, v = rng.normal(size=2000), rng.normal(0.2, 1.0, size=1500)
-    first = pop.bootstrap_wasserstein1(u, v, draws=300, seed=4)
-    again = pop.bootstrap_wasserstein1(u, v, draws=300, seed=4)
-    np.testing.assert_array_equal(first, again)
-    low, high = np.percentile(first, [2.5, 97.5])
-    assert low < pop.wasserstein1(u, v) < high
-    # every draw is a true W1 between resamples: check one by hand with the same generator
-    g = np.random.default_rng(4)
-    su, sv = np.sort(u), np.sort(v)
-    u_star = su[np.sort(g.integers(0, u.size, size=(1, u.size), dtype=np.uint16), axis=1)][0]
-    v_star = sv[np.sort(g.integers(0, v.size, size=(1, v.size), dtype=np.uint16), axis=1)][0]
-    single = pop.bootstrap_wasserstein1(u, v, draws=1, seed=4)
-    assert single[0] == pytest.approx(wasserstein_distance(u_star, v_star), abs=1e-12)
+def test_neighbours_join_a_fraction_of_the_stamps_and_leave_the_central_galaxy_alone():
+    base = draws()
+    crowded = draws(Population(neighbours=0.5))
+    share = np.mean([p.neighbour is not None for p in crowded])
+    assert 0.38 < share < 0.62
+    for a, b in zip(base, crowded):
+        assert replace(b, neighbour=None) == a  # the central galaxy is the same draw
+        if b.neighbour is not None:
+            assert 0.25 * 64 <= np.hypot(b.neighbour.dx, b.neighbour.dy) <= 0.42 * 64
+            assert b.neighbour.psf_fwhm == b.psf_fwhm
+    params = next(p for p in crowded if p.neighbour is not None)
+    alone = render(replace(params, neighbour=None), size=64, pixel_scale=0.262)
+    both = render(params, size=64, pixel_scale=0.262)
+    np.testing.assert_allclose(both - alone, render(params.neighbour, size=64, pixel_scale=0.262), atol=1e-6)
 
 
-def test_split_half_baseline_is_small_for_one_distribution_and_rescaled_to_the_comparison():
-    u = np.random.default_rng(1).normal(size=4000)
-    raw = pop.split_half_wasserstein1(u, seed=0)
-    assert 0 < raw < 0.1
-    # two halves of 2000 vs a 4000 x 4000 comparison: sqrt((2 / 4000) / (4 / 4000)) = 1 / sqrt(2)
-    assert pop.split_half_wasserstein1(u, seed=0, compared_with=4000) == pytest.approx(raw / np.sqrt(2))
+@pytest.mark.parametrize("settings, message", [
+    (dict(mag_range=(20.0, 16.0)), "population mag_range"),
+    (dict(size_scale=0.0), "population size_scale"),
+    (dict(early_fraction=1.5), "population early_fraction"),
+    (dict(seeing=(1.0, float("nan"))), "population seeing"),
+    (dict(neighbours=-0.1), "population neighbours"),
+    (dict(colour_shift=(2.0, 0.0)), "population colour_shift"),
+])
+def test_impossible_settings_are_refused(settings, message):
+    with pytest.raises(InputError, match=message):
+        Population(**settings)
 
 
-def test_bootstrap_interval_removes_the_bootstrap_bias():
-    draws = 0.5 + np.linspace(-0.1, 0.1, 1001)  # mean 0.5 for an estimate of 0.3: bias 0.2
-    low, high = pop.bootstrap_interval(draws, 0.3, confidence=0.9)
-    assert low == pytest.approx(0.3 - 0.09) and high == pytest.approx(0.3 + 0.09)
-    assert pop.bootstrap_interval(draws, 0.0)[0] == 0.0  # floored at zero
-    assert pop.bootstrap_interval([], 0.3) is None
+def simulate(out, *args):
+    return runner.invoke(app, ["simulate", "-n", "3", "-o", str(out), "--workers", "1", "--size", "32",
+                               *map(str, args)])
 
 
-@pytest.mark.parametrize("mode", ["default", "reference"])
-def test_sgd_of_a_population_against_itself_is_zero(mode):
-    stack = galaxy_stack(60)
-    result = pop.synthetic_galaxy_distance(stack, stack, bands="grz", pixel_scale=0.262,
-                                           config=pop.SGDConfig(mode=mode, bootstrap=50))
-    assert result.mode == mode
-    assert [p.name for p in result.properties] == ["g", "r", "z", "R_e", "g-r", "r-z"]
-    assert result.sgd == 0.0
-    assert all(p.cohens_d < 1e-9 and p.small for p in result.properties)
+def test_a_run_records_its_population_and_a_resume_must_name_the_same(tmp_path):
+    out = tmp_path / "sims"
+    done = simulate(out, "--neighbours", "1", "--mag-range", "16,18", "--seeing", "0.8,0.9")
+    assert done.exit_code == 0, done.output
+    wanted = {"mag_range": [16.0, 18.0], "seeing": [0.8, 0.9], "neighbours": 1.0}
+    assert read_provenance(out / "sim_000000.fits")["population"] == wanted
+    assert read_provenance(out / "truth.fits")["population"] == wanted
+    truth = read_table(out / "truth.fits")
+    assert np.isfinite(truth["neighbour_mag_r"]).all() and ((16 <= truth["mag_r"]) & (truth["mag_r"] <= 18)).all()
+    assert_fitsverify_clean(out / "sim_000000.fits")
+    assert_fitsverify_clean(out / "truth.fits")
+    again = simulate(out, "--start", "3", "--neighbours", "1", "--mag-range", "16,18", "--seeing", "0.8,0.9")
+    assert again.exit_code == 0, again.output  # the same population extends the run
+    other = simulate(out, "--start", "6", "--neighbours", "0.5", "--mag-range", "16,18", "--seeing", "0.8,0.9")
+    assert other.exit_code == 2 and "population" in other.stderr and "differ" in other.stderr
+    plain = simulate(tmp_path / "plain")
+    assert plain.exit_code == 0 and "population" not in read_provenance(tmp_path / "plain" / "truth.fits")
+    assert "neighbour_mag_r" not in read_table(tmp_path / "plain" / "truth.fits")
 
 
-def test_default_mode_sees_a_pure_flux_scaling_as_a_magnitude_shift():
-    # mocks = real x 10^(-0.4 dm): every measurement is linear in flux, so magnitudes move by
-    # exactly dm while colours and sizes do not move at all
-    real = galaxy_stack(80, seed=2)
-    shift = 0.3
-    mock = real * np.float32(10 ** (-0.4 * shift))
-    result = pop.synthetic_galaxy_distance(real, mock, bands="grz", pixel_scale=0.262, config=pop.SGDConfig(bootstrap=200))
-    w1 = {p.name: p.w1 for p in result.properties}
-    for band in "grz":
-        assert w1[band] == pytest.approx(shift, abs=1e-4)
-    for name in ("g-r", "r-z", "R_e"):
-        assert w1[name] == pytest.approx(0.0, abs=1e-5)
-    assert result.sgd == pytest.approx(3 * shift, abs=1e-3)
-    g = result.properties[0]
-    assert g.ci[0] <= g.w1 <= g.ci[1] and g.baseline > 0
-    assert result.sgd_ci[0] < result.sgd < result.sgd_ci[1] and result.baseline_sgd > 0
-
-
-def test_default_mode_half_light_radius_is_in_arcsec():
-    real = galaxy_stack(30, seed=5)
-    at_1 = pop.default_properties(real, bands="grz", pixel_scale=1.0)["R_e"]
-    at_half = pop.default_properties(real, bands="grz", pixel_scale=0.5)["R_e"]
-    np.testing.assert_allclose(at_half, 0.5 * at_1)
-    per_image = np.linspace(0.1, 0.3, 30)  # one scale per galaxy
-    np.testing.assert_allclose(pop.default_properties(real, bands="grz", pixel_scale=per_image)["R_e"], per_image * at_1)
-    assert np.nanmedian(at_1) > 1.5  # discs of 1.2-3.5 px scale length: R_e 2-6 px
-
-
-def test_progress_counts_every_galaxy_once():
-    done = []
-    pop.synthetic_galaxy_distance(galaxy_stack(700), galaxy_stack(40, seed=1), bands="grz", pixel_scale=0.262,
-                                  config=pop.SGDConfig(bootstrap=0), advance=done.append)
-    assert sum(done) == 740 and len(done) == 3  # chunks of 512: 512 + 188 real, 40 mock
-
-
-def test_reference_mode_shuffles_and_truncates_to_the_smaller_set():
-    real, mock = galaxy_stack(50, seed=1), galaxy_stack(30, seed=3)
-    result = pop.synthetic_galaxy_distance(real, mock, bands="grz", pixel_scale=None, config=pop.SGDConfig(mode="reference", seed=9))
-    assert (result.n_real, result.n_mock) == (50, 30)
-    assert len(result.real_values["g"]) == len(result.mock_values["g"]) == 30
-    assert result.sgd_ci is None and result.baseline_sgd is None
-    again = pop.synthetic_galaxy_distance(real, mock, bands="grz", pixel_scale=None, config=pop.SGDConfig(mode="reference", seed=9))
-    assert again.sgd == result.sgd
-
-
-def test_reference_magnitude_is_the_113_pixel_sum_minus_corner_background():
-    stack = np.full((1, 3, 64, 64), 0.01, dtype=np.float32)  # background 0.01 per pixel
-    stack[0, :, 32, 32] += 10.0  # a point source at (W // 2, H // 2)
-    mags = pop.reference_properties(stack, bands="grz")
-    assert mags["g"][0] == pytest.approx(22.5 - 2.5 * np.log10(10.0), abs=1e-5)
-
-
-def test_result_to_dict_is_json_safe_and_says_the_mode():
-    import json
-
-    stack = galaxy_stack(20)
-    stack[0] = -1.0  # unmeasurable galaxy: NaN magnitudes are dropped and reported
-    result = pop.synthetic_galaxy_distance(stack, galaxy_stack(20, seed=1), bands="grz", pixel_scale=0.262,
-                                           config=pop.SGDConfig(bootstrap=20))
-    summary = json.loads(json.dumps(result.to_dict(), allow_nan=False))
-    assert summary["mode"] == "default" and summary["properties"]["g"]["n_real"] == 19
-    assert any("not measurable" in note for note in summary["notes"])
-    assert len(result.table_rows()) == 7
-
-
-def test_reference_mode_sees_a_pure_flux_scaling_as_a_magnitude_shift():
-    # the paper's 113-pixel aperture minus the corner background is linear in flux too
-    real = galaxy_stack(60, seed=4)
-    mock = real * np.float32(10 ** (-0.4 * 0.3))
-    result = pop.synthetic_galaxy_distance(real, mock, bands="grz", config=pop.SGDConfig(mode="reference", seed=1))
-    w1 = {p.name: p.w1 for p in result.properties}
-    for band in "grz":
-        assert w1[band] == pytest.approx(0.3, abs=1e-4)
-    assert w1["g-r"] == pytest.approx(0.0, abs=1e-5) and w1["r-z"] == pytest.approx(0.0, abs=1e-5)
-
-
-def test_reference_mode_keeps_a_seeded_random_subset_of_the_larger_set():
-    real, mock = galaxy_stack(50, seed=1), galaxy_stack(30, seed=3)
-    full = pop.reference_properties(real, bands="grz")["g"]
-
-    def kept(seed):
-        config = pop.SGDConfig(mode="reference", seed=seed)
-        return pop.synthetic_galaxy_distance(real, mock, bands="grz", config=config).real_values["g"]
-
-    one, other = kept(9), kept(10)
-    assert len(one) == 30 and set(one.tolist()) <= set(full.tolist())  # a subset of the real galaxies
-    assert set(one.tolist()) != set(other.tolist())  # which subset follows the seed
-    assert set(one.tolist()) != set(np.sort(full)[:30].tolist()) and set(one.tolist()) != set(full[:30].tolist())
-
-
-def test_cohens_d_small_only_below_the_threshold_with_a_real_effect():
-    rng = np.random.default_rng(0)
-    base = rng.normal(0.0, 1.0, 4000)
-    units = {"x": "mag"}
-    for shift, small in ((0.1, True), (0.5, False)):
-        result = pop.compare_properties({"x": base}, {"x": rng.normal(shift, 1.0, 4000)}, units=units,
-                                        config=pop.SGDConfig(bootstrap=0))
-        row = result.properties[0]
-        assert row.cohens_d == pytest.approx(shift, abs=0.05) and row.small is small
-
-
-def test_mock_pixel_scale_sets_the_mocks_sizes_and_unknown_scales_are_noted():
-    real = galaxy_stack(20, seed=6)
-    same = pop.synthetic_galaxy_distance(real, real, bands="grz", pixel_scale=0.262, mock_pixel_scale=0.262,
-                                         config=pop.SGDConfig(bootstrap=0))
-    half = pop.synthetic_galaxy_distance(real, real, bands="grz", pixel_scale=0.262, mock_pixel_scale=0.131,
-                                         config=pop.SGDConfig(bootstrap=0))
-    np.testing.assert_allclose(half.mock_values["R_e"], 0.5 * same.mock_values["R_e"])
-    np.testing.assert_allclose(half.real_values["R_e"], same.real_values["R_e"])
-    assert {p.name: p.w1 for p in same.properties}["R_e"] == 0.0
-    unknown = pop.synthetic_galaxy_distance(real, real, bands="grz", pixel_scale=None, mock_pixel_scale=[np.nan] * 20,
-                                            config=pop.SGDConfig(bootstrap=0))
-    assert "40 images without a pixel scale: assumed 0.262 arcsec/pixel" in unknown.notes
+@pytest.mark.parametrize("args, message", [
+    (["--mag-range", "20,16"], "population mag_range"),
+    (["--seeing", "fast"], "population seeing 'fast': give two numbers"),
+    (["--neighbours", "1.5"], "population neighbours"),
+])
+def test_bad_population_options_exit_2_in_one_line_before_any_file(tmp_path, args, message):
+    done = simulate(tmp_path / "x", *args)
+    assert done.exit_code == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+    assert json.dumps(done.stderr)  # printable

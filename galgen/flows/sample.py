@@ -14,14 +14,14 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 
 from galgen.conditioning import Requests, ask, check_requests
 from galgen.errors import InputError
-from galgen.model import LoadedModel, exact_on
+from galgen.model import LoadedModel, draw, exact_on  # noqa: F401 - draw: flows.sample.draw, as before
 from galgen.progress import Progress, stage
 
 MOCK_PREFIX = "mock_"
@@ -180,29 +180,6 @@ def split_for_devices(indices, devices: int) -> list[list[int]]:
 def mock_name(index: int, count: int) -> str:
     """File name of image ``index``: mock_000042.fits, zero-padded to fit the run (at least 6 digits)."""
     return f"{MOCK_PREFIX}{index:0{max(6, len(str(count - 1)))}d}.fits"
-
-
-def draw(model: LoadedModel, indices, *, seed: int, sigmas: torch.Tensor, sampler: str, exact: bool = True,
-         advance: Callable[[], None] | None = None, labels: torch.Tensor | None = None,
-         guidance: float = 0.0) -> torch.Tensor:
-    """Images ``indices`` of run ``seed`` in model space (B, C, H, W), float32 on the model's device.
-
-    Noise comes from one generator per image seeded by (seed, index) (runtime.ImageNoise), so
-    with ``exact`` an image is bit-identical whatever batch it is drawn in. ``labels`` (B, K),
-    normalised, condition a conditional model (``guidance``: `LoadedModel.denoise`).
-    """
-    from functools import partial
-
-    from galgen.engine import runtime, samplers
-
-    indices = list(indices)
-    noise = runtime.ImageNoise(seed, indices, device=model.device)
-    shape = (len(indices), len(model.bands), model.size, model.size)
-    x = float(sigmas[0]) * noise(torch.empty(shape, device=model.device))
-    callback = None if advance is None else (lambda *_: advance())
-    with torch.no_grad():
-        denoise = partial(model.denoise, exact=exact, labels=labels, guidance=guidance)
-        return samplers.run_sampler(sampler, denoise, x, sigmas, noise=noise, callback=callback)
 
 
 def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, command: str = "galgen.flows.sample",

@@ -18,9 +18,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from galgen.errors import InputError
+from galgen.holdout import Rows, training_rows
 from galgen.progress import Progress, stage
 
 LABEL_TABLE_ROWS = 100_000  # label rows a conditional model file keeps (a seeded subset of larger sets)
+MEMORISATION_MOCKS = 256  # enough to see a drift of the 5 % tail towards the training images (binomial test)
+MEMORISATION_SEED = 0  # the mocks' seed: the check is the same for every run of a model
+MEMORISATION_BATCH = 64  # mocks per call (exact mode splits them into its calls of 8 on the CPU)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class TrainSettings:
     # (`conditioning.default_conditions`, or a resumed checkpoint's), () unconditional
     activation: str | None = None  # the network's activation: mish (the preset's) or silu
     compile: bool | None = None  # torch.compile the network; None: on a GPU
+    hold_out: bool = True  # keep `galgen.holdout`'s galaxies aside and end with the memorisation check
 
     def overrides(self) -> dict:
         """The engine's TrainConfig fields this run sets (those not None)."""
@@ -68,18 +73,28 @@ class TrainSummary:
     compiled: bool = False  # the network ran under torch.compile
     precision: object = None  # runtime.Precision: bf16 autocast or float32, and why
     conditions: tuple[str, ...] = ()  # the labels the model is conditioned on; () unconditional
+    held_out: int = 0  # dataset rows kept aside (`galgen.holdout`)
+    memorisation: object = None  # metrics.memorization.MemorisationReport of the end check, None without one
 
     @property
     def conditioning(self) -> str:
         """What the model was conditioned on, for the summary line."""
         return f"conditioned on {', '.join(self.conditions)}" if self.conditions else "unconditional"
 
+    @property
+    def memorisation_line(self) -> str:
+        """The memorisation check's verdict, or why there was none."""
+        if self.memorisation is None:
+            return "no memorisation check (it holds out 10 % of a set of 200 images or more)"
+        return f"memorisation check ({self.held_out} held-out galaxies): {self.memorisation.verdict}"
+
     def to_dict(self) -> dict:
         return {"output": str(self.output), "checkpoint": str(self.checkpoint), "step": self.step, "loss": self.loss,
                 "seconds": round(self.seconds, 3), "images_per_second": self.images_per_second,
                 "sha256": self.sha256, "device": self.device, "compiled": self.compiled,
                 "precision": None if self.precision is None else self.precision.to_dict(),
-                "conditions": list(self.conditions)}
+                "conditions": list(self.conditions), "held_out": self.held_out,
+                "memorisation": None if self.memorisation is None else self.memorisation.to_dict()}
 
 
 def is_lead() -> bool:
@@ -117,6 +132,9 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
                  suffixes=(".safetensors",))
     data = open_dataset(dataset)
     settings, activation, compile = config, config.activation, config.compile
+    held = held_out(data, hold_out=settings.hold_out, resume=resume)
+    rows = training_rows(len(data), held)
+    images = Rows(data.images, rows) if len(held) else data.images
     try:
         unet, config = settings_for(settings.preset, bands=len(data.bands), size=data.size, resume=resume,
                                     **settings.overrides())
@@ -134,13 +152,14 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
             unet = replace(unet, activation=activation)
         except ValueError as exc:
             raise InputError(str(exc), options="activation") from None
-    chosen, labels, table = training_labels(data, settings.conditions, resume=resume)
+    chosen, labels, table = training_labels(data, settings.conditions, resume=resume, rows=rows)
     if chosen and not resume:
         unet = replace(unet, conditions=len(chosen))
     metadata = {
         "normalizer": data.normalizer.to_dict(), "bands": str(data.bands), "pixel_scale": data.meta.get("pixel_scale"),
         "unit": data.meta.get("unit"), "command": command,
-        "data": {"path": str(dataset), "count": len(data), "size": data.size, "command": data.meta.get("command")},
+        "data": {"path": str(dataset), "count": len(data), "held_out": len(held), "size": data.size,
+                 "command": data.meta.get("command")},
     }
     if data.meta.get("input_units"):  # per band, what prep converted to nanomaggies (galgen.io.units)
         metadata["input_units"] = data.meta["input_units"]
@@ -162,19 +181,23 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
         advance(step - last["step"], loss=mean_loss, **{"it/s": rate})
         last.update(step=step, time=now)
 
-    result = train(data.images, unet=unet, config=config, output=output, metadata=metadata, resume=resume,
+    result = train(images, unet=unet, config=config, output=output, metadata=metadata, resume=resume,
                    device=where, callback=report, labels=labels,
                    extra_tensors=None if table is None else {"data.labels": table}, compile=compile)
     if not lead:
         return None
     seconds = time.perf_counter() - start
+    report = None
+    if len(held):
+        report = check_memorisation(result.output, images, data.images[held], device=where, precision=precision,
+                                    on_progress=on_progress)
     recent = result.losses[-config.log_every:]
     return TrainSummary(output=Path(result.output), checkpoint=checkpoint_path(output), step=result.step,
                         loss=sum(recent) / max(1, len(recent)), seconds=seconds,
                         images_per_second=len(result.losses) * config.batch / seconds,
                         sha256=file_sha256(result.output), device=str(where),
                         compiled=runtime.compile_on(where, compile), precision=precision,
-                        conditions=tuple(c.name for c in chosen))
+                        conditions=tuple(c.name for c in chosen), held_out=len(held), memorisation=report)
 
 
 def training_precision(device, config, *, requested: bool | None, resume=None):
@@ -187,11 +210,30 @@ def training_precision(device, config, *, requested: bool | None, resume=None):
     return choose_precision(device, requested)
 
 
-def training_labels(data, names=None, *, resume=None):
+def held_out(data, *, hold_out: bool, resume=None):
+    """The dataset rows this run keeps aside (`galgen.holdout`); a resumed run the ones its checkpoint did."""
+    import numpy as np
+
+    from galgen.engine import weights
+    from galgen.holdout import held_out_rows
+
+    if resume is None:
+        return held_out_rows(len(data)) if hold_out else np.empty(0, dtype=np.int64)
+    kept = int((weights.read_metadata(resume).get("data") or {}).get("held_out") or 0)  # 0: before hold-outs
+    held = held_out_rows(len(data)) if kept else np.empty(0, dtype=np.int64)
+    if len(held) != kept:
+        raise InputError(f"checkpoint held out {kept} of its dataset's images, this dataset gives {len(held)}",
+                         path=resume)
+    return held
+
+
+def training_labels(data, names=None, *, resume=None, rows=None):
     """(conditions, normalised labels (N, K) float32, label table) for a conditional run, or ([], None, None).
 
     ``names`` None: the dataset's default labels (`conditioning.default_conditions`; none if it has no
     labels); an empty sequence: unconditional.
+
+    ``rows``: the dataset rows trained on (default: all); the labels and the table are theirs.
 
     The table holds the rows whose every label is known, in the conditions' units (float32 torch,
     at most LABEL_TABLE_ROWS: a subset drawn with a fixed seed, so a resumed run stores the same).
@@ -222,6 +264,8 @@ def training_labels(data, names=None, *, resume=None):
     table, units = data.labels()
     where = f"{data.path}: the labels"
     columns = [cond.derive(table, units, name, where=where) for name in names]
+    if rows is not None:
+        columns = [(v[rows], u) for v, u in columns]
     if defaulted:  # a default label that varies nowhere (r_e of cutouts without a pixel scale) is left out
         keep = [k for k, (v, _) in enumerate(columns) if np.unique(v[np.isfinite(v)]).size > 1]
         names, columns = [names[k] for k in keep], [columns[k] for k in keep]
@@ -245,3 +289,39 @@ def label_table(values):
         keep = np.sort(np.random.default_rng(0).choice(len(known), LABEL_TABLE_ROWS, replace=False))
         known = known[keep]
     return torch.from_numpy(np.ascontiguousarray(known, dtype=np.float32))
+
+
+def check_memorisation(model_path: Path, training, held_out, *, device, precision, count: int | None = None,
+                       on_progress: Progress | None = None):
+    """The memorisation check that ends a run: a model that memorises draws mocks that sit on its training images,
+    closer to them than the galaxies it never saw (`galgen.holdout`) are. The mocks are drawn as `galgen sample`
+    would (default sampler and steps; a conditional model takes labels drawn from its training rows), clipped
+    to [-1, 1], and compared in the training set's normalised pixel space (`galgen.metrics.memorization`).
+
+    The `MemorisationReport` of ``count`` mocks of the model in ``model_path`` against ``training``
+    (the rows it was trained on, (N, C, H, W) in model space) and ``held_out`` (the rows kept aside);
+    ``count`` mocks, MEMORISATION_MOCKS by default."""
+    import numpy as np
+    import torch
+
+    from galgen.conditioning import draw_requests, normalise
+    from galgen.metrics.memorization import memorisation_report
+    from galgen.model import draw, load_model
+
+    count = MEMORISATION_MOCKS if count is None else count
+    model = load_model(model_path, device=str(device), bf16=precision)
+    sampler = model.default_sampler
+    sigmas = model.sigmas(sampler)
+    requests = draw_requests(model, count=count, seed=MEMORISATION_SEED)
+    advance = stage(on_progress, "memorisation check: mocks", count)
+    mocks = []
+    for start in range(0, count, MEMORISATION_BATCH):
+        rows = list(range(start, min(count, start + MEMORISATION_BATCH)))
+        labels = None if requests is None else torch.from_numpy(normalise(model.conditions, requests.values[rows]))
+        drawn = draw(model, rows, seed=MEMORISATION_SEED, sigmas=sigmas, sampler=sampler, exact=model.exact(None),
+                     labels=labels)
+        mocks.append(drawn.clamp(-1, 1).float().cpu().numpy())
+        advance(len(rows))
+    reference = stage(on_progress, "memorisation check: distances", len(training))
+    return memorisation_report(np.concatenate(mocks), training, np.asarray(held_out, dtype=np.float32),
+                               advance=reference)

@@ -50,6 +50,7 @@ FIELDS: dict[str, tuple[str, str, bool]] = {
     "compiled": ("GGCOMPIL", "network ran under torch.compile", False),
     "calibrated": ("GGCALIBR", "model calibration factors applied to the flux", False),
     "simulator": ("GGSIMUL", "simulator that drew the image", False),
+    "population": ("GGPOP", "simulated population's changed settings (JSON)", True),
     "count": ("GGCOUNT", "number of objects in the run", False),
     "normaliser": ("GGNORM", "normaliser parameters (JSON)", True),
     "calibration": ("GGCALIB", "flux calibration factors applied (JSON)", True),

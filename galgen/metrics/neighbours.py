@@ -23,8 +23,8 @@ RESCORE_BLOCK = 2 ** 24     # float64 elements per exact re-scoring block (128 M
 
 
 def as_rows(images) -> np.ndarray:
-    """View a stack (N, ...) as rows (N, D) without copying (memmaps stay memmaps)."""
-    images = np.asarray(images) if not isinstance(images, np.ndarray) else images
+    """View a stack (N, ...) as rows (N, D) without copying (memmaps, and views of their rows, stay on disk)."""
+    images = images if hasattr(images, "reshape") else np.asarray(images)
     return images.reshape(images.shape[0], -1)
 
 
