@@ -75,6 +75,11 @@ class Bands(tuple):
         return Bands(tuple(self) + tuple(Bands(other)))
 
 
+def colour_name(a: str, b: str) -> str:
+    """The label of the colour mag_a - mag_b: ``g_r``, ``F115W_F150W`` (band names never hold ``_``)."""
+    return f"{a}_{b}"
+
+
 def split_band_text(text: str) -> tuple[str, ...]:
     """``"grz"`` -> ("g", "r", "z"); ``"F115W,F150W"`` or ``"g r z"`` -> the names; ``"F115W"`` -> one name.
 
@@ -107,8 +112,6 @@ def parse_bands(text) -> Bands:
                          "'-', '.' or '+'; at most 16 characters)")
     if len({name.lower() for name in bands}) != len(bands):
         raise InputError(f"bands {shown!r}: a band is named twice (names ignore case, as label names do)")
-    from galgen.metrics.labels import colour_name
-
     labels = [f"mag_{b}".lower() for b in bands] + ["r_e", "q"]
     labels += [colour_name(a, b).lower() for a, b in zip(bands, bands[1:])]
     if len(set(labels)) != len(labels):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from galgen.bands import colour_name
 from galgen.metrics import photometry as phot
 
 SIZE_BAND = "r"  # band of r_e and q (the middle band when r is absent)
@@ -21,11 +22,6 @@ SHAPE_RADIUS = 16.0  # pixels: the disk of the axis ratio's moments (as galgen s
 def size_band(bands) -> str:
     """The band of r_e and q: SIZE_BAND, or the middle band when it is absent."""
     return SIZE_BAND if SIZE_BAND in bands else bands[len(bands) // 2]
-
-
-def colour_name(a: str, b: str) -> str:
-    """The label of the colour mag_a - mag_b: ``g_r``."""
-    return f"{a}_{b}"
 
 
 def label_units(bands: str) -> dict[str, str]:
