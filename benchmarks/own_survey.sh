@@ -27,6 +27,7 @@ case "$WHICH" in
 esac
 fid=()
 [ "${FID:-0}" = 1 ] && fid=(--fid)
+HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$WORK"
 
 [ -f "$WORK/sims/truth.fits" ] || galgen simulate -n "$N_SIMS" -o "$WORK/sims" --seed 1 "${POP[@]}" \
@@ -48,13 +49,6 @@ for steps in $MILESTONES; do
         [ -f "$WORK/m.ckpt.safetensors" ] && resume=(--resume "$WORK/m.ckpt.safetensors")
         galgen train "$WORK/train" -o "$WORK/m.safetensors" --steps "$steps" --checkpoint-every 100 "${resume[@]}" \
             --json > "$WORK/train_$steps.json"
-        cp "$WORK/m.safetensors" "$WORK/model_$steps.safetensors.part"
-        mv "$WORK/model_$steps.safetensors.part" "$WORK/model_$steps.safetensors"
     fi
-    galgen sample -n "$N" -o "$WORK/mocks_$steps" --model "$WORK/model_$steps.safetensors" --seed 0 --json \
-        > "$WORK/sample_$steps.json"
-    if [ ! -s "$WORK/sgd_$steps.json" ]; then
-        galgen sgd "$WORK/s901" "$WORK/mocks_$steps" --c2st "${fid[@]}" --json > "$WORK/sgd_$steps.json.part"
-        mv "$WORK/sgd_$steps.json.part" "$WORK/sgd_$steps.json"
-    fi
+    N=$N bash "$HERE/measure_milestone.sh" "$WORK" "$steps" m.safetensors  # keeps model_<steps> once made
 done

@@ -30,15 +30,6 @@ if [ ! -s "$WORK/floor_sgd.json" ]; then
 fi
 
 for steps in $MILESTONES; do
-    if [ ! -f "$WORK/model_$steps.safetensors" ]; then
-        STEPS=$steps FIRST_LOOK=0 bash "$HERE/../examples/train_default_model.sh" "$WORK"
-        cp "$WORK/default.safetensors" "$WORK/model_$steps.safetensors.part"
-        mv "$WORK/model_$steps.safetensors.part" "$WORK/model_$steps.safetensors"
-    fi
-    galgen sample -n "$N" -o "$WORK/mocks_$steps" --model "$WORK/model_$steps.safetensors" --seed 0 --json \
-        > "$WORK/sample_$steps.json"
-    if [ ! -s "$WORK/sgd_$steps.json" ]; then
-        galgen sgd "$WORK/s901" "$WORK/mocks_$steps" --c2st "${fid[@]}" --json > "$WORK/sgd_$steps.json.part"
-        mv "$WORK/sgd_$steps.json.part" "$WORK/sgd_$steps.json"
-    fi
+    [ -f "$WORK/model_$steps.safetensors" ] || STEPS=$steps FIRST_LOOK=0 bash "$HERE/../examples/train_default_model.sh" "$WORK"
+    N=$N bash "$HERE/measure_milestone.sh" "$WORK" "$steps" default.safetensors
 done
