@@ -293,7 +293,7 @@ def main() -> None:
         row(f"galgen sample -n {count} (GPU defaults, FITS written)",
             lambda: f"{galgen_sample_1000(tmp / 'mocks', device=args.device, count=count):.1f} s")
         side = 96 if quick else 424
-        row(f"inpaint a 4 px diagonal trail across a {side} px image (defaults: 4 draws, ddim 50, pull 10, no resampling)",
+        row(f"inpaint a 4 px diagonal trail across a {side} px image (defaults: 4 draws, ddim 15, pull 5, no resampling)",
             lambda: inpaint_trail(bundled, side))
         invariance = {}
 

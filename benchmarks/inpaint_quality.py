@@ -19,7 +19,7 @@ across the nucleus. Coverage: the fraction of those pixels whose truth lies with
 STD that `galgen inpaint -k K` writes (galgen.uncertainty: the fill's error about the noise-free
 flux; 68 % and 95 % if calibrated), beside the same for the draws' plain spread.
 
-    python benchmarks/inpaint_quality.py -n 200 --draws 4 --guidance ddim:50:5:1:0:10 ddim:50:5:3 --json out.json
+    python benchmarks/inpaint_quality.py -n 200 --draws 4 --guidance ddim:15:5:1:0:5 ddim:50:5:1:0:10 --json out.json
 
 A second part (``--decals``) fills trails through the nucleus of a real DECaLS cutout and writes a
 before/after PNG.
@@ -85,9 +85,12 @@ def add_run_arguments(parser: argparse.ArgumentParser, *, draws: int) -> None:
     parser.add_argument("--model", type=Path, default=None, help="weights file [default: the bundled model]")
     parser.add_argument("-n", "--count", type=int, default=200, help="simulated galaxies (one trail each)")
     parser.add_argument("--seed", type=int, default=0, help="galaxies, trails and diffusion noise")
-    parser.add_argument("--guidance", nargs="+", type=Guidance.parse, default=[Guidance("ddim", 50, 5, 1, 0.0, 10.0)],
-                        help="diffusion settings SAMPLER:STEPS:JUMP:RESAMPLE[:W[:PULL]] [default: ddim:50:5:1:0:10, "
-                             "galgen inpaint's]")
+    default = InpaintConfig()
+    parser.add_argument("--guidance", nargs="+", type=Guidance.parse,
+                        default=[Guidance(default.sampler, default.resolved_steps(), default.jump, default.resample,
+                                          default.guidance, default.pull)],
+                        help="diffusion settings SAMPLER:STEPS:JUMP:RESAMPLE[:W[:PULL]] [default: galgen inpaint's, "
+                             "ddim:15:5:1:0:5]")
     parser.add_argument("--draws", type=int, default=draws, help="K draws per stamp: their mean (and spread) are scored")
     parser.add_argument("--json", type=Path, default=None, help="also write every number here")
     parser.add_argument("--device", default="auto")

@@ -327,11 +327,11 @@ def inpaint(
     ),
     model: Optional[Path] = typer.Option(None, "--model", help="Weights file (default: the bundled model)."),
     sampler: str = typer.Option("ddim", "--sampler", help="ddim (eta=1), ddpm, dpmpp_2m or heun."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampler steps (default: the sampler's own, ddim 50)."),
+    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Sampler steps (default: ddim 15, another sampler's own)."),
     resample: int = typer.Option(1, "--resample", min=1, help="RePaint resampling count r (1 = none)."),
     jump: int = typer.Option(5, "--jump", min=1, help="RePaint jump length j in steps."),
     pull: float = typer.Option(
-        10.0, "--pull", min=0.0, help="Gradient guidance: pull each denoised estimate onto the known pixels with this "
+        5.0, "--pull", min=0.0, help="Gradient guidance: pull each denoised estimate onto the known pixels with this "
         "weight (0 = none; > 0 adds a backward pass per step)."
     ),
     draws: int = typer.Option(4, "--draws", "-k", min=1, help="Independent fills: output their mean, STD its error about the noise-free flux."),

@@ -228,3 +228,21 @@ def test_a_real_424_px_decals_cutout_is_filled_in_tiles(decals_dir, files, tmp_p
     after = read_cube(out)
     outside = ~np.broadcast_to(trail, image.shape)
     assert np.array_equal(after.data[outside], image.data[outside]) and np.isfinite(after.data).all()
+
+
+def test_cli_defaults_are_the_flows():
+    """The command's option defaults are InpaintConfig's (the measured default walk: ddim 15, pull 5)."""
+    import dataclasses
+
+    import typer
+
+    from galgen.flows.fill import DEFAULT_PULL, DEFAULT_STEPS, InpaintConfig
+
+    command = typer.main.get_command(app).commands["inpaint"]
+    cli_defaults = {param.name: param.default for param in command.params}
+    config = InpaintConfig()
+    for field in dataclasses.fields(InpaintConfig):
+        if field.name in cli_defaults:
+            assert cli_defaults[field.name] == getattr(config, field.name), field.name
+    assert (config.resolved_steps(), config.pull) == (DEFAULT_STEPS, DEFAULT_PULL) == (15, 5.0)
+    assert InpaintConfig(sampler="ddpm").resolved_steps() != DEFAULT_STEPS  # another sampler keeps its own

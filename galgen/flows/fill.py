@@ -32,7 +32,9 @@ if TYPE_CHECKING:
 CPU_WINDOWS = 32  # windows (tiles x draws) per network call on the CPU: batch 16-24 already gives its best rate
 GPU_WINDOW_PIXELS = 2**20  # ... and on a GPU, in pixels: 256 windows at 64 px
 
-DEFAULT_SAMPLER = "ddim"  # with eta = 1, 50 steps, pull 10, no resampling: docs/inpainting.md's measured best
+DEFAULT_SAMPLER = "ddim"  # with eta = 1, DEFAULT_STEPS steps, pull DEFAULT_PULL, no resampling: docs/inpainting.md's
+DEFAULT_STEPS = 15        # measured best at N = 200 (as accurate as 50 steps with pull 10, the same coverage, 3/10 of
+DEFAULT_PULL = 5.0        # the network passes; 10 steps under-covers at 2 sigma: benchmarks/results/inpainting.md)
 SCALE_TOLERANCE = 0.01  # relative pixel-scale difference above which the user is told
 PEAK_FRACTION = 0.15  # a window whose peak exceeds this fraction of the upper truncation is scaled down to it: about
                       # the 95th percentile of the bundled model's training galaxies (docs/inpainting.md)
@@ -42,11 +44,11 @@ class InpaintConfig:
     """How the masked pixels are filled; every field ends up in the output's provenance."""
 
     sampler: str = DEFAULT_SAMPLER  # reverse-diffusion sampler (galgen.engine.samplers)
-    steps: Optional[int] = None  # sampler steps; None = the sampler's default (ddim: 50)
+    steps: Optional[int] = None  # sampler steps; None = DEFAULT_STEPS for ddim, another sampler's own default
     eta: float = 1.0  # ddim only: 1 draws the DDPM posterior noise (unbiased fills), 0 is the ODE
     jump: int = 5  # RePaint jump length j (steps descended before going back up)
     resample: int = 1  # RePaint resampling count r (1 = none; the pull replaced it: docs/inpainting.md)
-    pull: float = 10.0  # gradient guidance: denoised estimates pulled onto the known pixels (engine.inpaint; 0 = off)
+    pull: float = DEFAULT_PULL  # gradient guidance: denoised estimates pulled onto the known pixels (engine.inpaint; 0 = off)
     draws: int = 4  # independent fills; the output is their mean, STD its error (galgen.uncertainty; docs/inpainting.md: the mean of
                     # 4 has 0.75x biharmonic's error against noise-free truth, one draw 1.09x)
     seed: int = 0  # draw k uses noise seeded by (seed, k) only (its later tiles: (seed, k, tile))
@@ -78,7 +80,9 @@ class InpaintConfig:
     def resolved_steps(self) -> int:
         from galgen.engine.samplers import get_sampler
 
-        return self.steps or get_sampler(self.sampler).default_steps
+        if self.steps:
+            return self.steps
+        return DEFAULT_STEPS if self.sampler == DEFAULT_SAMPLER else get_sampler(self.sampler).default_steps
 
 @dataclass
 class Fill:
