@@ -185,6 +185,10 @@ def train(
     checkpoint_every: Optional[int] = typer.Option(
         None, "--checkpoint-every", min=0, help="Steps between checkpoints, 0 = at the end (default: 1000)."
     ),
+    keep_guide: Optional[int] = typer.Option(
+        None, "--keep-guide", min=0, help="Also keep the EMA of this step as OUTPUT.guide.safetensors: a weaker "
+        "model for 'galgen sample --guide-model ... --autoguidance W' (default: none)."
+    ),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue exactly from a .ckpt.safetensors file."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (torchrun: one GPU per process)."),
     bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help=_BF16_HELP + " --resume keeps the "
@@ -211,7 +215,8 @@ def train(
 
     config = flow.TrainSettings(
         preset=preset, steps=steps, batch=batch, lr=lr, seed=seed, schedule=schedule, loss=loss, prediction=prediction,
-        p_mean=p_mean, p_std=p_std, ema=ema, label_dropout=label_dropout, checkpoint_every=checkpoint_every, bf16=bf16,
+        p_mean=p_mean, p_std=p_std, ema=ema, label_dropout=label_dropout, checkpoint_every=checkpoint_every,
+        keep_guide=keep_guide, bf16=bf16,
         conditions=() if unconditional else None if condition is None else tuple(parse_names(condition)),
         activation=activation, compile=compile, hold_out=hold_out)
     with progress(disable=not flow.is_lead()) as on_progress:
@@ -220,7 +225,7 @@ def train(
     if result is not None:  # the lead process reports
         _finish(result, json_out=json_out, line=f"wrote {result.output} (step {result.step}, loss {result.loss:.4g}, "
                 f"{result.images_per_second:.1f} img/s, sha256 {result.sha256[:12]}; {result.conditioning})\n"
-                f"{result.memorisation_line}")
+                f"{result.memorisation_line}" + (f"\nkept {result.guide} for autoguidance" if result.guide else ""))
 
 
 @app.command()
@@ -270,6 +275,14 @@ def sample(
         0.0, "--guidance", min=0.0, help="Classifier-free guidance w: D = D_cond + w (D_cond - D_uncond); "
         "0 = the conditional model alone (default: 0)."
     ),
+    guide_model: Optional[Path] = typer.Option(
+        None, "--guide-model", help="Autoguidance: a weaker model of the same images (an earlier snapshot of the "
+        "same run, e.g. train's --keep-guide) that guides this one; give --autoguidance too."
+    ),
+    autoguidance: float = typer.Option(
+        0.0, "--autoguidance", min=0.0, help="Autoguidance weight w: D = D + w (D - D_guide), twice the network "
+        "work (Karras et al. 2024's weight is 1 + w; default: 0, none)."
+    ),
     id_column: Optional[str] = typer.Option(
         None, "--id-column", help="Catalogue column naming each row in the headers (default: id, objid, name or "
         "file, else the row number)."
@@ -300,6 +313,7 @@ def sample(
 
     config = flow.SampleConfig(count=n, seed=seed, batch=batch, sampler=sampler, steps=steps, shard=flow.parse_shard(shard),
                                ra=ra, dec=dec, exact=exact, workers=workers, guidance=guidance, compile=compile,
+                               guide=guide_model, autoguidance=autoguidance,
                                catalog=catalog, condition=None if condition is None else parse_request(condition),
                                id_column=id_column, extrapolate=extrapolate, unconditional=unconditional)
     loaded = load_model(model, device=device, bf16=bf16)

@@ -158,15 +158,21 @@ class LoadedModel:
         return exact_on(self.device, requested)
 
     def denoise(self, x: torch.Tensor, sigma: torch.Tensor, *, exact: bool = False, labels: torch.Tensor | None = None,
-                guidance: float = 0.0) -> torch.Tensor:
+                guidance: float = 0.0, guide: LoadedModel | None = None, autoguidance: float = 0.0) -> torch.Tensor:
         """D(x, sigma) for the samplers: the network in the model's precision, the result in float32.
 
         With ``exact`` the network sees calls of exactly EXACT_BATCH images (the last one padded),
         so an image does not depend on its batch. ``labels`` (B, K), normalised
         (`conditioning.normalise`), condition a conditional model; with ``guidance`` w > 0 the result
         is classifier-free guided (Ho & Salimans 2022): ``D = D_cond + w (D_cond - D_uncond)``, both
-        evaluated on one doubled batch.
+        evaluated on one doubled batch. With a weaker ``guide`` model (`load_guide`) and ``autoguidance``
+        w > 0 it is autoguided (Karras et al. 2024): ``D = D + w (D - D_guide)``, the guide told the
+        same labels (Karras's weight is 1 + w).
         """
+        if guide is not None and autoguidance:
+            good = self.denoise(x, sigma, exact=exact, labels=labels, guidance=guidance)
+            weak = guide.denoise(x, sigma, exact=exact, labels=labels, guidance=guidance)
+            return good + autoguidance * (good - weak)
         if labels is not None:
             labels = labels.to(self.device)
         if labels is None or not guidance:
@@ -281,6 +287,31 @@ def load_model(model: str | Path | None = None, *, device: str = "auto",
     return loaded
 
 
+def load_guide(path, model: LoadedModel) -> LoadedModel:
+    """The weaker model that autoguides ``model`` (`LoadedModel.denoise`), loaded on its device in its precision.
+
+    It must describe the same images: bands, size, normaliser, unit, pixel scale and conditions (names and
+    units) equal to the model's; InputError naming the file otherwise, or when it is the model itself.
+    """
+    guide = load_model(path, device=str(model.device), bf16=model.precision)
+    if guide.sha256 == model.sha256:
+        raise InputError("the guide is the model itself: autoguidance needs a weaker model, for example an "
+                         "earlier snapshot of the same run", path=guide.path)
+    mine, theirs = _described(model), _described(guide)
+    differ = [name for name in mine if mine[name] != theirs[name]]
+    if differ:
+        raise InputError(f"the guide describes other images than {model.path.name}: its {', '.join(differ)} "
+                         f"differ ({'; '.join(f'{n}: {theirs[n]!r}, not {mine[n]!r}' for n in differ)})",
+                         path=guide.path)
+    return guide
+
+
+def _described(model: LoadedModel) -> dict:
+    """What a model's images are: the facts a guide must share with the model it guides."""
+    return {"bands": model.bands, "size": model.size, "normaliser": model.normalizer.to_dict(), "unit": model.unit,
+            "pixel scale": model.pixel_scale, "conditions": [(c.name, c.unit) for c in model.conditions]}
+
+
 MAX_PIXEL_SCALE = 3600.0  # arcsec per pixel (a degree): beyond it a "pixel scale" is no image's
 
 
@@ -339,12 +370,13 @@ def calibration_factors(meta: dict, bands: str, path) -> np.ndarray:
 
 def draw(model: LoadedModel, indices, *, seed: int, sigmas: torch.Tensor, sampler: str, exact: bool = True,
          advance: Callable[[], None] | None = None, labels: torch.Tensor | None = None,
-         guidance: float = 0.0) -> torch.Tensor:
+         guidance: float = 0.0, guide: LoadedModel | None = None, autoguidance: float = 0.0) -> torch.Tensor:
     """Images ``indices`` of run ``seed`` in model space (B, C, H, W), float32 on the model's device.
 
     Noise comes from one generator per image seeded by (seed, index) (runtime.ImageNoise), so
     with ``exact`` an image is bit-identical whatever batch it is drawn in. ``labels`` (B, K),
-    normalised, condition a conditional model (``guidance``: `LoadedModel.denoise`).
+    normalised, condition a conditional model (``guidance``, ``guide``, ``autoguidance``:
+    `LoadedModel.denoise`).
     """
     from functools import partial
 
@@ -356,5 +388,6 @@ def draw(model: LoadedModel, indices, *, seed: int, sigmas: torch.Tensor, sample
     x = float(sigmas[0]) * noise(torch.empty(shape, device=model.device))
     callback = None if advance is None else (lambda *_: advance())
     with torch.no_grad():
-        denoise = partial(model.denoise, exact=exact, labels=labels, guidance=guidance)
+        denoise = partial(model.denoise, exact=exact, labels=labels, guidance=guidance, guide=guide,
+                          autoguidance=autoguidance)
         return samplers.run_sampler(sampler, denoise, x, sigmas, noise=noise, callback=callback)

@@ -267,6 +267,10 @@ def test_torchrun_with_two_gloo_processes_matches_one_process(dataset, tmp_path)
 
 @pytest.fixture
 def dataset(tmp_path):
+    return write_dataset(tmp_path)
+
+
+def write_dataset(tmp_path):
     """A 16 px dataset in galgen's on-disk format (images.npy + dataset.json), written by hand."""
     path = tmp_path / "data"
     path.mkdir()

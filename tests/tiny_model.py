@@ -29,8 +29,9 @@ CONDITIONS = [{"name": "mag_r", "unit": "mag", "min": 15.0, "median": 17.5, "max
 
 
 def make_tiny_model(path, *, schedule: str = "linear-fine", calibration: dict | None = None,
-                    conditions: list[dict] | None = None) -> Path:
-    """Write a tiny model file at ``path`` (about a second on one core); conditional with ``conditions``."""
+                    conditions: list[dict] | None = None, weights_seed: int = 1) -> Path:
+    """Write a tiny model file at ``path`` (about a second on one core); conditional with ``conditions``;
+    ``weights_seed`` draws its weights (another seed: another network of the same images, e.g. a guide)."""
     path = Path(path)
     images = np.random.default_rng(0).uniform(-1, 1, size=(4, 3, 16, 16)).astype(np.float32)
     metadata = {"normalizer": NORMALIZER, "bands": "grz", "pixel_scale": 0.262, "unit": "nanomaggy",
@@ -43,7 +44,7 @@ def make_tiny_model(path, *, schedule: str = "linear-fine", calibration: dict | 
     train(images, unet=unet, config=TrainConfig(steps=1, batch=2, schedule=schedule, checkpoint_every=0),
           output=path, metadata=metadata, labels=labels)
     meta = weights.read_metadata(path)
-    generator = torch.Generator().manual_seed(1)
+    generator = torch.Generator().manual_seed(weights_seed)
     spread = {name: torch.randn(t.shape, generator=generator) * 0.02 for name, t in weights.load_tensors(path).items()}
     if calibration is not None:
         meta["calibration"] = calibration

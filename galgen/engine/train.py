@@ -61,6 +61,8 @@ class TrainConfig:
     # weights, loss and optimiser either way
     augment: bool = True  # random flips and 90-degree rotations (galaxies have no orientation)
     checkpoint_every: int = 1000  # steps between checkpoints (0: only at the end)
+    keep_guide: int = 0  # at this step the EMA weights are also written as a model, `guide_path(output)`: a weaker
+    # snapshot of the run for autoguidance (`model.load_guide`); 0: none
     log_every: int = 10  # steps between progress reports
 
     def __post_init__(self):
@@ -78,6 +80,8 @@ class TrainConfig:
             raise ValueError(f"p_std must be positive, got {self.p_std}")
         if not 0 <= self.label_dropout <= 1:
             raise ValueError(f"label_dropout must be in [0, 1], got {self.label_dropout}")
+        if not 0 <= self.keep_guide < self.steps:
+            raise ValueError(f"keep_guide must be a step before the last ({self.steps}), got {self.keep_guide}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -96,6 +100,12 @@ class TrainResult:
     output: Path | None = None  # the weights file (rank 0)
     checkpoint: Path | None = None  # the last checkpoint written (rank 0)
     saved_step: int | None = None  # the step of that checkpoint
+
+
+def guide_path(output) -> Path:
+    """model.safetensors -> model.guide.safetensors, beside the output: the snapshot `keep_guide` writes."""
+    output = Path(output)
+    return output.with_name(f"{output.name.removesuffix('.safetensors')}.guide.safetensors")
 
 
 def checkpoint_path(output) -> Path:
@@ -198,6 +208,9 @@ def train(
         _update_ema(ema, net, decay=min(config.ema, (1 + age) / (10 + age)))
         pending.append(loss.detach())
         done = step + 1
+        if rank == 0 and done == config.keep_guide:
+            with _diverged_at(done, result):
+                _save_model(guide_path(output), ema, extra_tensors, {**meta, "step": done, "guide_for": Path(output).name})
         saving = done == config.steps or (config.checkpoint_every and done % config.checkpoint_every == 0)
         if done % max(1, config.log_every) == 0 or saving:
             losses = _global_mean(torch.stack(pending), world)
@@ -214,9 +227,14 @@ def train(
         result.step = done
     if rank == 0:
         with _diverged_at(result.step, result):
-            result.output = weights.save_weights(output, {**ema.state_dict(), **weights.data_tensors(extra_tensors)},
-                                                 {**meta, "kind": weights.MODEL_KIND, "step": result.step})
+            result.output = _save_model(output, ema, extra_tensors, {**meta, "step": result.step})
     return result
+
+
+def _save_model(path, ema: torch.nn.Module, extra_tensors, meta: dict) -> Path:
+    """The EMA weights (and the ``data.`` tensors) as a model file at ``path``."""
+    return weights.save_weights(path, {**ema.state_dict(), **weights.data_tensors(extra_tensors)},
+                                {**meta, "kind": weights.MODEL_KIND})
 
 
 def new_network(unet: UNetConfig, device: torch.device | str = "cpu") -> UNet:

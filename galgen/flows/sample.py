@@ -21,7 +21,7 @@ import torch
 
 from galgen.conditioning import Requests, ask, check_requests
 from galgen.errors import InputError
-from galgen.model import LoadedModel, draw, exact_on  # noqa: F401 - draw: flows.sample.draw, as before
+from galgen.model import LoadedModel, draw, exact_on, load_guide  # noqa: F401 - draw: flows.sample.draw, as before
 from galgen.progress import Progress, stage
 
 MOCK_PREFIX = "mock_"
@@ -34,7 +34,8 @@ WRITERS_FROM = 100  # images from which a GPU run writes its files in helper pro
 # 470 images/s, 480 GB of 64 px grz files in one directory. More mocks: several runs (seeds, directories).
 MAX_COUNT = 10_000_000
 # what a file already in the output directory must share with this run to be skipped as done
-_RUN_IDENTITY = ("model_sha256", "seed", "index", "sampler", "steps", "bf16", "conditions", "guidance")
+_RUN_IDENTITY = ("model_sha256", "seed", "index", "sampler", "steps", "bf16", "conditions", "guidance", "autoguidance",
+                 "guide_sha256")
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,8 @@ class SampleConfig:
                                                          # or given directly)
     ids: tuple[str, ...] | None = None  # the catalogue row id of image i (headers, summary)
     guidance: float = 0.0  # classifier-free guidance weight w (0: the conditional model alone)
+    guide: Path | None = None  # a weaker model of the same images that autoguides this one (`model.load_guide`)
+    autoguidance: float = 0.0  # autoguidance weight w: D + w (D - D_guide) (0: none; Karras et al.'s weight is 1 + w)
     compile: bool | None = None  # torch.compile the network; None: on a GPU for long runs (`runtime.compile_on`)
     writers: int | None = None  # helper processes writing the FITS files; None: `plan_writers`
 
@@ -100,6 +103,19 @@ class SampleConfig:
             raise InputError(f"{len(self.labels)} label requests for {self.count} images")
         if not self.guidance >= 0:
             raise InputError(f"guidance must be >= 0, got {self.guidance}", options="guidance")
+        if not self.autoguidance >= 0:
+            raise InputError(f"autoguidance must be >= 0, got {self.autoguidance}", options="autoguidance")
+        if (self.guide is None) != (not self.autoguidance):
+            raise InputError("autoguidance needs both a guide model and a weight w > 0",
+                             options=("guide-model", "autoguidance"))
+        if self.autoguidance and self.guidance:
+            raise InputError("choose classifier-free guidance or autoguidance, not both",
+                             options=("guidance", "autoguidance"))
+
+    @property
+    def evaluations(self) -> int:
+        """Network evaluations per sampler evaluation: 2 under either guidance."""
+        return 2 if self.guidance or self.autoguidance else 1
 
     def for_model(self, model: LoadedModel) -> SampleConfig:
         """This config with the model's default sampler filled in where none was chosen."""
@@ -139,6 +155,7 @@ class SampleResult:
     check: list[dict] | None = None  # conditional: requested vs measured per label (`check_requests`)
     notes: list[str] | None = None  # conditional: what was assumed (a missing catalogue column...)
     precision: object = None  # the model's runtime.Precision: bf16 or float32, and why
+    autoguidance: dict | None = None  # the weight and the guide's file and sha256 (`_guide_fields`), if autoguided
 
     def to_dict(self) -> dict:
         made = len(self.written)
@@ -151,6 +168,7 @@ class SampleResult:
             "devices": self.devices, "exact": self.exact, "preview": None if self.preview is None else str(self.preview),
             "conditions": self.check, "notes": self.notes or [],
             "precision": None if self.precision is None else self.precision.to_dict(),
+            "autoguidance": self.autoguidance,
         }
 
 
@@ -207,12 +225,13 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
     if config.labels is not None and not model.conditions:
         raise InputError("the model is not conditional: it takes no labels", path=model.path)
     check_preview(preview)
+    guide = None if config.guide is None else load_guide(config.guide, model)  # checked before anything is made
     out_dir = output_directory(out_dir)
     todo, skipped = [], []
     for index in config.indices:
         path = out_dir / mock_name(index, config.count)
         if path.exists():
-            _check_done(path, model, config, index)
+            _check_done(path, model, config, index, guide)
             skipped.append(path)
         else:
             todo.append(index)
@@ -222,7 +241,7 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
     if devices is None:
         writers = plan_writers(model, config, len(todo))
         written = draw_and_write(model, out_dir, todo, config=replace(config, writers=writers), command=command,
-                                 advance=advance)
+                                 advance=advance, guide=guide)
         devices = [str(model.device)]
     else:
         from galgen.processes import run_workers
@@ -244,10 +263,10 @@ def run(out_dir, *, model: LoadedModel, config: SampleConfig, preview=None, comm
                                [config.labels[i] for i in config.indices], on_progress=on_progress)
     return SampleResult(
         out_dir=out_dir, written=sorted(written), skipped=skipped, seconds=time.perf_counter() - start,
-        sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps) * (2 if config.guidance else 1),
+        sampler=config.sampler, steps=steps, nfe=nfe(config.sampler, steps) * config.evaluations,
         model_sha256=model.sha256, devices=devices, exact=exact_on(devices[0], config.exact),
         preview=preview, check=checked, notes=requests.notes if requests is not None else None,
-        precision=model.precision,
+        precision=model.precision, autoguidance=_guide_fields(config, guide) or None,
     )
 
 
@@ -288,8 +307,9 @@ def plan_writers(model: LoadedModel, config: SampleConfig, count: int) -> int:
 
 
 def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: SampleConfig, command: str,
-                   advance=None) -> list[Path]:
-    """Draw and write ``indices`` batch by batch on the model's device; ``advance(images)`` per sampler step."""
+                   advance=None, guide: LoadedModel | None = None) -> list[Path]:
+    """Draw and write ``indices`` batch by batch on the model's device; ``advance(images)`` per sampler step.
+    ``guide``: ``config.guide`` already loaded (None: loaded here when the config names one)."""
     from galgen.io.cube import make_wcs
     from galgen.engine.samplers import get_sampler, nfe
     from galgen.flows.output import made_by, write_mock
@@ -301,6 +321,8 @@ def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: Sample
     sigmas = model.sigmas(config.sampler, config.steps)
     steps = len(sigmas) - 1
     size = config.batch or default_batch(model)
+    if guide is None and config.guide is not None:
+        guide = load_guide(config.guide, model)
     compiled = compile_on(model.device, config.compile, pixels=len(indices) * model.size**2)
     if compiled:
         compile_network(model.module.net)
@@ -314,10 +336,14 @@ def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: Sample
             step = None if advance is None else (lambda n=len(batch): advance(n / steps))
             labels = _batch_labels(model, config, batch)
             flux = model.to_flux(draw(model, batch, seed=config.seed, sigmas=sigmas, sampler=config.sampler,
-                                      exact=exact, advance=step, labels=labels, guidance=config.guidance))
+                                      exact=exact, advance=step, labels=labels, guidance=config.guidance,
+                                      guide=guide, autoguidance=config.autoguidance))
             for index, image in zip(batch, flux):
                 history = [f"mock {index} of seed {config.seed}: {config.sampler} {steps} steps from model "
                            f"{model.path.name} (sha256 {model.sha256[:12]})"]
+                if guide is not None:
+                    history.append(f"autoguided with w = {config.autoguidance:g} by model {guide.path.name} "
+                                   f"(sha256 {guide.sha256[:12]})")
                 request = _request_fields(model, config, index)
                 if request:
                     history.append("requested " + ", ".join(
@@ -327,9 +353,9 @@ def draw_and_write(model: LoadedModel, out_dir: Path, indices, *, config: Sample
                     write_mock, out_dir / mock_name(index, config.count), image, bands=model.bands, unit=model.unit,
                     wcs=wcs, **made_by(model, command=command, history=history, seed=config.seed, index=index,
                               count=config.count, sampler=config.sampler, steps=steps,
-                              nfe=nfe(config.sampler, steps) * (2 if config.guidance else 1),
+                              nfe=nfe(config.sampler, steps) * config.evaluations,
                               spacing=get_sampler(config.sampler).spacing, exact=exact, compiled=compiled or None,
-                              **request),
+                              **_guide_fields(config, guide), **request),
                 )
         return writers.results()
 
@@ -353,6 +379,13 @@ def _batch_labels(model: LoadedModel, config: SampleConfig, batch) -> torch.Tens
     return torch.from_numpy(normalise(model.conditions, np.array([config.labels[i] for i in batch])))
 
 
+def _guide_fields(config: SampleConfig, guide: LoadedModel | None) -> dict:
+    """Provenance of autoguidance: the weight and the guide's file and sha256 (nothing without it)."""
+    if guide is None:
+        return {}
+    return {"autoguidance": float(config.autoguidance), "guide": guide.path.name, "guide_sha256": guide.sha256}
+
+
 def _request_fields(model: LoadedModel, config: SampleConfig, index: int) -> dict:
     """Provenance of image ``index``'s request: the values asked for, the guidance, the catalogue row's id."""
     if config.labels is None:
@@ -368,14 +401,16 @@ def _request_fields(model: LoadedModel, config: SampleConfig, index: int) -> dic
     return fields
 
 
-def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int) -> None:
-    """A file in the way must be this run's own mock (same model, seed, index, sampler, steps, bf16)."""
+def _check_done(path: Path, model: LoadedModel, config: SampleConfig, index: int, guide: LoadedModel | None) -> None:
+    """A file in the way must be this run's own mock (same model, seed, index, sampler, steps, bf16, guidance)."""
     from galgen.io.cube import read_provenance
 
     found = read_provenance(path)
     wanted = {"model_sha256": model.sha256, "seed": config.seed, "index": index, "sampler": config.sampler,
-              "steps": config.steps, "bf16": model.bf16, "conditions": None, "guidance": None}
+              "steps": config.steps, "bf16": model.bf16, "conditions": None, "guidance": None, "autoguidance": None,
+              "guide_sha256": None}
     wanted.update(_request_fields(model, config, index))
+    wanted.update(_guide_fields(config, guide))
     differ = [key for key in _RUN_IDENTITY if found.get(key) != wanted[key]]
     if differ:
         raise InputError(f"a mock of another run is in the way ({', '.join(differ)} differ); "

@@ -44,6 +44,7 @@ class TrainSettings:
     ema: float | None = None  # EMA decay of the sampling weights
     label_dropout: float | None = None  # conditional: fraction of images trained without labels
     checkpoint_every: int | None = None  # steps between checkpoints, 0 = at the end
+    keep_guide: int | None = None  # the step whose EMA is also kept as a weaker model for autoguidance
     bf16: bool | None = None  # bf16 autocast
     conditions: tuple[str, ...] | None = None  # labels (or colours a_b) to condition on; None: the dataset's
     # (`conditioning.default_conditions`, or a resumed checkpoint's), () unconditional
@@ -54,7 +55,7 @@ class TrainSettings:
     def overrides(self) -> dict:
         """The engine's TrainConfig fields this run sets (those not None)."""
         fields = ("steps", "batch", "lr", "seed", "schedule", "loss", "prediction", "p_mean", "p_std", "ema",
-                  "label_dropout", "checkpoint_every", "bf16")
+                  "label_dropout", "checkpoint_every", "keep_guide", "bf16")
         return {name: getattr(self, name) for name in fields if getattr(self, name) is not None}
 
 
@@ -75,6 +76,7 @@ class TrainSummary:
     conditions: tuple[str, ...] = ()  # the labels the model is conditioned on; () unconditional
     held_out: int = 0  # dataset rows kept aside (`galgen.holdout`)
     memorisation: object = None  # metrics.memorization.MemorisationReport of the end check, None without one
+    guide: Path | None = None  # the weaker snapshot kept for autoguidance (`TrainSettings.keep_guide`), once written
 
     @property
     def conditioning(self) -> str:
@@ -94,7 +96,8 @@ class TrainSummary:
                 "sha256": self.sha256, "device": self.device, "compiled": self.compiled,
                 "precision": None if self.precision is None else self.precision.to_dict(),
                 "conditions": list(self.conditions), "held_out": self.held_out,
-                "memorisation": None if self.memorisation is None else self.memorisation.to_dict()}
+                "memorisation": None if self.memorisation is None else self.memorisation.to_dict(),
+                "guide": None if self.guide is None else str(self.guide)}
 
 
 def is_lead() -> bool:
@@ -121,7 +124,7 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
     from galgen.io.provenance import file_sha256
     from galgen.dataset import open_dataset
     from galgen.engine import runtime, weights
-    from galgen.engine.train import checkpoint_path, settings_for, train
+    from galgen.engine.train import checkpoint_path, guide_path, settings_for, train
 
     if resume is not None and Path(output).resolve() == Path(resume).resolve():
         model = Path(output).name.removesuffix(".safetensors").removesuffix(".ckpt") + ".safetensors"
@@ -130,6 +133,9 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
                          path=output, options=("output", "resume"))
     check_output(output, overwrite=overwrite or resume is not None, made_by_galgen=weights.is_weights_file,
                  suffixes=(".safetensors",))
+    if config.keep_guide:
+        check_output(guide_path(output), overwrite=overwrite or resume is not None,
+                     made_by_galgen=weights.is_weights_file, suffixes=(".safetensors",))
     data = open_dataset(dataset)
     settings, activation, compile = config, config.activation, config.compile
     held = held_out(data, hold_out=settings.hold_out, resume=resume)
@@ -197,7 +203,8 @@ def run(dataset, output, *, config: TrainSettings = TrainSettings(), resume=None
                         images_per_second=len(result.losses) * config.batch / seconds,
                         sha256=file_sha256(result.output), device=str(where),
                         compiled=runtime.compile_on(where, compile), precision=precision,
-                        conditions=tuple(c.name for c in chosen), held_out=len(held), memorisation=report)
+                        conditions=tuple(c.name for c in chosen), held_out=len(held), memorisation=report,
+                        guide=guide_path(output) if config.keep_guide and guide_path(output).is_file() else None)
 
 
 def training_precision(device, config, *, requested: bool | None, resume=None):
