@@ -168,8 +168,11 @@ def test_4_workers_die_with_their_parent(model_file, tmp_path, command, signum):
     args = {"sample": ["sample", "-n", "200", "-o", str(out), "--model", str(model_file), "--steps", "300",
                        "--sampler", "ddim", "-j", "2", "--batch", "1"],
             "simulate": ["simulate", "-n", "5000", "-o", str(out), "-j", "2"]}[command]
+    # Ctrl-C's disposition as a terminal gives it: a suite started in the background of a script (`.ci/run &`)
+    # inherits SIGINT ignored, which Python then keeps, and the run would rightly go on
     parent = subprocess.Popen([sys.executable, "-m", "galgen", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                              stderr=subprocess.PIPE, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(out.glob("*_*.fits")) and time.monotonic() < deadline and parent.poll() is None:
         time.sleep(0.2)
