@@ -108,26 +108,52 @@ def parse_args(argv=None):
                         help="resample the real cutout to the model's pixel scale first (flux kept; the trail keeps its width "
                              "in arcsec): is the pixel scale what the model misses?")
     parser.add_argument("--out", type=Path, default=Path("/tmp/galgen-inpaint-bench"), help="PNG directory")
+    parser.add_argument("--residuals", type=int, default=0,
+                        help="also draw the residuals of the stamps the first setting's mean fills worst, this many")
+    add_population_arguments(parser)
     return parser.parse_args(argv)
+
+
+def add_population_arguments(parser: argparse.ArgumentParser) -> None:
+    """`galgen simulate`'s population settings, the same text and defaults (benchmarks/populations.sh has
+    the populations A and B the model never saw)."""
+    parser.add_argument("--mag-range", default="15,19.5")
+    parser.add_argument("--size-scale", type=float, default=1.0)
+    parser.add_argument("--early-fraction", type=float, default=0.35)
+    parser.add_argument("--colour-shift", default="0,0")
+    parser.add_argument("--seeing", default="1.15,1.32")
+    parser.add_argument("--neighbours", type=float, default=0.0)
+
+
+def population_of(args):
+    """The `galaxies.Population` the benchmark's stamps are drawn from."""
+    from galgen.galaxies import parse_population
+
+    return parse_population(mag_range=args.mag_range, seeing=args.seeing, colour_shift=args.colour_shift,
+                            size_scale=args.size_scale, early_fraction=args.early_fraction,
+                            neighbours=args.neighbours)
 
 
 # ----------------------------------------------------------------------------- the stamps
 
 
-def simulated_cases(count: int, *, seed: int, size: int, brighter: float | None = None):
+def simulated_cases(count: int, *, seed: int, size: int, brighter: float | None = None, population=None):
     """Stacked (observed, noise-free, (N, H, W) trail masks, nucleus flags, sky RMS (C,)).
 
-    The galaxies are ``galgen simulate``'s of ``seed`` in index order; with ``brighter``, only those
-    with mag_r below it (the same population's bright end, found by drawing the parameters alone).
+    The galaxies are ``galgen simulate``'s of ``seed`` in index order, from ``population`` (default:
+    the bundled model's); with ``brighter``, only those with mag_r below it (the same population's
+    bright end, found by drawing the parameters alone).
     """
-    from galgen.galaxies import SKY_SIGMA, draw_observation, draw_params
+    from galgen.galaxies import SKY_SIGMA, Population, draw_observation, draw_params
 
+    population = population or Population()
     rms = np.asarray(SKY_SIGMA, dtype=np.float64)
     indices = range(count) if brighter is None else list(itertools.islice(
-        (i for i in range(count * 1000) if draw_params(seed, i, size=size).mag_r < brighter), count))
+        (i for i in range(count * 1000)
+         if draw_params(seed, i, size=size, population=population).mag_r < brighter), count))
     observed, clean, masks, nucleus = [], [], [], []
     for n, index in enumerate(indices):
-        image, truth_image, truth = draw_observation(seed, index, size=size)
+        image, truth_image, truth = draw_observation(seed, index, size=size, population=population)
         trail = random_trail((size, size), seed=seed * 100_003 + index, rms=rms, ranges=RANGES)
         if n % NUCLEUS_EVERY == 0:
             trail = through(trail, (size, size), (truth["x_center"], truth["y_center"]))
@@ -217,7 +243,7 @@ def calibrated_coverage(draws: int) -> dict:
 def run_simulations(args, model) -> dict:
     """Fill every stamp with every method; score all of them over the same pixels."""
     observed, clean, masks, nucleus, rms = simulated_cases(args.count, seed=args.seed, size=model.size,
-                                                           brighter=args.brighter)
+                                                           brighter=args.brighter, population=population_of(args))
     fills: dict[str, tuple[np.ndarray, float]] = {}
     spreads: dict[str, dict] = {}
     for guidance in args.guidance:
@@ -231,6 +257,8 @@ def run_simulations(args, model) -> dict:
             mean, variance = stack.mean(axis=0), stack.var(axis=0, ddof=1)
             fills[f"{guidance.name}: mean of {args.draws}"] = (mean, time.perf_counter() - start)
             error = fill_error(variance, masks[:, None], stamp_noise(model, observed, masks), draws=args.draws)
+            if guidance == args.guidance[0] and args.residuals:
+                residuals_png(args, observed, clean, masks, rms, mean, error)
             for label, std in ((f"{guidance.name}: the draws' spread", np.sqrt(variance)),
                                (f"{guidance.name}: STD written (the fill's error)", error)):
                 spreads[label] = {name: coverage(mean, std, clean, where)
@@ -250,6 +278,44 @@ def run_simulations(args, model) -> dict:
     return {"stamps": len(observed), "nucleus_stamps": int(nucleus.sum()), "draws": args.draws,
             "trail_pixels": int(masks.sum()), "accuracy": table, "coverage": spreads,
             "calibrated_coverage": calibrated_coverage(args.draws) if args.draws > 1 else None}
+
+
+def residuals_png(args, observed, clean, masks, rms, mean, std) -> Path:
+    """The ``--residuals`` stamps whose mean fill has the largest median error above 3 sigma: the noise-free
+    image with the trail outlined, then (fill - truth) in the r band in sky sigma for the mean of draws and for
+    biharmonic, and (fill - truth) / STD written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = scored_pixels(clean, masks, rms)
+    errors = np.abs(mean - clean) / np.maximum(np.abs(clean), 1e-30)
+    worst = [float(np.median(errors[i][scored[i]])) if scored[i].sum() >= 5 else -1.0 for i in range(len(clean))]
+    chosen = np.argsort(worst)[::-1][:args.residuals]
+    fig, axes = plt.subplots(len(chosen), 4, figsize=(9, 2.3 * len(chosen)), squeeze=False)
+    for row, i in zip(axes, chosen):
+        classical = fill_biharmonic(observed[i], masks[i])
+        panels = [(rgb(clean[i], rms), None, f"stamp {i}: median error {worst[i]:.2f}"),
+                  ((mean[i, 1] - clean[i, 1]) / rms[1], 10, "mean fill - truth, r (sky sigma)"),
+                  ((classical[1] - clean[i, 1]) / rms[1], 10, "biharmonic - truth, r"),
+                  ((mean[i, 1] - clean[i, 1]) / np.maximum(std[i, 1], 1e-30), 3, "(fill - truth) / STD, r")]
+        for ax, (image, limit, title) in zip(row, panels):
+            if limit is None:
+                ax.imshow(image, origin="lower", interpolation="nearest")
+                ax.contour(masks[i], levels=[0.5], colors="w", linewidths=0.5)
+            else:
+                ax.imshow(np.where(masks[i], image, np.nan), origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit,
+                          interpolation="nearest")
+            ax.set_title(title, fontsize=7)
+            ax.set_axis_off()
+    fig.tight_layout()
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "inpaint_residuals.png"
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    print(f"residuals of the {len(chosen)} worst stamps: {path}")
+    return path
 
 
 def print_simulations(result: dict, args, model) -> None:

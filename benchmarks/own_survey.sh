@@ -5,9 +5,7 @@
 #
 #   bash benchmarks/own_survey.sh WORK [A|B] [MILESTONE ...]      (default: A, 1500 10000)
 #
-# A: fainter (16-20.5), smaller (x0.7), more bulge-dominated (60 %), redder (+0.08 / +0.05), sharper seeing
-#    (0.9-1.1"), a neighbour in 20 % of the stamps.  B: brighter (15-18.5), larger (x1.4), disk-dominated
-#    (15 %), bluer (-0.10 / -0.06), worse seeing (1.4-1.7").
+# A and B: benchmarks/populations.sh.
 # Resumable: rerun the same command; finished stages are skipped, training continues from its checkpoint.
 # `python benchmarks/steps_curve.py WORK` prints the table (WORK/sgd_<steps>.json, WORK/floor_sgd.json).
 set -euo pipefail
@@ -19,15 +17,11 @@ MILESTONES=${*:-1500 10000}
 N=${N:-1000}
 N_SIMS=${N_SIMS:-12000}
 WORKERS=${WORKERS:-2}
-case "$WHICH" in
-    A) POP=(--mag-range 16,20.5 --size-scale 0.7 --early-fraction 0.6 --colour-shift 0.08,0.05 --seeing 0.9,1.1
-            --neighbours 0.2) ;;
-    B) POP=(--mag-range 15,18.5 --size-scale 1.4 --early-fraction 0.15 --colour-shift=-0.10,-0.06 --seeing 1.4,1.7) ;;
-    *) echo "own_survey.sh: population must be A or B, not $WHICH" >&2; exit 2 ;;
-esac
+HERE=$(cd "$(dirname "$0")" && pwd)
+source "$HERE/populations.sh"
+population_args "$WHICH" || exit 2
 fid=()
 [ "${FID:-0}" = 1 ] && fid=(--fid)
-HERE=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$WORK"
 
 [ -f "$WORK/sims/truth.fits" ] || galgen simulate -n "$N_SIMS" -o "$WORK/sims" --seed 1 "${POP[@]}" \
