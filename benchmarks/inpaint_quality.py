@@ -108,6 +108,9 @@ def parse_args(argv=None):
                         help="resample the real cutout to the model's pixel scale first (flux kept; the trail keeps its width "
                              "in arcsec): is the pixel scale what the model misses?")
     parser.add_argument("--out", type=Path, default=Path("/tmp/galgen-inpaint-bench"), help="PNG directory")
+    parser.add_argument("--save-draws", type=Path, default=None,
+                        help="also write the first setting's draws, the stamps, truths and masks to this .npz (to study the "
+                             "STD without refilling)")
     parser.add_argument("--residuals", type=int, default=0,
                         help="also draw the residuals of the stamps the first setting's mean fills worst, this many")
     add_population_arguments(parser)
@@ -259,6 +262,9 @@ def run_simulations(args, model) -> dict:
             error = fill_error(variance, masks[:, None], stamp_noise(model, observed, masks), draws=args.draws)
             if guidance == args.guidance[0] and args.residuals:
                 residuals_png(args, observed, clean, masks, rms, mean, error)
+            if guidance == args.guidance[0] and args.save_draws:
+                np.savez_compressed(args.save_draws, draws=stack, observed=observed, clean=clean, masks=masks,
+                                    nucleus=nucleus, rms=rms, noise=stamp_noise(model, observed, masks))
             for label, std in ((f"{guidance.name}: the draws' spread", np.sqrt(variance)),
                                (f"{guidance.name}: STD written (the fill's error)", error)):
                 spreads[label] = {name: coverage(mean, std, clean, where)
