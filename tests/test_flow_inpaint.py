@@ -372,7 +372,7 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     result = fill_cube(image, mask[0], model=conditional_model, config=FAST)
     assert any("told the galaxy's own labels" in note and "mag_r" in note for note in result.notes)
     stamps = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
-    np.testing.assert_allclose(stamps[0], result.data, atol=1e-5)
+    np.testing.assert_allclose(stamps[0], result.data, rtol=1e-3, atol=1e-5)  # one batch or another: float32 kernels differ by rounding (AVX2)
 
 
 def test_stamps_can_be_told_their_labels(conditional_model, tiny_model):
