@@ -12,6 +12,7 @@ from galgen.io.cube import Cube
 from galgen.io.cube import make_wcs
 from galgen.io.write import write_cube
 from galgen.engine.unet import UNet, UNetConfig
+from galgen.engine.inpaint import repaint_steps
 from galgen.engine.weights import MODEL_KIND, save_weights
 from galgen.errors import InputError
 from galgen.flows.fill import InpaintConfig, check_mask, draw_noise, fill_cube, fill_stamps, plan
@@ -280,6 +281,18 @@ def test_stamps_in_one_batch_match_the_single_image_path(tiny_model):
         fill_stamps(stamps[:, :, :8], masks[:, :, :8], model=tiny_model, config=FAST)
 
 
+def test_stamps_split_into_network_calls_fill_as_one_call(tiny_model, monkeypatch):
+    stamps = np.stack([galaxy((3, 16, 16), seed=s).data for s in range(5)])
+    masks = np.zeros((5, 1, 16, 16), dtype=bool)
+    masks[:, 0, 6:9, :] = True
+    whole = fill_stamps(stamps, masks, model=tiny_model, config=FAST)
+    monkeypatch.setattr("galgen.flows.fill.CPU_WINDOWS", 2)  # calls of 2, 2 and 1 stamps
+    steps = []
+    split = fill_stamps(stamps, masks, model=tiny_model, config=FAST, advance=lambda: steps.append(1))
+    np.testing.assert_allclose(split, whole, rtol=1e-4, atol=1e-6)
+    assert len(steps) == 3 * repaint_steps(FAST.resolved_steps(), jump=FAST.jump, resample=FAST.resample)
+
+
 def test_a_fill_beside_flux_above_the_upper_truncation_is_noted(tiny_model, monkeypatch):
     monkeypatch.setattr("galgen.flows.fill.PEAK_FRACTION", np.inf)  # windows filled at their own flux (S = 1)
     image, mask = galaxy(), diagonal_mask()
@@ -373,6 +386,26 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     assert any("told the galaxy's own labels" in note and "mag_r" in note for note in result.notes)
     stamps = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
     np.testing.assert_allclose(stamps[0], result.data, rtol=1e-3, atol=1e-5)  # one batch or another: float32 kernels differ by rounding (AVX2)
+
+
+def test_a_std_written_for_labels_beyond_the_training_range_is_called_too_small(conditional_model, monkeypatch):
+    from galgen.conditioning import labels_of
+
+    monkeypatch.setattr("galgen.flows.fill.PEAK_FRACTION", np.inf)  # filled at its own flux, told its own labels
+    image = galaxy((3, 16, 16), seed=3)
+    mask = np.zeros((3, 16, 16), dtype=bool)
+    mask[:, 7:10, :] = True
+    two = dataclasses.replace(FAST, draws=2)
+    inside = labels_of(conditional_model, image.data[None], unknown=mask[None])
+    assert not any(c.min > v or v > c.max for c, v in zip(conditional_model.conditions, inside[0]))
+    plain = fill_cube(image, mask, model=conditional_model, config=two).notes
+    assert not any("STD is too small" in note for note in plain), plain
+    fainter = Cube(data=image.data * 0.1, bands=image.bands, wcs=image.wcs, unit=image.unit)  # 2.5 mag beyond
+    notes = fill_cube(fainter, mask, model=conditional_model, config=two).notes
+    assert any(note.startswith("the STD is too small where the labels lie beyond the training range (1 of 1 tiles)")
+               and "39 / 63 %" in note for note in notes), notes
+    # one draw writes no STD, so nothing is said of it
+    assert not any("STD" in note for note in fill_cube(fainter, mask, model=conditional_model, config=FAST).notes)
 
 
 def test_stamps_can_be_told_their_labels(conditional_model, tiny_model):

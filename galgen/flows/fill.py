@@ -36,6 +36,9 @@ DEFAULT_SAMPLER = "ddim"  # with eta = 1, DEFAULT_STEPS steps, pull DEFAULT_PULL
 DEFAULT_STEPS = 15        # measured best at N = 200 (as accurate as 50 steps with pull 10, the same coverage, 3/10 of
 DEFAULT_PULL = 5.0        # the network passes; 10 steps under-covers at 2 sigma: benchmarks/results/inpainting.md)
 SCALE_TOLERANCE = 0.01  # relative pixel-scale difference above which the user is told
+STD_BEYOND_RANGE = (0.393, 0.630, 0.624, 0.870)  # coverage at 1 / 2 STD of the 4-draw STD on population A (N = 200):
+                                               # stamps whose labels lie beyond the model's range, then within it
+                                               # (docs/inpainting.md, "Galaxies the model never saw")
 PEAK_FRACTION = 0.15  # a window whose peak exceeds this fraction of the upper truncation is scaled down to it: about
                       # the 95th percentile of the bundled model's training galaxies (docs/inpainting.md)
 
@@ -179,9 +182,12 @@ def _network_batches(groups: list[list[int]], *, model: LoadedModel, draws: int)
     """The waves of tiles split so that one network call holds at most CPU_WINDOWS windows (tiles x draws;
     on a GPU GPU_WINDOW_PIXELS worth): memory stays flat however many tiles a wave has (a mask over a
     whole survey image, say). The parts of a wave do not see each other either."""
-    windows = max(CPU_WINDOWS, GPU_WINDOW_PIXELS // model.size**2) if model.device.type == "cuda" else CPU_WINDOWS
-    tiles = max(1, windows // draws)
+    tiles = max(1, _windows_per_call(model) // draws)
     return [wave[i:i + tiles] for wave in groups for i in range(0, len(wave), tiles)]
+
+def _windows_per_call(model: LoadedModel) -> int:
+    """Model-sized windows one network call takes: CPU_WINDOWS on the CPU, GPU_WINDOW_PIXELS worth on a GPU."""
+    return max(CPU_WINDOWS, GPU_WINDOW_PIXELS // model.size**2) if model.device.type == "cuda" else CPU_WINDOWS
 
 def fill_cube(image: Cube, mask: np.ndarray, *, model: LoadedModel, config: InpaintConfig = InpaintConfig(),
               advance: Optional[Callable[[], None]] = None, planned: Plan | None = None) -> Fill:
@@ -250,7 +256,10 @@ def _fill_pixels(image: Cube, planned: Plan, *, model: LoadedModel, config: Inpa
              words.clipping_note(clipping(image.data[rows], chosen, model=model, filled=data[rows],
                                           scales=cap[:ny, :nx])),
              conditioning.told_note(model.conditions, np.concatenate(told), where="around the mask",
-                                    parts="tiles") if told else None]
+                                    parts="tiles") if told else None,
+             words.std_note(sum(bool(conditioning.outside(model.conditions, row[np.isfinite(row).all(axis=1)]))
+                                for row in told), len(told), measured=STD_BEYOND_RANGE)
+             if told and config.draws > 1 else None]
     return Fill(data=data, std=std, mask=filled, tiles=len(planned.tiles), nfe=planned.nfe,
                 notes=[n for n in notes if n], waves=len(planned.waves))
 
@@ -295,9 +304,11 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model: LoadedModel, co
                 labels: Optional[np.ndarray] = None, advance: Optional[Callable[[], None]] = None) -> np.ndarray:
     """Fill many model-sized stamps at once: (N, C, size, size) flux in the model's bands -> filled flux.
 
-    One draw per stamp, all stamps in one batch (the fast path for catalogues of cutouts and for
-    benchmarks); stamp n uses the noise of draw n of ``config.seed``, so stamp 0 matches
-    `fill_cube` on that stamp alone. ``masks`` (N, C or 1, size, size) boolean, True = fill.
+    One draw per stamp, the stamps side by side in network calls of at most CPU_WINDOWS (on a GPU
+    GPU_WINDOW_PIXELS worth; the fast path for catalogues of cutouts and for benchmarks: memory stays
+    flat however many stamps, since the pull keeps each call's activations for its backward pass);
+    stamp n uses the noise of draw n of ``config.seed``, so stamp 0 matches `fill_cube` on that stamp
+    alone and the result does not depend on the calls. ``advance()`` is called once per sampler step of each call. ``masks`` (N, C or 1, size, size) boolean, True = fill.
     Outside the masks the result equals ``images`` bit for bit. A conditional model is told
     ``labels`` (N, K) in the conditions' units when given (a catalogue's, or a benchmark's truth;
     NaN rows unconditional), else the labels measured around the masks (`conditioning.labels_of`); a stamp
@@ -317,12 +328,18 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model: LoadedModel, co
     known = np.where(masks, 0.0, images) / scales
     told = (conditioning.labels_of(model, known, unknown=masks) if labels is None
             else conditioning.scaled(model, labels, scales[:, 0, 0, 0]))
-    filled = inpaint(model.conditioned(told, guidance=config.guidance),
-                     torch.from_numpy(model.to_model(known)).to(model.device), torch.from_numpy(masks).to(model.device),
-                     sigmas, sampler=config.sampler, jump=config.jump, resample=config.resample, pull=config.pull,
-                     noise=ImageNoise(config.seed, range(len(images)), device=model.device),
-                     callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
-    return np.where(masks, model.to_flux(filled) * scales, images).astype(np.float32)
+    out = images.copy()
+    batch = _windows_per_call(model)
+    for start in range(0, len(images), batch):  # network calls of at most `batch` stamps: memory stays flat
+        part = slice(start, start + batch)
+        filled = inpaint(model.conditioned(None if told is None else told[part], guidance=config.guidance),
+                         torch.from_numpy(model.to_model(known[part])).to(model.device),
+                         torch.from_numpy(masks[part]).to(model.device), sigmas, sampler=config.sampler,
+                         jump=config.jump, resample=config.resample, pull=config.pull,
+                         noise=ImageNoise(config.seed, range(start, min(start + batch, len(images))), device=model.device),
+                         callback=(lambda *_: advance()) if advance is not None else None, **config.sampler_options())
+        out[part] = np.where(masks[part], model.to_flux(filled) * scales[part], images[part])
+    return out
 
 def draw_noise(model, flux: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """(C,) RMS of the sky noise a draw of ``model`` carries in flux units, before any flux scaling: the

@@ -109,3 +109,15 @@ def clipping_note(clipping: Optional[Clipping]) -> Optional[str]:
         return f"{note}; no filled pixel reached the cap"
     losses = ", ".join(f"{b} {v:.3g}" for b, v in zip(clipping.bands, clipping.lost))
     return f"{note}; {clipping.capped} filled pixels sit at the cap, missing at least {losses} {clipping.unit} in all"
+
+
+def std_note(beyond: int, tiles: int, *, measured: tuple[float, float, float, float]) -> Optional[str]:
+    """A sentence when the STD was written for tiles whose measured labels lie beyond the model's training range
+    (``beyond`` of ``tiles``), else None. ``measured``: the STD's coverage of the truth at 1 and 2 STD on simulated
+    galaxies beyond the range, then within it (docs/inpainting.md, "Galaxies the model never saw")."""
+    if not beyond:
+        return None
+    out1, out2, in1, in2 = (f"{100 * v:.0f}" for v in measured)
+    return (f"the STD is too small where the labels lie beyond the training range ({beyond} of {tiles} tiles): on "
+            f"simulated galaxies beyond it the truth fell within 1 / 2 STD in {out1} / {out2} % of the pixels, against "
+            f"{in1} / {in2} % within it (68 / 95 % if calibrated); treat the STD there as a lower bound")
