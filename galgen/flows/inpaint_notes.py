@@ -118,6 +118,6 @@ def std_note(beyond: int, tiles: int, *, measured: tuple[float, float, float, fl
     if not beyond:
         return None
     out1, out2, in1, in2 = (f"{100 * v:.0f}" for v in measured)
-    return (f"the STD is too small where the labels lie beyond the training range ({beyond} of {tiles} tiles): on "
+    return (f"the STD may be too small where the labels lie beyond the training range ({beyond} of {tiles} tiles): on "
             f"simulated galaxies beyond it the truth fell within 1 / 2 STD in {out1} / {out2} % of the pixels, against "
             f"{in1} / {in2} % within it (68 / 95 % if calibrated); treat the STD there as a lower bound")
