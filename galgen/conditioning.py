@@ -148,7 +148,7 @@ def clip(conditions: Sequence[Condition], values: np.ndarray) -> np.ndarray:
     return np.clip(values, [c.min for c in conditions], [c.max for c in conditions])
 
 
-def beyond(conditions: Sequence[Condition], values: np.ndarray) -> str:
+def beyond(conditions: Sequence[Condition], values: np.ndarray, *, then: str = "so clipped to it") -> str:
     """'' or a clause for a note saying which measured labels (N, K) lie beyond the training range and
     were clipped, e.g. "; beyond the training range, so clipped to it: mag_r 12.5 (range 15-19.5) ...".
     Rows with a NaN (the unconditional ones) are not counted; with several rows, how many and the worst."""
@@ -163,7 +163,7 @@ def beyond(conditions: Sequence[Condition], values: np.ndarray) -> str:
             parts.append(f"{c.name}{where} {worst:.3g} (range {c.min:.3g}-{c.max:.3g})")
     if not parts:
         return ""
-    return (f"; beyond the training range, so clipped to it: {', '.join(parts)} (the model never saw such a "
+    return (f"; beyond the training range, {then}: {', '.join(parts)} (the model never saw such a "
             "galaxy: expect a poorer result)")
 
 
@@ -474,6 +474,19 @@ def labels_of(model: "LoadedModel", flux: np.ndarray, *, unknown: np.ndarray | N
     return measured(model.conditions, flux, bands=model.bands, pixel_scale=scale)
 
 
+def unconditional_beyond(conditions: Sequence[Condition], values: np.ndarray | None) -> np.ndarray | None:
+    """Measured labels (N, K) with every row that lies beyond the training range in some condition made NaN
+    (the unconditional model); None stays None. Inpainting tells the model a galaxy it never saw nothing rather
+    than the clipped labels of another: on such galaxies of the populations it never saw the fill is more
+    accurate so (docs/inpainting.md, "Galaxies the model never saw")."""
+    if values is None:
+        return None
+    values = np.array(values, dtype=np.float64, copy=True)
+    rows = sorted({row for row, _, value in outside(conditions, values) if np.isfinite(value)})
+    values[rows] = np.nan
+    return values
+
+
 def scaled(model: "LoadedModel", labels: np.ndarray, scales: np.ndarray) -> np.ndarray | None:
     """Labels (N, K) of stamps as given, for the stamps divided by ``scales`` (N,): magnitudes
     (``mag_*``) 2.5 log10 S fainter, sizes, shapes and colours unchanged; None for an unconditional model."""
@@ -486,17 +499,23 @@ def scaled(model: "LoadedModel", labels: np.ndarray, scales: np.ndarray) -> np.n
     return labels
 
 
-def told_note(conditions: Sequence[Condition], told: np.ndarray, *, where: str, parts: str = "windows") -> str:
+def told_note(conditions: Sequence[Condition], told: np.ndarray, *, where: str, parts: str = "windows",
+              unconditional_beyond: bool = False) -> str:
     """The sentence naming what a conditional model was told: ``told`` (N, K) rows measured ``where`` (e.g.
     "around the mask"), NaN rows unconditional; for several rows, how many ``parts`` there were. Labels
-    beyond the training range are named (`beyond`)."""
+    beyond the training range are named (`beyond`): clipped to it, or with ``unconditional_beyond`` not told
+    at all (`unconditional_beyond`, the rows run unconditionally)."""
     told = np.atleast_2d(np.asarray(told, dtype=np.float64))
+    then = "so not told to the model, which ran unconditionally there" if unconditional_beyond else "so clipped to it"
     if len(told) == 1:
         if not np.isfinite(told[0]).all():
             return f"no measurable galaxy {where}; the conditional model ran unconditionally"
         values = ", ".join(f"{c.name} {v:.3g}" for c, v in zip(conditions, told[0]))
+        outcome = beyond(conditions, told, then=then)
+        if unconditional_beyond and outcome:
+            return f"the galaxy's labels, measured {where} by galgen's photometry ({values}), lie{outcome[1:]}"
         return (f"the conditional model was told the galaxy's own labels, measured {where} by galgen's photometry: "
-                f"{values}{beyond(conditions, told)}")
+                f"{values}{outcome}")
     unconditional = int(sum(not np.isfinite(row).all() for row in told))
     return (f"the conditional model was told the labels measured {where} in each of {len(told)} {parts} "
-            f"({unconditional} without a measurable galaxy ran unconditionally){beyond(conditions, told)}")
+            f"({unconditional} without a measurable galaxy ran unconditionally){beyond(conditions, told, then=then)}")

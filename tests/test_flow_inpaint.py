@@ -369,8 +369,16 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     told_faint = labels_of(conditional_model, fainter.data[None], unknown=mask)
     assert told_faint[0, 0] == pytest.approx(told[0, 0] + 2.5, abs=0.01)  # 0.1x: 2.5 mag fainter, not clipped
     assert told_faint[0, 0] > conditional_model.conditions[0].max
-    notes = fill_cube(fainter, mask[0], model=conditional_model, config=FAST).notes
-    assert any("beyond the training range, so clipped to it: mag_r" in note for note in notes), notes
+    faint_fill = fill_cube(fainter, mask[0], model=conditional_model, config=FAST)
+    assert any(note.startswith("the galaxy's labels, measured around the mask by galgen's photometry (mag_r")
+               and "beyond the training range, so not told to the model, which ran unconditionally there: mag_r"
+               in note for note in faint_fill.notes), faint_fill.notes
+    # a galaxy beyond the range is filled as the unconditional model fills it, not told clipped labels
+    nothing = np.full((1, len(conditional_model.conditions)), np.nan)
+    unconditional = fill_stamps(fainter.data[None], mask, model=conditional_model, config=FAST, labels=nothing)
+    np.testing.assert_allclose(faint_fill.data, unconditional[0], rtol=1e-3, atol=1e-5)
+    clipped = fill_stamps(fainter.data[None], mask, model=conditional_model, config=FAST, labels=told_faint)
+    assert not np.allclose(faint_fill.data, clipped[0], rtol=1e-3, atol=1e-5)
     # a galaxy brighter than the training galaxies is filled scaled down (`flux_scales`): the model is
     # told the labels of what it fills, 2.5 log10 S fainter
     from galgen.flows.fill import flux_scales
@@ -381,10 +389,13 @@ def test_a_conditional_model_is_told_the_labels_measured_around_the_mask(conditi
     assert notes[0].startswith("1 of 1 tiles held known pixels brighter than the model's training galaxies"), notes
     assert f"mag_r {told_bright[0, 0] + 2.5 * np.log10(scale):.3g}" in notes[1], notes
     assert labels_of(tiny_model, image.data[None], unknown=mask) is None
-    # the fill uses them, and says so
-    result = fill_cube(image, mask[0], model=conditional_model, config=FAST)
-    assert any("told the galaxy's own labels" in note and "mag_r" in note for note in result.notes)
-    stamps = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
+    # the fill uses them, and says so (filled at its own flux: scaled down, this blob is told a magnitude beyond
+    # the range and filled unconditionally)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("galgen.flows.fill.PEAK_FRACTION", np.inf)
+        result = fill_cube(image, mask[0], model=conditional_model, config=FAST)
+        assert any("told the galaxy's own labels" in note and "mag_r" in note for note in result.notes), result.notes
+        stamps = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
     np.testing.assert_allclose(stamps[0], result.data, rtol=1e-3, atol=1e-5)  # one batch or another: float32 kernels differ by rounding (AVX2)
 
 
@@ -403,7 +414,7 @@ def test_a_std_written_for_labels_beyond_the_training_range_is_called_too_small(
     fainter = Cube(data=image.data * 0.1, bands=image.bands, wcs=image.wcs, unit=image.unit)  # 2.5 mag beyond
     notes = fill_cube(fainter, mask, model=conditional_model, config=two).notes
     assert any(note.startswith("the STD may be too small where the labels lie beyond the training range (1 of 1 tiles)")
-               and "39 / 63 %" in note for note in notes), notes
+               and "43 / 68 %" in note for note in notes), notes
     # one draw writes no STD, so nothing is said of it
     assert not any("STD" in note for note in fill_cube(fainter, mask, model=conditional_model, config=FAST).notes)
 
@@ -416,12 +427,14 @@ def test_stamps_can_be_told_their_labels(conditional_model, tiny_model):
     mask = np.zeros((1, 3, 16, 16), dtype=bool)
     mask[:, :, 7:10, :] = True
     measured_labels = labels_of(conditional_model, image.data[None], unknown=mask)
-    default = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
-    # told the labels it would have measured, the fill is the default one; told others, it is not
-    told = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST, labels=measured_labels)
-    np.testing.assert_array_equal(told, default)
-    other = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST, labels=measured_labels + 1.0)
-    assert not np.array_equal(other[mask], default[mask])
+    with pytest.MonkeyPatch.context() as patch:  # filled at its own flux, so told labels within the range
+        patch.setattr("galgen.flows.fill.PEAK_FRACTION", np.inf)
+        default = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST)
+        # told the labels it would have measured, the fill is the default one; told others, it is not
+        told = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST, labels=measured_labels)
+        np.testing.assert_array_equal(told, default)
+        other = fill_stamps(image.data[None], mask, model=conditional_model, config=FAST, labels=measured_labels + 1.0)
+        assert not np.array_equal(other[mask], default[mask])
     # a stamp filled at 1/S of its flux is told magnitudes 2.5 log10 S fainter, its size unchanged
     # (conditions: mag_r, r_e), as it is told when the labels are measured
     bright = image.data[None] * 100
@@ -434,7 +447,8 @@ def test_stamps_can_be_told_their_labels(conditional_model, tiny_model):
     assert scaled(tiny_model, measured_labels, scale) is None
 
 
-def test_guidance_steers_a_conditional_fill_and_is_refused_when_negative(conditional_model, tiny_model):
+def test_guidance_steers_a_conditional_fill_and_is_refused_when_negative(conditional_model, tiny_model, monkeypatch):
+    monkeypatch.setattr("galgen.flows.fill.PEAK_FRACTION", np.inf)  # filled at its own flux, told labels within the range
     model = conditional_model
     x, sigma = torch.randn(1, 3, 16, 16), torch.ones(1)
     labels = torch.tensor([[1.0, -1.0]])

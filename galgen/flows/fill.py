@@ -5,7 +5,8 @@ for an image whose pixel scale is not the model's, the model-scale grid the fill
 then runs, draw by draw and wave by wave, the flux through `LoadedModel.to_model` into [-1, 1],
 guided sampling (galgen.engine.inpaint), `LoadedModel.to_flux` back; the mean of the draws
 (metrics.moments) is the fill and its error about the noise-free flux the STD (galgen.uncertainty).
-A conditional model is told the galaxy's own labels (`conditioning.labels_of`). `fill_stamps` fills
+A conditional model is told the galaxy's own labels (`conditioning.labels_of`), or nothing where they lie beyond its
+training range (`conditioning.unconditional_beyond`). `fill_stamps` fills
 many model-sized stamps in one batch. The facts of a fill are worded in galgen.flows.inpaint_notes.
 """
 
@@ -36,7 +37,7 @@ DEFAULT_SAMPLER = "ddim"  # with eta = 1, DEFAULT_STEPS steps, pull DEFAULT_PULL
 DEFAULT_STEPS = 15        # measured best at N = 200 (as accurate as 50 steps with pull 10, the same coverage, 3/10 of
 DEFAULT_PULL = 5.0        # the network passes; 10 steps under-covers at 2 sigma: benchmarks/results/inpainting.md)
 SCALE_TOLERANCE = 0.01  # relative pixel-scale difference above which the user is told
-STD_BEYOND_RANGE = (0.393, 0.630, 0.624, 0.870)  # coverage at 1 / 2 STD of the 4-draw STD on population A (N = 200):
+STD_BEYOND_RANGE = (0.426, 0.678, 0.624, 0.870)  # coverage at 1 / 2 STD of the 4-draw STD on population A (N = 200):
                                                # stamps whose labels lie beyond the model's range, then within it
                                                # (docs/inpainting.md, "Galaxies the model never saw")
 PEAK_FRACTION = 0.15  # a window whose peak exceeds this fraction of the upper truncation is scaled down to it: about
@@ -227,8 +228,9 @@ def _fill_pixels(image: Cube, planned: Plan, *, model: LoadedModel, config: Inpa
     callback = (lambda *_: advance()) if advance is not None else None
     windows = [t.window(model.size) for t in planned.tiles]
     scales = [float(flux_scales(model, flux[None, :, ys, xs], pending[None, :, ys, xs])[0]) for ys, xs in windows]
-    labels = [conditioning.labels_of(model, flux[None, :, ys, xs] / scale, unknown=pending[None, :, ys, xs],
-                                     pixel_scale=image.pixel_scale) for (ys, xs), scale in zip(windows, scales)]
+    measured = [conditioning.labels_of(model, flux[None, :, ys, xs] / scale, unknown=pending[None, :, ys, xs],
+                                       pixel_scale=image.pixel_scale) for (ys, xs), scale in zip(windows, scales)]
+    labels = [conditioning.unconditional_beyond(model.conditions, row) for row in measured]
     moments = RunningMoments()
     for first in range(0, config.draws, config.batch):
         draws = list(range(first, min(first + config.batch, config.draws)))
@@ -250,13 +252,13 @@ def _fill_pixels(image: Cube, planned: Plan, *, model: LoadedModel, config: Inpa
         std[rows] = fill_error(moments.std**2, chosen, noise, draws=config.draws)
     filled = np.zeros(image.shape, dtype=bool)
     filled[rows] = chosen
-    told = [row for row in labels if row is not None]
+    told = [row for row in measured if row is not None]
     notes = [words.scale_note(image.pixel_scale, model.pixel_scale, tolerance=SCALE_TOLERANCE),
              words.brightness_note(scales, peak_fraction=PEAK_FRACTION),
              words.clipping_note(clipping(image.data[rows], chosen, model=model, filled=data[rows],
                                           scales=cap[:ny, :nx])),
              conditioning.told_note(model.conditions, np.concatenate(told), where="around the mask",
-                                    parts="tiles") if told else None,
+                                    parts="tiles", unconditional_beyond=True) if told else None,
              words.std_note(sum(bool(conditioning.outside(model.conditions, row[np.isfinite(row).all(axis=1)]))
                                 for row in told), len(told), measured=STD_BEYOND_RANGE)
              if told and config.draws > 1 else None]
@@ -311,8 +313,10 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model: LoadedModel, co
     alone and the result does not depend on the calls. ``advance()`` is called once per sampler step of each call. ``masks`` (N, C or 1, size, size) boolean, True = fill.
     Outside the masks the result equals ``images`` bit for bit. A conditional model is told
     ``labels`` (N, K) in the conditions' units when given (a catalogue's, or a benchmark's truth;
-    NaN rows unconditional), else the labels measured around the masks (`conditioning.labels_of`); a stamp
-    filled at 1/S of its flux is told magnitudes 2.5 log10 S fainter either way.
+    NaN rows unconditional), else the labels measured around the masks (`conditioning.labels_of`), a stamp
+    whose measured labels lie beyond the training range being filled unconditionally
+    (`conditioning.unconditional_beyond`); a stamp filled at 1/S of its flux is told magnitudes 2.5 log10 S
+    fainter either way.
     """
     import torch
 
@@ -326,8 +330,8 @@ def fill_stamps(images: np.ndarray, masks: np.ndarray, *, model: LoadedModel, co
     sigmas = model.sigmas(config.sampler, config.resolved_steps())
     scales = flux_scales(model, images, masks)[:, None, None, None]
     known = np.where(masks, 0.0, images) / scales
-    told = (conditioning.labels_of(model, known, unknown=masks) if labels is None
-            else conditioning.scaled(model, labels, scales[:, 0, 0, 0]))
+    told = (conditioning.unconditional_beyond(model.conditions, conditioning.labels_of(model, known, unknown=masks))
+            if labels is None else conditioning.scaled(model, labels, scales[:, 0, 0, 0]))
     out = images.copy()
     batch = _windows_per_call(model)
     for start in range(0, len(images), batch):  # network calls of at most `batch` stamps: memory stays flat
